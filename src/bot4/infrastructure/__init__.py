@@ -1,0 +1,1 @@
+"""Infrastructure every engine path goes through: platform contract, breakers, queues, metrics."""

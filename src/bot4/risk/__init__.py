@@ -1,0 +1,1 @@
+"""bot4.risk (see its issue)."""

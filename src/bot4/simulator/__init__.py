@@ -1,0 +1,1 @@
+"""bot4.simulator (see its issue)."""

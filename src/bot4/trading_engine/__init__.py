@@ -1,0 +1,1 @@
+"""bot4.trading_engine (see its issue)."""
