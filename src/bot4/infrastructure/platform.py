@@ -9,6 +9,7 @@ scalar paths, e.g. to reproduce a suspected SIMD bug.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import platform as _stdlib_platform
@@ -147,8 +148,8 @@ class PlatformReport:
 
 def detect_cpu_features() -> CpuFeatures:
     """Ask numpy which CPU features it detected and which targets it was built for."""
-    from numpy._core import _multiarray_umath as umath  # noqa: PLC0415 - numpy is optional here
-
+    # numpy's private module: the only place it exposes its runtime CPU detection.
+    umath = importlib.import_module("numpy._core._multiarray_umath")
     features: dict[str, bool] = dict(umath.__cpu_features__)
     return CpuFeatures(
         detected=tuple(sorted(name for name, ok in features.items() if ok)),

@@ -1,0 +1,109 @@
+"""bot4's gate: one short session per concern; `nox -l` lists them, `nox` runs every gate.
+
+Every session installs only from the hash-pinned locks (toolchain.lock → locks/*.txt)
+with --require-hashes, and never downloads an interpreter. The work is done by the
+tools themselves or by `python -m ci <command>`; nothing here decides a verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.5.1"
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.download_python = "never"
+nox.options.error_on_external_run = True
+nox.options.reuse_venv = "yes"
+
+ROOT = Path(__file__).parent
+PYTHON = "3.11"
+TOOLCHAIN_LOCK = "locks/toolchain.txt"
+SOURCES = ("src", "ci", "tests", "noxfile.py", "benchmarks")
+REPORTS = ROOT / "reports"
+# The gate must never fetch interpreters or read a user's uv/pip config.
+HERMETIC_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
+os.environ.update(HERMETIC_ENV)
+
+
+def install_locked(session: nox.Session) -> None:
+    """The locked toolchain (hashes required), then bot4 and ci editable without deps."""
+    session.install("--require-hashes", "-r", TOOLCHAIN_LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".", "-e", "./ci")
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def toolchain(session: nox.Session) -> None:
+    """Check the interpreter, the lock files and every installed tool against toolchain.lock."""
+    install_locked(session)
+    venvs = []
+    if sys.prefix != sys.base_prefix:  # nox itself runs from a venv: check nox and uv too
+        venvs += ["--venv", f"runner={sys.prefix}"]
+    for cfg in sorted((ROOT / ".nox").glob("*/pyvenv.cfg")):
+        if cfg.parent.resolve() != Path(session.virtualenv.location).resolve():
+            venvs += ["--venv", f"session={cfg.parent.relative_to(ROOT)}"]
+    session.run("python", "-m", "ci", "toolchain", *venvs)
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over src, ci, tests, benchmarks and noxfile.py."""
+    install_locked(session)
+    paths = [p for p in SOURCES if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def types(session: nox.Session) -> None:
+    """mypy --strict over src/bot4, ci and tests."""
+    install_locked(session)
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def security(session: nox.Session) -> None:
+    """bandit over src and ci (JSON kept in reports/), then IP-literal and secret scan."""
+    install_locked(session)
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "bandit", "-q", "-r", "src", "ci", "-f", "json", "-o", "reports/bandit.json", "--exit-zero"
+    )
+    session.run("bandit", "-q", "-r", "src", "ci")
+    session.run("python", "-m", "ci", "security-scan")
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def tests(session: nox.Session) -> None:
+    """pytest under branch coverage over src/bot4 and ci, then the per-package coverage gate."""
+    install_locked(session)
+    REPORTS.mkdir(exist_ok=True)
+    session.run("coverage", "erase")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "json", "-q")
+    session.run("coverage", "xml", "-q")
+    session.run("coverage", "html", "-q")
+    gate = (
+        ["--diff", os.environ["BOT4_COVERAGE_DIFF_BASE"]]
+        if "BOT4_COVERAGE_DIFF_BASE" in os.environ
+        else []
+    )
+    session.run("python", "-m", "ci", "coverage-gate", *gate)
+
+
+@nox.session(python=False, default=False, tags=["maintenance"])
+def lock(session: nox.Session) -> None:
+    """Regenerate locks/*.txt (uv pip compile --generate-hashes) and toolchain.lock."""
+    uv = Path(sys.executable).parent / "uv"
+    session.run(sys.executable, "-m", "ci", "lock", "--uv", str(uv), *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False, tags=["bench"])
+def bench(session: nox.Session) -> None:
+    """Run every benchmark script (benchmarks/*/bench_*.py); pass --quick for a short run."""
+    install_locked(session)
+    for script in sorted((ROOT / "benchmarks").glob("*/bench_*.py")):
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs)
