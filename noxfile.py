@@ -70,9 +70,20 @@ def security(session: nox.Session) -> None:
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
     session.run(
-        "bandit", "-q", "-r", "src", "ci", "-f", "json", "-o", "reports/bandit.json", "--exit-zero"
+        "bandit",
+        "-q",
+        "-c",
+        "pyproject.toml",
+        "-r",
+        "src",
+        "ci",
+        "-f",
+        "json",
+        "-o",
+        "reports/bandit.json",
+        "--exit-zero",
     )
-    session.run("bandit", "-q", "-r", "src", "ci")
+    session.run("bandit", "-q", "-c", "pyproject.toml", "-r", "src", "ci")
     session.run("python", "-m", "ci", "security-scan")
 
 
@@ -82,7 +93,9 @@ def tests(session: nox.Session) -> None:
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    # The toolchain tests drive the real, pinned uv that nox itself runs with.
+    uv = {"UV": str(Path(sys.executable).parent / "uv")}
+    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=uv)
     session.run("coverage", "json", "-q")
     session.run("coverage", "xml", "-q")
     session.run("coverage", "html", "-q")

@@ -16,7 +16,7 @@ import os
 import platform
 import shutil
 import struct
-import subprocess  # nosec B404 - runs uv, a pinned tool, with a fixed argument list
+import subprocess
 import sys
 import tempfile
 import tomllib
@@ -248,7 +248,9 @@ Runner = Callable[[Sequence[str], Path], None]
 
 
 def _run_uv(argv: Sequence[str], cwd: Path) -> None:
-    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
+    result = subprocess.run(  # noqa: S603  # nosec B603
+        argv, cwd=cwd, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise GateError(f"uv pip compile failed: {detail}")
