@@ -35,6 +35,11 @@ def install_locked(session: nox.Session) -> None:
     session.install("--no-deps", "--no-build-isolation", "-e", ".", "-e", "./ci")
 
 
+def pinned_uv() -> dict[str, str]:
+    """$UV for tools that drive uv themselves: the pinned uv nox runs with."""
+    return {"UV": str(Path(sys.executable).parent / "uv")}
+
+
 @nox.session(python=PYTHON, tags=["gate"])
 def toolchain(session: nox.Session) -> None:
     """Check the interpreter, the lock files and every installed tool against toolchain.lock."""
@@ -93,9 +98,7 @@ def tests(session: nox.Session) -> None:
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
     session.run("coverage", "erase")
-    # The toolchain tests drive the real, pinned uv that nox itself runs with.
-    uv = {"UV": str(Path(sys.executable).parent / "uv")}
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=uv)
+    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=pinned_uv())
     session.run("coverage", "json", "-q")
     session.run("coverage", "xml", "-q")
     session.run("coverage", "html", "-q")
@@ -119,4 +122,4 @@ def bench(session: nox.Session) -> None:
     """Run every benchmark script (benchmarks/*/bench_*.py); pass --quick for a short run."""
     install_locked(session)
     for script in sorted((ROOT / "benchmarks").glob("*/bench_*.py")):
-        session.run("python", str(script.relative_to(ROOT)), *session.posargs)
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs, env=pinned_uv())
