@@ -1,0 +1,389 @@
+"""EmotionFreeGate: every order passes here before routing; every decision is audited.
+
+The gate encodes the rules a disciplined trader holds to and a tired one breaks: trade
+only with statistical evidence of an edge; no revenge trading after a loss streak or a
+drawdown step; no chasing a move that already happened (FOMO); no sizing above the
+fractional-Kelly size, and no escalating size on a hot streak. Each rule has a reason
+code. State is updated by fills (``record_trade``) and prices (``observe_price``) so a
+decision itself only reads cached numbers — it sits on the order path.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from bot4.risk.portfolio import DrawdownTracker, kelly_fraction
+from bot4.trading_engine.audit_log import AuditLog
+from bot4.trading_engine.errors import GateConfigError
+from bot4.trading_engine.override import OverrideRejectedError, OverrideVerifier
+from bot4.trading_engine.stats import sign_test_positive, t_test_positive_mean
+
+log = logging.getLogger(__name__)
+
+
+class Reason(StrEnum):
+    """Why the gate decided as it did (stable strings: they are metric labels)."""
+
+    PASSED = "passed"
+    GATE_DISABLED = "gate_disabled"
+    OVERRIDE = "operator_override"
+    OVERRIDE_REJECTED = "override_rejected"
+    DRAWDOWN_HALT = "drawdown_halt"
+    REVENGE_COOLDOWN = "revenge_cooldown"
+    FOMO = "fomo_chasing"
+    INSUFFICIENT_HISTORY = "insufficient_history"
+    NO_EDGE = "no_statistical_edge"
+    OVERSIZED = "oversized_vs_kelly"
+    SIZE_ESCALATION = "size_escalation_after_wins"
+
+
+ALLOWING = frozenset({Reason.PASSED, Reason.GATE_DISABLED, Reason.OVERRIDE})
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Every rule's knobs; ``validate`` runs at construction."""
+
+    alpha: float = 0.05
+    test: Literal["t", "sign"] = "t"
+    min_trades: int = 20
+    window_trades: int = 100
+    loss_streak: int = 3
+    drawdown_step: float = 0.05
+    cooldown_ns: int = 15 * 60 * 1_000_000_000
+    fomo_sigma: float = 3.0
+    fomo_lookback: int = 5
+    vol_window: int = 100
+    kelly_fraction: float = 0.25
+    kelly_cap: float = 0.2
+    win_streak: int = 2
+    max_size_growth: float = 1.5
+    drawdown_limit: float = 0.15
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[bool, str]] = [
+            (0 < self.alpha < 1, f"alpha must be in (0, 1), got {self.alpha}"),
+            (self.test in ("t", "sign"), f"test must be 't' or 'sign', got {self.test!r}"),
+            (self.min_trades >= 2, f"min_trades must be ≥ 2, got {self.min_trades}"),
+            (
+                self.window_trades >= self.min_trades,
+                f"window_trades must be ≥ min_trades, got {self.window_trades}",
+            ),
+            (self.loss_streak >= 1, f"loss_streak must be ≥ 1, got {self.loss_streak}"),
+            (
+                0 < self.drawdown_step < 1,
+                f"drawdown_step must be in (0, 1), got {self.drawdown_step}",
+            ),
+            (self.cooldown_ns >= 0, f"cooldown_ns must be ≥ 0, got {self.cooldown_ns}"),
+            (self.fomo_sigma > 0, f"fomo_sigma must be > 0, got {self.fomo_sigma}"),
+            (self.fomo_lookback >= 1, f"fomo_lookback must be ≥ 1, got {self.fomo_lookback}"),
+            (
+                self.vol_window > self.fomo_lookback,
+                f"vol_window must be > fomo_lookback, got {self.vol_window}",
+            ),
+            (
+                0 < self.kelly_fraction <= 1,
+                f"kelly_fraction must be in (0, 1], got {self.kelly_fraction}",
+            ),
+            (0 < self.kelly_cap <= 1, f"kelly_cap must be in (0, 1], got {self.kelly_cap}"),
+            (self.win_streak >= 1, f"win_streak must be ≥ 1, got {self.win_streak}"),
+            (self.max_size_growth >= 1, f"max_size_growth must be ≥ 1, got {self.max_size_growth}"),
+            (
+                0 < self.drawdown_limit < 1,
+                f"drawdown_limit must be in (0, 1), got {self.drawdown_limit}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise GateConfigError(f"gate config: {message}")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A strategy's wish to trade, before any check."""
+
+    order_id: str
+    instrument: str
+    side: int  # +1 buy, -1 sell
+    quantity: float
+    price: float
+    ts_ns: int
+    strategy: str = "default"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's answer, as logged."""
+
+    order_id: str
+    allowed: bool
+    reason: Reason
+    detail: str = ""
+    p_value: float | None = None
+
+
+class GateMetrics:
+    """Decisions by outcome and reason, and decision latency; children made once."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        decisions = Counter(
+            "gate_decisions",
+            "Emotion-free gate decisions by outcome and reason",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+        self._children = {
+            reason: decisions.labels("allow" if reason in ALLOWING else "block", reason.value)
+            for reason in Reason
+        }
+        self.latency = Histogram(
+            "gate_decision_seconds",
+            "Time to reach a gate decision",
+            registry=registry,
+            buckets=(1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 1e-3, float("inf")),
+        )
+
+    def count(self, reason: Reason) -> None:
+        """Count one decision."""
+        self._children[reason].inc()
+
+
+@dataclass
+class _Prices:
+    """Recent prices of one instrument and the cached chasing direction."""
+
+    window: deque[float]
+    chasing: int = 0  # +1 after a large up-move, -1 after a large down-move
+
+
+@dataclass
+class _Trades:
+    """Recent trade outcomes and what the rules derived from them."""
+
+    outcomes: deque[float]
+    p_value: float = 1.0
+    loss_streak: int = 0
+    win_streak: int = 0
+    cooldown_until_ns: int = -1
+    last_step: int = 0
+    win_probability: float = 0.0
+    win_loss_ratio: float = 0.0
+    last_size: dict[str, float] = field(default_factory=dict)
+
+
+class EmotionFreeGate:
+    """The gate. Thread-safe; ``enabled`` is an atomic flag (``threading.Event``)."""
+
+    def __init__(
+        self,
+        config: GateConfig | None = None,
+        *,
+        audit_log: AuditLog | None = None,
+        metrics: GateMetrics | None = None,
+        override: OverrideVerifier | None = None,
+        clock: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.config = config or GateConfig()
+        self.audit_log = audit_log
+        self.metrics = metrics
+        self.override = override
+        self._clock = clock
+        self._enabled = threading.Event()
+        self._enabled.set()
+        self._lock = threading.Lock()
+        self._trades = _Trades(outcomes=deque(maxlen=self.config.window_trades))
+        self._prices: dict[str, _Prices] = {}
+        self._drawdown = DrawdownTracker(self.config.drawdown_limit)
+        self._equity = math.nan
+
+    # --- switches ------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether rules are applied (a disabled gate passes everything, still logged)."""
+        return self._enabled.is_set()
+
+    def set_enabled(self, value: bool, operator: str, reason: str) -> None:
+        """Switch the gate on or off; the switch itself is audited."""
+        (self._enabled.set if value else self._enabled.clear)()
+        log.warning("gate %s by %s: %s", "enabled" if value else "DISABLED", operator, reason)
+        self._audit("gate_switch", {"enabled": value, "operator": operator, "reason": reason})
+
+    # --- state updates (off the decision path) --------------------------------------------
+
+    def record_trade(
+        self, pnl_fraction: float, equity: float, quantity: float, instrument: str, ts_ns: int
+    ) -> None:
+        """A closed trade: its P&L as a fraction of equity, the equity after it, its size."""
+        if not (math.isfinite(pnl_fraction) and math.isfinite(equity) and equity > 0):
+            raise GateConfigError("record_trade needs finite pnl and equity > 0")
+        cfg = self.config
+        with self._lock:
+            t = self._trades
+            t.outcomes.append(pnl_fraction)
+            t.last_size[instrument] = quantity
+            if pnl_fraction < 0:
+                t.loss_streak += 1
+                t.win_streak = 0
+            elif pnl_fraction > 0:
+                t.win_streak += 1
+                t.loss_streak = 0
+            status = self._drawdown.update(equity)
+            step = int(status.drawdown / cfg.drawdown_step)
+            if t.loss_streak >= cfg.loss_streak or step > t.last_step:
+                t.cooldown_until_ns = ts_ns + cfg.cooldown_ns
+            t.last_step = step
+            self._equity = equity
+            outcomes = list(t.outcomes)
+            test = t_test_positive_mean if cfg.test == "t" else sign_test_positive
+            t.p_value = test(outcomes)
+            wins = [x for x in outcomes if x > 0]
+            losses = [-x for x in outcomes if x < 0]
+            t.win_probability = len(wins) / len(outcomes)
+            t.win_loss_ratio = (
+                (sum(wins) / len(wins)) / (sum(losses) / len(losses)) if wins and losses else 0.0
+            )
+
+    def observe_price(self, instrument: str, price: float) -> None:
+        """A market price; updates the instrument's chasing direction (FOMO rule)."""
+        if not (math.isfinite(price) and price > 0):
+            raise GateConfigError(f"price must be finite and > 0, got {price}")
+        cfg = self.config
+        with self._lock:
+            p = self._prices.get(instrument)
+            if p is None:
+                p = self._prices[instrument] = _Prices(deque(maxlen=cfg.vol_window + 1))
+            p.window.append(math.log(price))
+            logs = p.window
+            if len(logs) <= cfg.fomo_lookback + 1:
+                p.chasing = 0
+                return
+            steps = [b - a for a, b in zip(list(logs)[:-1], list(logs)[1:], strict=True)]
+            mean = sum(steps) / len(steps)
+            sigma = math.sqrt(sum((s - mean) ** 2 for s in steps) / (len(steps) - 1))
+            move = logs[-1] - logs[-1 - cfg.fomo_lookback]
+            threshold = cfg.fomo_sigma * sigma * math.sqrt(cfg.fomo_lookback)
+            p.chasing = 0 if sigma == 0 or abs(move) <= threshold else (1 if move > 0 else -1)
+
+    # --- the decision ---------------------------------------------------------------------
+
+    def decide(self, signal: Signal, override_token: str | None = None) -> Decision:
+        """Decide on one signal; audit and count it."""
+        start = time.perf_counter()
+        decision = self._decide(signal, override_token)
+        self._audit(
+            "decision",
+            {
+                "order_id": signal.order_id,
+                "instrument": signal.instrument,
+                "side": signal.side,
+                "quantity": signal.quantity,
+                "price": signal.price,
+                "allowed": decision.allowed,
+                "reason": decision.reason.value,
+                "detail": decision.detail,
+            },
+        )
+        if self.metrics is not None:
+            self.metrics.count(decision.reason)
+            self.metrics.latency.observe(time.perf_counter() - start)
+        return decision
+
+    def _decide(self, signal: Signal, override_token: str | None) -> Decision:
+        oid = signal.order_id
+        if not self._enabled.is_set():
+            return Decision(oid, True, Reason.GATE_DISABLED, "gate disabled: rules not applied")
+        if override_token is not None:
+            return self._override(signal, override_token)
+        cfg = self.config
+        t = self._trades
+        if self._drawdown.breached:
+            return Decision(
+                oid, False, Reason.DRAWDOWN_HALT, f"drawdown limit {cfg.drawdown_limit:.0%} reached"
+            )
+        if signal.ts_ns < t.cooldown_until_ns:
+            return Decision(
+                oid,
+                False,
+                Reason.REVENGE_COOLDOWN,
+                f"cooling down after losses until t={t.cooldown_until_ns}",
+            )
+        prices = self._prices.get(signal.instrument)
+        if prices is not None and prices.chasing == signal.side:
+            return Decision(
+                oid, False, Reason.FOMO, f"move > {cfg.fomo_sigma}σ in the signal's direction"
+            )
+        if len(t.outcomes) < cfg.min_trades:
+            return Decision(
+                oid,
+                False,
+                Reason.INSUFFICIENT_HISTORY,
+                f"{len(t.outcomes)} trades < {cfg.min_trades} needed for evidence",
+            )
+        if t.p_value >= cfg.alpha:
+            return Decision(
+                oid, False, Reason.NO_EDGE, f"p={t.p_value:.4f} ≥ {cfg.alpha}", t.p_value
+            )
+        return self._sizing(signal, t)
+
+    def _sizing(self, signal: Signal, t: _Trades) -> Decision:
+        cfg = self.config
+        oid = signal.order_id
+        if t.win_loss_ratio > 0:
+            share = kelly_fraction(
+                t.win_probability, t.win_loss_ratio, fraction=cfg.kelly_fraction, cap=cfg.kelly_cap
+            )
+        else:  # no losses yet: the edge is unmeasured, so size at the cap's fraction
+            share = cfg.kelly_cap * cfg.kelly_fraction
+        notional = abs(signal.quantity) * signal.price
+        if not math.isnan(self._equity) and notional > share * self._equity:
+            return Decision(
+                oid,
+                False,
+                Reason.OVERSIZED,
+                f"notional {notional:.2f} > Kelly {share:.4f} × equity {self._equity:.2f}",
+                t.p_value,
+            )
+        last = t.last_size.get(signal.instrument)
+        if (
+            t.win_streak >= cfg.win_streak
+            and last
+            and abs(signal.quantity) > cfg.max_size_growth * abs(last)
+        ):
+            return Decision(
+                oid,
+                False,
+                Reason.SIZE_ESCALATION,
+                f"size {abs(signal.quantity)} > {cfg.max_size_growth}× last {abs(last)} after "
+                f"{t.win_streak} wins",
+                t.p_value,
+            )
+        return Decision(oid, True, Reason.PASSED, "", t.p_value)
+
+    def _override(self, signal: Signal, token: str) -> Decision:
+        if self.override is None:
+            return Decision(
+                signal.order_id, False, Reason.OVERRIDE_REJECTED, "no override key configured"
+            )
+        try:
+            claims = self.override.verify(token, signal.order_id, self._clock())
+        except OverrideRejectedError as exc:
+            log.warning("override rejected for %s: %s", signal.order_id, exc)
+            return Decision(signal.order_id, False, Reason.OVERRIDE_REJECTED, str(exc))
+        detail = f"override by {claims.operator}: {claims.reason}"
+        log.warning("gate override for %s — %s", signal.order_id, detail)
+        return Decision(signal.order_id, True, Reason.OVERRIDE, detail)
+
+    def _audit(self, kind: str, data: dict[str, object]) -> None:
+        if self.audit_log is not None:
+            self.audit_log.append(kind, data)
