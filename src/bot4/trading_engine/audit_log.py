@@ -30,6 +30,7 @@ from bot4.trading_engine.errors import AuditError
 
 GENESIS = "0" * 64
 FORMAT = "bot4-audit/1"
+HASH_KEY = "sha256"  # sorts last among the record's keys (see _seal)
 
 
 class FsyncPolicy(Enum):
@@ -46,9 +47,20 @@ def canonical(obj: Mapping[str, Any]) -> bytes:
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
-    """SHA-256 over the canonical encoding of every field but ``hash`` itself."""
-    body = {k: v for k, v in record.items() if k != "hash"}
+    """SHA-256 over the canonical encoding of every field but ``sha256`` itself."""
+    body = {k: v for k, v in record.items() if k != HASH_KEY}
     return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def _seal(body: Mapping[str, Any]) -> tuple[str, bytes]:
+    """Hash a record body and return (hash, full canonical line) with one encoding pass.
+
+    ``sha256`` sorts after every other key, so appending it to the encoded body yields
+    exactly the canonical encoding of the whole record.
+    """
+    encoded = canonical(body)
+    digest = hashlib.sha256(encoded).hexdigest()
+    return digest, encoded[:-1] + b',"' + HASH_KEY.encode() + b'":"' + digest.encode() + b'"}\n'
 
 
 @dataclass(frozen=True)
@@ -113,7 +125,7 @@ def _scan_tail(path: Path) -> Tail:
         return Tail(0, GENESIS, torn)
     try:
         last = json.loads(lines[-1])
-        return Tail(int(last["seq"]) + 1, str(last["hash"]), torn)
+        return Tail(int(last["seq"]) + 1, str(last[HASH_KEY]), torn)
     except (ValueError, KeyError, TypeError):
         raise AuditError(f"{path}: last record is not valid; run bot4 audit verify") from None
 
@@ -193,23 +205,22 @@ class AuditLog:
         if self._fd < 0:
             raise AuditError(f"{self.path}: audit log is closed")
         record: dict[str, Any] = {
-            "format": FORMAT,
-            "seq": self._seq,
-            "ts": self._clock(),
-            "kind": kind,
+            "at_ns": self._clock(),
             "data": data,
+            "format": FORMAT,
+            "kind": kind,
             "prev": self._head,
+            "seq": self._seq,
         }
         try:
-            record["hash"] = record_hash(record)
-            line = canonical(record) + b"\n"
+            digest, line = _seal(record)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit record {kind!r} is not JSON-serialisable: {exc}") from None
         if self._rotate_bytes is not None and self._size() + len(line) > self._rotate_bytes:
             self._rotate()
         os.write(self._fd, line)
         self._seq += 1
-        self._head = record["hash"]
+        self._head = digest
         self._unsynced += 1
         if self._fsync is FsyncPolicy.ALWAYS or (
             self._fsync is FsyncPolicy.INTERVAL and self._unsynced >= self._fsync_every
@@ -343,7 +354,7 @@ def verify(paths: Sequence[Path], key: CheckpointKey | None = None) -> Verdict:
             if record["kind"] == "checkpoint":
                 checkpoints += 1
             expected_seq += 1
-            head = record["hash"]
+            head = record[HASH_KEY]
             records += 1
     return Verdict(True, records, checkpoints, head)
 
@@ -351,7 +362,7 @@ def verify(paths: Sequence[Path], key: CheckpointKey | None = None) -> Verdict:
 def _check_record(
     record: Mapping[str, Any], expected_seq: int, head: str, key: CheckpointKey | None
 ) -> str | None:
-    if record.get("hash") != record_hash(record):
+    if record.get(HASH_KEY) != record_hash(record):
         return "record hash mismatch (record edited)"
     seq = record.get("seq")
     if seq != expected_seq:

@@ -53,10 +53,14 @@ def test_chain_roundtrip_is_deterministic(tmp_path: Path) -> None:
     assert a.read_bytes() == b.read_bytes()
     records = [json.loads(x) for x in lines(a)]
     assert records[0]["prev"] == GENESIS
-    assert all(r["prev"] == p["hash"] for p, r in itertools.pairwise(records))
-    assert all(r["hash"] == record_hash(r) for r in records)
+    assert all(r["prev"] == p["sha256"] for p, r in itertools.pairwise(records))
+    assert all(r["sha256"] == record_hash(r) for r in records)
+    assert all(
+        json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n" == raw
+        for r, raw in zip(records, lines(a), strict=True)
+    )
     verdict = verify([a])
-    assert verdict.ok and verdict.records == 5 and verdict.head == records[-1]["hash"]
+    assert verdict.ok and verdict.records == 5 and verdict.head == records[-1]["sha256"]
     assert verdict.describe().startswith("OK: 5 records, 0 checkpoints verified")
 
 
@@ -75,7 +79,7 @@ def _tamper(path: Path, edit: str) -> None:
     elif edit == "rehash":  # an edit that also fixes its own hash still breaks the next link
         rec = json.loads(rows[2])
         rec["data"]["outcome"] = "x"
-        rec["hash"] = record_hash(rec)
+        rec["sha256"] = record_hash(rec)
         rows[2] = json.dumps(rec, sort_keys=True, separators=(",", ":")).encode() + b"\n"
     path.write_bytes(b"".join(rows))
 
@@ -107,7 +111,7 @@ def test_renumbered_insert_is_still_caught(tmp_path: Path) -> None:
     write_log(path, 4)
     rows = [json.loads(x) for x in lines(path)]
     forged = dict(rows[1], seq=2, data={"order": 99})
-    forged["hash"] = record_hash(forged)
+    forged["sha256"] = record_hash(forged)
     path.write_bytes(
         b"".join(
             json.dumps(r, sort_keys=True, separators=(",", ":")).encode() + b"\n"
@@ -228,7 +232,7 @@ def test_forged_checkpoint_head(tmp_path: Path) -> None:
     write_log(path, 3, checkpoint_key=HMAC, checkpoint_every=3)
     rows = [json.loads(x) for x in lines(path)]
     rows[-1]["data"]["head"] = "f" * 64
-    rows[-1]["hash"] = record_hash(rows[-1])
+    rows[-1]["sha256"] = record_hash(rows[-1])
     path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     assert verify([path], HMAC).problem == f"{path}:4: checkpoint names a different chain head"
 
