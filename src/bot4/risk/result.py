@@ -1,0 +1,54 @@
+"""The outcome of checking a batch: which rule rejected which order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bot4.risk.errors import RiskError
+from bot4.risk.reasons import RULES, Reason
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """``failed[r, k]`` is true when rule ``RULES[r]`` rejects order ``k``.
+
+    Every rule is evaluated for every order, so the matrix is complete; ``reasons``
+    is the first failing rule per order (``Reason.ACCEPTED`` = 0 when none fails).
+    """
+
+    reasons: NDArray[np.uint8]
+    failed: NDArray[np.bool_]
+
+    @classmethod
+    def from_failed(cls, failed: NDArray[np.bool_]) -> CheckResult:
+        """Derive the first failing reason per order from the mask matrix."""
+        reasons = np.zeros(failed.shape[1], dtype=np.uint8)
+        for row in range(failed.shape[0] - 1, -1, -1):  # one pass per rule, last to first
+            np.copyto(reasons, np.uint8(row + 1), where=failed[row])
+        failed.setflags(write=False)
+        reasons.setflags(write=False)
+        return cls(reasons=reasons, failed=failed)
+
+    @property
+    def accepted(self) -> NDArray[np.bool_]:
+        """Orders no rule rejected."""
+        accepted: NDArray[np.bool_] = self.reasons == Reason.ACCEPTED
+        return accepted
+
+    def rejected_by(self, reason: Reason) -> NDArray[np.bool_]:
+        """The mask of one rule (whether or not an earlier rule also rejected the order)."""
+        if reason is Reason.ACCEPTED:
+            raise RiskError("Reason.ACCEPTED is not a rule: pass a reject reason")
+        mask: NDArray[np.bool_] = self.failed[RULES.index(reason)]
+        return mask
+
+    def counts(self) -> dict[Reason, int]:
+        """Orders per first reason, every reason present (zeros included)."""
+        binned = np.bincount(self.reasons, minlength=len(Reason))
+        return {reason: int(binned[reason]) for reason in Reason}
+
+    def __len__(self) -> int:
+        return int(self.reasons.shape[0])
