@@ -1,0 +1,196 @@
+"""The ``kms`` backend: AWS KMS through boto3; keys never leave KMS.
+
+Key ids are KMS aliases without the ``alias/`` prefix (``gate-override`` means
+``alias/gate-override``); full ARNs, key UUIDs and ``alias/…`` names pass through.
+Messages of 1 to 4096 bytes are signed as ``RAW`` (KMS hashes them); empty and
+longer ones are hashed here and signed as ``DIGEST``.
+
+botocore logs request bodies (plaintexts, data keys) at DEBUG level, so creating
+a provider raises the ``botocore``/``boto3``/``urllib3`` loggers to INFO at least.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from cryptography.hazmat.primitives import serialization
+
+from bot4.infrastructure.errors import ConfigError
+from bot4.infrastructure.secrets.interface import (
+    SIGNING_ALGORITHM,
+    DataKey,
+    SecretBytes,
+    SecretsError,
+    SecretsProvider,
+    Signature,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_kms import KMSClient
+
+log = logging.getLogger(__name__)
+
+ENDPOINT_ENV = "BOT4_KMS_ENDPOINT"
+REGION_ENVS = ("BOT4_KMS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+RAW_LIMIT = 4096
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
+
+R = TypeVar("R")
+
+
+def kms_key_ref(key_id: str) -> str:
+    """The KeyId KMS expects: ``alias/<key_id>`` unless it already is an alias, ARN or UUID."""
+    if key_id.startswith(("alias/", "arn:")) or _UUID.match(key_id):
+        return key_id
+    return f"alias/{key_id}"
+
+
+def quiet_wire_logging() -> None:
+    """Keep botocore's DEBUG request dumps (which contain plaintexts) out of the logs."""
+    for name in _WIRE_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+class KmsSecrets(SecretsProvider):
+    """AWS KMS (or anything speaking its API, e.g. a local emulator at ``BOT4_KMS_ENDPOINT``)."""
+
+    backend = "kms"
+
+    def __init__(self, client: KMSClient | None = None) -> None:
+        quiet_wire_logging()
+        self._client = client if client is not None else self.client_from_env(os.environ)
+
+    @staticmethod
+    def client_from_env(environ: Mapping[str, str]) -> KMSClient:
+        """A boto3 KMS client for ``BOT4_KMS_REGION``/``AWS_REGION`` and ``BOT4_KMS_ENDPOINT``."""
+        import boto3  # noqa: PLC0415 - optional dependency (bot4[kms])
+
+        region = next((environ[name] for name in REGION_ENVS if environ.get(name)), None)
+        if region is None:
+            raise ConfigError("the KMS backend needs a region: set BOT4_KMS_REGION or AWS_REGION")
+        return boto3.client("kms", region_name=region, endpoint_url=environ.get(ENDPOINT_ENV))
+
+    def __repr__(self) -> str:
+        return f"KmsSecrets(endpoint={self._client.meta.endpoint_url!r})"
+
+    def _call(self, operation: str, key_id: str, call: Callable[[], R]) -> R:
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            return call()
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise SecretsError(
+                f"AWS KMS {operation} with key {key_id!r} failed: "
+                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+            ) from None
+        except BotoCoreError as exc:
+            raise SecretsError(f"AWS KMS {operation} with key {key_id!r} failed: {exc}") from None
+
+    def _create(self, key_id: str, spec: Literal["ECC_NIST_P256", "SYMMETRIC_DEFAULT"]) -> None:
+        usage: Literal["SIGN_VERIFY", "ENCRYPT_DECRYPT"] = (
+            "SIGN_VERIFY" if spec == "ECC_NIST_P256" else "ENCRYPT_DECRYPT"
+        )
+        client = self._client
+        created = self._call(
+            "CreateKey",
+            key_id,
+            lambda: client.create_key(KeySpec=spec, KeyUsage=usage, Description=f"bot4 {key_id}"),
+        )
+        target = created["KeyMetadata"]["KeyId"]
+        self._call(
+            "CreateAlias",
+            key_id,
+            lambda: client.create_alias(AliasName=kms_key_ref(key_id), TargetKeyId=target),
+        )
+
+    def create_signing_key(self, key_id: str) -> None:
+        self._create(key_id, "ECC_NIST_P256")
+
+    def create_encryption_key(self, key_id: str) -> None:
+        self._create(key_id, "SYMMETRIC_DEFAULT")
+
+    def encrypt(self, key_id: str, plaintext: bytes | SecretBytes) -> bytes:
+        raw = plaintext.reveal() if isinstance(plaintext, SecretBytes) else plaintext
+        client = self._client
+        out = self._call(
+            "Encrypt", key_id, lambda: client.encrypt(KeyId=kms_key_ref(key_id), Plaintext=raw)
+        )
+        return out["CiphertextBlob"]
+
+    def decrypt(self, key_id: str, ciphertext: bytes) -> SecretBytes:
+        client = self._client
+        out = self._call(
+            "Decrypt",
+            key_id,
+            lambda: client.decrypt(KeyId=kms_key_ref(key_id), CiphertextBlob=ciphertext),
+        )
+        return SecretBytes(out["Plaintext"])
+
+    def generate_data_key(self, key_id: str) -> DataKey:
+        client = self._client
+        out = self._call(
+            "GenerateDataKey",
+            key_id,
+            lambda: client.generate_data_key(KeyId=kms_key_ref(key_id), KeySpec="AES_256"),
+        )
+        return DataKey(key_id, SecretBytes(out["Plaintext"]), out["CiphertextBlob"])
+
+    @staticmethod
+    def _message(message: bytes) -> dict[str, Any]:
+        if 0 < len(message) <= RAW_LIMIT:  # KMS refuses empty RAW messages
+            return {"Message": message, "MessageType": "RAW"}
+        return {"Message": hashlib.sha256(message).digest(), "MessageType": "DIGEST"}
+
+    def sign(self, key_id: str, message: bytes) -> Signature:
+        client = self._client
+        out = self._call(
+            "Sign",
+            key_id,
+            lambda: client.sign(
+                KeyId=kms_key_ref(key_id),
+                SigningAlgorithm=SIGNING_ALGORITHM,
+                **self._message(message),
+            ),
+        )
+        return Signature(key_id, out["Signature"])
+
+    def verify(self, key_id: str, message: bytes, signature: Signature) -> bool:
+        if signature.algorithm != SIGNING_ALGORITHM:
+            return False
+        client = self._client
+        try:
+            out = self._call(
+                "Verify",
+                key_id,
+                lambda: client.verify(
+                    KeyId=kms_key_ref(key_id),
+                    Signature=signature.der,
+                    SigningAlgorithm=SIGNING_ALGORITHM,
+                    **self._message(message),
+                ),
+            )
+        except SecretsError as exc:
+            # Real KMS answers an invalid signature with this error (moto returns false).
+            if "KMSInvalidSignatureException" in str(exc):  # pragma: no cover - not emulated
+                return False
+            raise
+        return bool(out["SignatureValid"])
+
+    def public_key_pem(self, key_id: str) -> bytes:
+        client = self._client
+        out = self._call(
+            "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
+        )
+        key = serialization.load_der_public_key(out["PublicKey"])
+        return key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )

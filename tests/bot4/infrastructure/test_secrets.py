@@ -1,0 +1,356 @@
+"""Secrets backends: one contract for file, AWS KMS (moto server over real HTTP) and PKCS#11
+(SoftHSM2), plus the promise that secrets never reach logs, reprs, errors or metrics."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.server import ThreadedMotoServer
+
+from bot4.infrastructure.errors import ConfigError
+from bot4.infrastructure.metrics import Metrics
+from bot4.infrastructure.secrets.file import FileSecrets
+from bot4.infrastructure.secrets.interface import (
+    SecretBytes,
+    SecretsError,
+    SecretsProvider,
+    Signature,
+    verify_offline,
+)
+from bot4.infrastructure.secrets.kms import KmsSecrets, kms_key_ref, quiet_wire_logging
+from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets, read_pin_file
+from bot4.infrastructure.secrets.selection import default_secrets_dir, provider_from_env
+
+SOFTHSM_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+SECRET = b"TOP-SECRET-plaintext-4242"
+_ids = itertools.count()
+
+
+def new_id(prefix: str = "key") -> str:
+    return f"{prefix}-{next(_ids)}"
+
+
+# -- backends --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kms_env() -> Iterator[dict[str, str]]:
+    """moto's KMS in server mode on a free loopback port; boto3 speaks real HTTP to it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "BOT4_KMS_REGION": "eu-west-1",
+        "BOT4_KMS_ENDPOINT": f"http://{host}:{port}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        yield env
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A fresh SoftHSM2 token in a temporary directory (skips if SoftHSM2 is not installed)."""
+    library = next((path for path in SOFTHSM_LIBRARIES if Path(path).exists()), None)
+    util = shutil.which("softhsm2-util")
+    if library is None or util is None:
+        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2): PKCS#11 tests skipped")
+    base = tmp_path_factory.mktemp("softhsm")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
+    pin_file = base / "pin"
+    pin_file.write_bytes(b"5678\n")
+    pin_file.chmod(0o600)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(conf))
+        subprocess.run(
+            [
+                util,
+                "--init-token",
+                "--free",
+                "--label",
+                "bot4-test",
+                "--so-pin",
+                "1234",
+                "--pin",
+                "5678",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield {
+            "BOT4_PKCS11_LIBRARY": library,
+            "BOT4_PKCS11_TOKEN": "bot4-test",
+            "BOT4_PKCS11_PIN_FILE": str(pin_file),
+        }
+
+
+@pytest.fixture
+def hsm(softhsm: dict[str, str]) -> Iterator[Pkcs11Secrets]:
+    provider = Pkcs11Secrets.from_env(softhsm)
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(params=["file", "kms", "pkcs11"])
+def provider(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SecretsProvider]:
+    if request.param == "file":
+        directory = tmp_path / "secrets"
+        directory.mkdir(mode=0o700)
+        yield FileSecrets(directory)
+    elif request.param == "kms":
+        env = request.getfixturevalue("kms_env")
+        yield KmsSecrets(KmsSecrets.client_from_env(env))
+    else:
+        yield request.getfixturevalue("hsm")
+
+
+# -- the contract ----------------------------------------------------------------------------
+
+
+def test_encrypt_decrypt_round_trip(provider: SecretsProvider) -> None:
+    key = new_id()
+    provider.create_encryption_key(key)
+    ciphertext = provider.encrypt(key, SECRET)
+    assert SECRET not in ciphertext
+    assert provider.decrypt(key, ciphertext).equals(SECRET)
+    again = provider.encrypt(key, SecretBytes(SECRET))
+    assert again != ciphertext  # fresh nonce every time
+    assert provider.decrypt(key, again).reveal() == SECRET
+
+
+def test_wrong_key_or_tampering_is_a_clean_error(provider: SecretsProvider) -> None:
+    key, other = new_id(), new_id()
+    provider.create_encryption_key(key)
+    provider.create_encryption_key(other)
+    ciphertext = provider.encrypt(key, SECRET)
+    tampered = ciphertext[:-1] + bytes([ciphertext[-1] ^ 1])
+    for key_id, blob in [(other, ciphertext), (key, tampered), (key, b"B4F1B4P1" + b"\0" * 40)]:
+        with pytest.raises(SecretsError) as info:
+            provider.decrypt(key_id, blob)
+        assert SECRET.decode() not in str(info.value)
+
+
+def test_data_keys(provider: SecretsProvider) -> None:
+    key = new_id()
+    provider.create_encryption_key(key)
+    data_key = provider.generate_data_key(key)
+    assert len(data_key.plaintext) == 32
+    assert data_key.key_id == key
+    assert provider.decrypt(key, data_key.ciphertext).equals(data_key.plaintext)
+    assert not provider.generate_data_key(key).plaintext.equals(data_key.plaintext)
+
+
+@pytest.mark.parametrize("size", [0, 100, 10_000])
+def test_sign_and_verify_in_the_backend_and_offline(provider: SecretsProvider, size: int) -> None:
+    key = new_id()
+    provider.create_signing_key(key)
+    message = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    signature = provider.sign(key, message)
+    assert signature.algorithm == "ECDSA_SHA_256"
+    assert provider.verify(key, message, signature)
+    assert not provider.verify(key, message + b"!", signature)
+    pem = provider.public_key_pem(key)
+    assert pem.startswith(b"-----BEGIN PUBLIC KEY-----")
+    if not (provider.backend == "kms" and size in (0, 10_000)):  # moto mis-emulates DIGEST
+        assert verify_offline(pem, message, signature)
+    assert not verify_offline(pem, message + b"!", signature)
+
+
+def test_bad_signatures_verify_false(provider: SecretsProvider) -> None:
+    key = new_id()
+    provider.create_signing_key(key)
+    good = provider.sign(key, b"order")
+    wrong_algorithm = Signature(key, good.der, "RSASSA_PSS_SHA_256")
+    assert not provider.verify(key, b"order", wrong_algorithm)
+    assert not verify_offline(provider.public_key_pem(key), b"order", wrong_algorithm)
+    other = new_id()
+    provider.create_signing_key(other)
+    assert not provider.verify(other, b"order", good)
+
+
+def test_missing_keys_and_duplicates(provider: SecretsProvider) -> None:
+    with pytest.raises(SecretsError, match="never-created"):
+        provider.encrypt("never-created", b"x")
+    with pytest.raises(SecretsError, match="never-created-sig"):
+        provider.sign("never-created-sig", b"x")
+    key = new_id()
+    provider.create_signing_key(key)
+    with pytest.raises(SecretsError, match=key):
+        provider.create_signing_key(key)
+
+
+def test_secrets_never_reach_logs_reprs_errors_or_metrics(
+    provider: SecretsProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    forms = [SECRET, SECRET.hex().encode(), base64.b64encode(SECRET)]
+    texts: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        quiet_wire_logging()
+        key, sig_key = new_id(), new_id()
+        provider.create_encryption_key(key)
+        provider.create_signing_key(sig_key)
+        ciphertext = provider.encrypt(key, SECRET)
+        plain = provider.decrypt(key, ciphertext)
+        data_key = provider.generate_data_key(key)
+        provider.sign(sig_key, SECRET)
+        texts += [repr(plain), str(plain), repr(data_key), repr(provider), f"{plain}"]
+        try:
+            provider.decrypt(key, ciphertext[:-2])
+        except SecretsError as exc:
+            texts += [str(exc), repr(exc)]
+        logging.getLogger("bot4.test").info("decrypted %s / %r", plain, data_key)
+    texts.append(caplog.text)
+    texts.append(Metrics().exposition().decode())
+    dk_forms = [
+        data_key.plaintext.reveal().hex(),
+        base64.b64encode(data_key.plaintext.reveal()).decode(),
+    ]
+    for text in texts:
+        for form in forms:
+            assert form.decode() not in text
+        for form_text in dk_forms:
+            assert form_text not in text
+    assert "redacted" in repr(plain)
+
+
+# -- backend specifics ----------------------------------------------------------------------
+
+
+def test_kms_key_refs() -> None:
+    assert kms_key_ref("gate-override") == "alias/gate-override"
+    assert kms_key_ref("alias/x") == "alias/x"
+    assert kms_key_ref("arn:aws:kms:eu-west-1:1:key/abc") == "arn:aws:kms:eu-west-1:1:key/abc"
+    uuid = "0b6a7f1e-2b3c-4d5e-8f90-123456789abc"
+    assert kms_key_ref(uuid) == uuid
+
+
+def test_kms_needs_a_region() -> None:
+    with pytest.raises(ConfigError, match="needs a region"):
+        KmsSecrets.client_from_env({})
+
+
+def test_kms_unreachable_endpoint_is_a_clean_error() -> None:
+    client = boto3.client(
+        "kms",
+        region_name="eu-west-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
+    )
+    provider = KmsSecrets(client)
+    assert "127.0.0.1:9" in repr(provider)
+    with pytest.raises(
+        SecretsError, match=r"AWS KMS Encrypt with key 'k' failed: Could not connect"
+    ):
+        provider.encrypt("k", SECRET)
+
+
+def test_kms_invalid_signature_from_the_service_is_false(kms_env: dict[str, str]) -> None:
+    provider = KmsSecrets()  # client from the environment
+    key = new_id()
+    provider.create_signing_key(key)
+    assert not provider.verify(key, b"order", Signature(key, b"\x30\x02\x01\x01"))
+    with pytest.raises(SecretsError, match="AWS KMS Verify with key 'never-made' failed"):
+        provider.verify("never-made", b"order", Signature("never-made", b"\x30\x02\x01\x01"))
+
+
+def test_quiet_wire_logging_raises_botocore_to_info() -> None:
+    logger = logging.getLogger("botocore")
+    before = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        quiet_wire_logging()
+        assert logger.level == logging.INFO
+    finally:
+        logger.setLevel(before)
+
+
+def test_pkcs11_configuration_errors(softhsm: dict[str, str], tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs BOT4_PKCS11_LIBRARY, BOT4_PKCS11_TOKEN"):
+        Pkcs11Secrets.from_env({})
+    with pytest.raises(ConfigError, match=r"PIN file .* does not exist"):
+        read_pin_file(tmp_path / "nope")
+    loose = tmp_path / "pin"
+    loose.write_bytes(b"5678")
+    loose.chmod(0o644)
+    with pytest.raises(SecretsError, match="chmod 600"):
+        read_pin_file(loose)
+    with pytest.raises(
+        SecretsError, match="cannot open a session on PKCS#11 token 'bot4-test': PinIncorrect"
+    ) as info:
+        Pkcs11Secrets(softhsm["BOT4_PKCS11_LIBRARY"], "bot4-test", SecretBytes(b"0000"))
+    assert "0000" not in str(info.value)
+    with pytest.raises(SecretsError, match="token 'no-such-token'"):
+        Pkcs11Secrets(softhsm["BOT4_PKCS11_LIBRARY"], "no-such-token", SecretBytes(b"5678"))
+
+
+def test_pkcs11_bad_module_path(softhsm: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match=r"cannot load the PKCS#11 module /nonexistent/lib\.so"):
+        Pkcs11Secrets("/nonexistent/lib.so", "bot4-test", SecretBytes(b"5678"))
+
+
+def test_pkcs11_second_provider_shares_the_login(
+    softhsm: dict[str, str], hsm: Pkcs11Secrets
+) -> None:
+    assert repr(hsm) == "Pkcs11Secrets(token='bot4-test')"
+    key = new_id()
+    hsm.create_encryption_key(key)
+    with Pkcs11Secrets.from_env(softhsm) as second:
+        assert second.decrypt(key, hsm.encrypt(key, SECRET)).equals(SECRET)
+
+
+def test_pkcs11_garbage_signature_is_false(hsm: Pkcs11Secrets) -> None:
+    key = new_id()
+    hsm.create_signing_key(key)
+    assert not hsm.verify(key, b"m", Signature(key, b"not der"))
+    with pytest.raises(SecretsError, match="not a bot4 PKCS#11 ciphertext"):
+        hsm.decrypt(key, b"short")
+    with pytest.raises(SecretsError, match="invalid key id"):
+        hsm.sign("../etc", b"m")
+
+
+def test_provider_selection(
+    tmp_path: Path, kms_env: dict[str, str], softhsm: dict[str, str]
+) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir(mode=0o700)
+    assert isinstance(provider_from_env({"BOT4_SECRETS_DIR": str(directory)}), FileSecrets)
+    chosen = provider_from_env({"BOT4_SECRETS": " KMS ", **kms_env})
+    assert isinstance(chosen, KmsSecrets)
+    with provider_from_env({"BOT4_SECRETS": "pkcs11", **softhsm}) as hsm_provider:
+        assert hsm_provider.backend == "pkcs11"
+    with pytest.raises(
+        ConfigError, match="BOT4_SECRETS must be one of file, kms, pkcs11; got 'vault'"
+    ):
+        provider_from_env({"BOT4_SECRETS": "vault"})
+
+
+def test_default_secrets_dir() -> None:
+    assert default_secrets_dir({"BOT4_SECRETS_DIR": "/srv/keys"}) == Path("/srv/keys")
+    assert default_secrets_dir({"XDG_CONFIG_HOME": "/cfg"}) == Path("/cfg/bot4/secrets")
+    assert default_secrets_dir({}) == Path.home() / ".config" / "bot4" / "secrets"
+    assert os.sep in str(default_secrets_dir({}))
