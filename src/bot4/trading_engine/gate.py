@@ -119,6 +119,7 @@ class Signal:
     price: float
     ts_ns: int
     strategy: str = "default"
+    reduces_position: bool = False  # closing/reducing orders lower risk: only halts apply
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ class EmotionFreeGate:
         self._prices: dict[str, _Prices] = {}
         self._drawdown = DrawdownTracker(self.config.drawdown_limit)
         self._equity = math.nan
+        self._max_drawdown = 0.0
 
     # --- switches ------------------------------------------------------------------------
 
@@ -222,15 +224,24 @@ class EmotionFreeGate:
     # --- state updates (off the decision path) --------------------------------------------
 
     def record_trade(
-        self, pnl_fraction: float, equity: float, quantity: float, instrument: str, ts_ns: int
+        self,
+        pnl_fraction: float,
+        equity: float,
+        quantity: float,
+        instrument: str,
+        ts_ns: int,
+        *,
+        evidence: bool = True,
     ) -> None:
-        """A closed trade: its P&L as a fraction of equity, the equity after it, its size."""
+        """A closed live trade: P&L as a fraction of equity, equity after it, its size.
+
+        ``evidence=False`` when the engine already counts this signal's outcome through
+        :meth:`record_signal_outcome` (so no outcome is counted twice).
+        """
         if not (math.isfinite(pnl_fraction) and math.isfinite(equity) and equity > 0):
             raise GateConfigError("record_trade needs finite pnl and equity > 0")
-        cfg = self.config
         with self._lock:
             t = self._trades
-            t.outcomes.append(pnl_fraction)
             t.last_size[instrument] = quantity
             if pnl_fraction < 0:
                 t.loss_streak += 1
@@ -238,21 +249,58 @@ class EmotionFreeGate:
             elif pnl_fraction > 0:
                 t.win_streak += 1
                 t.loss_streak = 0
-            status = self._drawdown.update(equity)
-            step = int(status.drawdown / cfg.drawdown_step)
-            if t.loss_streak >= cfg.loss_streak or step > t.last_step:
-                t.cooldown_until_ns = ts_ns + cfg.cooldown_ns
-            t.last_step = step
-            self._equity = equity
-            outcomes = list(t.outcomes)
-            test = t_test_positive_mean if cfg.test == "t" else sign_test_positive
-            t.p_value = test(outcomes)
-            wins = [x for x in outcomes if x > 0]
-            losses = [-x for x in outcomes if x < 0]
-            t.win_probability = len(wins) / len(outcomes)
-            t.win_loss_ratio = (
-                (sum(wins) / len(wins)) / (sum(losses) / len(losses)) if wins and losses else 0.0
-            )
+            if t.loss_streak >= self.config.loss_streak:
+                t.cooldown_until_ns = ts_ns + self.config.cooldown_ns
+            self._update_equity(equity, ts_ns)
+            if evidence:
+                self._add_evidence(pnl_fraction)
+
+    def record_signal_outcome(self, pnl_fraction: float) -> None:
+        """The measured outcome of a signal (live or paper): the evidence of the edge."""
+        if not math.isfinite(pnl_fraction):
+            raise GateConfigError("record_signal_outcome needs a finite outcome")
+        with self._lock:
+            self._add_evidence(pnl_fraction)
+
+    def observe_equity(self, equity: float, ts_ns: int) -> None:
+        """Mark-to-market equity: drives the drawdown halt and drawdown-step cooldowns."""
+        if not (math.isfinite(equity) and equity > 0):
+            raise GateConfigError(f"equity must be finite and > 0, got {equity}")
+        with self._lock:
+            self._update_equity(equity, ts_ns)
+
+    @property
+    def max_drawdown(self) -> float:
+        """Largest drawdown from peak seen so far (fraction)."""
+        return self._max_drawdown
+
+    @property
+    def halted(self) -> bool:
+        """True once the drawdown limit was reached (until a human resets it)."""
+        return self._drawdown.breached
+
+    def _update_equity(self, equity: float, ts_ns: int) -> None:
+        t = self._trades
+        status = self._drawdown.update(equity)
+        self._max_drawdown = status.max_drawdown
+        step = int(status.drawdown / self.config.drawdown_step)
+        if step > t.last_step:
+            t.cooldown_until_ns = max(t.cooldown_until_ns, ts_ns + self.config.cooldown_ns)
+        t.last_step = step
+        self._equity = equity
+
+    def _add_evidence(self, pnl_fraction: float) -> None:
+        t = self._trades
+        t.outcomes.append(pnl_fraction)
+        outcomes = list(t.outcomes)
+        test = t_test_positive_mean if self.config.test == "t" else sign_test_positive
+        t.p_value = test(outcomes)
+        wins = [x for x in outcomes if x > 0]
+        losses = [-x for x in outcomes if x < 0]
+        t.win_probability = len(wins) / len(outcomes)
+        t.win_loss_ratio = (
+            (sum(wins) / len(wins)) / (sum(losses) / len(losses)) if wins and losses else 0.0
+        )
 
     def observe_price(self, instrument: str, price: float) -> None:
         """A market price; updates the instrument's chasing direction (FOMO rule)."""
@@ -311,6 +359,8 @@ class EmotionFreeGate:
             return Decision(
                 oid, False, Reason.DRAWDOWN_HALT, f"drawdown limit {cfg.drawdown_limit:.0%} reached"
             )
+        if signal.reduces_position:
+            return Decision(oid, True, Reason.PASSED, "reduces position")
         if signal.ts_ns < t.cooldown_until_ns:
             return Decision(
                 oid,

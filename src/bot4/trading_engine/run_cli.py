@@ -1,0 +1,101 @@
+"""``bot4 run SCENARIO.toml``: the whole engine against the in-process exchange simulator.
+
+Ctrl-C or SIGTERM stops it gracefully: the loop finishes its step, the audit log is
+flushed and closed, and the summary is printed as for a normal end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bot4.infrastructure.metrics import Metrics, MetricsEndpoint, serve_metrics
+from bot4.simulator.scenario import load_scenario
+from bot4.trading_engine.audit_log import FsyncPolicy
+from bot4.trading_engine.config import load_engine_config
+from bot4.trading_engine.engine import Engine
+
+_NS_PER_S = 1_000_000_000
+
+
+def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """Add ``run``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="run the engine (strategy → gate → risk → breaker → venue) on simulated time",
+        description="Run the trading engine against the exchange simulator of SCENARIO.",
+    )
+    parser.add_argument("scenario", type=Path, help="simulator scenario TOML")
+    parser.add_argument("--engine", type=Path, help="engine config TOML (default: built-in)")
+    parser.add_argument("--seed", type=int, help="override the scenario's seed")
+    parser.add_argument("--duration", type=float, help="simulated seconds (default: scenario's)")
+    parser.add_argument("--strategy", help="built-in name or module:Class (default: config's)")
+    parser.add_argument("--audit-log", type=Path, help="append decisions to this audit log")
+    parser.add_argument(
+        "--fsync",
+        choices=[p.value for p in FsyncPolicy],
+        default=FsyncPolicy.INTERVAL.value,
+        help="audit log fsync policy (default: interval)",
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument(
+        "--metrics-address",
+        default=None,
+        help="address to bind metrics to (default: $BOT4_METRICS_ADDRESS or localhost)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the engine, run it until done or stopped, print the summary."""
+    scenario = load_scenario(args.scenario)
+    config = load_engine_config(args.engine, scenario)
+    if args.strategy:
+        from dataclasses import replace  # noqa: PLC0415 - only for this override
+
+        config = replace(config, strategy=args.strategy)
+    metrics = Metrics()
+    server = None
+    if args.metrics_port is not None:
+        base = MetricsEndpoint.from_env()
+        endpoint = MetricsEndpoint(args.metrics_address or base.address, args.metrics_port)
+        server = serve_metrics(metrics, endpoint)
+        print(f"metrics on {server.url}", file=sys.stderr)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        print(f"bot4: {signal.Signals(signum).name}: stopping after this step", file=sys.stderr)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    engine = None
+    try:
+        engine = Engine(
+            scenario,
+            config,
+            seed=args.seed,
+            audit_path=args.audit_log,
+            audit_fsync=FsyncPolicy(args.fsync),
+            metrics=metrics,
+        )
+        duration = args.duration if args.duration is not None else scenario.duration_s
+        summary = engine.run(round(duration * _NS_PER_S), stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if engine is not None:
+            engine.close()
+        if server is not None:
+            server.close()
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+    else:
+        print(summary.render())
+    return 0
