@@ -56,7 +56,7 @@ def kms_env() -> Iterator[dict[str, str]]:
     host, port = server.get_host_and_port()
     env = {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret - moto dummy credentials
         "AWS_SESSION_TOKEN": "testing",
         "BOT4_KMS_REGION": "eu-west-1",
         "BOT4_KMS_ENDPOINT": f"http://{host}:{port}",
@@ -341,12 +341,16 @@ def test_provider_selection(
     assert isinstance(provider_from_env({"BOT4_SECRETS_DIR": str(directory)}), FileSecrets)
     chosen = provider_from_env({"BOT4_SECRETS": " KMS ", **kms_env})
     assert isinstance(chosen, KmsSecrets)
-    with provider_from_env({"BOT4_SECRETS": "pkcs11", **softhsm}) as hsm_provider:
+    with provider_from_env(
+        {"BOT4_SECRETS": "pkcs11", **softhsm}
+    ) as hsm_provider:  # pragma: allowlist secret - backend selection, no secret
         assert hsm_provider.backend == "pkcs11"
     with pytest.raises(
         ConfigError, match="BOT4_SECRETS must be one of file, kms, pkcs11; got 'vault'"
     ):
-        provider_from_env({"BOT4_SECRETS": "vault"})
+        provider_from_env(
+            {"BOT4_SECRETS": "vault"}
+        )  # pragma: allowlist secret - backend selection, no secret
 
 
 def test_default_secrets_dir() -> None:

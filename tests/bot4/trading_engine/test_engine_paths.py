@@ -132,10 +132,8 @@ def test_fuse_cancels_resting_orders() -> None:
 
     summary = engine.run(15 * NS, progress=trip)
     assert summary.fuse_tripped and summary.cancels_sent > 0
-    assert all(
-        engine.exchange.status(oid).value in ("cancelled", "filled")
-        for oid in engine.exchange.order_ids()
-    )
+    statuses = {engine.exchange.status(oid) for oid in engine.exchange.order_ids()}
+    assert {s.value if s else None for s in statuses} <= {"cancelled", "filled"}
 
 
 def test_metrics_endpoint_and_signals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
