@@ -258,7 +258,7 @@ def test_kms_unreachable_endpoint_is_a_clean_error() -> None:
         region_name="eu-west-1",
         endpoint_url="http://127.0.0.1:9",
         aws_access_key_id="testing",
-        aws_secret_access_key="testing",
+        aws_secret_access_key="testing",  # pragma: allowlist secret - dummy, nothing listens
         config=Config(retries={"max_attempts": 1}, connect_timeout=1, read_timeout=1),
     )
     provider = KmsSecrets(client)
@@ -341,16 +341,13 @@ def test_provider_selection(
     assert isinstance(provider_from_env({"BOT4_SECRETS_DIR": str(directory)}), FileSecrets)
     chosen = provider_from_env({"BOT4_SECRETS": " KMS ", **kms_env})
     assert isinstance(chosen, KmsSecrets)
-    with provider_from_env(
-        {"BOT4_SECRETS": "pkcs11", **softhsm}
-    ) as hsm_provider:  # pragma: allowlist secret - backend selection, no secret
+    selection = {"BOT4_SECRETS": "pkcs11", **softhsm}  # pragma: allowlist secret - a backend name
+    with provider_from_env(selection) as hsm_provider:
         assert hsm_provider.backend == "pkcs11"
     with pytest.raises(
         ConfigError, match="BOT4_SECRETS must be one of file, kms, pkcs11; got 'vault'"
     ):
-        provider_from_env(
-            {"BOT4_SECRETS": "vault"}
-        )  # pragma: allowlist secret - backend selection, no secret
+        provider_from_env({"BOT4_SECRETS": "vault"})  # pragma: allowlist secret - a backend name
 
 
 def test_default_secrets_dir() -> None:
