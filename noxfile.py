@@ -123,3 +123,41 @@ def bench(session: nox.Session) -> None:
     install_locked(session)
     for script in sorted((ROOT / "benchmarks").glob("*/bench_*.py")):
         session.run("python", str(script.relative_to(ROOT)), *session.posargs, env=pinned_uv())
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def audit(session: nox.Session) -> None:
+    """Audit every locked pin: PyPA advisory snapshot, strict pip-audit, yanked = deny."""
+    install_locked(session)
+    session.run("python", "-m", "ci", "audit", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def licenses(session: nox.Session) -> None:
+    """Licence policy over this venv (installed from the lock) and source policy over the locks."""
+    install_locked(session)
+    session.run("python", "-m", "ci", "licenses", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def sbom(session: nox.Session) -> None:
+    """CycloneDX SBOM of locks/runtime.txt; fails when sbom/ is stale (`-- --write` updates it)."""
+    install_locked(session)
+    mode = [] if "--write" in session.posargs else ["--check"]
+    args = [a for a in session.posargs if a != "--write"]
+    session.run("python", "-m", "ci", "sbom", *mode, *args, env=pinned_uv())
+
+
+@nox.session(name="advisories-update", python=PYTHON, default=False, tags=["maintenance"])
+def advisories_update(session: nox.Session) -> None:
+    """Rebuild ci/advisories/ from a copy of the PyPA advisory database (`-- --from PATH`)."""
+    install_locked(session)
+    session.run("python", "-m", "ci", "advisories-update", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def ops(session: nox.Session) -> None:
+    """promtool/amtool checks and rule unit tests, dashboard drift, runbooks, live Prometheus."""
+    install_locked(session)
+    session.run("python", "-m", "ci.ops", "check")
+    session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)

@@ -7,18 +7,56 @@ reported as one line per problem, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import os
 import platform
+import shutil
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci import coverage_gate, security_scan, toolchain
+from ci import (
+    advisories,
+    audit,
+    coverage_gate,
+    index,
+    licenses,
+    online_audit,
+    sbom,
+    security_scan,
+    sources,
+    toolchain,
+)
 from ci.errors import GateError
+from ci.requirements import read_lock
 
 
 def _err(message: str) -> None:
     print(f"ci: error: {message}", file=sys.stderr)
+
+
+def _warn(message: str) -> None:
+    print(f"ci: warning: {message}", file=sys.stderr)
+
+
+def _today(value: str | None) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise GateError(f"--today expects YYYY-MM-DD, got {value!r}") from None
+
+
+def _beside_python(tool: str) -> str:
+    candidate = Path(sys.executable).parent / tool
+    found = str(candidate) if candidate.exists() else shutil.which(tool)
+    if found is None:
+        raise GateError(f"{tool} not found beside {sys.executable} or on PATH; install the lock")
+    return found
 
 
 def cmd_coverage_gate(args: argparse.Namespace) -> int:
@@ -99,6 +137,126 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
+    root = Path(args.root).resolve()
+    pol = audit.load_policy(root / args.policy)
+    locks = audit.lock_paths(root, pol.locks)
+    pins = list(audit.collect_pins(locks).values())
+    if not pins:
+        raise GateError("no pins found in the locks; nothing to audit")
+    today = _today(args.today)
+    report = audit.Report()
+    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in locks]
+    report.info.append(f"auditing {len(pins)} pins from {', '.join(names)}")
+    db = advisories.load_db(audit.db_path(root, args.db, pol.db, os.environ))
+    audit.offline(report, pins, db, pol, today)
+    if args.online != "never":
+        with tempfile.TemporaryDirectory(prefix="bot4-audit-") as tmp:
+            audit.online(
+                report, args.online, args.pip_audit or _beside_python("pip-audit"), locks,
+                pins[0], args.service, pol.ignores, Path(tmp),
+            )  # fmt: skip
+    else:
+        report.info.append("online: skipped (--online never)")
+    if args.index_check:
+        config = index.index_config(index.read_pip_config())
+        found, errors = index.pages(config, [p.name for p in pins])
+        audit.index_checks(
+            report, pins, found, errors, pol.yanked, args.allow_unreachable_index, config.indexes
+        )
+    else:
+        report.warnings.append("index: yanked/status check skipped (--no-index-check)")
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        for line in report.info:
+            print(line)
+    for line in report.warnings:
+        _warn(line)
+    for line in report.failures:
+        _err(line)
+    if report.failures:
+        _err(f"audit: {len(report.failures)} problem(s)")
+        return 1
+    print("audit: passed")
+    return 0
+
+
+def cmd_licenses(args: argparse.Namespace) -> int:
+    """Licence policy over an installed environment, and source policy over the locks."""
+    root = Path(args.root).resolve()
+    pol = licenses.load_policy(root / args.policy)
+    venv = Path(args.venv) if args.venv else Path(sys.prefix)
+    site = toolchain.environment_from_venv(str(venv), "session", venv).site_packages
+    locks = audit.lock_paths(root, ())
+    problems = sources.check_locks(locks)
+    try:
+        runtime = {str(p.name) for p in read_lock(root / args.runtime_lock)}
+    except GateError:
+        if not problems:
+            raise
+        runtime = set()  # a bad runtime lock is already reported by the source check
+    rows, warnings = licenses.check_environment(site, pol, runtime)
+    if not rows:
+        raise GateError(f"{venv}: no installed distributions found; is it a venv from the lock?")
+    denied = [r for r in rows if r.verdict == "deny"]
+    if args.json:
+        payload = dict(licenses.rows_json(rows, warnings))
+        payload["sources"] = problems
+        print(json.dumps(payload, indent=2))
+    else:
+        print(licenses.render(rows))
+    for line in warnings:
+        _warn(line)
+    for row in denied:
+        _err(f"licence: {row.package} {row.version}: {row.reason}")
+    for problem in problems:
+        _err(f"source: {problem}")
+    if denied or problems:
+        return 1
+    print(f"licenses: {len(rows)} distributions allowed; sources: {len(locks)} locks clean")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """Write the CycloneDX SBOM of the runtime lock; --check fails when it is stale."""
+    root = Path(args.root).resolve()
+    output = root / args.output
+    text = sbom.generate(root, toolchain.find_uv(args.uv), root / args.lock, root / args.pyproject)
+    if args.check:
+        try:
+            committed = output.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise GateError(
+                f"{args.output} does not exist; generate it with nox -s sbom -- --write"
+            ) from None
+        if committed != text:
+            for line in sbom.diff_summary(committed, text):
+                print(f"  {line}")
+            _err(f"{args.output} is stale; regenerate it with nox -s sbom -- --write and commit it")
+            return 1
+        print(f"sbom: {args.output} is up to date ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
+        return 0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    toolchain.atomic_write(output, text)
+    print(f"sbom: wrote {args.output} ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
+    return 0
+
+
+def cmd_advisories_update(args: argparse.Namespace) -> int:
+    """Rebuild the advisory DB snapshot from a local copy of the PyPA advisory database."""
+    root = Path(args.root).resolve()
+    snapshot, warnings = advisories.update_snapshot(Path(args.source), root / args.out)
+    for line in warnings:
+        _warn(line)
+    print(
+        f"advisories: {snapshot.records} records from {snapshot.source} commit "
+        f"{snapshot.commit} ({snapshot.date}) → {args.out}/{snapshot.archive}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser for every toolkit command."""
     parser = argparse.ArgumentParser(prog="python -m ci", description=__doc__)
@@ -134,6 +292,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", default="session", help="role of this environment (default: session)")
     p.add_argument("--no-self", action="store_true", help="do not check this environment")
     p.set_defaults(func=cmd_toolchain)
+
+    p = sub.add_parser("audit", help=cmd_audit.__doc__)
+    p.add_argument("--policy", default="ci/policy.toml", help="holds [advisories]")
+    p.add_argument(
+        "--db", help=f"OSV database dir or zip (default: ${audit.DB_ENV}, then the policy's)"
+    )
+    p.add_argument(
+        "--online",
+        choices=audit.ONLINE_MODES,
+        default="auto",
+        help="pip-audit: auto = when its service answers, require = always, never",
+    )
+    p.add_argument(
+        "--service", choices=online_audit.SERVICES, default="pypi", help="pip-audit service"
+    )
+    p.add_argument("--pip-audit", help="pip-audit executable (default: beside this python)")
+    p.add_argument(
+        "--no-index-check",
+        dest="index_check",
+        action="store_false",
+        help="skip the yanked/project-status check against the configured index",
+    )
+    p.add_argument(
+        "--allow-unreachable-index",
+        action="store_true",
+        help="an index that cannot be read is a warning, not a failure",
+    )
+    p.add_argument("--today", help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("licenses", help=cmd_licenses.__doc__)
+    p.add_argument("--policy", default="ci/policy.toml", help="holds [licenses]")
+    p.add_argument("--venv", help="virtualenv installed from the lock (default: this one)")
+    p.add_argument("--runtime-lock", default="locks/runtime.txt", help="marks shipped packages")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    p.set_defaults(func=cmd_licenses)
+
+    p = sub.add_parser("sbom", help=cmd_sbom.__doc__)
+    p.add_argument("--lock", default=sbom.DEFAULT_LOCK, help="the lock the SBOM describes")
+    p.add_argument("--pyproject", default="pyproject.toml", help="the root component")
+    p.add_argument("--output", default=sbom.DEFAULT_OUTPUT, help="the committed SBOM")
+    p.add_argument("--uv", help="uv executable (default: $UV, PATH, or beside this python)")
+    p.add_argument(
+        "--check", action="store_true", help="compare with the committed file instead of writing"
+    )
+    p.set_defaults(func=cmd_sbom)
+
+    p = sub.add_parser("advisories-update", help=cmd_advisories_update.__doc__)
+    p.add_argument(
+        "--from", dest="source", required=True,
+        help="a clone, bare git dir, directory or zip of github.com/pypa/advisory-database",
+    )  # fmt: skip
+    p.add_argument("--out", default="ci/advisories", help="snapshot directory")
+    p.set_defaults(func=cmd_advisories_update)
     return parser
 
 
