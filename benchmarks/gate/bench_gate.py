@@ -24,7 +24,7 @@ LOCK = ROOT / "locks" / "toolchain.txt"
 
 
 def _run(argv: Sequence[str]) -> None:
-    subprocess.run(argv, check=True, cwd=ROOT, capture_output=True)  # noqa: S603
+    subprocess.run(argv, check=True, cwd=ROOT, capture_output=True)
 
 
 def _tool(name: str) -> str:

@@ -229,17 +229,16 @@ class AuditLog:
         return self._head
 
     def _checkpoint(self) -> None:
-        assert self._key is not None  # noqa: S101 - guarded by the caller
+        key = self._key
+        if key is None:
+            raise AuditError("no checkpoint key configured")
         self._write(
-            "checkpoint",
-            {"alg": self._key.algorithm, "head": self._head, "tag": self._key.sign(self._head)},
+            "checkpoint", {"alg": key.algorithm, "head": self._head, "tag": key.sign(self._head)}
         )
         self._since_checkpoint = 0
 
     def checkpoint(self) -> None:
         """Write an authenticated checkpoint now (e.g. at shutdown)."""
-        if self._key is None:
-            raise AuditError("no checkpoint key configured")
         with self._lock:
             self._checkpoint()
 
