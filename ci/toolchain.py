@@ -307,6 +307,11 @@ def compile_locks(
                 "-o",
                 str(out),
             ]
+            existing = root / spec.path
+            if existing.exists() and not upgrade:
+                # uv prefers the pins already in its output file: a re-lock moves only what
+                # the changed declarations require (--upgrade moves everything).
+                shutil.copyfile(existing, out)
             log(f"locking {spec.name} ({spec.purpose})")
             run(argv, root)
             # uv annotates "via -c <staged path>": name the final path so output is stable.
