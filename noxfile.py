@@ -161,3 +161,43 @@ def ops(session: nox.Session) -> None:
     install_locked(session)
     session.run("python", "-m", "ci.ops", "check")
     session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python=PYTHON, tags=["drills"])
+def chaos(session: nox.Session) -> None:
+    """Chaos drills on simulated time (-- partition|component-failure|load-spike; default all)."""
+    install_locked(session)
+    drills = session.posargs or ["all"]
+    session.run("bot4", "chaos", *drills, "--report-dir", "artifacts/chaos")
+
+
+PROFILE_TARGETS = {
+    "simulator": "benchmarks/simulator/bench_matching.py",
+    "risk-batch": "benchmarks/risk/bench_risk.py",
+    "engine-loop": "benchmarks/trading_engine/bench_engine.py",
+}
+
+
+@nox.session(python=PYTHON, default=False, tags=["bench"])
+def profile(session: nox.Session) -> None:
+    """py-spy flamegraphs (SVG + speedscope) of the simulator, risk batch path and engine loop."""
+    install_locked(session)
+    out = ROOT / "artifacts" / "flamegraphs"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, script in PROFILE_TARGETS.items():
+        for fmt, suffix in (("flamegraph", "svg"), ("speedscope", "speedscope.json")):
+            target = out / f"{name}.{suffix}"
+            session.run(
+                "py-spy",
+                "record",
+                "--format",
+                fmt,
+                "--rate",
+                "250",
+                "-o",
+                str(target),
+                "--",
+                "python",
+                script,
+                "--quick",
+            )

@@ -12,6 +12,7 @@ instruments, so a scenario alone is enough to run.
     signal_horizon_ms = 5000         # a signal's outcome = its forward return over this
     initial_equity = 100000.0
     order_type = "ioc"               # or "limit" (rests until filled or cancelled)
+    max_routes_per_step = 0          # router capacity per step (0 = unlimited)
 
     [strategy_params]                # passed to the strategy as floats
     lookback = 50
@@ -66,6 +67,7 @@ _TOP = {
     "signal_horizon_ms": float,
     "initial_equity": float,
     "order_type": str,
+    "max_routes_per_step": int,
 }
 _SECTIONS = {
     "strategy_params",
@@ -138,6 +140,7 @@ class EngineConfig:
     signal_horizon_ns: int = 5_000 * _NS_PER_MS
     initial_equity: float = 100_000.0
     order_type: str = "ioc"
+    max_routes_per_step: int = 0  # router capacity per step; 0 = unlimited
     strategy_params: dict[str, float] = field(default_factory=dict)
     gate: GateConfig = field(default_factory=GateConfig)
     breaker: BreakerConfig = field(default_factory=lambda: BreakerConfig(cooldown=5.0))
@@ -194,6 +197,17 @@ def default_limits(scenario: Scenario, account: str) -> dict[str, Any]:
     return {"instruments": instruments, "accounts": accounts}
 
 
+def _check_top(top: Mapping[str, Any], source: str) -> None:
+    """Range checks of the top-level keys."""
+    for key in ("step_ms", "response_timeout_ms", "signal_horizon_ms", "initial_equity"):
+        if key in top and top[key] <= 0:
+            raise TradingEngineError(f"{source}: {key} must be > 0, got {top[key]}")
+    if top.get("max_routes_per_step", 0) < 0:
+        raise TradingEngineError(f"{source}: max_routes_per_step must be ≥ 0 (0 = unlimited)")
+    if top.get("order_type", "ioc") not in ("ioc", "limit"):
+        raise TradingEngineError(f"{source}: order_type must be 'ioc' or 'limit'")
+
+
 def parse_engine_config(data: Mapping[str, Any], scenario: Scenario, source: str) -> EngineConfig:
     """Validate a parsed engine TOML against the scenario it will run with."""
     unknown = sorted(set(data) - set(_TOP) - _SECTIONS)
@@ -201,11 +215,7 @@ def parse_engine_config(data: Mapping[str, Any], scenario: Scenario, source: str
         raise TradingEngineError(f"{source}: unknown key {unknown[0]!r}")
     top = _fields_of({k: v for k, v in data.items() if k in _TOP}, _TOP, source)
     account = top.get("account", "strategy")
-    for key in ("step_ms", "response_timeout_ms", "signal_horizon_ms", "initial_equity"):
-        if key in top and top[key] <= 0:
-            raise TradingEngineError(f"{source}: {key} must be > 0, got {top[key]}")
-    if top.get("order_type", "ioc") not in ("ioc", "limit"):
-        raise TradingEngineError(f"{source}: order_type must be 'ioc' or 'limit'")
+    _check_top(top, source)
     risk_doc = {k: data[k] for k in ("risk", "instruments", "accounts") if k in data}
     if not risk_doc.get("instruments") or not risk_doc.get("accounts"):
         risk_doc = {
@@ -277,6 +287,7 @@ def parse_engine_config(data: Mapping[str, Any], scenario: Scenario, source: str
         signal_horizon_ns=round(top.get("signal_horizon_ms", 5_000.0) * _NS_PER_MS),
         initial_equity=top.get("initial_equity", 100_000.0),
         order_type=top.get("order_type", "ioc"),
+        max_routes_per_step=top.get("max_routes_per_step", 0),
         strategy_params=params,
         gate=gate,
         breaker=breaker,

@@ -39,6 +39,7 @@ from bot4.simulator.reports import Report
 from bot4.simulator.scenario import Scenario
 from bot4.trading_engine.audit_log import AuditLog, CheckpointKey, FsyncPolicy
 from bot4.trading_engine.config import EngineConfig
+from bot4.trading_engine.errors import TradingEngineError
 from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
 from bot4.trading_engine.strategy import Intent, Quote, Strategy, StrategyContext, load_strategy
 
@@ -76,6 +77,9 @@ class RunSummary:
     acked: int = 0
     venue_rejects: Counter[str] = field(default_factory=Counter)
     timeouts: int = 0
+    submit_errors: int = 0
+    resumed: int = 0
+    max_queue_depth: int = 0
     fills: int = 0
     cancels_sent: int = 0
     breaker_transitions: list[str] = field(default_factory=list)
@@ -218,6 +222,9 @@ class Engine:
         self._risk_dirty = False
         self._halted = False
         self._closing = False
+        self._latencies_ns: list[int] = []
+        self.breaker_closed_at_ns: int | None = None
+        self.submit_hook: Callable[[Order, int], None] | None = None
         self.breaker.add_listener(self._on_breaker)
 
     # --- public ---------------------------------------------------------------------------
@@ -244,6 +251,11 @@ class Engine:
             self._on_report(report)
         return self._finish(t)
 
+    @property
+    def next_order_id(self) -> int:
+        """The id the next order will get (ids are never reused)."""
+        return self._next_id
+
     def equity(self) -> float:
         """Initial equity + cash + positions marked at mid (last known)."""
         value = self.config.initial_equity + self._cash
@@ -268,8 +280,13 @@ class Engine:
             self._halt(t, f"drawdown limit {self.config.gate.drawdown_limit:.0%} reached")
         if self.fuse.tripped and not self._halted:
             self._halt(t, f"global fuse tripped: {self.fuse.reason}")
-        while self.queue.depth:
-            self._route(self.queue.get(timeout=0), t)
+        budget = self.config.max_routes_per_step or self.queue.depth
+        while self.queue.depth and budget > 0:
+            budget -= 1
+            signal = self.queue.get(timeout=0)
+            self._latencies_ns.append(t - signal.ts_ns)
+            self._route(signal, t)
+        self.summary.max_queue_depth = max(self.summary.max_queue_depth, self.queue.depth)
 
     def _on_report(self, report: Report) -> None:
         kind = report.kind
@@ -376,23 +393,52 @@ class Engine:
         price = (Decimal(repr(signal.price)) / inst.tick_size).quantize(
             Decimal(1), ROUND_HALF_EVEN
         ) * inst.tick_size
-        self.exchange.submit(
-            Order(
-                oid,
-                signal.instrument,
-                Side.BUY if signal.side > 0 else Side.SELL,
-                Decimal(lots) * inst.lot_size,
-                price,
-                OrderType.IOC if self.config.order_type == "ioc" else OrderType.LIMIT,
-                self.config.account,
-            ),
-            at_ns=t,
+        order = Order(
+            oid,
+            signal.instrument,
+            Side.BUY if signal.side > 0 else Side.SELL,
+            Decimal(lots) * inst.lot_size,
+            price,
+            OrderType.IOC if self.config.order_type == "ioc" else OrderType.LIMIT,
+            self.config.account,
         )
+        try:
+            (self.submit_hook or self._submit)(order, t)
+        except Exception as exc:
+            # Isolation: the failure is the breaker's to count, not the loop's to die of.
+            self.summary.submit_errors += 1
+            self.metrics.errors.labels("exchange").inc()
+            log.warning("order %d: client stage failed: %s", oid, exc)
+            guard.__exit__(type(exc), exc, None)
+            return
         self.metrics.requests.inc()
         self.summary.submitted += 1
         self._pending[oid] = _Pending(
             guard, t + self.config.response_timeout_ns, signal.instrument, signal.side
         )
+
+    def _submit(self, order: Order, t: int) -> None:
+        self.exchange.submit(order, at_ns=t)
+
+    def resume(self, *, by: str, reason: str) -> None:
+        """After a fuse trip: reset the fuse (logged, audited) and let orders flow again.
+
+        A drawdown halt is not resumed here: it needs a human review of the strategy.
+        """
+        if self.gate.halted:
+            raise TradingEngineError("drawdown halt: review the strategy; the gate stays halted")
+        self.fuse.reset(by=by, reason=reason)
+        self._halted = False
+        self.summary.resumed += 1
+        if self.audit_log is not None:
+            self.audit_log.append("resume", {"by": by, "reason": reason, "t": self.exchange.now})
+
+    def signal_latency_ns(self, q: float) -> int:
+        """The q-quantile of simulated time from a signal to its routing decision."""
+        if not self._latencies_ns:
+            return 0
+        ordered = sorted(self._latencies_ns)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     # --- outcomes -------------------------------------------------------------------------
 
@@ -483,6 +529,8 @@ class Engine:
         if event.kind != "state":
             return
         self.summary.breaker_transitions.append(event.new.value)
+        if event.new.value == "closed":
+            self.breaker_closed_at_ns = self.exchange.now
         if self.audit_log is not None:
             self.audit_log.append(
                 "breaker",

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from bot4.risk.portfolio import DrawdownTracker, kelly_fraction
 from bot4.trading_engine.audit_log import AuditLog
@@ -147,6 +147,11 @@ class GateMetrics:
             reason: decisions.labels("allow" if reason in ALLOWING else "block", reason.value)
             for reason in Reason
         }
+        self.enabled = Gauge(
+            "gate_enabled",
+            "1 while the gate applies its rules, 0 while disabled",
+            registry=registry,
+        )
         self.latency = Histogram(
             "gate_decision_seconds",
             "Time to reach a gate decision",
@@ -201,6 +206,8 @@ class EmotionFreeGate:
         self._clock = clock
         self._enabled = threading.Event()
         self._enabled.set()
+        if metrics is not None:
+            metrics.enabled.set_function(lambda: float(self._enabled.is_set()))
         self._lock = threading.Lock()
         self._trades = _Trades(outcomes=deque(maxlen=self.config.window_trades))
         self._prices: dict[str, _Prices] = {}

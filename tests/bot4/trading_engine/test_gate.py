@@ -164,6 +164,7 @@ def test_disabled_gate_passes_but_logs(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING):
         gate.set_enabled(False, "alice", "exchange maintenance drill")
     assert not gate.enabled
+    assert registry.get_sample_value("gate_enabled") == 0.0
     d = gate.decide(sig())
     assert (d.allowed, d.reason, d.detail) == (
         True,
