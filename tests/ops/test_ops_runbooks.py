@@ -75,10 +75,10 @@ bot4 ignored-no-language
         (["doctor", "--json"], None),
         (["audit", "verify", "--hmac-key-file=k", "a.log"], None),
         (["--verbose", "doctor"], None),
-        ([], r"`bot4` needs a subcommand \(audit, doctor\b.*\)"),
-        (["-v"], r"`bot4` needs a subcommand \(audit, doctor\b.*\)"),
+        ([], r"`bot4` needs a subcommand \(audit, chaos, doctor\b.*\)"),
+        (["-v"], r"`bot4` needs a subcommand \(audit, chaos, doctor\b.*\)"),
         (["--version"], None),
-        (["chaos", "partition"], r"`bot4 chaos`: no such command \(has audit, doctor\b.*\)"),
+        (["teleport", "now"], r"`bot4 teleport`: no such command \(has audit, chaos, doctor\b.*\)"),
         (["audit"], r"`bot4 audit` needs a subcommand \(verify\)"),
         (["audit", "--help"], None),
         (["audit", "replay"], r"`bot4 audit replay`: no such command \(has verify\)"),
@@ -121,11 +121,11 @@ def test_broken_runbooks_are_reported(tmp_path: Path, layout: ops.Layout) -> Non
     text = flapping.read_text(encoding="utf-8")
     text = text.replace("## Escalate\n", "## Escalation\n")
     text = text.replace("- `CircuitBreakerFlappingFast`", "- `QueueEmergency`")
-    text += "\n```sh\nbot4 chaos partition --seed 1\npython -m ci.ops check --fast\n```\n"
+    text += "\n```sh\nbot4 teleport --seed 1\npython -m ci.ops check --fast\n```\n"
     flapping.write_text(text, encoding="utf-8")
     problems = ops.check_runbooks(copy, rules, _parsers())
     assert re.fullmatch(
-        r"docs/runbooks/breaker-flapping.md: `bot4 chaos`: no such command \(has audit, .*\)",
+        r"docs/runbooks/breaker-flapping.md: `bot4 teleport`: no such command \(has audit, .*\)",
         problems.pop(5),
     )
     assert problems == [
