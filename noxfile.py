@@ -8,6 +8,7 @@ tools themselves or by `python -m ci <command>`; nothing here decides a verdict.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -201,3 +202,64 @@ def profile(session: nox.Session) -> None:
                 script,
                 "--quick",
             )
+
+
+GATE_PIP = str(
+    Path(sys.executable).parent / "pip"
+)  # the runner's pip reads the machine's pip config
+IMAGE_OUT = "build/image"
+
+
+@nox.session(name="image-lock", python=PYTHON, default=False, tags=["image"])
+def image_lock(session: nox.Session) -> None:
+    """Resolve ci/image/image.toml into image.lock (apt indexes + the package index)."""
+    install_locked(session)
+    if os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+    session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "lock")
+
+
+@nox.session(python=PYTHON, tags=["image"])
+def image(session: nox.Session) -> None:
+    """Build the image twice (umask/TZ/locale differ): same digest or fail; smoke under runc."""
+    install_locked(session)
+    refresh = ["--refresh-superseded"] if os.environ.get("CI") else []
+    session.run(
+        "python", "-m", "ci.image", "--pip", GATE_PIP, *refresh, "reproduce", "--out", IMAGE_OUT
+    )
+    session.run("python", "-m", "ci.image", "sbom", "--check")
+    if os.geteuid() == 0 and shutil.which("runc"):
+        session.run(
+            "python",
+            "-m",
+            "ci.image",
+            "smoke",
+            "--layout",
+            f"{IMAGE_OUT}/oci",
+            "--bind",
+            "examples:/examples",
+            "--run",
+            "simulate --orders 200 /examples/basic.toml",
+        )
+    else:
+        session.warn("smoke run skipped: needs root and runc (apt-get install runc)")
+    session.run("python", "-c", f"print(open('{IMAGE_OUT}/digest').read().strip())")
+
+
+@nox.session(python=PYTHON, tags=["image"])
+def scan(session: nox.Session) -> None:
+    """Scan the image: OSV (PyPI + Debian), pending security updates, hygiene; JSON + SARIF."""
+    install_locked(session)
+    REPORTS.mkdir(exist_ok=True)
+    session.run(
+        "python",
+        "-m",
+        "ci.image",
+        "scan",
+        "--layout",
+        f"{IMAGE_OUT}/oci",
+        "--json",
+        "reports/image-scan.json",
+        "--sarif",
+        "reports/image-scan.sarif",
+    )

@@ -17,6 +17,7 @@ import sysconfig
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ci import (
     advisories,
@@ -257,42 +258,15 @@ def cmd_advisories_update(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser for every toolkit command."""
-    parser = argparse.ArgumentParser(prog="python -m ci", description=__doc__)
-    parser.add_argument("--root", default=".", help="repository root (default: .)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+def cmd_image(args: argparse.Namespace) -> int:
+    """Pass through to ``python -m ci.image`` (e.g. ``image reproduce --commit REV --digest D``)."""
+    from ci.image import cli as image_cli  # noqa: PLC0415 - only loaded for this command
 
-    p = sub.add_parser("coverage-gate", help=cmd_coverage_gate.__doc__)
-    p.add_argument("--report", default="reports/coverage.json", help="coverage JSON report")
-    p.add_argument("--pyproject", default="pyproject.toml", help="holds [tool.bot4.coverage]")
-    p.add_argument(
-        "--diff", metavar="BASE", help="also report coverage of lines changed since BASE"
-    )
-    p.set_defaults(func=cmd_coverage_gate)
+    return image_cli.main(args.rest)
 
-    p = sub.add_parser("security-scan", help=cmd_security_scan.__doc__)
-    p.add_argument("--policy", default="ci/policy.toml", help="holds [security]")
-    p.add_argument("paths", nargs="*", help="files to scan (default: every file git knows)")
-    p.set_defaults(func=cmd_security_scan)
 
-    p = sub.add_parser("lock", help=cmd_lock.__doc__)
-    p.add_argument("--uv", help="uv executable (default: $UV, PATH, or beside this python)")
-    p.add_argument("--upgrade", action="store_true", help="allow newer versions than the locks pin")
-    p.set_defaults(func=cmd_lock)
-
-    p = sub.add_parser("toolchain", help=cmd_toolchain.__doc__)
-    p.add_argument(
-        "--venv",
-        action="append",
-        default=[],
-        metavar="ROLE=PATH",
-        help="also check this virtualenv (role runner or session); repeatable",
-    )
-    p.add_argument("--role", default="session", help="role of this environment (default: session)")
-    p.add_argument("--no-self", action="store_true", help="do not check this environment")
-    p.set_defaults(func=cmd_toolchain)
-
+def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
+    """The supply-chain commands: audit, licenses, sbom, image, advisories-update."""
     p = sub.add_parser("audit", help=cmd_audit.__doc__)
     p.add_argument("--policy", default="ci/policy.toml", help="holds [advisories]")
     p.add_argument(
@@ -340,6 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_sbom)
 
+    p = sub.add_parser(
+        "image",
+        help="the hermetic engine image: lock, build, reproduce, smoke, sbom, scan (ci.image)",
+        add_help=False,
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for python -m ci.image")
+    p.set_defaults(func=cmd_image)
+
     p = sub.add_parser("advisories-update", help=cmd_advisories_update.__doc__)
     p.add_argument(
         "--from", dest="source", required=True,
@@ -347,12 +329,54 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--out", default="ci/advisories", help="snapshot directory")
     p.set_defaults(func=cmd_advisories_update)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every toolkit command."""
+    parser = argparse.ArgumentParser(prog="python -m ci", description=__doc__)
+    parser.add_argument("--root", default=".", help="repository root (default: .)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("coverage-gate", help=cmd_coverage_gate.__doc__)
+    p.add_argument("--report", default="reports/coverage.json", help="coverage JSON report")
+    p.add_argument("--pyproject", default="pyproject.toml", help="holds [tool.bot4.coverage]")
+    p.add_argument(
+        "--diff", metavar="BASE", help="also report coverage of lines changed since BASE"
+    )
+    p.set_defaults(func=cmd_coverage_gate)
+
+    p = sub.add_parser("security-scan", help=cmd_security_scan.__doc__)
+    p.add_argument("--policy", default="ci/policy.toml", help="holds [security]")
+    p.add_argument("paths", nargs="*", help="files to scan (default: every file git knows)")
+    p.set_defaults(func=cmd_security_scan)
+
+    p = sub.add_parser("lock", help=cmd_lock.__doc__)
+    p.add_argument("--uv", help="uv executable (default: $UV, PATH, or beside this python)")
+    p.add_argument("--upgrade", action="store_true", help="allow newer versions than the locks pin")
+    p.set_defaults(func=cmd_lock)
+
+    p = sub.add_parser("toolchain", help=cmd_toolchain.__doc__)
+    p.add_argument(
+        "--venv",
+        action="append",
+        default=[],
+        metavar="ROLE=PATH",
+        help="also check this virtualenv (role runner or session); repeatable",
+    )
+    p.add_argument("--role", default="session", help="role of this environment (default: session)")
+    p.add_argument("--no-self", action="store_true", help="do not check this environment")
+    p.set_defaults(func=cmd_toolchain)
+
+    _add_supply_chain(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; GateError becomes a one-line message and exit status 1."""
-    args = build_parser().parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["image"]:  # everything after `image` belongs to python -m ci.image
+        return cmd_image(argparse.Namespace(rest=raw[1:]))
+    args = build_parser().parse_args(raw)
     try:
         code: int = args.func(args)
     except GateError as exc:

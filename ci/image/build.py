@@ -1,0 +1,231 @@
+"""``python -m ci.image build``: image.lock + a git revision → OCI layout, archive, digest.
+
+Three layers, each a pure function of its inputs: the base OS (locked .debs), the
+Python dependencies (locked wheels) and the engine (its wheel built from the commit).
+Nothing in them depends on the build host's clock, umask, locale, user or file order.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from ci.image import bytecode, debian, engine, oci
+from ci.image.deb import DebContents, unpack
+from ci.image.errors import ImageError
+from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
+from ci.image.lockfile import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
+from ci.image.rootfs import NONROOT_HOME, NONROOT_UID, base_layer
+from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
+from ci.image.wheels import Installed, finish, install
+from ci.toolchain import atomic_write
+
+log = logging.getLogger(__name__)
+
+REPOSITORY = "bot4"
+LICENSE = "Apache-2.0"
+ARCHIVE_NAME = "bot4-image.tar"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything a build consumes, verified and on disk."""
+
+    spec: Spec
+    lock: Lock
+    debs: dict[str, Path]
+    wheels: dict[str, Path]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished build."""
+
+    image: oci.Image
+    layout: Path
+    archive: Path
+    revision: engine.Revision
+    version: str
+    debs: tuple[DebContents, ...]
+    dists: tuple[Installed, ...]
+    uncompressed: int
+    warnings: tuple[str, ...]
+
+
+Log = Callable[[str], None]
+
+
+def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
+    """Read and check the lock, then get every pinned input into the cache.
+
+    The archive index is consulted only when a .deb must be downloaded: it decides
+    whether a missing pin was superseded (``SupersededError``) or edited (refused).
+    """
+    spec = read_spec(root / SPEC_FILE)
+    lock = read_lock(root / LOCK_FILE)
+    stale = check_fresh(lock, spec, root / spec.runtime_lock)
+    if stale:
+        raise ImageError("; ".join(stale))
+    warnings: list[str] = []
+    if any(cache.get(pin.sha256) is None for pin in lock.debs):
+        targets = debian.index_targets(spec.architecture, spec.codename)
+        archive = debian.load_archive(targets)
+        warnings += check_debs(lock.debs, archive, cache)
+        say(f"fetching {sum(cache.get(p.sha256) is None for p in lock.debs)} .deb(s)")
+        debs = fetch_debs(lock.debs, targets, cache)
+    else:
+        debs = {pin.name: cache.path(pin.sha256) for pin in lock.debs}
+    wheels = fetch_wheels(lock.wheels, cache, pip, spec.platform, spec.python_version)
+    return Inputs(spec, lock, debs, wheels, tuple(warnings))
+
+
+def _layer(name: str, entries: Sequence[Entry], epoch: int, comment: str) -> tuple[oci.Layer, int]:
+    tar = write_tar(entries, epoch)
+    return oci.Layer(name, gzip_bytes(tar), sha256(tar), comment), len(tar)
+
+
+def run_config(spec: Spec, version: str) -> oci.RunConfig:
+    """How the image runs: as nonroot, ``bot4`` as the entrypoint."""
+    return oci.RunConfig(
+        user=f"{NONROOT_UID}:{NONROOT_UID}",
+        entrypoint=(f"/{spec.scripts}/bot4",),
+        cmd=("doctor",),
+        env=(
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "LANG=C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE=1",
+            "PYTHONUNBUFFERED=1",
+            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        ),
+        workdir=f"/{NONROOT_HOME}",
+        labels={
+            "org.opencontainers.image.title": "bot4",
+            "org.opencontainers.image.version": version,
+        },
+    )
+
+
+def assemble(
+    inputs: Inputs, engine_wheel: Path, revision: engine.Revision, workdir: Path, say: Log
+) -> tuple[oci.Image, tuple[DebContents, ...], tuple[Installed, ...], int]:
+    """Unpack, install, compile and write the three layers and the OCI documents."""
+    spec = inputs.spec
+    debs = tuple(unpack(inputs.debs[pin.name], spec.drop, spec.keep) for pin in inputs.lock.debs)
+    base = base_layer(debs)
+    say(f"base layer: {len(debs)} packages, {len(base)} entries")
+    deps = tuple(
+        install(inputs.wheels[w.name], spec.site_packages, spec.scripts, spec.drop, spec.keep)
+        for w in inputs.lock.wheels
+    )
+    own = install(engine_wheel, spec.site_packages, spec.scripts, spec.drop, spec.keep)
+    rootfs = workdir / "rootfs"
+    rootfs.mkdir()
+    bytecode.materialize(base, rootfs)
+    compiled = bytecode.compile_sources(rootfs, [e for d in (*deps, own) for e in d.entries])
+    by_path = {e.path: e for e in compiled}
+
+    def with_pyc(dist: Installed) -> tuple[Entry, ...]:
+        pycs = [by_path[p] for p in _pyc_paths(dist) if p in by_path]
+        return finish(dist, pycs)
+
+    python_entries = [e for d in deps for e in with_pyc(d)]
+    engine_entries = list(with_pyc(own))
+    layers_in = (
+        ("debian packages", base, f"{len(debs)} locked .debs from {spec.codename}"),
+        (
+            "python dependencies",
+            python_entries,
+            ", ".join(f"{d.meta.name}=={d.meta.version}" for d in deps),
+        ),
+        ("engine", engine_entries, f"{own.meta.name}=={own.meta.version} at {revision.commit}"),
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:  # zlib releases the GIL
+        done = list(
+            pool.map(lambda args: _layer(args[0], args[1], revision.epoch, args[2]), layers_in)
+        )
+    layers = tuple(layer for layer, _ in done)
+    uncompressed = sum(size for _, size in done)
+    version = own.meta.version
+    cfg = oci.config(layers, run_config(spec, version), revision.epoch, spec.architecture)
+    annotations = {
+        "org.opencontainers.image.created": oci.timestamp(revision.epoch),
+        "org.opencontainers.image.revision": revision.commit,
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.licenses": LICENSE,
+    }
+    if revision.source:  # the origin remote's URL, when the clone has one
+        annotations["org.opencontainers.image.source"] = revision.source
+    man = oci.manifest(cfg, layers, annotations)
+    idx = oci.index(man, version, {"org.opencontainers.image.revision": revision.commit})
+    return oci.Image(layers, cfg, man, idx, version, REPOSITORY), debs, (*deps, own), uncompressed
+
+
+def _pyc_paths(dist: Installed) -> list[str]:
+    out = []
+    for entry in dist.entries:
+        if entry.path.endswith(".py"):
+            head, _, name = entry.path.rpartition("/")
+            out.append(f"{head}/__pycache__/{name[:-3]}.cpython-311.pyc")
+    return out
+
+
+def build_sbom(
+    inputs: Inputs,
+    debs: Sequence[DebContents],
+    dists: Sequence[Installed],
+    digest: str | None,
+    epoch: int | None,
+) -> str:
+    """The SBOM of a build (``digest`` set) or of its inputs only (``digest`` None)."""
+    from ci.image import sbom  # noqa: PLC0415 - cyclonedx's validator is a heavy import
+
+    own = dists[-1]
+    deb_licenses = {d.name: d.licenses for d in debs}
+    wheel_licenses = {canonicalize_name(d.meta.name): d.meta.license for d in dists[:-1]}
+    engine_pin = sbom.Engine(own.meta.name, own.meta.version, own.wheel_sha256 if digest else None)
+    bom = sbom.build_bom(
+        inputs.lock,
+        inputs.spec.release,
+        deb_licenses,
+        {w.name: wheel_licenses.get(canonicalize_name(w.name), "") for w in inputs.lock.wheels},
+        engine_pin,
+        digest,
+        epoch,
+    )
+    return sbom.render(bom)
+
+
+def build(
+    root: Path, out: Path, cache: Cache, pip: Sequence[str], rev: str = "HEAD", say: Log = log.info
+) -> Result:
+    """Build the image of ``rev`` into ``out`` (layout in ``out/oci``, archive beside it)."""
+    inputs = gather(root, cache, pip, say)
+    for warning in inputs.warnings:
+        say(f"warning: {warning}")
+    revision = engine.resolve(root, rev)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bot4-image-") as tmp:
+        work = Path(tmp)
+        wheel = engine.build_wheel(root, revision, work)
+        say(f"engine wheel {wheel.name} (SOURCE_DATE_EPOCH={revision.epoch})")
+        image, debs, dists, size = assemble(inputs, wheel, revision, work, say)
+    layout = out / "oci"
+    oci.write_layout(image, layout)
+    archive_path = out / ARCHIVE_NAME
+    tmp_archive = archive_path.with_name(archive_path.name + ".tmp")
+    tmp_archive.write_bytes(oci.archive(image, revision.epoch))
+    tmp_archive.replace(archive_path)
+    atomic_write(out / "digest", image.digest + "\n")
+    atomic_write(
+        out / "sbom.cdx.json", build_sbom(inputs, debs, dists, image.digest, revision.epoch)
+    )
+    return Result(
+        image, layout, archive_path, revision, image.tag, debs, dists, size, inputs.warnings
+    )

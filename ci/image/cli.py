@@ -1,0 +1,338 @@
+"""``python -m ci.image <command>``: lock, build, reproduce, smoke, sbom, scan.
+
+Exit codes: 0 success, 1 a failed check or bad input (one line on stderr), 2 bad
+usage, 3 a locked .deb was superseded upstream (``nox -s image-lock`` fixes it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ci.errors import GateError
+from ci.image import debian, lockfile, locking
+from ci.image.errors import SupersededError
+from ci.image.fetch import Cache, default_cache, find_pip
+
+log = logging.getLogger(__name__)
+
+
+def _err(message: str) -> None:
+    print(f"ci.image: error: {message}", file=sys.stderr)
+
+
+def _say(message: str) -> None:
+    print(f"image: {message}", file=sys.stderr, flush=True)
+
+
+def _cache(args: argparse.Namespace) -> Cache:
+    return Cache(Path(args.cache) if args.cache else default_cache())
+
+
+def _targets(args: argparse.Namespace, spec: lockfile.Spec) -> tuple[debian.IndexTarget, ...]:
+    if getattr(args, "index", None):
+        return debian.local_targets(args.index, spec.architecture, spec.codename)
+    return debian.index_targets(spec.architecture, spec.codename)
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    """Resolve ci/image/image.toml into image.lock."""
+    root = Path(args.root).resolve()
+    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
+    archive = debian.load_archive(_targets(args, spec))
+    fetcher = locking.WheelFetcher(_cache(args), find_pip(args.pip), spec)
+    new = locking.make_lock(root, spec, archive, fetcher)
+    path = root / lockfile.LOCK_FILE
+    old = lockfile.read_lock(path) if path.exists() else None
+    lockfile.write_lock(path, new)
+    for line in lock_changes(old, new):
+        print(line)
+    print(f"wrote {lockfile.LOCK_FILE}: {len(new.debs)} debs, {len(new.wheels)} wheels")
+    return 0
+
+
+def lock_changes(old: lockfile.Lock | None, new: lockfile.Lock) -> list[str]:
+    """One line per package added, removed or moved to another version."""
+    if old is None:
+        return []
+    before = {("deb", d.name): d.version for d in old.debs} | {
+        ("wheel", w.name): w.version for w in old.wheels
+    }
+    after = {("deb", d.name): d.version for d in new.debs} | {
+        ("wheel", w.name): w.version for w in new.wheels
+    }
+    lines = []
+    for key in sorted(before.keys() | after.keys()):
+        kind, name = key
+        if key not in after:
+            lines.append(f"- {kind} {name} {before[key]}")
+        elif key not in before:
+            lines.append(f"+ {kind} {name} {after[key]}")
+        elif before[key] != after[key]:
+            lines.append(f"~ {kind} {name} {before[key]} -> {after[key]}")
+    return lines
+
+
+def prepare(args: argparse.Namespace, root: Path) -> None:
+    """Fetch every input once; with --refresh-superseded, a pin that vanished upstream
+    makes this run re-lock in place (CI does this in its clone) and report it."""
+    from ci.image import build  # noqa: PLC0415
+
+    cache, pip = _cache(args), find_pip(args.pip)
+    try:
+        build.gather(root, cache, pip, _say)
+    except SupersededError as exc:
+        if not args.refresh_superseded:
+            raise
+        print(f"::warning title=image.lock refreshed::{exc}", flush=True)
+        _say(
+            "refreshing image.lock in this checkout "
+            "(commit the refreshed lock to make it permanent)"
+        )
+        cmd_lock(args)
+        build.gather(root, cache, pip, _say)
+        write_sbom(root, cache, check=False)  # the committed SBOM follows the refreshed lock
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build the image once; print the manifest digest as the last line."""
+    from ci.image import build  # noqa: PLC0415 - keeps `lock` importable without the build stack
+
+    root = Path(args.root).resolve()
+    prepare(args, root)
+    result = build.build(root, Path(args.out), _cache(args), find_pip(args.pip), args.rev, _say)
+    _say(f"layout {result.layout}, archive {result.archive}")
+    _say(
+        f"{result.uncompressed / 1e6:.1f} MB uncompressed, "
+        f"{sum(len(layer.blob) for layer in result.image.layers) / 1e6:.1f} MB gzip"
+    )
+    print(result.image.digest)
+    return 0
+
+
+def _common(args: argparse.Namespace) -> list[str]:
+    out = []
+    if args.cache:
+        out += ["--cache", str(Path(args.cache).resolve())]
+    if args.pip:
+        out += ["--pip", args.pip]
+    return out
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Build twice (or rebuild --commit and compare with --digest); print the digest."""
+    import tempfile  # noqa: PLC0415
+
+    from ci.image import reproduce  # noqa: PLC0415
+
+    root = Path(args.root).resolve()
+    prepare(args, root)
+    with tempfile.TemporaryDirectory(prefix="bot4-reproduce-") as tmp:
+        if args.digest:
+            digest = reproduce.confirm(
+                root, Path(tmp), _common(args), args.commit, args.digest, _say
+            )
+        else:
+            digest = reproduce.twice(root, Path(tmp), _common(args), args.commit, _say)
+            if args.out:
+                import shutil  # noqa: PLC0415
+
+                shutil.rmtree(args.out, ignore_errors=True)
+                shutil.copytree(Path(tmp) / "build-a", args.out, symlinks=True)
+    print(digest)
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """Run the built image under runc: probe, bot4 doctor, and any --run commands."""
+    import shlex  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from ci.image import smoke  # noqa: PLC0415
+
+    extra = [shlex.split(cmd) for cmd in args.run]
+    binds = []
+    for spec in args.bind:
+        host, sep, inside = spec.partition(":")
+        if not sep or not host or not inside.startswith("/"):
+            raise GateError(f"--bind expects HOST:/CONTAINER/PATH, got {spec!r}")
+        binds.append((str(Path(host).resolve()), inside))
+    with tempfile.TemporaryDirectory(prefix="bot4-smoke-") as tmp:
+        for line in smoke.check(Path(args.layout), Path(tmp), extra, binds):
+            print(line)
+    return 0
+
+
+def write_sbom(root: Path, cache: Cache, check: bool) -> int:
+    """Write sbom/bot4-image.cdx.json, or with ``check`` compare and report drift."""
+    from ci.image import sbom  # noqa: PLC0415
+    from ci.sbom import diff_summary  # noqa: PLC0415
+    from ci.toolchain import atomic_write  # noqa: PLC0415
+
+    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
+    lock = lockfile.read_lock(root / lockfile.LOCK_FILE)
+    debs, wheels = sbom.collect_licenses(lock, cache)
+    engine = sbom.Engine("bot4", sbom.engine_version(root / "pyproject.toml"))
+    text = sbom.render(sbom.build_bom(lock, spec.release, debs, wheels, engine))
+    path = root / sbom.SBOM_FILE
+    if check:
+        old = path.read_text(encoding="utf-8") if path.exists() else ""
+        if old != text:
+            for line in diff_summary(old, text):
+                print(line)
+            _err(f"{sbom.SBOM_FILE} is out of date; run python -m ci.image sbom and commit it")
+            return 1
+        print(f"{sbom.SBOM_FILE}: up to date ({len(lock.debs)} debs, {len(lock.wheels)} wheels)")
+        return 0
+    atomic_write(path, text)
+    print(f"wrote {sbom.SBOM_FILE}: {len(lock.debs) + len(lock.wheels) + 1} components")
+    return 0
+
+
+def cmd_sbom(args: argparse.Namespace) -> int:
+    """Write (or --check) sbom/bot4-image.cdx.json from image.lock and the cache."""
+    return write_sbom(Path(args.root).resolve(), _cache(args), args.check)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Advisories, pending security updates and hygiene of a built image."""
+    import datetime as dt  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from ci.image import scan  # noqa: PLC0415
+    from ci.toolchain import atomic_write  # noqa: PLC0415
+
+    root = Path(args.root).resolve()
+    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
+    layout = Path(args.layout)
+    sbom_path = Path(args.sbom) if args.sbom else layout.parent / "sbom.cdx.json"
+    try:
+        bom = json.loads(sbom_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateError(
+            f"{sbom_path}: cannot read the image SBOM ({exc}); build the image first"
+        ) from None
+    dbs = [Path(d) for d in args.db] or [
+        Path(os.environ.get("BOT4_ADVISORY_DB") or root / "ci" / "advisories")
+    ]
+    dbs = [d for d in dbs if d.exists()] if not args.db else dbs
+    archive = None if args.no_pending else debian.load_archive(_targets(args, spec))
+    layers, user = scan.layout_layers(layout)
+    policy = scan.load_policy(Path(args.policy) if args.policy else root / scan.POLICY_FILE)
+    today = dt.date.fromisoformat(args.today) if args.today else dt.date.today()
+    findings, problems = scan.scan(bom, layers, user, dbs, spec.release, policy, archive, today)
+    print(scan.table(findings, policy.fail_on))
+    if args.json:
+        atomic_write(Path(args.json), scan.to_json(findings, policy.fail_on))
+    if args.sarif:
+        atomic_write(Path(args.sarif), scan.to_sarif(findings, str(sbom_path)))
+    failing = [f for f in findings if f.fails(policy.fail_on)]
+    for problem in problems:
+        _err(problem)
+    if failing or problems:
+        _err(f"image scan: {len(failing)} finding(s) at or above {policy.fail_on}")
+        return 1
+    print(f"image scan: passed ({len(findings)} finding(s) below {policy.fail_on} or ignored)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="python -m ci.image", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=".", help="repository root (default: .)")
+    parser.add_argument(
+        "--cache",
+        help="content-addressed download cache (default: $BOT4_IMAGE_CACHE or ~/.cache/bot4/image)",
+    )
+    parser.add_argument(
+        "--pip",
+        help="pip executable used to download wheels (default: this interpreter's pip, or pip3)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument(
+        "--refresh-superseded",
+        action="store_true",
+        help="when a locked .deb was superseded upstream, re-lock in place and go on (CI)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    index_help = "SUITE=PATH of a Packages file to use instead of apt's indexes (repeatable)"
+    p = sub.add_parser("lock", help="resolve ci/image/image.toml into image.lock")
+    p.add_argument("--index", action="append", default=[], help=index_help)
+    p.set_defaults(func=cmd_lock)
+    p = sub.add_parser("build", help="build the image once; print its manifest digest")
+    p.add_argument("--out", default="build/image", help="output directory (default: build/image)")
+    p.add_argument("--rev", default="HEAD", help="git revision to build (default: HEAD)")
+    p.set_defaults(func=cmd_build)
+    p = sub.add_parser(
+        "reproduce",
+        help="build twice under different umask/TZ/locale and compare digests, "
+        "or rebuild --commit and compare with --digest",
+    )
+    p.add_argument("--commit", default="HEAD", help="git revision (default: HEAD)")
+    p.add_argument("--digest", help="expected manifest digest (sha256:…) of --commit")
+    p.add_argument("--out", help="keep the first build's output here")
+    p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser(
+        "smoke", help="run the image under runc (uid 65532, no network, read-only rootfs)"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="OCI layout (default: build/image/oci)"
+    )
+    p.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        help="extra bot4 arguments to run, e.g. 'simulate --help'",
+    )
+    p.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        help="HOST:/PATH read-only bind mount, e.g. examples:/examples (repeatable)",
+    )
+    p.set_defaults(func=cmd_smoke)
+    p = sub.add_parser("sbom", help="write or --check sbom/bot4-image.cdx.json")
+    p.add_argument("--check", action="store_true", help="fail if the committed SBOM differs")
+    p.set_defaults(func=cmd_sbom)
+    p = sub.add_parser(
+        "scan", help="advisories, pending security updates and hygiene of a built image"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="OCI layout (default: build/image/oci)"
+    )
+    p.add_argument("--sbom", help="image SBOM (default: sbom.cdx.json next to the layout)")
+    p.add_argument(
+        "--db",
+        action="append",
+        default=[],
+        help="OSV database (dir or zip; repeatable); default $BOT4_ADVISORY_DB or ci/advisories",
+    )
+    p.add_argument("--index", action="append", default=[], help=index_help)
+    p.add_argument(
+        "--no-pending",
+        action="store_true",
+        help="skip the pending-security-update check (needs apt indexes)",
+    )
+    p.add_argument("--policy", help=f"scan policy (default: {'ci/image/scan.toml'})")
+    p.add_argument("--json", help="write findings as JSON here")
+    p.add_argument("--sarif", help="write SARIF 2.1.0 here")
+    p.add_argument("--today", help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_scan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; GateError → one line on stderr and its exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except GateError as exc:
+        _err(str(exc))
+        return exc.exit_code

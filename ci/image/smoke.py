@@ -1,0 +1,218 @@
+"""Smoke run: the built image, unpacked into an OCI runtime bundle, runs ``bot4`` under
+runc as uid 65532, with no network (a fresh, empty network namespace), a read-only
+rootfs, no capabilities and ``no_new_privs``.
+
+runc needs root here (crun does not work on these machines). The bundle is made from
+the image's own layers and config, so what runs is exactly what was built.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci.image.errors import ImageError
+
+TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class Run:
+    """One command's outcome inside the container."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
+
+
+def read_image(layout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The manifest and config of the single image in an OCI layout."""
+    try:
+        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
+        manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]))
+        config = json.loads(_blob(layout, manifest["config"]["digest"]))
+    except (OSError, KeyError, IndexError, json.JSONDecodeError) as exc:
+        raise ImageError(f"{layout}: not an OCI layout written by ci.image ({exc})") from None
+    return manifest, config
+
+
+def unpack_rootfs(layout: Path, rootfs: Path) -> None:
+    """Apply the layers in order (owners and modes kept: this runs as root)."""
+    manifest, _ = read_image(layout)
+    rootfs.mkdir(parents=True)
+    for layer in manifest["layers"]:
+        data = gzip.decompress(_blob(layout, layer["digest"]))
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            # filter="tar" refuses absolute paths and escapes; the layers are our own.
+            tar.extractall(rootfs, numeric_owner=True, filter="tar")  # nosec B202
+
+
+def runtime_spec(
+    template: dict[str, Any],
+    config: dict[str, Any],
+    argv: Sequence[str],
+    binds: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    """runc's default spec, turned into the image's process (``argv`` replaces the
+    entrypoint and command), locked down."""
+    cfg = config.get("config", {})
+    uid, _, gid = str(cfg.get("User", "65532:65532")).partition(":")
+    spec: dict[str, Any] = json.loads(json.dumps(template))
+    process = spec["process"]
+    process.update(
+        {
+            "terminal": False,
+            "user": {"uid": int(uid), "gid": int(gid or uid)},
+            "args": list(argv),
+            "env": list(cfg.get("Env", [])),
+            "cwd": cfg.get("WorkingDir") or "/",
+            "noNewPrivileges": True,
+            "capabilities": {k: [] for k in ("bounding", "effective", "permitted", "ambient")},
+        }
+    )
+    spec["root"] = {"path": "rootfs", "readonly": True}
+    spec["hostname"] = "bot4-smoke"
+    spec["mounts"].append(
+        {
+            "destination": "/tmp",  # noqa: S108  # nosec B108 - the container's own tmpfs
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "nodev", "mode=1777", "size=65536k"],
+        }
+    )
+    for source, destination in binds:
+        spec["mounts"].append(
+            {
+                "destination": destination,
+                "type": "bind",
+                "source": source,
+                "options": ["rbind", "ro", "nosuid", "nodev"],
+            }
+        )
+    namespaces = spec["linux"]["namespaces"]
+    if not any(ns["type"] == "network" for ns in namespaces):
+        namespaces.append({"type": "network"})
+    return spec
+
+
+def _runc() -> str:
+    runc = shutil.which("runc") or ("/usr/sbin/runc" if Path("/usr/sbin/runc").exists() else None)
+    if runc is None:
+        raise ImageError("runc is not installed (apt-get install runc)")
+    if os.geteuid() != 0:
+        raise ImageError("the smoke run needs root for runc (as on CI); run it as root")
+    return runc
+
+
+def run_in(
+    layout: Path,
+    workdir: Path,
+    commands: Sequence[Sequence[str]],
+    binds: Sequence[tuple[str, str]] = (),
+) -> list[Run]:
+    """Run each full command line in a fresh runc container of the image."""
+    runc = _runc()
+    _, config = read_image(layout)
+    bundle = workdir / "bundle"
+    unpack_rootfs(layout, bundle / "rootfs")
+    subprocess.run([runc, "spec", "--bundle", str(bundle)], check=True, capture_output=True)  # noqa: S603  # nosec B603
+    template = json.loads((bundle / "config.json").read_text(encoding="utf-8"))
+    runs: list[Run] = []
+    for argv in commands:
+        spec = runtime_spec(template, config, argv, binds)
+        (bundle / "config.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+        name = f"bot4-smoke-{uuid.uuid4().hex[:12]}"
+        try:
+            result = subprocess.run(  # noqa: S603  # nosec B603
+                [runc, "run", "--bundle", str(bundle), name],
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            subprocess.run([runc, "delete", "--force", name], capture_output=True, check=False)  # noqa: S603  # nosec B603
+            raise ImageError(
+                f"{' '.join(argv)} did not finish within {TIMEOUT}s in the container"
+            ) from None
+        runs.append(Run(tuple(argv), result.returncode, result.stdout, result.stderr))
+    return runs
+
+
+# Runs inside the container: who am I, can I write to /, which network interfaces exist.
+PROBE = """
+import json, os, socket
+try:
+    open("/probe", "w")
+    writable = True
+except OSError:
+    writable = False
+print(json.dumps({"uid": os.getuid(), "gid": os.getgid(), "rootfs_writable": writable,
+                  "interfaces": sorted(n for _, n in socket.if_nameindex())}))
+"""
+
+
+def entrypoint(layout: Path) -> list[str]:
+    """The image's entrypoint."""
+    _, config = read_image(layout)
+    return list(config.get("config", {}).get("Entrypoint", []))
+
+
+def check(
+    layout: Path,
+    workdir: Path,
+    extra: Sequence[Sequence[str]] = (),
+    binds: Sequence[tuple[str, str]] = (),
+) -> list[str]:
+    """The smoke test proper: the confinement probe, ``bot4 doctor`` (text and JSON)
+    and any extra bot4 commands; returns report lines, raises on the first failure.
+    ``binds`` are read-only ``(host, container)`` mounts, e.g. example scenarios."""
+    bot4 = entrypoint(layout)
+    commands = [
+        ["/usr/bin/python3.11", "-I", "-c", PROBE],
+        [*bot4, "doctor"],
+        [*bot4, "doctor", "--json"],
+    ]
+    commands += [[*bot4, *argv] for argv in extra]
+    runs = run_in(layout, workdir, commands, binds)
+    for run in runs:
+        if run.returncode != 0:
+            detail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ImageError(
+                f"{' '.join(run.argv[-3:])} exited {run.returncode} in the container: {detail}"
+            )
+    probe = json.loads(runs[0].stdout)
+    problems = []
+    if probe["uid"] != 65532 or probe["gid"] != 65532:
+        problems.append(f"runs as {probe['uid']}:{probe['gid']}, not 65532:65532")
+    if probe["rootfs_writable"]:
+        problems.append("the root filesystem is writable")
+    if probe["interfaces"] not in ([], ["lo"]):
+        problems.append(f"network interfaces present: {probe['interfaces']}")
+    if problems:
+        raise ImageError("smoke: " + "; ".join(problems))
+    doctor = json.loads(runs[2].stdout)
+    lines = [
+        f"smoke: uid {probe['uid']}:{probe['gid']}, read-only rootfs, "
+        f"interfaces {probe['interfaces'] or 'none'}",
+        f"smoke: bot4 doctor ok — python {doctor.get('python')}, "
+        f"numpy {doctor.get('numpy')}, {doctor.get('path')} path",
+    ]
+    lines += [f"smoke: bot4 {' '.join(r.argv[len(bot4) :])} ok" for r in runs[3:]]
+    return lines
