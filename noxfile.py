@@ -164,6 +164,13 @@ def ops(session: nox.Session) -> None:
     session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
+@nox.session(python=PYTHON, tags=["gate"])
+def workflows(session: nox.Session) -> None:
+    """zizmor --offline, actionlint and the project check over .github/workflows."""
+    install_locked(session)
+    session.run("python", "-m", "ci.workflows", "check", *session.posargs)
+
+
 @nox.session(python=PYTHON, tags=["drills"])
 def chaos(session: nox.Session) -> None:
     """Chaos drills on simulated time (-- partition|component-failure|load-spike; default all)."""
