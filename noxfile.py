@@ -56,11 +56,12 @@ def toolchain(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def lint(session: nox.Session) -> None:
-    """ruff check and ruff format --check over src, ci, tests, benchmarks and noxfile.py."""
+    """ruff check and ruff format --check over the Python trees; hadolint over the Dockerfile."""
     install_locked(session)
     paths = [p for p in SOURCES if (ROOT / p).exists()]
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
+    session.run("hadolint", "Dockerfile")
 
 
 @nox.session(python=PYTHON, tags=["gate"])
@@ -270,3 +271,27 @@ def scan(session: nox.Session) -> None:
         "--sarif",
         "reports/image-scan.sarif",
     )
+
+
+@nox.session(name="deploy-check", python=PYTHON, tags=["image"])
+def deploy_check(session: nox.Session) -> None:
+    """Push, sign, attest, refuse, verify and run the built image against a throwaway registry."""
+    install_locked(session)
+    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
+        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    session.run(
+        "python",
+        "-m",
+        "ci.release",
+        "deploy-check",
+        "--layout",
+        f"{IMAGE_OUT}/oci",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON, default=False, tags=["release"])
+def release(session: nox.Session) -> None:
+    """Push build/image, sign with the project key, attest SBOM + SLSA provenance (-- REF …)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.release", "release", f"{IMAGE_OUT}/oci", *session.posargs)

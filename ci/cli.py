@@ -322,6 +322,10 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
     p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for python -m ci.image")
     p.set_defaults(func=cmd_image)
 
+    p = sub.add_parser("deploy", help=cmd_deploy.__doc__, add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="arguments for ci.release deploy")
+    p.set_defaults(func=cmd_deploy)
+
     p = sub.add_parser("advisories-update", help=cmd_advisories_update.__doc__)
     p.add_argument(
         "--from", dest="source", required=True,
@@ -329,6 +333,13 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
     )  # fmt: skip
     p.add_argument("--out", default="ci/advisories", help="snapshot directory")
     p.set_defaults(func=cmd_advisories_update)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """Verify a signed image by digest, then run it hardened (``ci.release deploy``)."""
+    from ci.release import cli as release_cli  # noqa: PLC0415 - only loaded for this command
+
+    return release_cli.main(["deploy", *args.rest])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -376,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv[1:] if argv is None else argv)
     if raw[:1] == ["image"]:  # everything after `image` belongs to python -m ci.image
         return cmd_image(argparse.Namespace(rest=raw[1:]))
+    if raw[:1] == ["deploy"]:  # python -m ci deploy REF … = python -m ci.release deploy REF …
+        return cmd_deploy(argparse.Namespace(rest=raw[1:]))
     args = build_parser().parse_args(raw)
     try:
         code: int = args.func(args)

@@ -217,7 +217,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
             f"{sbom_path}: cannot read the image SBOM ({exc}); build the image first"
         ) from None
     dbs = [Path(d) for d in args.db] or [
-        Path(os.environ.get("BOT4_ADVISORY_DB") or root / "ci" / "advisories")
+        Path(
+            os.environ.get("BOT4_ADVISORY_DB")
+            or root / "ci" / "advisories" / "pypa-advisory-db.zip"
+        )
     ]
     dbs = [d for d in dbs if d.exists()] if not args.db else dbs
     archive = None if args.no_pending else debian.load_archive(_targets(args, spec))
@@ -309,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db",
         action="append",
         default=[],
-        help="OSV database (dir or zip; repeatable); default $BOT4_ADVISORY_DB or ci/advisories",
+        help="OSV database (dir or zip; repeatable); default: $BOT4_ADVISORY_DB, PyPA snapshot",
     )
     p.add_argument("--index", action="append", default=[], help=index_help)
     p.add_argument(
