@@ -1,10 +1,29 @@
-"""Test-wide settings: hypothesis runs derandomized so the gate is repeatable."""
+"""Test-wide settings and shared real backends.
+
+Hypothesis runs derandomized so the gate is repeatable. moto's KMS server and the
+SoftHSM2 tokens are session-wide: a PKCS#11 library reads its configuration once per
+process, so every test that needs a token must share one token directory.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+from moto.server import ThreadedMotoServer
+
+SOFTHSM_LIBRARIES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+)
+SOFTHSM_TOKENS = ("bot4-test", "bot4-release")
 
 settings.register_profile(
     "gate",
@@ -16,3 +35,69 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("BOT4_HYPOTHESIS_PROFILE", "gate"))
+
+
+@pytest.fixture(scope="session")
+def kms_env() -> Iterator[dict[str, str]]:
+    """moto's KMS in server mode on a free loopback port; boto3 speaks real HTTP to it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret - moto dummy credentials
+        "AWS_SESSION_TOKEN": "testing",
+        "BOT4_KMS_REGION": "eu-west-1",
+        "BOT4_KMS_ENDPOINT": f"http://{host}:{port}",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        yield env
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def softhsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
+    """One SoftHSM2 token directory for the session, with one token per label.
+
+    Skips when SoftHSM2 is absent (.ci/run installs the Debian package softhsm2).
+    """
+    library = next((path for path in SOFTHSM_LIBRARIES if Path(path).exists()), None)
+    util = shutil.which("softhsm2-util")
+    if library is None or util is None:
+        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2): PKCS#11 tests skipped")
+    base = tmp_path_factory.mktemp("softhsm")
+    (base / "tokens").mkdir()
+    conf = base / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
+    pin_file = base / "pin"
+    pin_file.write_bytes(b"5678\n")
+    pin_file.chmod(0o600)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOFTHSM2_CONF", str(conf))
+        for label in SOFTHSM_TOKENS:
+            subprocess.run(
+                [
+                    util,
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    label,
+                    "--so-pin",
+                    "1234",
+                    "--pin",
+                    "5678",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        yield {
+            label: {
+                "BOT4_PKCS11_LIBRARY": library,
+                "BOT4_PKCS11_TOKEN": label,
+                "BOT4_PKCS11_PIN_FILE": str(pin_file),
+            }
+            for label in SOFTHSM_TOKENS
+        }

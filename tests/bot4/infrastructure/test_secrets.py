@@ -7,15 +7,12 @@ import base64
 import itertools
 import logging
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from bot4.infrastructure.errors import ConfigError
 from bot4.infrastructure.metrics import Metrics
@@ -31,12 +28,6 @@ from bot4.infrastructure.secrets.kms import KmsSecrets, kms_key_ref, quiet_wire_
 from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets, read_pin_file
 from bot4.infrastructure.secrets.selection import default_secrets_dir, provider_from_env
 
-SOFTHSM_LIBRARIES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/local/lib/softhsm/libsofthsm2.so",
-)
 SECRET = b"TOP-SECRET-plaintext-4242"
 _ids = itertools.count()
 
@@ -48,63 +39,10 @@ def new_id(prefix: str = "key") -> str:
 # -- backends --------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kms_env() -> Iterator[dict[str, str]]:
-    """moto's KMS in server mode on a free loopback port; boto3 speaks real HTTP to it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret - moto dummy credentials
-        "AWS_SESSION_TOKEN": "testing",
-        "BOT4_KMS_REGION": "eu-west-1",
-        "BOT4_KMS_ENDPOINT": f"http://{host}:{port}",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield env
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A fresh SoftHSM2 token in a temporary directory (skips if SoftHSM2 is not installed)."""
-    library = next((path for path in SOFTHSM_LIBRARIES if Path(path).exists()), None)
-    util = shutil.which("softhsm2-util")
-    if library is None or util is None:
-        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2): PKCS#11 tests skipped")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
-    pin_file = base / "pin"
-    pin_file.write_bytes(b"5678\n")
-    pin_file.chmod(0o600)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOFTHSM2_CONF", str(conf))
-        subprocess.run(
-            [
-                util,
-                "--init-token",
-                "--free",
-                "--label",
-                "bot4-test",
-                "--so-pin",
-                "1234",
-                "--pin",
-                "5678",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield {
-            "BOT4_PKCS11_LIBRARY": library,
-            "BOT4_PKCS11_TOKEN": "bot4-test",
-            "BOT4_PKCS11_PIN_FILE": str(pin_file),
-        }
+@pytest.fixture
+def softhsm(softhsm_tokens: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The shared SoftHSM2 token of these tests (see tests/conftest.py)."""
+    return softhsm_tokens["bot4-test"]
 
 
 @pytest.fixture

@@ -5,13 +5,10 @@ token; the signatures verify with the public key alone, as cosign verifies them.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
 
 from bot4.infrastructure.secrets.kms import KmsSecrets
 from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets
@@ -22,68 +19,11 @@ from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import parse
 from ci.release.registry import Registry
 
-SOFTHSM_LIBRARIES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-)
 
-
-@pytest.fixture(scope="module")
-def kms_env() -> Iterator[dict[str, str]]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret - moto dummy credentials
-        "AWS_SESSION_TOKEN": "testing",
-        "BOT4_KMS_REGION": "eu-west-1",
-        "BOT4_KMS_ENDPOINT": f"http://{host}:{port}",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in env.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        yield env
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    library = next((path for path in SOFTHSM_LIBRARIES if Path(path).exists()), None)
-    util = shutil.which("softhsm2-util")
-    if library is None or util is None:
-        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2)")
-    base = tmp_path_factory.mktemp("softhsm")
-    (base / "tokens").mkdir()
-    conf = base / "softhsm2.conf"
-    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\n")
-    pin_file = base / "pin"
-    pin_file.write_bytes(b"5678\n")
-    pin_file.chmod(0o600)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SOFTHSM2_CONF", str(conf))
-        subprocess.run(
-            [
-                util,
-                "--init-token",
-                "--free",
-                "--label",
-                "bot4-release",
-                "--so-pin",
-                "1234",
-                "--pin",
-                "5678",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        yield {
-            "BOT4_PKCS11_LIBRARY": library,
-            "BOT4_PKCS11_TOKEN": "bot4-release",
-            "BOT4_PKCS11_PIN_FILE": str(pin_file),
-        }
+@pytest.fixture
+def softhsm(softhsm_tokens: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The shared SoftHSM2 token for release keys (see tests/conftest.py)."""
+    return softhsm_tokens["bot4-release"]
 
 
 def _sign_and_verify(registry: Registry, repo: str, src: Path, signer: Signer) -> None:
