@@ -65,16 +65,17 @@ def print_platform() -> None:
     print(f"path   {rep.path} (forced scalar: {rep.forced_scalar})")
 
 
-def make_limits() -> RiskLimits:
+def make_limits(*, binding: bool = False) -> RiskLimits:
+    """Loose limits no batch can reach, or ``binding`` ones every rule must count exactly."""
     return RiskLimits(
         accounts=tuple(
             AccountLimits(
                 id=k,
                 name=f"acct{k}",
-                max_gross_exposure=5e9,
-                max_net_exposure=2e9,
-                max_open_orders=1_000_000,
-                max_orders_per_window=1_000_000,
+                max_gross_exposure=2e6 if binding else 5e9,
+                max_net_exposure=1e6 if binding else 2e9,
+                max_open_orders=400 if binding else 1_000_000,
+                max_orders_per_window=2 if binding else 1_000_000,
             )
             for k in range(N_ACCOUNTS)
         ),
@@ -85,7 +86,7 @@ def make_limits() -> RiskLimits:
                 max_order_qty=90,
                 max_notional=8_500.0,
                 price_band=0.05,
-                max_position=200_000,
+                max_position=300 if binding else 200_000,
             )
             for k in range(N_INSTRUMENTS)
         ),
@@ -105,11 +106,12 @@ def make_batch(n: int, rng: np.random.Generator) -> OrderBatch:
     )
 
 
-def bench_batches(quick: bool) -> None:
-    print("\n== batched pre-trade checks (orders/s; peer: scalar twin, same batch)")
+def bench_batches(quick: bool, *, binding: bool = False) -> None:
+    kind = "binding limits: every rule counted exactly" if binding else "loose limits"
+    print(f"\n== batched pre-trade checks, {kind} (orders/s; peer: scalar twin, same batch)")
     print(f"{'batch':>8} {'vector':>14} {'scalar':>14} {'vector/scalar':>14}")
     rng = np.random.default_rng(1)
-    limits = make_limits()
+    limits = make_limits(binding=binding)
     state = RiskState.initial(limits, dict.fromkeys(range(N_INSTRUMENTS), 100.0))
     for n in (1, 64, 4096, 65536):
         orders = make_batch(n, rng)
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print_platform()
     bench_batches(args.quick)
+    bench_batches(args.quick, binding=True)
     bench_single(args.quick)
     bench_correlation(args.quick)
     return 0

@@ -9,11 +9,16 @@ included (positions are worst case: open buys and sells never net), so counting
 an order that ends up rejected can only make later checks stricter: an accepted
 order is within limits whatever happens to the others. Running sums per account
 or account×instrument are exclusive cumulative sums within groups, computed after
-one sort of ``(group << 22) | index`` keys — unique, so an unstable SIMD sort keeps
+one sort of ``(group << 23) | index`` keys — unique, so an unstable SIMD sort keeps
 arrival order inside each group.
 
 Duplicate detection and the rate throttle count every submission (rejected ones
 too), including ``state.recent`` from earlier batches.
+
+Most table rows are decided without grouping: the batch totals of an account (or
+account × instrument × side) bound every running sum, so when even the largest
+projection passes, or the smallest fails, one gather decides all its orders. Only
+the orders of undecided rows are grouped, counted and summed exactly.
 """
 
 from __future__ import annotations
@@ -63,17 +68,22 @@ def check_batch_vector(orders: OrderBatch, limits: RiskLimits, state: RiskState)
     if m + n > 1 << _SHIFT:
         raise RiskError(f"history ({m}) + batch ({n}) exceed {1 << _SHIFT} orders: split the batch")
     tab = limits.tables
+    notional = orders.qty.astype(np.float64)
+    notional *= orders.price
+    account = _dense(orders.account, tab.account_rows)
     batch = _Batch(
         orders=orders,
-        account=_dense(orders.account, tab.account_lut, len(limits.accounts)),
-        instrument=_dense(orders.instrument, tab.instrument_lut, len(limits.instruments)),
+        account=account,
+        instrument=_dense(orders.instrument, tab.instrument_rows),
         buy=orders.side == BUY,
-        notional=orders.qty.astype(np.float64) * orders.price,
+        notional=notional,
+        per_account=np.bincount(account, minlength=tab.max_rate.shape[0]),
     )
     failed = np.empty((len(RULES), n), dtype=np.bool_)
     _stateless_rules(batch, limits, state, failed)
-    by_account = _window_rules(batch, limits, state, failed)
-    _stateful_rules(batch, limits, state, failed, by_account)
+    _window_rules(batch, limits, state, failed)
+    if n:
+        _stateful_rules(batch, limits, state, failed)
     return CheckResult.from_failed(failed)
 
 
@@ -86,103 +96,262 @@ class _Batch:
     instrument: I64
     buy: Bools
     notional: NDArray[np.float64]
+    per_account: I64  # orders per account row
 
 
 def _stateless_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> None:
+    """Per-instrument limits are gathered once per order from small per-batch tables."""
     tab = limits.tables
-    a, i, price = batch.account, batch.instrument, batch.orders.price
-    failed[_ROW[Reason.KILL_SWITCH]] = state.killed[a] | state.kill_all
+    a, i, orders = batch.account, batch.instrument, batch.orders
+    np.take(state.killed | state.kill_all, a, out=failed[_ROW[Reason.KILL_SWITCH]])
     np.equal(a, len(limits.accounts), out=failed[_ROW[Reason.UNKNOWN_ACCOUNT]])
     np.equal(i, len(limits.instruments), out=failed[_ROW[Reason.UNKNOWN_INSTRUMENT]])
-    np.greater(batch.orders.qty, tab.max_qty[i], out=failed[_ROW[Reason.MAX_ORDER_QTY]])
-    np.greater(batch.notional, tab.max_notional[i], out=failed[_ROW[Reason.MAX_NOTIONAL]])
-    ref = state.reference_price[i]
-    within = np.abs(price - ref) <= tab.price_band[i] * ref  # NaN reference → False
-    np.logical_not(within, out=failed[_ROW[Reason.PRICE_BAND]])
+    np.greater(orders.qty, tab.max_qty.take(i), out=failed[_ROW[Reason.MAX_ORDER_QTY]])
+    np.greater(batch.notional, tab.max_notional.take(i), out=failed[_ROW[Reason.MAX_NOTIONAL]])
+    ref = state.reference_price
+    band = (tab.price_band * ref).take(i)  # the same product per order as band[i] * ref[i]
+    distance = np.subtract(orders.price, ref.take(i))
+    np.abs(distance, out=distance)
+    row = failed[_ROW[Reason.PRICE_BAND]]
+    np.less_equal(distance, band, out=row)  # NaN reference → False
+    np.logical_not(row, out=row)
 
 
-def _window_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> Grouping:
-    """Duplicate and rate rules over history + batch; returns the account grouping."""
+def _window_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> None:
+    """Duplicate and rate rules over history + batch."""
     tab, hist, orders = limits.tables, state.recent, batch.orders
     m = len(hist)
-    a_all = np.concatenate(
-        [_dense(hist.account, tab.account_lut, len(limits.accounts)), batch.account]
-    )
-    i_h = _dense(hist.instrument, tab.instrument_lut, len(limits.instruments))
-    ts_all = np.concatenate([hist.ts, orders.ts])
-    dup = duplicate_mask(
-        a_all,
-        np.concatenate([i_h, batch.instrument]),
-        np.concatenate([hist.side, orders.side]),
-        np.concatenate([hist.qty, orders.qty]),
-        np.concatenate([hist.price, orders.price]),
-        ts_all,
-        limits.duplicate_window_ns,
-    )
+    submissions = batch.per_account
+    if m:
+        a_hist = _dense(hist.account, tab.account_rows)
+        submissions = submissions + np.bincount(a_hist, minlength=submissions.shape[0])
+        a_all = np.concatenate([a_hist, batch.account])
+        i_all = np.concatenate([_dense(hist.instrument, tab.instrument_rows), batch.instrument])
+        side = np.concatenate([hist.side, orders.side])
+        qty = np.concatenate([hist.qty, orders.qty])
+        price = np.concatenate([hist.price, orders.price])
+        ts_all = np.concatenate([hist.ts, orders.ts])
+    else:
+        a_all, i_all, ts_all = batch.account, batch.instrument, orders.ts
+        side, qty, price = orders.side, orders.qty, orders.price
+    dup = duplicate_mask(a_all, i_all, side, qty, price, ts_all, limits.duplicate_window_ns)
     failed[_ROW[Reason.DUPLICATE]] = dup[m:]
-    by_account = Grouping.of(a_all)
-    recent = by_account.window_counts(ts_all, limits.rate_window_ns)[m:]
-    np.greater_equal(recent, tab.max_rate[batch.account], out=failed[_ROW[Reason.RATE_THROTTLE]])
-    return by_account
+    rate = failed[_ROW[Reason.RATE_THROTTLE]]
+    _rate_rule(batch.account, a_all, ts_all, submissions, limits, rate)
 
 
-def _stateful_rules(
-    batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools, by_account: Grouping
+def _rate_rule(
+    a: I64, a_all: I64, ts_all: I64, submissions: I64, limits: RiskLimits, out: Bools
 ) -> None:
-    """Open orders, position and exposure against the projection of earlier included orders."""
-    tab, m = limits.tables, len(state.recent)
-    a, i, buy, qty = batch.account, batch.instrument, batch.buy, batch.orders.qty
+    """Throttle per account; the window is only counted for accounts it could bind.
+
+    An account with at most ``max_rate`` submissions in history + batch can never
+    have ``max_rate`` earlier ones in its window; one with ``max_rate == 0`` always
+    has. Only the other accounts' submissions are grouped and counted.
+    """
+    max_rate = limits.tables.max_rate
+    always = max_rate <= 0
+    np.take(always, a, out=out)
+    undecided = ~always & (submissions > max_rate)
+    if not undecided.any():
+        return
+    m = a_all.shape[0] - a.shape[0]
+    sub = np.flatnonzero(undecided.take(a_all))
+    counts = Grouping.of(a_all[sub]).window_counts(ts_all[sub], limits.rate_window_ns)
+    in_batch = int(np.searchsorted(sub, m))
+    k = sub[in_batch:] - m
+    out[k] = counts[in_batch:] >= max_rate.take(a.take(k))
+
+
+_EXACT = 2**53  # float64 sums of integers below this are exact (bincount sums in float64)
+
+
+def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> None:
+    """Open orders, position and exposure against the projection of earlier included orders.
+
+    Per account (and account × instrument × side) the batch totals bound every
+    running sum, so a table row where even the largest projection passes, or the
+    smallest fails, decides all its orders with one gather. Only the orders of the
+    remaining rows get the exact grouped running sums.
+    """
+    tab, orders = limits.tables, batch.orders
+    a, buy, qty = batch.account, batch.buy, orders.qty
     included = np.logical_not(failed[: len(PREFILTER)].any(axis=0))
-    minor = np.ceil(np.minimum(batch.notional * limits.scale, float(NOTIONAL_CAP))).astype(np.int64)
-    inc_buy, inc_sell = included & buy, included & ~buy
-    pad = np.zeros(m, dtype=np.int64)
+    scaled = batch.notional * limits.scale
+    np.minimum(scaled, float(NOTIONAL_CAP), out=scaled)
+    np.ceil(scaled, out=scaled)
+    minor = scaled.astype(np.int64)
+    side_key = a * 2
+    side_key += buy
+    n_rows = tab.max_open_orders.shape[0]
+    exact = int(minor.sum()) < _EXACT and int(qty.sum()) < _EXACT
+    if exact:
+        minor_total = np.bincount(side_key, weights=minor, minlength=2 * n_rows)
+        lots_total = np.bincount(side_key, weights=qty, minlength=2 * n_rows)
+    else:
+        minor_total = lots_total = np.zeros(2 * n_rows)
+    sums = _Totals(
+        sells_minor=minor_total[0::2].astype(np.int64),
+        buys_minor=minor_total[1::2].astype(np.int64),
+        sells_lots=lots_total[0::2].astype(np.int64),
+        buys_lots=lots_total[1::2].astype(np.int64),
+        orders=batch.per_account,
+        min_minor=int(minor.min()),
+        min_lots=int(qty.min()),
+    )
+    proj = _Projection(included=included, minor=minor, side_key=side_key)
+    _account_rules(batch, limits, state, failed, sums, proj, decided_all=exact)
+    _position_rule(batch, limits, state, failed, sums, proj, decided_all=exact)
 
-    def account_before(values: I64) -> I64:
-        return by_account.exclusive_cumsum(np.concatenate([pad, values]))[m:]
 
-    open_before = account_before(included.astype(np.int64))
-    buy_minor_before = account_before(np.where(inc_buy, minor, 0))
-    sell_minor_before = account_before(np.where(inc_sell, minor, 0))
-    failed[_ROW[Reason.MAX_OPEN_ORDERS]] = (
+@dataclass(frozen=True)
+class _Totals:
+    """Batch totals per account row (every order, included or not): bounds on running sums."""
+
+    sells_minor: I64
+    buys_minor: I64
+    sells_lots: I64
+    buys_lots: I64
+    orders: I64
+    min_minor: int
+    min_lots: int
+
+
+@dataclass(frozen=True)
+class _Projection:
+    included: Bools
+    minor: I64
+    side_key: I64  # account row * 2 + buy
+
+
+def _account_rules(
+    batch: _Batch,
+    limits: RiskLimits,
+    state: RiskState,
+    failed: Bools,
+    sums: _Totals,
+    proj: _Projection,
+    *,
+    decided_all: bool,
+) -> None:
+    tab = limits.tables
+    a = batch.account
+    max_open, max_gross, max_net = tab.max_open_orders, tab.max_gross_minor, tab.max_net_minor
+    open_fail = state.open_orders + 1 > max_open
+    open_pass = state.open_orders + sums.orders <= max_open
+    gross_fail = state.gross + sums.min_minor > max_gross
+    gross_pass = state.gross + sums.buys_minor + sums.sells_minor <= max_gross
+    net_fail = np.empty((max_net.shape[0], 2), dtype=np.bool_)  # [:, 0] sells, [:, 1] buys
+    net_pass = np.empty_like(net_fail)
+    neg_max_net = -max_net
+    np.less(state.net_short - sums.min_minor, neg_max_net, out=net_fail[:, 0])
+    np.greater(state.net_long + sums.min_minor, max_net, out=net_fail[:, 1])
+    np.greater_equal(state.net_short - sums.sells_minor, neg_max_net, out=net_pass[:, 0])
+    np.less_equal(state.net_long + sums.buys_minor, max_net, out=net_pass[:, 1])
+    np.take(open_fail, a, out=failed[_ROW[Reason.MAX_OPEN_ORDERS]])
+    np.take(gross_fail, a, out=failed[_ROW[Reason.GROSS_EXPOSURE]])
+    np.take(net_fail.ravel(), proj.side_key, out=failed[_ROW[Reason.NET_EXPOSURE]])
+    undecided = (
+        ~(open_fail | open_pass) | ~(gross_fail | gross_pass) | ~(net_fail | net_pass).all(axis=1)
+    )
+    if decided_all and not undecided.any():
+        return
+    sub = np.flatnonzero(undecided.take(a)) if decided_all else np.arange(a.shape[0])
+    _account_rules_exact(sub, batch, limits, state, failed, proj)
+
+
+def _account_rules_exact(
+    sub: NDArray[np.intp],
+    batch: _Batch,
+    limits: RiskLimits,
+    state: RiskState,
+    failed: Bools,
+    proj: _Projection,
+) -> None:
+    """Grouped running sums over ``sub``: every order of the accounts it covers."""
+    tab = limits.tables
+    a, buy, minor = batch.account[sub], batch.buy[sub], proj.minor[sub]
+    included = proj.included[sub]
+    by_account = Grouping.of(a)
+    open_before = by_account.exclusive_cumsum(included.astype(np.int64))
+    buy_before = by_account.exclusive_cumsum(np.where(included & buy, minor, 0))
+    sell_before = by_account.exclusive_cumsum(np.where(included & ~buy, minor, 0))
+    failed[_ROW[Reason.MAX_OPEN_ORDERS], sub] = (
         state.open_orders[a] + open_before + 1 > tab.max_open_orders[a]
     )
-    pair = a * (len(limits.instruments) + 1) + i
+    failed[_ROW[Reason.GROSS_EXPOSURE], sub] = (
+        state.gross[a] + buy_before + sell_before + minor > tab.max_gross_minor[a]
+    )
+    max_net = tab.max_net_minor[a]
+    failed[_ROW[Reason.NET_EXPOSURE], sub] = np.where(
+        buy,
+        state.net_long[a] + buy_before + minor > max_net,
+        state.net_short[a] - sell_before - minor < -max_net,
+    )
+
+
+def _position_rule(
+    batch: _Batch,
+    limits: RiskLimits,
+    state: RiskState,
+    failed: Bools,
+    sums: _Totals,
+    proj: _Projection,
+    *,
+    decided_all: bool,
+) -> None:
+    """Worst-case position per account × instrument × side, decided per table cell first."""
+    max_position = limits.tables.max_position
+    long_excess = state.position + state.open_buy  # worst long minus the limit, before the batch
+    long_excess -= max_position
+    short_room = state.position - state.open_sell  # worst short plus the limit
+    short_room += max_position
+    fail = np.empty((*long_excess.shape, 2), dtype=np.bool_)  # [..., 0] sells, [..., 1] buys
+    passes = np.empty_like(fail)
+    np.less(short_room, sums.min_lots, out=fail[..., 0])
+    np.greater(long_excess, -sums.min_lots, out=fail[..., 1])
+    np.greater_equal(short_room, sums.sells_lots[:, None], out=passes[..., 0])
+    np.less_equal(long_excess, -sums.buys_lots[:, None], out=passes[..., 1])
+    pair = batch.account * (len(limits.instruments) + 1)
+    pair += batch.instrument
+    key = pair * 2
+    key += batch.buy
+    row = failed[_ROW[Reason.POSITION_LIMIT]]
+    np.take(fail.ravel(), key, out=row)
+    undecided = np.logical_or(fail, passes)
+    np.logical_not(undecided, out=undecided)
+    if decided_all and not undecided.any():
+        return
+    sub = np.flatnonzero(undecided.ravel().take(key)) if decided_all else np.arange(key.shape[0])
+    pair, buy, qty = pair[sub], batch.buy[sub], batch.orders.qty[sub]
+    included = proj.included[sub]
     by_pair = Grouping.of(pair)
+    max_pos = limits.tables.max_position[batch.instrument[sub]]
     position = state.position.ravel()[pair]
-    max_position = tab.max_position[i]
     worst_long = (
         position
         + state.open_buy.ravel()[pair]
-        + by_pair.exclusive_cumsum(np.where(inc_buy, qty, 0))
+        + by_pair.exclusive_cumsum(np.where(included & buy, qty, 0))
         + qty
     )
     worst_short = (
         position
         - state.open_sell.ravel()[pair]
-        - by_pair.exclusive_cumsum(np.where(inc_sell, qty, 0))
+        - by_pair.exclusive_cumsum(np.where(included & ~buy, qty, 0))
         - qty
     )
-    failed[_ROW[Reason.POSITION_LIMIT]] = np.where(
-        buy, worst_long > max_position, worst_short < -max_position
-    )
-    failed[_ROW[Reason.GROSS_EXPOSURE]] = (
-        state.gross[a] + buy_minor_before + sell_minor_before + minor > tab.max_gross_minor[a]
-    )
-    max_net = tab.max_net_minor[a]
-    failed[_ROW[Reason.NET_EXPOSURE]] = np.where(
-        buy,
-        state.net_long[a] + buy_minor_before + minor > max_net,
-        state.net_short[a] - sell_minor_before - minor < -max_net,
-    )
+    row[sub] = np.where(buy, worst_long > max_pos, worst_short < -max_pos)
 
 
-def _dense(ids: I64, lut: I64, sentinel: int) -> I64:
-    """Table row per id; unknown ids (negative, too large, or unused) → ``sentinel``."""
-    if lut.shape[0] == 0:
-        return np.full(ids.shape[0], sentinel, dtype=np.int64)
-    known = (ids >= 0) & (ids < lut.shape[0])
-    rows = lut[np.where(known, ids, 0)]
-    return np.where(known, rows, sentinel)
+def _dense(ids: I64, rows: I64) -> I64:
+    """Table row per id; unknown ids (negative, too large, or unused) → the sentinel row.
+
+    ``rows`` ends with the sentinel: as unsigned, negative ids are huge, so clipping
+    to its last index sends every out-of-range id there in one pass.
+    """
+    clipped = np.minimum(ids.view(np.uint64), rows.shape[0] - 1)
+    dense: I64 = rows.take(clipped)
+    return dense
 
 
 @dataclass(frozen=True)
@@ -251,16 +420,20 @@ _K = (
 def key_hash(
     accounts: I64, instruments: I64, side: NDArray[np.int8], qty: I64, price: NDArray[np.float64]
 ) -> U64:
-    """A 64-bit mix of the duplicate key; collisions are detected and handled exactly."""
-    h = accounts.astype(np.uint64) * _K[0]
-    h += instruments.astype(np.uint64) * _K[1]
-    h += side.astype(np.uint64) * _K[2]
-    h += qty.astype(np.uint64) * _K[3]
+    """A 64-bit multiplicative hash of the duplicate key (its high bits are used).
+
+    Collisions only cost time: they are detected and handled exactly.
+    """
+    h = np.multiply(accounts.view(np.uint64), _K[0])
+    term = np.multiply(instruments.view(np.uint64), _K[1])
+    h += term
+    np.copyto(term, side, casting="unsafe")
+    term *= _K[2]
+    h += term
+    np.multiply(qty.view(np.uint64), _K[3], out=term)
+    h += term
     h ^= np.ascontiguousarray(price).view(np.uint64)
     h *= _K[4]
-    h ^= h >> np.uint64(29)
-    h *= _K[0]
-    h ^= h >> np.uint64(32)
     return h
 
 
@@ -277,37 +450,42 @@ def duplicate_mask(
     """Entry k is a duplicate when an earlier entry has the same key and ts[k] - ts[j] ≤ window.
 
     Sorting by (hash, index) puts equal keys next to each other in arrival order, so
-    only the nearest earlier twin (the latest one: ts is non-decreasing) is compared.
-    If two different keys share a hash, equal keys may not be adjacent: then the
-    exact lexicographic sort is used instead.
+    only the nearest earlier twin (the latest one: ts is non-decreasing) is compared;
+    only neighbours with equal hashes are compared exactly. If two different keys
+    share a hash, equal keys may not be adjacent: then the exact lexicographic sort
+    is used instead.
     """
     n = ts.shape[0]
     dup = np.zeros(n, dtype=np.bool_)
     if n < 2:
         return dup
-    index = np.arange(n, dtype=np.uint64)
-    high = hasher(accounts, instruments, side, qty, price) >> np.uint64(_SHIFT)
-    composite = np.sort((high << np.uint64(_SHIFT)) | index)
-    order = (composite & np.uint64(_MASK)).astype(np.intp)
-    same_key = _adjacent_equal(order, accounts, instruments, side, qty, price)
-    same_hash = (composite[1:] >> np.uint64(_SHIFT)) == (composite[:-1] >> np.uint64(_SHIFT))
-    if np.any(same_hash & ~same_key):
-        order = np.lexsort((index, price, qty, side, instruments, accounts))
-        same_key = _adjacent_equal(order, accounts, instruments, side, qty, price)
-    later, earlier = order[1:], order[:-1]
-    dup[later] = same_key & (ts[later] - ts[earlier] <= window)
+    composite = hasher(accounts, instruments, side, qty, price)
+    composite &= np.uint64(~_MASK & 0xFFFF_FFFF_FFFF_FFFF)
+    composite |= np.arange(n, dtype=np.uint64)
+    composite.sort()
+    high = composite >> np.uint64(_SHIFT)
+    pairs = np.flatnonzero(high[1:] == high[:-1])
+    later = (composite[pairs + 1] & np.uint64(_MASK)).astype(np.intp)
+    earlier = (composite[pairs] & np.uint64(_MASK)).astype(np.intp)
+    same_key = _equal_keys(later, earlier, accounts, instruments, side, qty, price)
+    if not same_key.all():
+        order = np.lexsort((np.arange(n), price, qty, side, instruments, accounts))
+        later, earlier = order[1:], order[:-1]
+        same_key = _equal_keys(later, earlier, accounts, instruments, side, qty, price)
+    same_key &= ts[later] - ts[earlier] <= window
+    dup[later[same_key]] = True
     return dup
 
 
-def _adjacent_equal(
-    order: NDArray[np.intp],
+def _equal_keys(
+    later: NDArray[np.intp],
+    earlier: NDArray[np.intp],
     accounts: I64,
     instruments: I64,
     side: NDArray[np.int8],
     qty: I64,
     price: NDArray[np.float64],
 ) -> Bools:
-    later, earlier = order[1:], order[:-1]
     same: Bools = accounts[later] == accounts[earlier]
     same &= instruments[later] == instruments[earlier]
     same &= side[later] == side[earlier]
@@ -324,8 +502,8 @@ def apply_vector(
         raise RiskError(f"result has {len(result)} orders, batch has {len(orders)}")
     tab = limits.tables
     ok = result.accepted
-    a = _dense(orders.account, tab.account_lut, len(limits.accounts))[ok]
-    i = _dense(orders.instrument, tab.instrument_lut, len(limits.instruments))[ok]
+    a = _dense(orders.account, tab.account_rows)[ok]
+    i = _dense(orders.instrument, tab.instrument_rows)[ok]
     qty = orders.qty[ok]
     buy = orders.side[ok] == BUY
     notional = qty.astype(np.float64) * orders.price[ok]

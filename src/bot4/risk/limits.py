@@ -60,6 +60,8 @@ class Tables:
 
     account_lut: NDArray[np.int64]
     instrument_lut: NDArray[np.int64]
+    account_rows: NDArray[np.int64]  # the lut + one sentinel entry: ids clipped to its end
+    instrument_rows: NDArray[np.int64]
     account_index: dict[int, int]
     instrument_index: dict[int, int]
     max_gross_minor: NDArray[np.int64]
@@ -168,6 +170,10 @@ def _lut(ids: list[int]) -> NDArray[np.int64]:
     return _ro(table)
 
 
+def _rows(lut: NDArray[np.int64], sentinel: int) -> NDArray[np.int64]:
+    return _ro(np.append(lut, np.int64(sentinel)))
+
+
 def _ints(values: list[int]) -> NDArray[np.int64]:
     out = np.zeros(len(values) + 1, dtype=np.int64)
     out[:-1] = values
@@ -182,9 +188,12 @@ def _floats(values: list[float]) -> NDArray[np.float64]:
 
 def _build_tables(limits: RiskLimits) -> Tables:
     accts, insts, scale = limits.accounts, limits.instruments, limits.scale
+    account_lut, instrument_lut = _lut([a.id for a in accts]), _lut([i.id for i in insts])
     return Tables(
-        account_lut=_lut([a.id for a in accts]),
-        instrument_lut=_lut([i.id for i in insts]),
+        account_lut=account_lut,
+        instrument_lut=instrument_lut,
+        account_rows=_rows(account_lut, len(accts)),
+        instrument_rows=_rows(instrument_lut, len(insts)),
         account_index={a.id: k for k, a in enumerate(accts)},
         instrument_index={i.id: k for k, i in enumerate(insts)},
         max_gross_minor=_ints([math.floor(a.max_gross_exposure * scale) for a in accts]),

@@ -25,9 +25,13 @@ class CheckResult:
     @classmethod
     def from_failed(cls, failed: NDArray[np.bool_]) -> CheckResult:
         """Derive the first failing reason per order from the mask matrix."""
-        reasons = np.zeros(failed.shape[1], dtype=np.uint8)
-        for row in range(failed.shape[0] - 1, -1, -1):  # one pass per rule, last to first
-            np.copyto(reasons, np.uint8(row + 1), where=failed[row])
+        # Rule r weighs rows - r, so the column maximum is the weight of the first failing
+        # rule (0 when none fails); the lookup turns it back into a reason code.
+        rows = failed.shape[0]
+        weights = np.arange(rows, 0, -1, dtype=np.uint8)[:, None]
+        first = (np.ascontiguousarray(failed).view(np.uint8) * weights).max(axis=0, initial=0)
+        lookup = np.concatenate([[0], np.arange(rows, 0, -1)]).astype(np.uint8)
+        reasons: NDArray[np.uint8] = lookup.take(first)
         failed.setflags(write=False)
         reasons.setflags(write=False)
         return cls(reasons=reasons, failed=failed)

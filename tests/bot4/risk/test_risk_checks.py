@@ -9,7 +9,9 @@ import pytest
 
 from bot4.risk import (
     RULES,
+    AccountLimits,
     CheckResult,
+    InstrumentLimits,
     Order,
     OrderBatch,
     Reason,
@@ -23,6 +25,7 @@ from bot4.risk import (
     check_batch_vector,
 )
 from bot4.risk.checks import Grouping, duplicate_mask, key_hash
+from bot4.risk.orders import MAX_BATCH
 
 
 def batch(rows: Sequence[tuple[int, int, int, int, int, float]]) -> OrderBatch:
@@ -328,3 +331,92 @@ def test_limits_without_accounts_reject_everything(limits: RiskLimits) -> None:
     state = RiskState.initial(empty, {1: 100.0})
     result = both(batch([(0, 7, 1, 1, 1, 100.0)]), empty, state)
     assert reasons(result) == [Reason.UNKNOWN_ACCOUNT]
+
+
+def test_totals_beyond_float_precision_take_the_exact_path() -> None:
+    """Batch totals ≥ 2**53 cannot bound the running sums (float bincount): all exact."""
+    limits = RiskLimits(
+        accounts=(
+            AccountLimits(
+                id=1,
+                name="whale",
+                max_gross_exposure=2.0**52,
+                max_net_exposure=2.0**51,
+                max_open_orders=MAX_BATCH,
+                max_orders_per_window=MAX_BATCH,
+            ),
+        ),
+        instruments=(
+            InstrumentLimits(
+                id=1,
+                name="big",
+                max_order_qty=2**40,
+                max_notional=2.0**40,
+                price_band=1.0,
+                max_position=2**52,
+            ),
+        ),
+        notional_decimals=0,
+    )
+    state = RiskState.initial(limits, {1: 1.0})
+    n = 9_000  # 9000 * 2**40 > 2**53
+    ts = np.arange(n, dtype=np.int64) * 10**9  # beyond the duplicate window
+    side = np.where(np.arange(n) % 3 == 0, -1, 1).astype(np.int8)
+    qty = np.full(n, 2**40, dtype=np.int64)
+    orders = OrderBatch.from_columns(
+        ts=ts,
+        account=np.ones(n, dtype=np.int64),
+        instrument=np.ones(n, dtype=np.int64),
+        side=side,
+        qty=qty,
+        price=np.ones(n),
+    )
+    result = both(orders, limits, state)
+    assert result.accepted.any()
+    assert result.rejected_by(Reason.POSITION_LIMIT).any()
+    assert result.rejected_by(Reason.GROSS_EXPOSURE).any()
+    assert result.rejected_by(Reason.NET_EXPOSURE).any()
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_loose_and_tight_accounts_mixed(tight: bool) -> None:
+    """Rows a batch cannot push past their limits are decided by table; the rest exactly."""
+    loose = AccountLimits(
+        id=1,
+        name="loose",
+        max_gross_exposure=1e9,
+        max_net_exposure=1e9,
+        max_open_orders=10_000,
+        max_orders_per_window=10_000,
+    )
+    near = AccountLimits(
+        id=2,
+        name="near",
+        max_gross_exposure=300.0 if tight else 1e9,
+        max_net_exposure=150.0 if tight else 1e9,
+        max_open_orders=20 if tight else 10_000,
+        max_orders_per_window=6 if tight else 10_000,
+    )
+    inst = InstrumentLimits(
+        id=1, name="x", max_order_qty=10, max_notional=1e6, price_band=0.5, max_position=25
+    )
+    limits = RiskLimits(accounts=(loose, near), instruments=(inst,), rate_window_ns=50)
+    state = RiskState.initial(limits, {1: 10.0}, {(1, 1): 3})
+    rng = np.random.default_rng(7)
+    n = 400
+    orders = OrderBatch.from_columns(
+        ts=np.cumsum(rng.integers(0, 5, n)),
+        account=rng.integers(0, 4, n),
+        instrument=rng.integers(0, 3, n),
+        side=rng.choice(np.array([-1, 1], dtype=np.int8), n),
+        qty=rng.integers(1, 4, n),
+        price=rng.choice(np.array([9.0, 10.0, 11.0]), n),
+    )
+    first = both(orders.select(slice(0, 150)), limits, state)
+    state = apply_vector(orders.select(slice(0, 150)), first, limits, state)
+    later = orders.select(slice(150, None))
+    result = both(later, limits, state)
+    assert result.accepted.any()
+    assert result.rejected_by(Reason.POSITION_LIMIT).any()
+    near_orders = later.account == near.id
+    assert result.rejected_by(Reason.RATE_THROTTLE)[near_orders].any() == tight
