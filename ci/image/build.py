@@ -11,12 +11,12 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.image import bytecode, debian, engine, oci
+from ci.image import bytecode, debian, elf, engine, oci
 from ci.image.deb import DebContents, unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
@@ -118,13 +118,18 @@ def assemble(
     """Unpack, install, compile and write the three layers and the OCI documents."""
     spec = inputs.spec
     debs = tuple(unpack(inputs.debs[pin.name], spec.drop, spec.keep) for pin in inputs.lock.debs)
-    base = base_layer(debs)
+    base = list(elf.strip_entries(base_layer(debs), spec.strip))
     say(f"base layer: {len(debs)} packages, {len(base)} entries")
     deps = tuple(
-        install(inputs.wheels[w.name], spec.site_packages, spec.scripts, spec.drop, spec.keep)
+        _stripped(
+            install(inputs.wheels[w.name], spec.site_packages, spec.scripts, spec.drop, spec.keep),
+            spec.strip,
+        )
         for w in inputs.lock.wheels
     )
-    own = install(engine_wheel, spec.site_packages, spec.scripts, spec.drop, spec.keep)
+    own = _stripped(
+        install(engine_wheel, spec.site_packages, spec.scripts, spec.drop, spec.keep), spec.strip
+    )
     rootfs = workdir / "rootfs"
     rootfs.mkdir()
     bytecode.materialize(base, rootfs)
@@ -165,6 +170,11 @@ def assemble(
     man = oci.manifest(cfg, layers, annotations)
     idx = oci.index(man, version, {"org.opencontainers.image.revision": revision.commit})
     return oci.Image(layers, cfg, man, idx, version, REPOSITORY), debs, (*deps, own), uncompressed
+
+
+def _stripped(dist: Installed, globs: Sequence[str]) -> Installed:
+    """The distribution with its shared objects' symbol tables removed (``[paths] strip``)."""
+    return replace(dist, entries=elf.strip_entries(dist.entries, globs))
 
 
 def _pyc_paths(dist: Installed) -> list[str]:

@@ -51,6 +51,7 @@ class Spec:
     drop: tuple[str, ...]
     keep: tuple[str, ...]
     sha256: str
+    strip: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def read_spec(path: Path) -> Spec:
         drop=_strs(paths, "drop", where),
         keep=_strs(paths, "keep", where),
         sha256=hashlib.sha256(raw).hexdigest(),
+        strip=_strs(paths, "strip", where),
     )
 
 

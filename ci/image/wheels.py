@@ -202,6 +202,8 @@ def install(
                 executable = True
             entries.append(Entry(target, "file", 0o755 if executable else 0o644, body))
         for script, spec in sorted(_scripts(zf, info, where).items()):
+            if dropped(f"{scripts}/{script}", drop, keep):
+                continue
             entries.append(
                 Entry(f"{scripts}/{script}", "file", 0o755, _launcher(spec, interpreter, where))
             )

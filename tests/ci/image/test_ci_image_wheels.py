@@ -38,6 +38,14 @@ def test_install_maps_schemes_scripts_and_drops(wheelhouse: Path) -> None:
     assert f"{SITE}/demo-1.0.dist-info/RECORD" not in by_path
 
 
+def test_install_drops_console_scripts_matching_a_glob(wheelhouse: Path) -> None:
+    # Build tools such as numpy's f2py come as console scripts, not zip members.
+    got = wheels.install(wheelhouse / "demo-1.0-py3-none-any.whl", SITE, BIN, [f"{BIN}/demo"])
+    paths = {e.path for e in got.entries}
+    assert f"{BIN}/demo" not in paths
+    assert f"{BIN}/demo-obj" in paths and f"{BIN}/demo-tool" in paths
+
+
 def test_finish_writes_a_sorted_record_with_relative_paths(wheelhouse: Path) -> None:
     got = wheels.install(wheelhouse / "demo-1.0-py3-none-any.whl", SITE, BIN)
     pyc = Entry(f"{SITE}/demo/__pycache__/__init__.cpython-311.pyc", "file", 0o644, b"pyc")
