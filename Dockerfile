@@ -4,24 +4,25 @@
 #
 # Both bases are pinned by digest and have no default (no registry is assumed):
 #   BUILDER  any CPython 3.11 image with pip, e.g. python:3.11-slim-bookworm@sha256:…
-#   BASE     the engine image's Debian layer (python3.11, no pip), e.g. REGISTRY/bot4-base@sha256:…
-# Build the engine wheel first (into dist/), then:
-#   docker build --build-arg BUILDER=…@sha256:… --build-arg BASE=…@sha256:… -t bot4 .
+#            (`python -m ci.release dockerfile-check` uses our base + the pinned pip wheel)
+#   BASE     the engine image's Debian layer (python3.11, no pip, no shell)
+# The context is made by `python -m ci.release docker-context DIR` (docs/release.md):
+# requirements.txt (image.lock's wheels and the engine wheel, each with its sha256),
+# wheels/ and dist/. Then:
+#   docker build --network=none --build-arg BUILDER=…@sha256:… --build-arg BASE=…@sha256:… DIR
 ARG BUILDER
 ARG BASE
 
 FROM ${BUILDER} AS wheels
 WORKDIR /src
-COPY locks/runtime.txt ./
+COPY requirements.txt ./
+COPY wheels/ ./wheels/
 COPY dist/ ./dist/
-# The locked wheels with their hashes (nothing unpinned, no resolver), then the engine's
-# own wheel; console scripts get the base's interpreter, as the hermetic build writes them.
-RUN python3.11 -m pip install --no-cache-dir --no-compile --only-binary=:all: \
-        --require-hashes --no-deps --target /install -r runtime.txt \
- && python3.11 -m pip install --no-cache-dir --no-compile --no-deps --target /install \
-        dist/bot4-*.whl \
- && sed -i '1s|^#!.*|#!/usr/bin/python3.11|' /install/bin/bot4 \
- && mv /install/bin /scripts
+# Every wheel by exact file hash from the context's wheelhouse: no index, no resolver,
+# nothing unpinned, no network. Exec form: the steps need no shell.
+RUN ["python3.11", "-m", "pip", "install", "--no-cache-dir", "--no-compile", "--no-index", "--find-links=/src/wheels", "--only-binary=:all:", "--require-hashes", "--no-deps", "--root-user-action=ignore", "--target=/install", "-r", "requirements.txt"]
+# The console script gets the base's interpreter, as the hermetic build writes it.
+RUN ["python3.11", "-c", "import os, pathlib, shutil; s = pathlib.Path('/install/bin/bot4').read_bytes().split(b'\\n', 1)[1]; pathlib.Path('/scripts').mkdir(); pathlib.Path('/scripts/bot4').write_bytes(b'#!/usr/bin/python3.11\\n' + s); os.chmod('/scripts/bot4', 0o755); shutil.rmtree('/install/bin')"]
 
 FROM ${BASE}
 COPY --from=wheels /install /usr/local/lib/python3.11/dist-packages

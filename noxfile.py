@@ -290,6 +290,25 @@ def deploy_check(session: nox.Session) -> None:
     )
 
 
+@nox.session(python=PYTHON, tags=["image"])
+def dockerfile(session: nox.Session) -> None:
+    """Build the Dockerfile on a private dockerd on our own base; compare with the image."""
+    install_locked(session)
+    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
+        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    session.run(
+        "python",
+        "-m",
+        "ci.release",
+        "dockerfile-check",
+        "--image",
+        IMAGE_OUT,
+        "--pip",
+        GATE_PIP,
+        *session.posargs,
+    )
+
+
 @nox.session(python=PYTHON, default=False, tags=["release"])
 def release(session: nox.Session) -> None:
     """Push build/image, sign with the project key, attest SBOM + SLSA provenance (-- REF …)."""

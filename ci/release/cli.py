@@ -19,6 +19,7 @@ from typing import Any
 
 from ci.errors import GateError
 from ci.release import attest, deploy, gpg, keys, layout, policy, sign, verify
+from ci.release.auth import credentials_from_env
 from ci.release.errors import ReleaseError
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry, Retry
@@ -39,6 +40,7 @@ def _registry(args: argparse.Namespace, ref: Reference) -> Registry:
         ref.registry,
         plain_http=True if args.plain_http else None,
         retry=Retry(attempts=args.retries),
+        credentials=credentials_from_env(os.environ),
     )
 
 
@@ -262,6 +264,36 @@ def cmd_deploy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docker_context(args: argparse.Namespace) -> int:
+    """Write the Dockerfile's build context (hashed requirements, wheelhouse, engine wheel)."""
+    from ci.image.fetch import default_cache  # noqa: PLC0415 - only these commands need it
+    from ci.release import docker_check  # noqa: PLC0415 - builds the engine wheel
+
+    cache = Path(args.cache) if args.cache else default_cache()
+    with tempfile.TemporaryDirectory(prefix="bot4-docker-context-") as tmp:
+        out = docker_check.make_context(
+            Path(args.root), cache, args.revision, Path(args.dest), Path(tmp)
+        )
+    print(out)
+    return 0
+
+
+def cmd_dockerfile_check(args: argparse.Namespace) -> int:
+    """Build the Dockerfile on a local dockerd on our base; compare with the hermetic image."""
+    from ci.image.fetch import default_cache  # noqa: PLC0415 - only this command needs it
+    from ci.release import docker_check  # noqa: PLC0415 - needs dockerd and a built image
+
+    cache = Path(args.cache) if args.cache else default_cache()
+    pip = [args.pip] if args.pip else None
+    result = docker_check.check(Path(args.root), Path(args.image), cache, _say, pip)
+    if not result.equivalent:
+        raise ReleaseError(
+            f"the Dockerfile's image differs from the hermetic one: {result.summary()}"
+        )
+    print(f"Dockerfile: {result.summary()}")
+    return 0
+
+
 def _key_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--key",
@@ -369,6 +401,19 @@ def _deploy_commands(sub: SubParsers) -> None:
 
 
 def _gpg_commands(sub: SubParsers) -> None:
+    p = sub.add_parser("docker-context", help="the Dockerfile's build context (offline wheelhouse)")
+    p.add_argument("dest", help="directory to create")
+    p.add_argument("--revision", default="HEAD", help="commit whose engine wheel to build")
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
+    p.set_defaults(func=cmd_docker_context)
+    p = sub.add_parser(
+        "dockerfile-check", help="build the Dockerfile on a local dockerd; compare (slow)"
+    )
+    p.add_argument("--image", default="build/image", help="the hermetic build's --out")
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
+    p.add_argument("--pip", help="the pip that downloads the pinned pip wheel (as ci.image)")
+    p.set_defaults(func=cmd_dockerfile_check)
+
     p = sub.add_parser("gpg-sign", help="push with a GPG simple signature (skopeo --sign-by)")
     p.add_argument("layout")
     p.add_argument("ref", help="HOST/REPO:TAG")

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ci.release.auth import Credentials
 from ci.release.errors import RegistryError
 from ci.release.registry import Registry, Retry, free_port
 
@@ -33,7 +34,7 @@ storage:
     enabled: true
 http:
   addr: {host}:{port}
-"""
+{auth}"""
 
 
 def find_binary() -> str | None:
@@ -45,8 +46,16 @@ class LocalRegistry:
     """A registry process on ``localhost:<free port>``; a context manager."""
 
     def __init__(
-        self, workdir: Path, *, host: str = "localhost", start_timeout: float = 20.0
+        self,
+        workdir: Path,
+        *,
+        host: str = "localhost",
+        start_timeout: float = 20.0,
+        auth: str = "",
+        credentials: Credentials | None = None,
     ) -> None:
+        """``auth`` is the config's ``auth:`` section (YAML, e.g. htpasswd or token);
+        ``credentials`` the login the readiness probe and ``client()`` use."""
         binary = find_binary()
         if binary is None:
             raise RegistryError(
@@ -57,6 +66,8 @@ class LocalRegistry:
         self._bind = host
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen[bytes] | None = None
+        self._auth = auth
+        self._credentials = credentials
         self.port = 0
 
     @property
@@ -66,7 +77,7 @@ class LocalRegistry:
 
     def client(self, retry: Retry | None = None) -> Registry:
         """A client for this registry."""
-        return Registry(self.host, retry=retry)
+        return Registry(self.host, retry=retry, credentials=self._credentials)
 
     def start(self) -> LocalRegistry:
         """Start on a free port and wait until ``/v2/`` answers."""
@@ -75,7 +86,12 @@ class LocalRegistry:
             self.port = free_port()
             config = self._workdir / "config.yml"
             config.write_text(
-                CONFIG.format(root=self._workdir / "storage", host=self._bind, port=self.port),
+                CONFIG.format(
+                    root=self._workdir / "storage",
+                    host=self._bind,
+                    port=self.port,
+                    auth=self._auth,
+                ),
                 encoding="utf-8",
             )
             log_file = (self._workdir / "registry.log").open("ab")
@@ -96,7 +112,7 @@ class LocalRegistry:
         )
 
     def _wait_ready(self) -> bool:
-        probe = Registry(self.host, retry=Retry(attempts=1, timeout=2.0))
+        probe = self.client(Retry(attempts=1, timeout=2.0))
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             if self._proc is None or self._proc.poll() is not None:

@@ -13,6 +13,13 @@ signatures and attestations by digest, with nothing between us and the registry.
 Loopback registries (``localhost`` and loopback addresses) are spoken to over plain HTTP,
 as Docker does; anything else uses HTTPS with certificate verification unless
 ``plain_http`` is set explicitly.
+
+Authentication follows the registry's ``401`` challenge: ``Basic`` → the credentials as
+HTTP basic auth; ``Bearer`` → a token from the challenge's realm (``service`` and
+``scope`` passed on, the credentials as basic auth, anonymous without them), sent as
+``Authorization: Bearer``. Each request re-authenticates at most once, so a refused
+login is one clear error, never a loop. Credentials go only to the registry host and the
+token realm, and over plain HTTP only to loopback or when ``plain_http`` is explicit.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci.release.auth import PASSWORD_ENV, USERNAME_ENV, Challenge, Credentials, parse_challenges
 from ci.release.errors import RegistryError
 from ci.release.reference import check_digest
 
@@ -114,6 +122,7 @@ class Registry:
         plain_http: bool | None = None,
         retry: Retry | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        credentials: Credentials | None = None,
     ) -> None:
         self.host = host
         self.scheme = (
@@ -121,6 +130,9 @@ class Registry:
         )
         self.retry = retry or Retry()
         self._sleep = sleep
+        self._plain_http_explicit = bool(plain_http)
+        self._credentials = credentials
+        self._authorization: str | None = None  # what the last challenge asked for
 
     def __repr__(self) -> str:
         return f"Registry({self.scheme}://{self.host})"
@@ -144,7 +156,7 @@ class Registry:
                 conn.request(method, target, body=body, headers=dict(headers))
                 resp = conn.getresponse()
                 data = resp.read()
-                status, got = resp.status, {k.lower(): v for k, v in resp.getheaders()}
+                status, got = resp.status, _headers(resp.getheaders())
             except (OSError, http.client.HTTPException) as exc:
                 raise _Transient(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
             finally:
@@ -155,21 +167,18 @@ class Registry:
                 and method in {"GET", "HEAD"}
             ):
                 url = urllib.parse.urljoin(url, got["location"])
+                if urllib.parse.urlsplit(url).netloc != parts.netloc:
+                    # storage backends (S3, CDN) get a signed URL, never our login
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
                 continue
             if status >= 500 or status == 429:
                 raise _Transient(f"HTTP {status} {_error_text(data)}".rstrip())
             return _Response(status, got, data)
         raise RegistryError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
+    def _retried(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
     ) -> _Response:
-        """One API call (``path`` under ``/v2/`` or an absolute upload URL), retried."""
-        url = path if "://" in path else f"{self.scheme}://{self.host}/v2/{path}"
         wait = self.retry.backoff
         last = ""
         for attempt in range(1, self.retry.attempts + 1):
@@ -186,6 +195,129 @@ class Registry:
             f"({last}); check that it runs and retry"
         )
 
+    def _send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str]
+    ) -> _Response:
+        sent = dict(headers)
+        if self._authorization and urllib.parse.urlsplit(url).netloc == self.host:
+            sent["Authorization"] = self._authorization
+        return self._retried(method, url, body, sent)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> _Response:
+        """One API call (``path`` under ``/v2/`` or an absolute upload URL), retried, and
+        authenticated once if the registry challenges it."""
+        url = path if "://" in path else f"{self.scheme}://{self.host}/v2/{path}"
+        resp = self._send(method, url, body, headers or {})
+        if resp.status != 401:
+            return resp
+        challenge = self._challenge(resp)
+        if challenge is None:
+            return resp
+        self._authorization = self._authorize(challenge)
+        resp = self._send(method, url, body, headers or {})
+        if resp.status == 401:
+            raise self._denied(method, path, challenge, resp)
+        return resp
+
+    # -- authentication ----------------------------------------------------------------------
+
+    def _who(self) -> str:
+        return f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
+
+    def _challenge(self, resp: _Response) -> Challenge | None:
+        """The challenge we can answer (Bearer before Basic), or None."""
+        offered = {c.scheme: c for c in parse_challenges(resp.headers.get("www-authenticate", ""))}
+        return offered.get("bearer") or offered.get("basic")
+
+    def _authorize(self, challenge: Challenge) -> str:
+        if challenge.scheme == "bearer":
+            return "Bearer " + self._token(challenge)
+        if self._credentials is None:
+            raise RegistryError(
+                f"registry {self.host} requires a login (HTTP basic auth); "
+                f"set {USERNAME_ENV} and {PASSWORD_ENV}"
+            )
+        self._refuse_cleartext(f"{self.scheme}://{self.host}")
+        log.info("registry %s: basic auth as %s", self.host, self._who())
+        return self._credentials.basic()
+
+    def _refuse_cleartext(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if (
+            self._credentials is not None
+            and parts.scheme != "https"
+            and not is_loopback(parts.netloc)
+            and not self._plain_http_explicit
+        ):
+            raise RegistryError(
+                f"refusing to send registry credentials to {parts.scheme}://{parts.netloc} "
+                "in clear text; use HTTPS (or --plain-http if that network is trusted)"
+            )
+
+    def _token(self, challenge: Challenge) -> str:
+        """The token flow: GET realm?service=…&scope=… with basic credentials (if any)."""
+        realm = challenge.params.get("realm", "")
+        if urllib.parse.urlsplit(realm).scheme not in {"http", "https"}:
+            raise RegistryError(
+                f"registry {self.host} asks for a bearer token from an unusable realm {realm!r}"
+            )
+        self._refuse_cleartext(realm)
+        query = [("scope", scope) for scope in challenge.scopes]
+        if "service" in challenge.params:
+            query.insert(0, ("service", challenge.params["service"]))
+        headers = {"Accept": "application/json"}
+        if self._credentials is not None:
+            query.append(("account", self._credentials.username))
+            headers["Authorization"] = self._credentials.basic()
+        sep = "&" if "?" in realm else "?"
+        url = f"{realm}{sep}{urllib.parse.urlencode(query)}" if query else realm
+        log.info("registry %s: token for %s as %s", self.host, challenge.scopes, self._who())
+        resp = self._retried("GET", url, None, headers)
+        if resp.status in {401, 403}:
+            fix = (
+                f"check {USERNAME_ENV} and {PASSWORD_ENV}"
+                if self._credentials
+                else f"set {USERNAME_ENV} and {PASSWORD_ENV}"
+            )
+            raise RegistryError(
+                f"registry {self.host}: the token service {realm} refused {self._who()} "
+                f"(HTTP {resp.status}); {fix}"
+            )
+        if resp.status != 200:
+            raise self._fail(f"a token from {realm}", resp)
+        try:
+            answer = json.loads(resp.body)
+            token = answer.get("token") or answer.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise RegistryError(f"the token service {realm} answered without a token")
+        return token
+
+    def _denied(
+        self, method: str, path: str, challenge: Challenge, resp: _Response
+    ) -> RegistryError:
+        """The registry still says 401 after we answered its challenge."""
+        if challenge.scheme == "basic":
+            return RegistryError(
+                f"registry {self.host} refused the login of {self._who()} (HTTP 401); "
+                f"check {USERNAME_ENV} and {PASSWORD_ENV}"
+            )
+        again = self._challenge(resp)
+        error = again.params.get("error", "") if again else ""
+        scope = " ".join(challenge.scopes) or "the registry"
+        return RegistryError(
+            f"registry {self.host} refused {method} {path or '/v2/'} with the token issued "
+            f"to {self._who()} for {scope} ({error or 'HTTP 401'}); check that this login "
+            "may do that"
+        )
+
     def _fail(self, what: str, resp: _Response) -> RegistryError:
         detail = _error_text(resp.body)
         return RegistryError(
@@ -195,7 +327,8 @@ class Registry:
     # -- API ---------------------------------------------------------------------------------
 
     def ping(self) -> None:
-        """``GET /v2/``: the registry speaks the distribution API (401 counts: it answers)."""
+        """``GET /v2/``: the registry speaks the distribution API (and takes our login;
+        a 401 with no challenge we can answer still counts: it answers)."""
         resp = self.request("GET", "")
         if resp.status not in {200, 401}:
             raise self._fail("GET /v2/", resp)
@@ -301,6 +434,15 @@ class Registry:
     def resolve(self, repo: str, tag: str) -> str:
         """The digest a tag points at now (what to pin)."""
         return self.manifest(repo, tag).digest
+
+
+def _headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Lower-cased names; repeated headers joined with ", " as HTTP allows."""
+    out: dict[str, str] = {}
+    for key, value in pairs:
+        name = key.lower()
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
 
 
 def free_port() -> int:
