@@ -18,13 +18,18 @@ too), including ``state.recent`` from earlier batches.
 Most table rows are decided without grouping: the batch totals of an account (or
 account × instrument × side) bound every running sum, so when even the largest
 projection passes, or the smallest fails, one gather decides all its orders. Only
-the orders of undecided rows are grouped, counted and summed exactly.
+the orders of undecided rows are grouped, counted and summed exactly — or every
+order when most are undecided (exact sums decide the others as their bounds do),
+which lets the rate and the account rules share one account sort. Grouped work
+happens in sorted order: each column is gathered once, each rule's result
+scattered once; the rate window is one gather (no search).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -98,6 +103,29 @@ class _Batch:
     notional: NDArray[np.float64]
     per_account: I64  # orders per account row
 
+    @cached_property
+    def buy_count(self) -> I64:
+        """``buy`` as 0/1 integers: integer arithmetic with bools takes a slow casting loop."""
+        return self.buy.astype(np.int64)
+
+    @cached_property
+    def by_account(self) -> Grouping:
+        """The batch grouped by account: shared by the rate and the account rules."""
+        return Grouping.of(self.account)
+
+    def grouped(self, keys: I64, undecided: Bools | None) -> tuple[Grouping, NDArray[np.intp]]:
+        """The undecided orders grouped by ``keys``, and the batch index per sorted position.
+
+        When most orders are undecided, all are grouped: exact sums decide the others
+        the same way as their bounds did, and no subset has to be gathered.
+        """
+        if undecided is None or 2 * int(np.count_nonzero(undecided)) > undecided.shape[0]:
+            grouping = self.by_account if keys is self.account else Grouping.of(keys)
+            return grouping, grouping.order
+        sub = np.flatnonzero(undecided)
+        grouping = Grouping.of(keys.take(sub))
+        return grouping, sub.take(grouping.order)
+
 
 def _stateless_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> None:
     """Per-instrument limits are gathered once per order from small per-batch tables."""
@@ -137,30 +165,43 @@ def _window_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: B
     dup = duplicate_mask(a_all, i_all, side, qty, price, ts_all, limits.duplicate_window_ns)
     failed[_ROW[Reason.DUPLICATE]] = dup[m:]
     rate = failed[_ROW[Reason.RATE_THROTTLE]]
-    _rate_rule(batch.account, a_all, ts_all, submissions, limits, rate)
+    _rate_rule(batch, a_all, ts_all, submissions, limits, rate)
 
 
 def _rate_rule(
-    a: I64, a_all: I64, ts_all: I64, submissions: I64, limits: RiskLimits, out: Bools
+    batch: _Batch, a_all: I64, ts_all: I64, submissions: I64, limits: RiskLimits, out: Bools
 ) -> None:
     """Throttle per account; the window is only counted for accounts it could bind.
 
     An account with at most ``max_rate`` submissions in history + batch can never
     have ``max_rate`` earlier ones in its window; one with ``max_rate == 0`` always
-    has. Only the other accounts' submissions are grouped and counted.
+    has. Only the other accounts' submissions are grouped (all of the batch when
+    they are most of it, see ``_Batch.grouped``): a submission is throttled when the
+    one ``max_rate`` places earlier in its account's group is still in the window.
     """
     max_rate = limits.tables.max_rate
     always = max_rate <= 0
+    a = batch.account
     np.take(always, a, out=out)
     undecided = ~always & (submissions > max_rate)
     if not undecided.any():
         return
     m = a_all.shape[0] - a.shape[0]
-    sub = np.flatnonzero(undecided.take(a_all))
-    counts = Grouping.of(a_all[sub]).window_counts(ts_all[sub], limits.rate_window_ns)
-    in_batch = int(np.searchsorted(sub, m))
-    k = sub[in_batch:] - m
-    out[k] = counts[in_batch:] >= max_rate.take(a.take(k))
+    if m:
+        sub = np.flatnonzero(undecided.take(a_all))
+        by_account = Grouping.of(a_all.take(sub))
+        entry = sub.take(by_account.order)  # history + batch index per sorted position
+    else:
+        by_account, entry = batch.grouped(a, undecided.take(a))
+    need = np.maximum(max_rate, 1).take(by_account.keys)
+    hit = by_account.reaches(ts_all.take(entry), limits.rate_window_ns, need)
+    hit |= always.take(by_account.keys)  # decided rows may be grouped too (see grouped)
+    if m:
+        in_batch = entry >= m
+        entry = entry[in_batch]
+        entry -= m
+        hit = hit[in_batch]
+    out[entry] = hit
 
 
 _EXACT = 2**53  # float64 sums of integers below this are exact (bincount sums in float64)
@@ -175,14 +216,14 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
     remaining rows get the exact grouped running sums.
     """
     tab, orders = limits.tables, batch.orders
-    a, buy, qty = batch.account, batch.buy, orders.qty
+    a, qty = batch.account, orders.qty
     included = np.logical_not(failed[: len(PREFILTER)].any(axis=0))
     scaled = batch.notional * limits.scale
     np.minimum(scaled, float(NOTIONAL_CAP), out=scaled)
     np.ceil(scaled, out=scaled)
     minor = scaled.astype(np.int64)
     side_key = a * 2
-    side_key += buy
+    side_key += batch.buy_count
     n_rows = tab.max_open_orders.shape[0]
     exact = int(minor.sum()) < _EXACT and int(qty.sum()) < _EXACT
     if exact:
@@ -199,7 +240,7 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
         min_minor=int(minor.min()),
         min_lots=int(qty.min()),
     )
-    proj = _Projection(included=included, minor=minor, side_key=side_key)
+    proj = _Projection(included=included.astype(np.int64), minor=minor, side_key=side_key)
     _account_rules(batch, limits, state, failed, sums, proj, decided_all=exact)
     _position_rule(batch, limits, state, failed, sums, proj, decided_all=exact)
 
@@ -219,7 +260,7 @@ class _Totals:
 
 @dataclass(frozen=True)
 class _Projection:
-    included: Bools
+    included: I64  # 0/1 per order
     minor: I64
     side_key: I64  # account row * 2 + buy
 
@@ -256,38 +297,48 @@ def _account_rules(
     )
     if decided_all and not undecided.any():
         return
-    sub = np.flatnonzero(undecided.take(a)) if decided_all else np.arange(a.shape[0])
-    _account_rules_exact(sub, batch, limits, state, failed, proj)
+    _account_rules_exact(
+        undecided.take(a) if decided_all else None, batch, limits, state, failed, proj
+    )
 
 
 def _account_rules_exact(
-    sub: NDArray[np.intp],
+    undecided: Bools | None,
     batch: _Batch,
     limits: RiskLimits,
     state: RiskState,
     failed: Bools,
     proj: _Projection,
 ) -> None:
-    """Grouped running sums over ``sub``: every order of the accounts it covers."""
+    """Grouped running sums over the undecided orders (every order if None).
+
+    Computed in sorted order (one gather per column, one scatter per rule); each
+    rule compares the running sum with a per-account room (limit minus state).
+    """
     tab = limits.tables
-    a, buy, minor = batch.account[sub], batch.buy[sub], proj.minor[sub]
-    included = proj.included[sub]
-    by_account = Grouping.of(a)
-    open_before = by_account.exclusive_cumsum(included.astype(np.int64))
-    buy_before = by_account.exclusive_cumsum(np.where(included & buy, minor, 0))
-    sell_before = by_account.exclusive_cumsum(np.where(included & ~buy, minor, 0))
-    failed[_ROW[Reason.MAX_OPEN_ORDERS], sub] = (
-        state.open_orders[a] + open_before + 1 > tab.max_open_orders[a]
-    )
-    failed[_ROW[Reason.GROSS_EXPOSURE], sub] = (
-        state.gross[a] + buy_before + sell_before + minor > tab.max_gross_minor[a]
-    )
-    max_net = tab.max_net_minor[a]
-    failed[_ROW[Reason.NET_EXPOSURE], sub] = np.where(
-        buy,
-        state.net_long[a] + buy_before + minor > max_net,
-        state.net_short[a] - sell_before - minor < -max_net,
-    )
+    by_account, entry = batch.grouped(batch.account, undecided)
+    a = by_account.keys
+    buy, minor = batch.buy_count.take(entry), proj.minor.take(entry)
+    included = proj.included.take(entry)
+    counted = minor * included
+    open_before = by_account.before(included)
+    open_room = tab.max_open_orders - state.open_orders  # fails when open + before + 1 > max
+    failed[_ROW[Reason.MAX_OPEN_ORDERS], entry] = open_before >= open_room.take(a)
+    gross = by_account.before(counted)  # buys + sells before
+    gross += minor
+    gross_room = tab.max_gross_minor - state.gross
+    failed[_ROW[Reason.GROSS_EXPOSURE], entry] = gross > gross_room.take(a)
+    counted *= buy
+    side_key = a * 2
+    side_key += buy
+    side = by_account.before(counted)  # buys before
+    gross -= side  # sells before + this order
+    side += minor  # buys before + this order
+    np.copyto(gross, side, where=buy != 0)  # the projected side of each order
+    net_room = np.empty((tab.max_net_minor.shape[0], 2), dtype=np.int64)  # [:, 0] sells
+    np.add(tab.max_net_minor, state.net_short, out=net_room[:, 0])
+    np.subtract(tab.max_net_minor, state.net_long, out=net_room[:, 1])
+    failed[_ROW[Reason.NET_EXPOSURE], entry] = gross > net_room.ravel().take(side_key)
 
 
 def _position_rule(
@@ -306,41 +357,31 @@ def _position_rule(
     long_excess -= max_position
     short_room = state.position - state.open_sell  # worst short plus the limit
     short_room += max_position
-    fail = np.empty((*long_excess.shape, 2), dtype=np.bool_)  # [..., 0] sells, [..., 1] buys
+    fail = np.empty((2, *long_excess.shape), dtype=np.bool_)  # [0] sells, [1] buys
     passes = np.empty_like(fail)
-    np.less(short_room, sums.min_lots, out=fail[..., 0])
-    np.greater(long_excess, -sums.min_lots, out=fail[..., 1])
-    np.greater_equal(short_room, sums.sells_lots[:, None], out=passes[..., 0])
-    np.less_equal(long_excess, -sums.buys_lots[:, None], out=passes[..., 1])
+    np.less(short_room, sums.min_lots, out=fail[0])
+    np.greater(long_excess, -sums.min_lots, out=fail[1])
+    np.greater_equal(short_room, sums.sells_lots[:, None], out=passes[0])
+    np.less_equal(long_excess, -sums.buys_lots[:, None], out=passes[1])
+    key = batch.buy_count * long_excess.size  # table cell (side, account, instrument)
+    key += batch.instrument
     pair = batch.account * (len(limits.instruments) + 1)
-    pair += batch.instrument
-    key = pair * 2
-    key += batch.buy
+    key += pair
     row = failed[_ROW[Reason.POSITION_LIMIT]]
     np.take(fail.ravel(), key, out=row)
     undecided = np.logical_or(fail, passes)
     np.logical_not(undecided, out=undecided)
     if decided_all and not undecided.any():
         return
-    sub = np.flatnonzero(undecided.ravel().take(key)) if decided_all else np.arange(key.shape[0])
-    pair, buy, qty = pair[sub], batch.buy[sub], batch.orders.qty[sub]
-    included = proj.included[sub]
-    by_pair = Grouping.of(pair)
-    max_pos = limits.tables.max_position[batch.instrument[sub]]
-    position = state.position.ravel()[pair]
-    worst_long = (
-        position
-        + state.open_buy.ravel()[pair]
-        + by_pair.exclusive_cumsum(np.where(included & buy, qty, 0))
-        + qty
-    )
-    worst_short = (
-        position
-        - state.open_sell.ravel()[pair]
-        - by_pair.exclusive_cumsum(np.where(included & ~buy, qty, 0))
-        - qty
-    )
-    row[sub] = np.where(buy, worst_long > max_pos, worst_short < -max_pos)
+    # Exact: running lots per (pair, side) group against the room of its table cell.
+    room = np.empty(fail.shape, dtype=np.int64)
+    room[0] = short_room  # fails when sells before + qty > position - open sells + max
+    np.negative(long_excess, out=room[1])  # buys before + qty > max - position - open buys
+    by_cell, entry = batch.grouped(key, undecided.ravel().take(key) if decided_all else None)
+    qty = batch.orders.qty.take(entry)
+    lots = by_cell.before(qty * proj.included.take(entry))
+    lots += qty
+    row[entry] = lots > room.ravel().take(by_cell.keys)
 
 
 def _dense(ids: I64, rows: I64) -> I64:
@@ -360,52 +401,62 @@ class Grouping:
 
     The index rides in the low bits of the sort keys, so keys are unique and any
     (SIMD, unstable) sort gives the stable order. ``keys`` must be in 0..2**40.
+    Callers work in sorted order: gather each column once with ``order``, compute
+    with ``before`` / ``reaches``, scatter each result once.
     """
 
-    order: NDArray[np.intp]
-    composite: I64
+    order: NDArray[np.intp]  # entry per sorted position
+    keys: I64  # key per sorted position (non-decreasing)
     first: NDArray[np.intp]  # per sorted position: where its group starts
 
     @classmethod
     def of(cls, keys: I64) -> Grouping:
         """Group ``keys`` (one sort)."""
         n = keys.shape[0]
-        composite = np.sort((keys << _SHIFT) | np.arange(n, dtype=np.int64))
+        composite = keys << _SHIFT
+        composite |= np.arange(n, dtype=np.int64)
+        composite.sort()
         order = (composite & _MASK).astype(np.intp)
-        sorted_keys = composite >> _SHIFT
+        composite >>= _SHIFT
         starts = np.empty(n, dtype=np.bool_)
         starts[:1] = True
-        np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
-        first = np.maximum.accumulate(np.where(starts, np.arange(n, dtype=np.intp), 0))
-        return cls(order=order, composite=composite, first=first)
+        np.not_equal(composite[1:], composite[:-1], out=starts[1:])
+        heads = np.flatnonzero(starts)
+        first = np.repeat(heads, np.diff(heads, append=n))
+        return cls(order=order, keys=composite, first=first)
 
-    def exclusive_cumsum(self, values: I64) -> I64:
-        """Per entry k: the sum of ``values[j]`` over earlier entries j < k of its group.
+    def before(self, ordered: I64) -> I64:
+        """Per sorted position: the sum of ``ordered`` over the earlier positions of its group.
 
         Integer sums are exact, so this equals the scalar running sum bit for bit.
         """
-        ordered = values[self.order]
-        before = np.cumsum(ordered) - ordered
-        if before.shape[0]:
-            before -= before[self.first]
+        out = np.cumsum(ordered)
+        out -= ordered
+        if out.shape[0]:
+            out -= out.take(self.first)
+        return out
+
+    def exclusive_cumsum(self, values: I64) -> I64:
+        """``before`` in entry order: per entry, the sum over earlier entries of its group."""
         out = np.empty_like(values)
-        out[self.order] = before
+        out[self.order] = self.before(values.take(self.order))
         return out
 
-    def window_counts(self, ts: I64, window: int) -> I64:
-        """Per entry k: earlier entries j < k of its group with ts[j] > ts[k] - window.
+    def reaches(self, ordered_ts: I64, window: int, need: I64) -> Bools:
+        """Per sorted position p: at least ``need[p]`` (≥ 1) earlier entries of its group
+        have ``ts > ordered_ts[p] - window``.
 
-        ``ts`` is non-decreasing, so those are the group's entries with index in
-        [r, k), r = searchsorted(ts, ts[k] - window, 'right'); in sorted order the
-        needles are sorted too, which keeps the second search cheap.
+        ``ts`` is non-decreasing within a group, so those entries are the ones just
+        before p: it suffices to look at the one ``need[p]`` positions back — a gather,
+        no search.
         """
-        n = ts.shape[0]
-        first_in_window = np.searchsorted(ts, ts - window, side="right")
-        needles = (self.composite & ~_MASK) | first_in_window[self.order]
-        lo = np.searchsorted(self.composite, needles)
-        out = np.empty(n, dtype=np.int64)
-        out[self.order] = np.arange(n, dtype=np.int64) - lo
-        return out
+        back = np.arange(ordered_ts.shape[0], dtype=np.intp)
+        back -= need
+        within = back >= self.first
+        np.maximum(back, 0, out=back)
+        hit = ordered_ts.take(back) > ordered_ts - window
+        hit &= within
+        return hit
 
 
 _K = (

@@ -303,8 +303,18 @@ def test_grouping_exclusive_cumsum_and_windows() -> None:
     grouping = Grouping.of(keys)
     values = np.array([1, 10, 100, 1000, 10000], dtype=np.int64)
     assert grouping.exclusive_cumsum(values).tolist() == [0, 0, 1, 101, 10]
+    # in sorted order: group 0 = entries 1, 4; group 2 = entries 0, 2, 3
+    assert grouping.order.tolist() == [1, 4, 0, 2, 3]
+    assert grouping.keys.tolist() == [0, 0, 2, 2, 2]
     ts = np.array([0, 5, 10, 20, 30], dtype=np.int64)
-    assert grouping.window_counts(ts, 15).tolist() == [0, 0, 1, 1, 0]
+    ordered_ts = ts[grouping.order]  # [5, 30, 0, 10, 20]
+    # entries of the group with ts > ts[p] - 15 before p: [0, 0, 0, 1, 1]
+    one, two = np.ones(5, dtype=np.int64), np.full(5, 2, dtype=np.int64)
+    assert grouping.reaches(ordered_ts, 15, one).tolist() == [False, False, False, True, True]
+    assert grouping.reaches(ordered_ts, 15, two).tolist() == [False] * 5
+    # window 25: position 4 (ts 20) sees ts 0 and 10 → reaches 2; position 1 (ts 30) sees 5? no
+    assert grouping.reaches(ordered_ts, 25, two).tolist() == [False, False, False, False, True]
+    assert grouping.reaches(ordered_ts, 26, one).tolist() == [False, True, False, True, True]
     empty = Grouping.of(np.empty(0, dtype=np.int64))
     assert empty.exclusive_cumsum(np.empty(0, dtype=np.int64)).shape == (0,)
 
