@@ -119,6 +119,39 @@ def _runc() -> str:
     return runc
 
 
+def prepare_bundle(
+    runc: str, layout: Path, workdir: Path
+) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Unpack the image into ``workdir/bundle``: (bundle, image config, runc's default spec)."""
+    _, config = read_image(layout)
+    bundle = workdir / "bundle"
+    unpack_rootfs(layout, bundle / "rootfs")
+    subprocess.run([runc, "spec", "--bundle", str(bundle)], check=True, capture_output=True)  # noqa: S603  # nosec B603
+    template = json.loads((bundle / "config.json").read_text(encoding="utf-8"))
+    return bundle, config, template
+
+
+def run_container(
+    runc: str, bundle: Path, spec: dict[str, Any], argv: Sequence[str], timeout: float, prefix: str
+) -> Run | None:
+    """Run ``spec`` once in a fresh container; ``None`` (container removed) on timeout."""
+    (bundle / "config.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    try:
+        result = subprocess.run(  # noqa: S603  # nosec B603
+            [runc, "run", "--bundle", str(bundle), name],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        subprocess.run([runc, "delete", "--force", name], capture_output=True, check=False)  # noqa: S603  # nosec B603
+        return None
+    return Run(tuple(argv), result.returncode, result.stdout, result.stderr)
+
+
 def run_in(
     layout: Path,
     workdir: Path,
@@ -127,31 +160,14 @@ def run_in(
 ) -> list[Run]:
     """Run each full command line in a fresh runc container of the image."""
     runc = _runc()
-    _, config = read_image(layout)
-    bundle = workdir / "bundle"
-    unpack_rootfs(layout, bundle / "rootfs")
-    subprocess.run([runc, "spec", "--bundle", str(bundle)], check=True, capture_output=True)  # noqa: S603  # nosec B603
-    template = json.loads((bundle / "config.json").read_text(encoding="utf-8"))
+    bundle, config, template = prepare_bundle(runc, layout, workdir)
     runs: list[Run] = []
     for argv in commands:
         spec = runtime_spec(template, config, argv, binds)
-        (bundle / "config.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-        name = f"bot4-smoke-{uuid.uuid4().hex[:12]}"
-        try:
-            result = subprocess.run(  # noqa: S603  # nosec B603
-                [runc, "run", "--bundle", str(bundle), name],
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            subprocess.run([runc, "delete", "--force", name], capture_output=True, check=False)  # noqa: S603  # nosec B603
-            raise ImageError(
-                f"{' '.join(argv)} did not finish within {TIMEOUT}s in the container"
-            ) from None
-        runs.append(Run(tuple(argv), result.returncode, result.stdout, result.stderr))
+        run = run_container(runc, bundle, spec, argv, TIMEOUT, "bot4-smoke")
+        if run is None:
+            raise ImageError(f"{' '.join(argv)} did not finish within {TIMEOUT}s in the container")
+        runs.append(run)
     return runs
 
 

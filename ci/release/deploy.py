@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.image import smoke
 from ci.release import layout, run, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.policy import DeployPolicy
@@ -33,7 +34,7 @@ class Deployment:
     """What was verified and how the container ended."""
 
     verified: verify.Verified
-    outcome: run.Outcome
+    outcome: smoke.Run
     findings: int
 
 

@@ -8,12 +8,8 @@ exactly what was verified. runc needs root on these machines.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +18,6 @@ from ci.release.errors import ReleaseError
 from ci.release.policy import Runtime
 
 RUNC_PATHS = ("/usr/sbin/runc", "/usr/bin/runc")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The container's exit status and output."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def find_runc() -> str:
@@ -75,30 +61,15 @@ def command(config: dict[str, Any], runtime: Runtime) -> list[str]:
     return [str(a) for a in argv]
 
 
-def run(layout: Path, workdir: Path, runtime: Runtime) -> Outcome:
+def run(layout: Path, workdir: Path, runtime: Runtime) -> smoke.Run:
     """Unpack ``layout`` into a bundle under ``workdir`` and run it once, hardened."""
     runc = find_runc()
-    _, config = smoke.read_image(layout)
-    bundle = workdir / "bundle"
-    smoke.unpack_rootfs(layout, bundle / "rootfs")
-    subprocess.run([runc, "spec", "--bundle", str(bundle)], check=True, capture_output=True)  # noqa: S603  # nosec B603
-    template = json.loads((bundle / "config.json").read_text(encoding="utf-8"))
+    bundle, config, template = smoke.prepare_bundle(runc, layout, workdir)
     argv = command(config, runtime)
     spec = hardened_spec(template, config, argv, runtime)
-    (bundle / "config.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-    name = f"bot4-{uuid.uuid4().hex[:12]}"
-    try:
-        result = subprocess.run(  # noqa: S603  # nosec B603
-            [runc, "run", "--bundle", str(bundle), name],
-            capture_output=True,
-            text=True,
-            timeout=runtime.timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        subprocess.run([runc, "delete", "--force", name], capture_output=True, check=False)  # noqa: S603  # nosec B603
+    outcome = smoke.run_container(runc, bundle, spec, argv, runtime.timeout, "bot4")
+    if outcome is None:
         raise ReleaseError(
             f"{' '.join(argv)} did not finish within {runtime.timeout:g}s in the container"
-        ) from None
-    return Outcome(tuple(argv), result.returncode, result.stdout, result.stderr)
+        )
+    return outcome
