@@ -31,7 +31,7 @@ from ci import (
     sources,
     toolchain,
 )
-from ci.errors import GateError
+from ci.errors import GateError, run_command
 from ci.requirements import read_lock
 
 
@@ -390,9 +390,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if raw[:1] == ["deploy"]:  # python -m ci deploy REF … = python -m ci.release deploy REF …
         return cmd_deploy(argparse.Namespace(rest=raw[1:]))
     args = build_parser().parse_args(raw)
-    try:
-        code: int = args.func(args)
-    except GateError as exc:
-        _err(str(exc))
-        return exc.exit_code
-    return code
+    return run_command(args, _err)

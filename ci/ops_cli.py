@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ci import ops, ops_dashboards
-from ci.errors import GateError
+from ci.errors import run_command
 
 DEFAULT_CLI = "bot4.cli:build_parser"
 
@@ -139,9 +139,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; GateError becomes a one-line message and exit status 1."""
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except GateError as exc:
-        _err(str(exc))
-        return exc.exit_code
-    return code
+    return run_command(args, _err)

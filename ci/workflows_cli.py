@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci.errors import GateError
+from ci.errors import GateError, run_command
 
 PROG = "python -m ci.workflows"
 LOCK = "toolchain.lock"
@@ -106,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; GateError becomes a one-line message and exit status 1."""
     args = build_parser().parse_args(argv)
-    try:
-        code: int = args.func(args)
-    except GateError as exc:
-        _err(str(exc))
-        return exc.exit_code
-    return code
+    return run_command(args, _err)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci.errors import GateError
+from ci.errors import GateError, run_command
 from ci.image import debian, lockfile, locking
 from ci.image.errors import SupersededError
 from ci.image.fetch import Cache, default_cache, find_pip
@@ -334,8 +334,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    try:
-        return int(args.func(args))
-    except GateError as exc:
-        _err(str(exc))
-        return exc.exit_code
+    return run_command(args, _err)

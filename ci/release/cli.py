@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ci.errors import GateError
+from ci.errors import run_command
 from ci.release import attest, deploy, gpg, keys, layout, policy, sign, verify
 from ci.release.auth import credentials_from_env
 from ci.release.errors import ReleaseError
@@ -437,8 +437,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    try:
-        return int(args.func(args))
-    except GateError as exc:
-        _err(str(exc))
-        return exc.exit_code
+    return run_command(args, _err)
