@@ -218,6 +218,12 @@ GATE_PIP = str(
 IMAGE_OUT = "build/image"
 
 
+def ensure_image(session: nox.Session) -> None:
+    """Build the image into build/image unless a previous session already did."""
+    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
+        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+
+
 @nox.session(name="image-lock", python=PYTHON, default=False, tags=["image"])
 def image_lock(session: nox.Session) -> None:
     """Resolve ci/image/image.toml into image.lock (apt indexes + the package index)."""
@@ -277,8 +283,7 @@ def scan(session: nox.Session) -> None:
 def deploy_check(session: nox.Session) -> None:
     """Push, sign, attest, refuse, verify and run the built image against a throwaway registry."""
     install_locked(session)
-    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
-        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    ensure_image(session)
     session.run(
         "python",
         "-m",
@@ -294,8 +299,7 @@ def deploy_check(session: nox.Session) -> None:
 def dockerfile(session: nox.Session) -> None:
     """Build the Dockerfile on a private dockerd on our own base; compare with the image."""
     install_locked(session)
-    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
-        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    ensure_image(session)
     session.run(
         "python",
         "-m",
