@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.server
 import io
 import itertools
 import json
@@ -13,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -241,3 +243,41 @@ def secrets_env(tmp_path: Path) -> dict[str, str]:
     directory.mkdir(mode=0o700)
     FileSecrets(directory).create_signing_key("release")
     return {"BOT4_SECRETS_DIR": str(directory)}
+
+
+Handler = Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes]]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], str]]:
+    """``serve(answer)`` → ``127.0.0.1:PORT`` answering ``answer(method, path, headers)``."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(answer: Handler) -> str:
+        class Fake(http.server.BaseHTTPRequestHandler):
+            def _reply(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, headers, body = answer(self.command, self.path, dict(self.headers))
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_HEAD = _reply  # noqa: N815 - http.server's names
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

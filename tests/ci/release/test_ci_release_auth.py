@@ -383,41 +383,6 @@ def test_token_flow_refusals_are_one_clear_line(
 Handler = Callable[[str, str, dict[str, str]], tuple[int, dict[str, str], bytes]]
 
 
-@pytest.fixture
-def serve() -> Iterator[Callable[[Handler], str]]:
-    """``serve(answer)`` → ``127.0.0.1:PORT`` answering ``answer(method, path, headers)``."""
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def start(answer: Handler) -> str:
-        class Fake(http.server.BaseHTTPRequestHandler):
-            def _reply(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                status, headers, body = answer(self.command, self.path, dict(self.headers))
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_PUT = do_POST = do_HEAD = _reply  # noqa: N815 - http.server's names
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Fake)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 def _bearer(realm: str) -> dict[str, str]:
     service = "" if realm.endswith("/access") else ',service="svc"'  # service is optional
     return {"WWW-Authenticate": f'Bearer realm="{realm}"{service}'}

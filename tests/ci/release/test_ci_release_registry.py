@@ -6,10 +6,8 @@ Misbehaving registries (5xx, redirects, garbage) are small HTTP servers on loopb
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,41 +19,13 @@ from ci.release.reference import parse
 from ci.release.registry import Manifest, Registry, Retry, free_port, is_loopback, sha256
 
 Reply = tuple[int, dict[str, str], bytes]
+Handler = Callable[[str, str, dict[str, str]], Reply]
 
 
 @pytest.fixture
-def fake() -> Iterator[Callable[[Callable[[str, str], Reply]], str]]:
+def fake(serve: Callable[[Handler], str]) -> Callable[[Callable[[str, str], Reply]], str]:
     """``fake(answer)`` serves ``answer(method, path)`` on 127.0.0.1; returns HOST:PORT."""
-    servers: list[http.server.ThreadingHTTPServer] = []
-
-    def start(answer: Callable[[str, str], Reply]) -> str:
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _reply(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                status, headers, body = answer(self.command, self.path)
-                self.send_response(status)
-                for key, value in {**headers, "Content-Length": str(len(body))}.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_PUT = do_POST = do_HEAD = _reply  # noqa: N815 - http.server's names
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return f"127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return lambda answer: serve(lambda method, path, _headers: answer(method, path))
 
 
 def unique_files(tag: str) -> dict[str, tuple[bytes, int]]:
