@@ -476,16 +476,19 @@ def check(root: Path, environments: Iterable[Environment]) -> list[str]:
         "running interpreter",
     )
     problems += check_files(root, tc)
+    by_role: dict[str, tuple[dict[str, Pin], str]] = {}  # each lock parsed once per role
     for env in environments:
         problems += check_interpreter(
             tc, env.python_version, tc.implementation, tc.pointer_bits, env.label
         )
-        pins: dict[str, Pin] = {}
-        names = []
-        for entry in tc.governing(env.role):
-            pins.update(applicable(read_lock(root / entry.path)))
-            names.append(entry.path)
-        if not names:
-            raise GateError(f"{LOCK_FILE} has no lock governing {env.role!r} environments")
-        problems += check_environment(env, pins, ", ".join(names), installed(env.site_packages))
+        if env.role not in by_role:
+            entries = tc.governing(env.role)
+            if not entries:
+                raise GateError(f"{LOCK_FILE} has no lock governing {env.role!r} environments")
+            pins: dict[str, Pin] = {}
+            for entry in entries:
+                pins.update(applicable(read_lock(root / entry.path)))
+            by_role[env.role] = (pins, ", ".join(entry.path for entry in entries))
+        role_pins, names = by_role[env.role]
+        problems += check_environment(env, role_pins, names, installed(env.site_packages))
     return problems
