@@ -19,20 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ci import (
-    advisories,
-    audit,
-    coverage_gate,
-    index,
-    licenses,
-    online_audit,
-    sbom,
-    security_scan,
-    sources,
-    toolchain,
-)
 from ci.errors import GateError, run_command
-from ci.requirements import read_lock
+from ci.files import atomic_write
+from ci.gate import coverage as coverage_gate
+from ci.gate import security as security_scan
+from ci.gate import toolchain
+from ci.gate.requirements import read_lock
+from ci.supply_chain import index, licenses, sbom, sources
+from ci.supply_chain.advisories import audit
+from ci.supply_chain.advisories import database as advisories
+from ci.supply_chain.advisories import online as online_audit
 
 
 def _err(message: str) -> None:
@@ -240,7 +236,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
         print(f"sbom: {args.output} is up to date ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
         return 0
     output.parent.mkdir(parents=True, exist_ok=True)
-    toolchain.atomic_write(output, text)
+    atomic_write(output, text)
     print(f"sbom: wrote {args.output} ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
     return 0
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.files import atomic_write
 from ci.image import bytecode, debian, elf, engine, oci
 from ci.image.deb import DebContents, unpack
 from ci.image.errors import ImageError
@@ -24,7 +25,6 @@ from ci.image.lockfile import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, rea
 from ci.image.rootfs import NONROOT_HOME, NONROOT_UID, base_layer
 from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
 from ci.image.wheels import Installed, finish, install
-from ci.toolchain import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -168,9 +168,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def write_sbom(root: Path, cache: Cache, check: bool) -> int:
     """Write sbom/bot4-image.cdx.json, or with ``check`` compare and report drift."""
+    from ci.files import atomic_write  # noqa: PLC0415
     from ci.image import sbom  # noqa: PLC0415
-    from ci.sbom import diff_summary  # noqa: PLC0415
-    from ci.toolchain import atomic_write  # noqa: PLC0415
+    from ci.supply_chain.sbom import diff_summary  # noqa: PLC0415
 
     spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
     lock = lockfile.read_lock(root / lockfile.LOCK_FILE)
@@ -203,8 +203,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
     import json  # noqa: PLC0415
     import os  # noqa: PLC0415
 
+    from ci.files import atomic_write  # noqa: PLC0415
     from ci.image import scan  # noqa: PLC0415
-    from ci.toolchain import atomic_write  # noqa: PLC0415
 
     root = Path(args.root).resolve()
     spec = lockfile.read_spec(root / lockfile.SPEC_FILE)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.files import atomic_write
 from ci.image.errors import ImageError
-from ci.toolchain import atomic_write
 
 SCHEMA = 1
 SPEC_FILE = "ci/image/image.toml"

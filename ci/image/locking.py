@@ -19,12 +19,12 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.gate.requirements import Pin, applicable, read_lock
 from ci.image import debian
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, file_sha256, pip_download
 from ci.image.lockfile import DebPin, Lock, Spec, WheelPin
 from ci.image.wheels import WheelMeta, read_meta, requirements, target_environment
-from ci.requirements import Pin, applicable, read_lock
 
 log = logging.getLogger(__name__)
 

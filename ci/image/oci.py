@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.files import atomic_write
 from ci.image.tarball import Entry, sha256, write_tar
-from ci.toolchain import atomic_write
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"

@@ -23,7 +23,7 @@ from ci.image.fetch import Cache
 from ci.image.lockfile import DebPin, Lock, WheelPin
 from ci.image.oci import timestamp
 from ci.image.wheels import read_meta
-from ci.sbom import serialize, validate
+from ci.supply_chain.sbom import serialize, validate
 
 SBOM_FILE = "sbom/bot4-image.cdx.json"
 IMAGE_REF = "bot4-image"

@@ -1,6 +1,7 @@
 """``python -m ci.image scan``: vulnerabilities and hygiene of the built image.
 
-- Advisories: the image SBOM's wheels are matched with ``ci.osv`` (PEP 440) and its
+- Advisories: the image SBOM's wheels are matched with
+  ``ci.supply_chain.advisories.osv`` (PEP 440) and its
   .debs with a Debian matcher here (OSV ``Debian`` / ``Debian:12`` records name *source*
   packages; versions ordered by python-debian), over the same OSV database option as
   the audit (``--db``, ``BOT4_ADVISORY_DB``, else the committed PyPA snapshot).
@@ -31,13 +32,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ci import policy
-from ci.advisories import decode, iter_records
 from ci.errors import GateError
 from ci.image.debian import Archive, compare
 from ci.image.errors import ImageError
 from ci.image.smoke import read_image
 from ci.image.tarball import Entry, read_tar
-from ci.osv import Severity, parse_record, score
+from ci.supply_chain.advisories.database import decode, iter_records
+from ci.supply_chain.advisories.osv import Severity, parse_record, score
 
 SEVERITIES = ("NONE", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 POLICY_FILE = "ci/image/scan.toml"
@@ -310,7 +311,7 @@ def match_advisories(
                 continue
             try:
                 pyadv = parse_record(data, where)
-            except GateError:  # a malformed record (ci.osv names the file)
+            except GateError:  # a malformed record (ci.supply_chain.advisories.osv names the file)
                 continue
             for cname, comp in wheels.items():
                 try:

@@ -28,14 +28,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, TypeVar, cast
+from typing import ParamSpec, TypeVar, cast
 
 from bot4.infrastructure.clock import Clock, monotonic
 from bot4.infrastructure.errors import CircuitOpenError, ConfigError, InfrastructureError
+from bot4.infrastructure.fuse import Fuse, process_fuse
 from bot4.infrastructure.state import BreakerEvent, BreakerState
-
-if TYPE_CHECKING:
-    from bot4.infrastructure.fuse import Fuse
 
 log = logging.getLogger(__name__)
 
@@ -276,8 +274,6 @@ class CircuitBreaker:
         self._failures_total = 0
         self._rejected_total = 0
         if isinstance(fuse, _ProcessFuse):
-            from bot4.infrastructure.fuse import process_fuse  # noqa: PLC0415 - import cycle
-
             fuse = process_fuse()
         if fuse is not None:
             fuse.register(self)

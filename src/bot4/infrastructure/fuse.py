@@ -15,15 +15,32 @@ import logging
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from bot4.infrastructure.clock import Clock, monotonic
 from bot4.infrastructure.errors import ConfigError
 from bot4.infrastructure.state import BreakerEvent, BreakerState
 
-if TYPE_CHECKING:
-    from bot4.infrastructure.breaker import CircuitBreaker
+
+class Fusible(Protocol):
+    """What the fuse needs of a breaker: the fuse knows breakers only through this."""
+
+    @property
+    def component(self) -> str: ...
+
+    @property
+    def observed_state(self) -> BreakerState: ...
+
+    def add_listener(self, listener: Callable[[BreakerEvent], None]) -> None: ...
+
+    def remove_listener(self, listener: Callable[[BreakerEvent], None]) -> None: ...
+
+    def force_open(self, reason: str) -> None: ...
+
+    def release(self, reason: str) -> None: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +80,7 @@ class Fuse:
         self._config = config if config is not None else FuseConfig()
         self._clock = clock
         self._lock = threading.Lock()
-        self._breakers: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
+        self._breakers: weakref.WeakSet[Fusible] = weakref.WeakSet()
         self._tripped: str | None = None
         self._changes: deque[float] = deque()
         self._trips = 0
@@ -95,12 +112,12 @@ class Fuse:
         return self._trips
 
     @property
-    def breakers(self) -> tuple[CircuitBreaker, ...]:
+    def breakers(self) -> tuple[Fusible, ...]:
         """The live registered breakers, by component name."""
         with self._lock:
             return tuple(sorted(self._breakers, key=lambda b: b.component))
 
-    def register(self, breaker: CircuitBreaker) -> None:
+    def register(self, breaker: Fusible) -> None:
         """Put ``breaker`` under the fuse (held open at once if the fuse is tripped)."""
         with self._lock:
             if breaker in self._breakers:
@@ -111,7 +128,7 @@ class Fuse:
         if reason is not None:
             breaker.force_open(f"global fuse tripped: {reason}")
 
-    def unregister(self, breaker: CircuitBreaker) -> None:
+    def unregister(self, breaker: Fusible) -> None:
         """Take ``breaker`` out from under the fuse (it stays in whatever state it is)."""
         with self._lock:
             self._breakers.discard(breaker)

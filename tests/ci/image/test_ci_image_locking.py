@@ -43,7 +43,7 @@ def test_unpinned_requirement_and_missing_python(
     no_python = lockfile.Spec(**{**vars(spec), "roots": ("tzdata",)})
     with pytest.raises(ImageError, match=r"python3\.11-minimal is not in the Debian closure"):
         locking.make_lock(locked.root, no_python, archive, fetcher)
-    from ci.requirements import parse_lock
+    from ci.gate.requirements import parse_lock
 
     (pin,) = parse_lock(f"demodep==9.9 --hash=sha256:{'0' * 64}\n", "x")
     with pytest.raises(ImageError, match="pip download failed"):

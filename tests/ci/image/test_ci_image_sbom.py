@@ -11,7 +11,7 @@ import pytest
 from ci.image import lockfile, sbom
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
-from ci.sbom import validate
+from ci.supply_chain.sbom import validate
 
 
 def test_committed_form_is_valid_stable_and_complete(locked: Any) -> None:

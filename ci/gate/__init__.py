@@ -1,0 +1,1 @@
+"""The gate's own checks: the pinned toolchain, lock parsing, coverage floors, security scan."""

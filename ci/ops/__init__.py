@@ -1,0 +1,1 @@
+"""Ops checks: Prometheus rules and alerts, Alertmanager routes, dashboards, runbooks."""

@@ -1,0 +1,1 @@
+"""Supply chain: advisories, the package index, licences, sources and SBOMs."""

@@ -1,0 +1,1 @@
+"""Advisories: the OSV snapshot database, OSV records, the offline and online audits."""

@@ -1,0 +1,327 @@
+"""``python -m ci audit``: every locked pin against advisories, ignores and the index.
+
+Three independent checks, each able to fail the gate on its own:
+
+1. the offline OSV database (the committed PyPA snapshot, or ``--db`` /
+   ``BOT4_ADVISORY_DB``), matched by canonical name and exact version;
+2. pip-audit online (``--online auto|require|never``), always strict — a package it
+   could not audit is a failure, never a pass (``auto`` first probes with one pin and
+   falls back to the offline result, with a warning, when the service cannot answer);
+3. the configured index's simple API: a yanked pin is denied (``yanked = "deny"``), a
+   pin whose hashes no configured index serves is denied, PEP 792 archived/deprecated
+   projects are warned about and quarantined ones denied.
+
+Ignores live in ``[advisories]`` of ``ci/policy.toml`` with an id, a reason and an
+expiry date; an expired ignore fails the gate, an unused one is a warning.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName
+
+from ci import policy
+from ci.errors import GateError
+from ci.gate.requirements import Pin, read_lock
+from ci.gate.toolchain import LOCK_FILE, load_toolchain
+from ci.supply_chain.advisories import online as online_audit
+from ci.supply_chain.advisories.database import Database, age_warning
+from ci.supply_chain.advisories.osv import Advisory
+from ci.supply_chain.index import ProjectPage
+
+DEFAULT_DB = "ci/advisories/pypa-advisory-db.zip"
+DB_ENV = "BOT4_ADVISORY_DB"
+ONLINE_MODES = ("auto", "require", "never")
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """A reviewed advisory that may stay until ``expires``."""
+
+    id: str
+    reason: str
+    expires: dt.date
+
+
+@dataclass(frozen=True)
+class AuditPolicy:
+    """``[advisories]`` of the policy file."""
+
+    db: str = DEFAULT_DB
+    max_age_days: int = 30
+    yanked: str = "deny"
+    locks: tuple[str, ...] = ()
+    ignores: tuple[Ignore, ...] = ()
+
+
+def load_policy(path: Path) -> AuditPolicy:
+    """Read and validate ``[advisories]``."""
+    table = policy.load_section(path, "advisories")
+    where = f"{path} [advisories]"
+    ignores: list[Ignore] = []
+    for n, entry in enumerate(policy.entries(table, "ignore", where), start=1):
+        here = f"{where} ignore #{n}"
+        ignores.append(
+            Ignore(
+                policy.text(entry, "id", here),
+                policy.text(entry, "reason", here),
+                policy.date(entry, "expires", here),
+            )
+        )
+    yanked = table.get("yanked", "deny")
+    if yanked not in {"deny", "warn"}:
+        raise GateError(f'{where}: yanked must be "deny" or "warn", got {yanked!r}')
+    max_age = table.get("max-age-days", 30)
+    if not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 1:
+        raise GateError(f"{where}: max-age-days must be a positive integer")
+    db = table.get("db", DEFAULT_DB)
+    if not isinstance(db, str):
+        raise GateError(f"{where}: db must be a path string")
+    return AuditPolicy(db, max_age, yanked, policy.strings(table, "locks", where), tuple(ignores))
+
+
+def lock_paths(root: Path, configured: Sequence[str]) -> list[Path]:
+    """The locks to audit: those configured, else every lock toolchain.lock lists."""
+    if configured:
+        return [root / p for p in configured]
+    return [root / entry.path for entry in load_toolchain(root / LOCK_FILE).locks]
+
+
+def collect_pins(locks: Iterable[Path]) -> dict[tuple[NormalizedName, str], Pin]:
+    """Unique pins by (name, version) over several locks (markers ignored: audit them all)."""
+    pins: dict[tuple[NormalizedName, str], Pin] = {}
+    for lock in locks:
+        for pin in read_lock(lock):
+            pins.setdefault((pin.name, str(pin.version)), pin)
+    return dict(sorted(pins.items()))
+
+
+def db_path(root: Path, cli_db: str | None, configured: str, environ: Mapping[str, str]) -> Path:
+    """--db, then $BOT4_ADVISORY_DB, then the policy's (the committed snapshot)."""
+    chosen = cli_db or environ.get(DB_ENV) or configured
+    path = Path(chosen)
+    return path if path.is_absolute() else root / path
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A pin an advisory affects, and the ignore that covers it (if any)."""
+
+    name: NormalizedName
+    version: str
+    advisory: Advisory
+    ignore: Ignore | None = None
+
+    def render(self) -> str:
+        """One report line."""
+        adv = self.advisory
+        aliases = f" ({', '.join(adv.aliases)})" if adv.aliases else ""
+        severity = adv.worst_severity()
+        fixed = adv.fixed_versions(self.name)
+        parts = [
+            f"{self.name} {self.version}: {adv.id}{aliases}",
+            f"severity {severity}" if severity else "severity unknown",
+            f"fixed in {', '.join(fixed)}" if fixed else "no fixed version",
+        ]
+        if self.ignore is not None:
+            parts.append(f"IGNORED until {self.ignore.expires}: {self.ignore.reason}")
+        elif adv.summary:
+            parts.append(adv.summary)
+        return " — ".join(parts)
+
+
+def match(pins: Iterable[Pin], db: Database) -> list[Finding]:
+    """Every (pin, advisory) pair where the advisory affects the pinned version."""
+    return [
+        Finding(pin.name, str(pin.version), adv)
+        for pin in pins
+        for adv in db.for_package(pin.name)
+        if adv.affects(pin.name, pin.version)
+    ]
+
+
+def apply_ignores(
+    findings: Sequence[Finding], ignores: Sequence[Ignore], today: dt.date
+) -> tuple[list[Finding], list[str], list[str]]:
+    """Mark ignored findings; return them, failures (expired ignores), warnings (unused)."""
+    failures = [
+        f"ignore of {i.id} expired on {i.expires} ({i.reason}): upgrade the package or "
+        "renew the ignore with a new reason and date in ci/policy.toml"
+        for i in ignores
+        if i.expires < today
+    ]
+    active = {i.id: i for i in ignores if i.expires >= today}
+    used: set[str] = set()
+    marked: list[Finding] = []
+    for finding in findings:
+        ids = (finding.advisory.id, *finding.advisory.aliases)
+        hit = next((active[i] for i in ids if i in active), None)
+        if hit is not None:
+            used.add(hit.id)
+        marked.append(Finding(finding.name, finding.version, finding.advisory, hit))
+    warnings = [
+        f"ignore of {i} matches no finding; remove it from ci/policy.toml"
+        for i in sorted(set(active) - used)
+    ]
+    return marked, failures, warnings
+
+
+@dataclass(frozen=True)
+class IndexVerdict:
+    """What the index says about one pin."""
+
+    name: NormalizedName
+    version: str
+    failures: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def check_index(pin: Pin, pages_: Sequence[ProjectPage], yanked: str) -> IndexVerdict:
+    """yanked = deny, served-by-a-configured-index, and PEP 792 project status for one pin."""
+    failures: list[str] = []
+    warnings: list[str] = []
+    where = f"{pin.name} {pin.version}"
+    ours = {h.removeprefix("sha256:") for h in pin.hashes}
+    files = [(page, f) for page in pages_ if page.found for f in page.files_for(pin.version)]
+    if not files:
+        failures.append(f"{where}: no configured index serves this release (dependency confusion?)")
+    hashed = [f for _, f in files if f.sha256 is not None]
+    if hashed and not any(f.sha256 in ours for f in hashed):
+        failures.append(f"{where}: no file the index serves matches the lock's hashes")
+    for page, file in files:
+        if file.yanked is not None:
+            reason = file.yanked or "no reason given"
+            line = f"{where} is yanked on {page.index} ({file.filename}: {reason})"
+            (failures if yanked == "deny" else warnings).append(line)
+            break
+    for page in pages_:
+        status = (page.status or "active").lower()
+        because = f": {page.status_reason}" if page.status_reason else ""
+        if status == "quarantined":
+            failures.append(f"{where}: project is quarantined on {page.index}{because}")
+        elif status in {"archived", "deprecated"}:
+            warnings.append(f"{where}: project is {status} on {page.index}{because}")
+    return IndexVerdict(pin.name, str(pin.version), tuple(failures), tuple(warnings))
+
+
+@dataclass
+class Report:
+    """What an audit run prints: information, warnings and failures, in order."""
+
+    info: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as plain data for --json."""
+        return {"info": self.info, "warnings": self.warnings, "failures": self.failures}
+
+
+def offline(
+    report: Report,
+    pins: Sequence[Pin],
+    db: Database,
+    audit_policy: AuditPolicy,
+    today: dt.date,
+) -> None:
+    """Match the pins against the offline database and apply the ignores."""
+    date = db.date.isoformat() if db.date else "unknown date"
+    commit = f", commit {db.snapshot.commit[:12]}" if db.snapshot else ""
+    report.info.append(
+        f"advisory DB: {db.source} (snapshot of {date}{commit}; {db.records} records, "
+        f"{db.withdrawn} withdrawn)"
+    )
+    report.warnings.extend(db.warnings)
+    stale = age_warning(db, today, audit_policy.max_age_days)
+    if stale:
+        report.warnings.append(stale)
+    findings, expired, unused = apply_ignores(match(pins, db), audit_policy.ignores, today)
+    report.failures.extend(expired)
+    report.warnings.extend(unused)
+    for finding in findings:
+        (report.info if finding.ignore else report.failures).append(finding.render())
+    report.info.append(
+        f"offline: {len(pins)} pins checked, "
+        f"{sum(1 for f in findings if f.ignore is None)} vulnerable, "
+        f"{sum(1 for f in findings if f.ignore is not None)} ignored"
+    )
+
+
+def pin_line(pin: Pin) -> str:
+    """The pin as a hashed requirement line (for a one-pin probe lock)."""
+    return f"{pin.name}=={pin.version} " + " ".join(f"--hash={h}" for h in pin.hashes) + "\n"
+
+
+def online(
+    report: Report,
+    mode: str,
+    pip_audit: str,
+    locks: Sequence[Path],
+    probe: Pin,
+    service: str,
+    ignores: Sequence[Ignore],
+    tmp: Path,
+) -> None:
+    """pip-audit, strictly; in ``auto`` a service that cannot answer falls back to offline."""
+    if mode == "never":
+        report.info.append("online: skipped (--online never)")
+        return
+    if mode == "auto":
+        probe_lock = tmp / "probe.txt"
+        probe_lock.write_text(pin_line(probe), encoding="utf-8")
+        first = online_audit.run(pip_audit, [probe_lock], service)
+        if not first.ok:
+            why = first.error or "; ".join(f"{n}: {r}" for n, r in first.not_audited)
+            report.warnings.append(
+                f"online audit unavailable (pip-audit -s {service}: {why}); "
+                "relying on the offline advisory DB"
+            )
+            return
+    result = online_audit.run(pip_audit, locks, service)
+    active = {i.id for i in ignores}
+    for name, reason in result.not_audited:
+        report.failures.append(f"online: {name} was not audited ({reason})")
+    for vuln in result.vulns:
+        if active & {vuln.id, *vuln.aliases}:
+            report.info.append(f"online: {vuln.name} {vuln.version}: {vuln.id} (ignored)")
+            continue
+        fixed = ", ".join(vuln.fix_versions) or "no fixed version"
+        report.failures.append(f"online: {vuln.name} {vuln.version}: {vuln.id} — fixed in {fixed}")
+    if result.error:
+        report.failures.append(f"online: {result.error}")
+    if result.ok:
+        report.info.append(f"online: pip-audit -s {service} --strict audited every pin: clean")
+
+
+def index_checks(
+    report: Report,
+    pins: Sequence[Pin],
+    found: Mapping[NormalizedName, Sequence[ProjectPage]],
+    errors: Sequence[str],
+    yanked: str,
+    allow_unreachable: bool,
+    indexes: Sequence[str],
+) -> None:
+    """Fold the simple-API results into the report."""
+    report.info.append(
+        f"index: {', '.join(indexes) or 'none configured'} (from pip's configuration)"
+    )
+    for error in errors:
+        if allow_unreachable:
+            report.warnings.append(f"{error} (ignored: --allow-unreachable-index)")
+        else:
+            report.failures.append(
+                f"{error}; fix the network/pip configuration or pass --allow-unreachable-index"
+            )
+    if errors:
+        return
+    for pin in pins:
+        verdict = check_index(pin, found.get(pin.name, ()), yanked)
+        report.failures.extend(verdict.failures)
+        report.warnings.extend(verdict.warnings)
+    report.info.append(f"index: {len(pins)} pins checked for yanked releases and project status")

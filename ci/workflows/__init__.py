@@ -1,0 +1,1 @@
+"""GitHub workflow checks and helpers for the jobs."""

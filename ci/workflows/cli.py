@@ -1,0 +1,109 @@
+"""``python -m ci.workflows``: check the GitHub Actions workflows (``nox -s workflows``).
+
+``check [PATHS]`` runs zizmor (offline), actionlint and the project check over
+``.github/workflows`` (or PATHS) and prints one line per finding. ``python-version`` prints
+``python=<version>`` from toolchain.lock for ``$GITHUB_OUTPUT``; it imports nothing
+outside the standard library because it runs on the CI runner's bare ``python3``, before
+the pinned interpreter exists. Exit 0 clean, 1 findings or bad input, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+
+from ci.errors import GateError, run_command
+
+PROG = "python -m ci.workflows"
+LOCK = "toolchain.lock"
+PYTHON_VERSION_RE = re.compile(r"3\.\d{1,2}")
+
+
+def _err(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def read_python_version(lock: Path) -> str:
+    """``[python] version`` from toolchain.lock, checked to be ``3.N`` (safe for YAML outputs)."""
+    try:
+        data = tomllib.loads(lock.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise GateError(
+            f"cannot read {lock}: {exc.strerror}; run from the repository root"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GateError(
+            f"{lock} is not valid TOML ({exc}); regenerate it with nox -s lock"
+        ) from None
+    python = data.get("python")
+    version = python.get("version") if isinstance(python, dict) else None
+    if not isinstance(version, str) or not PYTHON_VERSION_RE.fullmatch(version):
+        raise GateError(f'{lock}: [python] version must be a string like "3.11", got {version!r}')
+    return version
+
+
+def cmd_python_version(args: argparse.Namespace) -> int:
+    """Print python=<version> from toolchain.lock (for $GITHUB_OUTPUT)."""
+    print(f"python={read_python_version(Path(args.root) / args.lock)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """zizmor --offline, actionlint and the project check; one line per finding."""
+    # Imported here: python-version must run without PyYAML on the runner's bare python3.
+    from ci.workflows import checks as workflows  # noqa: PLC0415
+
+    root = Path(args.root).resolve()
+    paths = [Path(p) for p in args.paths] or [root / ".github" / "workflows"]
+    dependabot = root / ".github" / "dependabot.yml"
+    extra = [dependabot] if not args.paths and dependabot.is_file() else []
+    tools = workflows.Tools(
+        args.zizmor or workflows.find_tool("zizmor"),
+        args.actionlint or workflows.find_tool("actionlint"),
+    )
+    sessions = workflows.nox_sessions(Path(args.noxfile) if args.noxfile else root / "noxfile.py")
+    findings = workflows.check(root, paths, sessions, tools, extra)
+    for finding in findings:
+        print(finding)
+    if findings:
+        _err(f"{len(findings)} finding(s) in the workflows")
+        return 1
+    print(
+        f"workflows: {', '.join(str(p) for p in paths)} clean (zizmor, actionlint, project check)"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for the workflow commands."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser.add_argument("--root", default=".", help="repository root (default: .)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("check", help=cmd_check.__doc__)
+    p.add_argument(
+        "paths", nargs="*", help="workflow files or directories (default: .github/workflows)"
+    )
+    p.add_argument(
+        "--noxfile", help="the noxfile whose sessions jobs may run (default: ROOT/noxfile.py)"
+    )
+    p.add_argument("--zizmor", help="zizmor executable (default: beside this python, or PATH)")
+    p.add_argument(
+        "--actionlint", help="actionlint executable (default: beside this python, or PATH)"
+    )
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("python-version", help=cmd_python_version.__doc__)
+    p.add_argument("--lock", default=LOCK, help=f"relative to --root (default: {LOCK})")
+    p.set_defaults(func=cmd_python_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; GateError becomes a one-line message and exit status 1."""
+    args = build_parser().parse_args(argv)
+    return run_command(args, _err)
