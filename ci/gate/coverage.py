@@ -104,7 +104,7 @@ def load_policy(pyproject: Path) -> Policy:
 
 
 def module_of(path: str) -> str:
-    """``src/bot4/risk/var.py`` → ``bot4.risk.var``; ``ci/sbom.py`` → ``ci.supply_chain.sbom``."""
+    """``src/bot4/risk/var.py`` → ``bot4.risk.var``; ``ci/gate/toolchain.py`` → ``ci.gate.toolchain``."""
     posix = PurePosixPath(path.replace("\\", "/"))
     text = str(posix)
     for root in _SOURCE_ROOTS:
