@@ -1,5 +1,8 @@
 """Test-wide settings and shared real backends.
 
+No silent skips: the ``ci.testing.skips`` plugin turns a skip into a failure unless
+the run declares the absence it names (``BOT4_ABSENT=runc,ipv6``).
+
 Hypothesis runs derandomized so the gate is repeatable. moto's KMS server and the
 SoftHSM2 tokens are session-wide: a PKCS#11 library reads its configuration once per
 process, so every test that needs a token must share one token directory.
@@ -36,6 +39,9 @@ settings.register_profile(
 settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("BOT4_HYPOTHESIS_PROFILE", "gate"))
 
+# No silent skips, and session-owned tests deselected (see ci.testing.skips).
+pytest_plugins = ("ci.testing.skips",)
+
 
 @pytest.fixture(scope="session")
 def kms_env() -> Iterator[dict[str, str]]:
@@ -62,12 +68,13 @@ def kms_env() -> Iterator[dict[str, str]]:
 def softhsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[str, str]]]:
     """One SoftHSM2 token directory for the session, with one token per label.
 
-    Skips when SoftHSM2 is absent (.ci/run installs the Debian package softhsm2).
+    Fails when SoftHSM2 is absent unless declared (BOT4_ABSENT=softhsm2); scripts/gate
+    installs the Debian package softhsm2.
     """
     library = next((path for path in SOFTHSM_LIBRARIES if Path(path).exists()), None)
     util = shutil.which("softhsm2-util")
     if library is None or util is None:
-        pytest.skip("SoftHSM2 is not installed (Debian package softhsm2): PKCS#11 tests skipped")
+        pytest.skip("softhsm2 is not installed (Debian package softhsm2)")
     base = tmp_path_factory.mktemp("softhsm")
     (base / "tokens").mkdir()
     conf = base / "softhsm2.conf"

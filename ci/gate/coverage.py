@@ -104,7 +104,7 @@ def load_policy(pyproject: Path) -> Policy:
 
 
 def module_of(path: str) -> str:
-    """``src/bot4/risk/var.py`` → ``bot4.risk.var``; ``ci/gate/toolchain.py`` → ``ci.gate.toolchain``."""
+    """``src/bot4/risk/var.py`` → ``bot4.risk.var``; ``ci/files.py`` → ``ci.files``."""
     posix = PurePosixPath(path.replace("\\", "/"))
     text = str(posix)
     for root in _SOURCE_ROOTS:

@@ -57,7 +57,6 @@ TOOLS = {
     "alertmanager": "prometheus-alertmanager",
     "prometheus-alertmanager": "prometheus-alertmanager",
 }
-TOOLS_ENV = "BOT4_OPS_TOOLS"  # "absent": the ops tools are knowingly not installed
 
 
 class OpsError(GateError):
@@ -834,12 +833,6 @@ def live_problems(
     that were scraped or are recorded by a rule."""
     available = api.series_names()
     return api.parse_problems(queries) + unknown_series(queries, available, recorded)
-
-
-def tools_optional(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``BOT4_OPS_TOOLS=absent`` says the ops tools are knowingly not installed."""
-    env = os.environ if environ is None else environ
-    return env.get(TOOLS_ENV, "").strip().lower() == "absent"
 
 
 def runbook_queries(layout: Layout) -> list[Query]:

@@ -228,11 +228,3 @@ def test_run_tool_failures_are_one_line(tmp_path: Path) -> None:
     assert (result.ok, result.returncode, result.output) == (False, 3, "o")
     silent = ops.run_tool([sys.executable, "-c", "import sys; sys.exit(4)"])
     assert ops._failed(silent, "x") == ["x: exited 4"]
-
-
-def test_tools_optional_reads_the_env_var() -> None:
-    assert ops.tools_optional({"BOT4_OPS_TOOLS": "absent"}) is True
-    assert ops.tools_optional({"BOT4_OPS_TOOLS": " Absent "}) is True
-    assert ops.tools_optional({}) is False
-    assert ops.tools_optional({"BOT4_OPS_TOOLS": "1"}) is False
-    assert isinstance(ops.tools_optional(), bool)

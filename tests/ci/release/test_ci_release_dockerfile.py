@@ -193,13 +193,10 @@ def test_the_pip_pin_comes_from_the_toolchain_lock(tmp_path: Path) -> None:
         docker_check._pin(empty, "pip")
 
 
-# -- the real build (opt-in: ~1 min on a vfs dockerd; nox -s dockerfile) ---------------------
+# -- the real build (~1 min on a vfs dockerd): run by nox -s dockerfile, deselected elsewhere ---
 
 
-@pytest.mark.skipif(
-    os.environ.get("BOT4_DOCKERFILE_CHECK") != "1",
-    reason="slow: set BOT4_DOCKERFILE_CHECK=1 (nox -s dockerfile runs it)",
-)
+@pytest.mark.dockerfile
 def test_the_dockerfile_builds_the_hermetic_image_content(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -214,6 +211,11 @@ def test_the_dockerfile_builds_the_hermetic_image_content(
             "dockerfile-check",
             "--image",
             str(REPO_ROOT / "build" / "image"),
+            *(
+                ["--pip", os.environ["BOT4_DOCKERFILE_PIP"]]
+                if "BOT4_DOCKERFILE_PIP" in os.environ
+                else []
+            ),
         ]
     )
     out = capsys.readouterr()

@@ -1,0 +1,1 @@
+"""pytest plugins the toolkit brings to any project's test run."""
