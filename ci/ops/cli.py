@@ -13,8 +13,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ci.errors import run_command
-from ci.ops import checks as ops
 from ci.ops import dashboards as ops_dashboards
+from ci.ops.alertmanager import amtool_checks, load_route_cases
+from ci.ops.layout import Layout, OpsError
+from ci.ops.live import PrometheusApi, live_problems, render_prometheus_config
+from ci.ops.rules import (
+    check_alert_metadata,
+    load_rules,
+    promtool_checks,
+    recorded_names,
+    rule_queries,
+    untested_rules,
+)
+from ci.ops.runbooks import check_runbooks, runbook_queries
+from ci.ops.tools import find_tool
 
 DEFAULT_CLI = "bot4.cli:build_parser"
 
@@ -27,13 +39,13 @@ def load_parser(spec: str) -> argparse.ArgumentParser:
     """The argparse tree of a CLI, from ``module:function`` (e.g. bot4.cli:build_parser)."""
     module_name, sep, function = spec.partition(":")
     if not sep or not module_name or not function:
-        raise ops.OpsError(f"--cli expects MODULE:FUNCTION, got {spec!r}")
+        raise OpsError(f"--cli expects MODULE:FUNCTION, got {spec!r}")
     try:
         factory: Callable[[], argparse.ArgumentParser] = getattr(
             importlib.import_module(module_name), function
         )
     except (ImportError, AttributeError) as exc:
-        raise ops.OpsError(f"--cli {spec}: cannot load ({exc})") from None
+        raise OpsError(f"--cli {spec}: cannot load ({exc})") from None
     return factory()
 
 
@@ -54,16 +66,16 @@ def _report(problems: Sequence[str], success: str) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Rules, rule unit tests, Alertmanager routing, dashboards and runbooks (no server)."""
-    layout = ops.Layout(Path(args.root).resolve())
+    layout = Layout(Path(args.root).resolve())
     clis = parsers(args.cli)
-    rules = ops.load_rules(layout.rule_files)
-    problems = ops.promtool_checks(layout, ops.find_tool("promtool"))
-    problems += ops.untested_rules(layout, rules)
-    problems += ops.check_alert_metadata(rules, layout.root)
-    cases = ops.load_route_cases(layout.route_cases, rules)
-    problems += ops.amtool_checks(layout, ops.find_tool("amtool"), cases)
+    rules = load_rules(layout.rule_files)
+    problems = promtool_checks(layout, find_tool("promtool"))
+    problems += untested_rules(layout, rules)
+    problems += check_alert_metadata(rules, layout.root)
+    cases = load_route_cases(layout.route_cases, rules)
+    problems += amtool_checks(layout, find_tool("amtool"), cases)
     problems += ops_dashboards.drift(ops_dashboards.DASHBOARDS, layout.dashboards)
-    problems += ops.check_runbooks(layout, rules, clis)
+    problems += check_runbooks(layout, rules, clis)
     alerts = sum(rule.kind == "alert" for rule in rules)
     return _report(
         problems,
@@ -74,7 +86,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_dashboards(args: argparse.Namespace) -> int:
     """Regenerate ops/dashboards/*.json (--write) or fail if they drifted (default)."""
-    directory = ops.Layout(Path(args.root).resolve()).dashboards
+    directory = Layout(Path(args.root).resolve()).dashboards
     if args.write:
         for path in ops_dashboards.write(ops_dashboards.DASHBOARDS, directory):
             print(f"wrote {path}")
@@ -85,7 +97,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
 
 def cmd_render_config(args: argparse.Namespace) -> int:
     """Print ops/prometheus.yml scraping TARGET, with absolute rule paths (for a test server)."""
-    text = ops.render_prometheus_config(ops.Layout(Path(args.root).resolve()), args.target)
+    text = render_prometheus_config(Layout(Path(args.root).resolve()), args.target)
     if args.out:
         out = Path(args.out)
         tmp = out.with_name(f".{out.name}.tmp")
@@ -99,16 +111,16 @@ def cmd_render_config(args: argparse.Namespace) -> int:
 def cmd_live_check(args: argparse.Namespace) -> int:
     """Against a Prometheus that scrapes the engine: rule, dashboard and runbook queries
     parse and select only scraped or recorded series."""
-    layout = ops.Layout(Path(args.root).resolve())
-    rules = ops.load_rules(layout.rule_files)
-    api = ops.PrometheusApi(args.prometheus)
+    layout = Layout(Path(args.root).resolve())
+    rules = load_rules(layout.rule_files)
+    api = PrometheusApi(args.prometheus)
     queries = [
-        *ops.rule_queries(rules),
+        *rule_queries(rules),
         *ops_dashboards.queries(ops_dashboards.DASHBOARDS),
-        *ops.runbook_queries(layout),
+        *runbook_queries(layout),
     ]
     problems = [] if api.targets_up() else [f"{args.prometheus}: not every target is up"]
-    problems += ops.live_problems(api, queries, ops.recorded_names(rules))
+    problems += live_problems(api, queries, recorded_names(rules))
     return _report(problems, f"live check: {len(queries)} queries parse and select live series")
 
 

@@ -23,7 +23,16 @@ from bot4.infrastructure.metrics import Metrics, MetricsEndpoint, MetricsServer,
 from bot4.infrastructure.queues import BoundedQueue
 from bot4.risk.metrics import RiskMetrics
 from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
-from ci.ops import checks as ops
+from ci.daemon import free_port, wait_until
+from ci.ops.layout import Layout, OpsError
+from ci.ops.live import (
+    LocalServer,
+    PrometheusApi,
+    http_json,
+    prometheus_server,
+    render_prometheus_config,
+)
+from ci.ops.tools import find_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 LOOPBACK = "127.0.0.1"
@@ -34,8 +43,8 @@ def _tool(*names: str) -> str:
     problem = ""
     for name in names:
         try:
-            return ops.find_tool(name)
-        except ops.OpsError as exc:
+            return find_tool(name)
+        except OpsError as exc:
             problem = problem or str(exc)
     pytest.skip(problem)  # a failure unless the run declares it (BOT4_ABSENT=promtool, …)
 
@@ -65,9 +74,9 @@ def alertmanager_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def layout() -> ops.Layout:
+def layout() -> Layout:
     """The repository's ops files."""
-    return ops.Layout(ROOT)
+    return Layout(ROOT)
 
 
 @dataclass
@@ -122,20 +131,20 @@ class LivePrometheus:
     """A Prometheus server that has scraped the engine and evaluated the rules, and one
     whose only target is a port nobody listens on (its scrape has been attempted)."""
 
-    server: ops.LocalServer
-    api: ops.PrometheusApi
-    down: ops.LocalServer
+    server: LocalServer
+    api: PrometheusApi
+    down: LocalServer
 
 
-def _first_scrape_attempted(api: ops.PrometheusApi) -> bool:
-    data = ops.http_json(f"{api.url}/api/v1/targets")["data"]
+def _first_scrape_attempted(api: PrometheusApi) -> bool:
+    data = http_json(f"{api.url}/api/v1/targets")["data"]
     return any(t.get("lastScrape", "").startswith("2") for t in data["activeTargets"])
 
 
 @pytest.fixture(scope="session")
 def live_prometheus(
     prometheus_bin: str,
-    layout: ops.Layout,
+    layout: Layout,
     engine: Engine,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LivePrometheus]:
@@ -145,25 +154,23 @@ def live_prometheus(
     Prometheus holds its first scrape for about 5 s (service discovery settles), so both
     servers start before either is waited on.
     """
-    servers: list[ops.LocalServer] = []
+    servers: list[LocalServer] = []
     try:
         for name, target in (
             ("live", engine.target),
-            ("down", f"{LOOPBACK}:{ops.free_port(LOOPBACK)}"),
+            ("down", f"{LOOPBACK}:{free_port(LOOPBACK)}"),
         ):
             workdir = tmp_path_factory.mktemp(f"prometheus-{name}")
             config = workdir / "prometheus.yml"
-            config.write_text(ops.render_prometheus_config(layout, target), encoding="utf-8")
-            servers.append(ops.prometheus_server(prometheus_bin, config, workdir, host=LOOPBACK))
+            config.write_text(render_prometheus_config(layout, target), encoding="utf-8")
+            servers.append(prometheus_server(prometheus_bin, config, workdir, host=LOOPBACK))
         live, down = servers
-        api = ops.PrometheusApi(live.url)
-        ops.wait_until(api.targets_up, 30, "a successful scrape of the engine")
+        api = PrometheusApi(live.url)
+        wait_until(api.targets_up, 30, "a successful scrape of the engine")
         recorded = {"queue_depth_pressure", "slo_burn_rate_1m"}
-        ops.wait_until(
-            lambda: recorded <= api.series_names(), 30, "the recording rules' first results"
-        )
-        down_api = ops.PrometheusApi(down.url)
-        ops.wait_until(lambda: _first_scrape_attempted(down_api), 30, "a first scrape attempt")
+        wait_until(lambda: recorded <= api.series_names(), 30, "the recording rules' first results")
+        down_api = PrometheusApi(down.url)
+        wait_until(lambda: _first_scrape_attempted(down_api), 30, "a first scrape attempt")
         yield LivePrometheus(live, api, down)
     finally:
         for server in servers:

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from ci.ops import checks as ops
+from ci.daemon import wait_until
+from ci.ops.alertmanager import RouteCase, amtool_checks, load_route_cases
+from ci.ops.layout import Layout, OpsError
+from ci.ops.live import alertmanager_server, http_json
+from ci.ops.rules import load_rules
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_the_repository_config_and_every_route(layout: ops.Layout, amtool: str) -> None:
-    rules = ops.load_rules(layout.rule_files)
-    cases = ops.load_route_cases(layout.route_cases, rules)
+def test_the_repository_config_and_every_route(layout: Layout, amtool: str) -> None:
+    rules = load_rules(layout.rule_files)
+    cases = load_route_cases(layout.route_cases, rules)
     alerts = [r for r in rules if r.kind == "alert"]
     assert len(cases) >= len(alerts) + 3
     page = next(
@@ -25,15 +29,15 @@ def test_the_repository_config_and_every_route(layout: ops.Layout, amtool: str) 
     )
     assert page.receivers == ("chat", "pager")
     assert page.labels["component"] == "queue:x"  # templated label filled in for routing
-    assert ops.amtool_checks(layout, amtool, cases) == []
+    assert amtool_checks(layout, amtool, cases) == []
 
 
-def test_a_wrong_expectation_is_reported(layout: ops.Layout, amtool: str) -> None:
+def test_a_wrong_expectation_is_reported(layout: Layout, amtool: str) -> None:
     cases = [
-        ops.RouteCase({"severity": "warning", "component": "c"}, ("pager",)),
-        ops.RouteCase({"severity": "page", "component": "c"}, ("chat", "pager")),
+        RouteCase({"severity": "warning", "component": "c"}, ("pager",)),
+        RouteCase({"severity": "page", "component": "c"}, ("chat", "pager")),
     ]
-    assert ops.amtool_checks(layout, amtool, cases) == [
+    assert amtool_checks(layout, amtool, cases) == [
         "route component=c severity=warning: expected pager, got chat"
     ]
 
@@ -41,7 +45,7 @@ def test_a_wrong_expectation_is_reported(layout: ops.Layout, amtool: str) -> Non
 def test_a_broken_config_stops_before_routing(tmp_path: Path, amtool: str) -> None:
     (tmp_path / "ops").mkdir()
     (tmp_path / "ops" / "alertmanager.yml").write_text("route: {receiver: nobody}\n", "utf-8")
-    problems = ops.amtool_checks(ops.Layout(tmp_path), amtool, [ops.RouteCase({}, ("x",))])
+    problems = amtool_checks(Layout(tmp_path), amtool, [RouteCase({}, ("x",))])
     assert problems
     assert all(p.startswith("amtool check-config: ") for p in problems)
 
@@ -55,19 +59,19 @@ def test_a_broken_config_stops_before_routing(tmp_path: Path, amtool: str) -> No
         ("severity_receivers: {page: [p]}", "no receivers for severity 'warning'"),
     ],
 )
-def test_bad_route_case_files(tmp_path: Path, layout: ops.Layout, text: str, message: str) -> None:
+def test_bad_route_case_files(tmp_path: Path, layout: Layout, text: str, message: str) -> None:
     path = tmp_path / "routes.yml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ops.OpsError, match=message):
-        ops.load_route_cases(path, ops.load_rules(layout.rule_files))
+    with pytest.raises(OpsError, match=message):
+        load_route_cases(path, load_rules(layout.rule_files))
 
 
 def _post(url: str, alerts: list[dict[str, object]]) -> None:
-    ops.http_json(f"{url}/api/v2/alerts", data=json.dumps(alerts).encode())
+    http_json(f"{url}/api/v2/alerts", data=json.dumps(alerts).encode())
 
 
 def _states(url: str) -> dict[str, str]:
-    alerts = ops.http_json(f"{url}/api/v2/alerts")
+    alerts = http_json(f"{url}/api/v2/alerts")
     return {
         f"{a['labels']['alertname']}/{a['labels']['component']}": a["status"]["state"]
         for a in alerts
@@ -75,9 +79,9 @@ def _states(url: str) -> dict[str, str]:
 
 
 def test_a_page_inhibits_the_same_components_warnings(
-    layout: ops.Layout, alertmanager_bin: str, tmp_path: Path
+    layout: Layout, alertmanager_bin: str, tmp_path: Path
 ) -> None:
-    with ops.alertmanager_server(
+    with alertmanager_server(
         alertmanager_bin, layout.alertmanager_config, tmp_path, host="127.0.0.1"
     ) as server:
         _post(
@@ -99,7 +103,7 @@ def test_a_page_inhibits_the_same_components_warnings(
                 },
             ],
         )
-        ops.wait_until(lambda: len(_states(server.url)) == 2, 10, "two alerts")
+        wait_until(lambda: len(_states(server.url)) == 2, 10, "two alerts")
         assert set(_states(server.url).values()) == {"active"}
         _post(
             server.url,
@@ -118,5 +122,6 @@ def test_a_page_inhibits_the_same_components_warnings(
             "QueueBackpressure/queue:fills": "active",
             "QueueEmergency/queue:orders": "active",
         }
-        ops.wait_until(lambda: _states(server.url) == expected, 10, "the inhibition")
+        wait_until(lambda: _states(server.url) == expected, 10, "the inhibition")
+    assert server.process is not None
     assert server.process.poll() is not None

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ci.ops import checks as ops
 from ci.ops import dashboards as ops_dashboards
 from ci.ops.dashboards import DASHBOARDS, Dashboard, Panel, Target, Threshold
+from ci.ops.layout import Layout, OpsError
+from ci.ops.promql import metric_names
 
 
-def test_committed_dashboards_match_the_generator(layout: ops.Layout) -> None:
+def test_committed_dashboards_match_the_generator(layout: Layout) -> None:
     assert ops_dashboards.drift(DASHBOARDS, layout.dashboards) == []
     assert sorted(p.name for p in layout.dashboards.glob("*.json")) == sorted(
         d.filename for d in DASHBOARDS
@@ -38,7 +39,7 @@ def test_rendering_is_deterministic_and_valid_grafana_json() -> None:
                 chr(ord("A") + i) for i in range(len(panel["targets"]))
             ]
             for target in panel["targets"]:
-                assert ops.metric_names(target["expr"])
+                assert metric_names(target["expr"])
 
 
 def test_the_three_dashboards_cover_slo_queues_breakers_and_gate() -> None:
@@ -46,7 +47,7 @@ def test_the_three_dashboards_cover_slo_queues_breakers_and_gate() -> None:
         q.where.split(":")[0]: set() for q in ops_dashboards.queries(DASHBOARDS)
     }
     for q in ops_dashboards.queries(DASHBOARDS):
-        queries[q.where.split(":")[0]] |= ops.metric_names(q.expr)
+        queries[q.where.split(":")[0]] |= metric_names(q.expr)
     assert queries["dashboard bot4-slo"] >= {
         "slo_burn_rate_1m",
         "slo_burn_rate_1h",
@@ -85,7 +86,7 @@ def test_layout_wraps_rows_and_thresholds_start_green() -> None:
 
 def test_a_panel_wider_than_the_grid_is_an_error() -> None:
     board = Dashboard("t", "T", "d", (Panel("wide", "d", (Target("x"),), width=25),))
-    with pytest.raises(ops.OpsError, match=r"width must be 1\.\.24"):
+    with pytest.raises(OpsError, match=r"width must be 1\.\.24"):
         ops_dashboards.to_json(board)
 
 

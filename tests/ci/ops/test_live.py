@@ -11,37 +11,50 @@ from typing import Any
 
 import pytest
 
-from ci.ops import checks as ops
+from ci.daemon import DaemonError, free_port
 from ci.ops import cli as ops_cli
 from ci.ops import dashboards as ops_dashboards
+from ci.ops.layout import Layout, OpsError
+from ci.ops.live import (
+    LocalServer,
+    PrometheusApi,
+    http_json,
+    http_ok,
+    live_problems,
+    prometheus_server,
+    render_prometheus_config,
+)
+from ci.ops.promql import Query, metric_names
+from ci.ops.rules import load_rules, recorded_names, rule_queries
+from ci.ops.runbooks import runbook_queries
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _all_queries(layout: ops.Layout) -> list[ops.Query]:
-    rules = ops.load_rules(layout.rule_files)
+def _all_queries(layout: Layout) -> list[Query]:
+    rules = load_rules(layout.rule_files)
     return [
-        *ops.rule_queries(rules),
+        *rule_queries(rules),
         *ops_dashboards.queries(ops_dashboards.DASHBOARDS),
-        *ops.runbook_queries(layout),
+        *runbook_queries(layout),
     ]
 
 
 def test_every_referenced_series_is_exported_or_recorded(
-    live_prometheus: Any, layout: ops.Layout
+    live_prometheus: Any, layout: Layout
 ) -> None:
-    rules = ops.load_rules(layout.rule_files)
+    rules = load_rules(layout.rule_files)
     queries = _all_queries(layout)
     assert len(queries) > 60
-    assert ops.live_problems(live_prometheus.api, queries, ops.recorded_names(rules)) == []
+    assert live_problems(live_prometheus.api, queries, recorded_names(rules)) == []
 
 
 def test_recorded_series_are_defined_by_rules_and_evaluated(
-    live_prometheus: Any, layout: ops.Layout
+    live_prometheus: Any, layout: Layout
 ) -> None:
-    rules = ops.load_rules(layout.rule_files)
-    recorded = ops.recorded_names(rules)
-    referenced = set().union(*(ops.metric_names(q.expr) for q in _all_queries(layout)))
+    rules = load_rules(layout.rule_files)
+    recorded = recorded_names(rules)
+    referenced = set().union(*(metric_names(q.expr) for q in _all_queries(layout)))
     scraped = live_prometheus.api.series_names()
     # A referenced name the engine does not export must be one a rule records.
     assert referenced - scraped <= recorded
@@ -75,10 +88,10 @@ def test_the_engine_exports_what_the_rules_were_written_against(live_prometheus:
 
 def test_a_rule_on_a_metric_nobody_exports_is_reported(live_prometheus: Any) -> None:
     queries = [
-        ops.Query("bad.yml: alert Ghost", "rate(circuit_breaker_state_changes[5m]) > 10"),
-        ops.Query("ok.yml: alert Fine", "queue_depth_pressure > 80"),
+        Query("bad.yml: alert Ghost", "rate(circuit_breaker_state_changes[5m]) > 10"),
+        Query("ok.yml: alert Fine", "queue_depth_pressure > 80"),
     ]
-    problems = ops.live_problems(live_prometheus.api, queries, {"queue_depth_pressure"})
+    problems = live_problems(live_prometheus.api, queries, {"queue_depth_pressure"})
     assert problems == [
         "bad.yml: alert Ghost: selects circuit_breaker_state_changes, which nothing exports "
         "or records"
@@ -87,7 +100,7 @@ def test_a_rule_on_a_metric_nobody_exports_is_reported(live_prometheus: Any) -> 
 
 def test_a_query_that_does_not_parse_is_reported(live_prometheus: Any) -> None:
     problems = live_prometheus.api.parse_problems(
-        [ops.Query("panel X", "sum by (queue (queue_items)"), ops.Query("panel Y", "up")]
+        [Query("panel X", "sum by (queue (queue_items)"), Query("panel Y", "up")]
     )
     assert len(problems) == 1
     assert problems[0].startswith("panel X: 'sum by (queue (queue_items)' does not parse:")
@@ -109,7 +122,7 @@ def test_live_check_reports_a_target_that_is_down(
 ) -> None:
     # The second server's target port has no listener: the scrape failed.
     url = live_prometheus.down.url
-    assert ops.PrometheusApi(url).targets_up() is False
+    assert PrometheusApi(url).targets_up() is False
     assert ops_cli.main(["--root", str(ROOT), "live-check", "--prometheus", url]) == 1
     err = capsys.readouterr().err
     assert f"{url}: not every target is up" in err
@@ -122,15 +135,15 @@ def test_a_server_that_exits_at_start_is_an_error_with_its_log(
 ) -> None:
     config = tmp_path / "prometheus.yml"
     config.write_text("scrape_configs: [{job_name: 1, static_configs: nope}]\n", encoding="utf-8")
-    with pytest.raises(ops.OpsError, match=r"prometheus exited with status [1-9]"):
-        ops.prometheus_server(prometheus_bin, config, tmp_path, host="127.0.0.1")
+    with pytest.raises(DaemonError, match=r"prometheus exited with status [1-9]"):
+        prometheus_server(prometheus_bin, config, tmp_path, host="127.0.0.1")
 
 
 def test_a_server_that_never_becomes_ready_is_stopped(tmp_path: Path) -> None:
     # A real process that never serves HTTP: the wait is bounded and the process is killed.
     argv = [sys.executable, "-c", "import time; time.sleep(60)"]
-    with pytest.raises(ops.OpsError, match=r"timed out after 0.5s waiting for python"):
-        ops.LocalServer(argv, tmp_path / "log", host="127.0.0.1", startup_timeout=0.5)
+    with pytest.raises(DaemonError, match=r"timed out after 0.5s waiting for python"):
+        LocalServer(argv, tmp_path / "log", host="127.0.0.1", startup_timeout=0.5)
 
 
 def test_close_kills_a_server_that_ignores_sigterm(tmp_path: Path) -> None:
@@ -143,35 +156,36 @@ def test_close_kills_a_server_that_ignores_sigterm(tmp_path: Path) -> None:
         "    def log_message(self, *a): pass\n"
         "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()\n"
     )
-    server = ops.LocalServer(
+    server = LocalServer(
         [sys.executable, "-c", script, "{port}"], tmp_path / "log", host="127.0.0.1"
     )
-    assert ops.http_ok(f"{server.url}/-/ready")
+    assert http_ok(f"{server.url}/-/ready")
     server.close(timeout=0.5)
+    assert server.process is not None
     assert server.process.returncode == -9
     server.close()  # already stopped: nothing to do
 
 
 def test_prometheus_api_errors_are_one_line(live_prometheus: Any) -> None:
-    api = ops.PrometheusApi(live_prometheus.server.url)
-    with pytest.raises(ops.OpsError, match=r"Prometheus /api/v1/query: .*parse error"):
+    api = PrometheusApi(live_prometheus.server.url)
+    with pytest.raises(OpsError, match=r"Prometheus /api/v1/query: .*parse error"):
         api.query("sum(")
-    with pytest.raises(ops.OpsError, match=r"answered with something that is not JSON"):
-        ops.http_json(f"{live_prometheus.server.url}/-/ready")
-    port = ops.free_port("127.0.0.1")
-    with pytest.raises(ops.OpsError, match=rf"127.0.0.1:{port}"):
-        ops.http_json(f"http://127.0.0.1:{port}/api/v1/query")
-    with pytest.raises(ops.OpsError, match="only plain http"):
-        ops.http_json("file:///etc/passwd")
-    with pytest.raises(ops.OpsError, match="only plain http"):
-        ops.http_ok("file:///etc/passwd")
-    assert ops.http_ok(f"http://127.0.0.1:{port}/") is False
+    with pytest.raises(OpsError, match=r"answered with something that is not JSON"):
+        http_json(f"{live_prometheus.server.url}/-/ready")
+    port = free_port("127.0.0.1")
+    with pytest.raises(OpsError, match=rf"127.0.0.1:{port}"):
+        http_json(f"http://127.0.0.1:{port}/api/v1/query")
+    with pytest.raises(OpsError, match="only plain http"):
+        http_json("file:///etc/passwd")
+    with pytest.raises(OpsError, match="only plain http"):
+        http_ok("file:///etc/passwd")
+    assert http_ok(f"http://127.0.0.1:{port}/") is False
 
 
-def test_render_config_points_the_scrape_at_one_target(layout: ops.Layout, tmp_path: Path) -> None:
+def test_render_config_points_the_scrape_at_one_target(layout: Layout, tmp_path: Path) -> None:
     import yaml
 
-    data = yaml.safe_load(ops.render_prometheus_config(layout, "127.0.0.1:1234"))
+    data = yaml.safe_load(render_prometheus_config(layout, "127.0.0.1:1234"))
     assert data["scrape_configs"][0]["static_configs"] == [{"targets": ["127.0.0.1:1234"]}]
     assert data["global"]["scrape_interval"] == "1s"
     assert data["rule_files"] == [str(layout.ops / "rules/*.yml")]
@@ -179,8 +193,8 @@ def test_render_config_points_the_scrape_at_one_target(layout: ops.Layout, tmp_p
     bad = tmp_path / "ops"
     bad.mkdir()
     (bad / "prometheus.yml").write_text("scrape_configs: []\n", encoding="utf-8")
-    with pytest.raises(ops.OpsError, match="exactly one scrape job"):
-        ops.render_prometheus_config(ops.Layout(tmp_path), "x:1")
+    with pytest.raises(OpsError, match="exactly one scrape job"):
+        render_prometheus_config(Layout(tmp_path), "x:1")
 
 
 def test_render_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

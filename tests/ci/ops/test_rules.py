@@ -7,12 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from ci.ops import checks as ops
+from ci.ops.layout import Layout, OpsError
+from ci.ops.promql import Query, metric_names, unknown_series
+from ci.ops.rules import (
+    check_alert_metadata,
+    load_rules,
+    load_yaml,
+    promtool_checks,
+    untested_rules,
+)
+from ci.ops.tools import failed_lines, find_tool, run_tool
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _layout(tmp_path: Path, rules: str, test: str | None = None) -> ops.Layout:
+def _layout(tmp_path: Path, rules: str, test: str | None = None) -> Layout:
     (tmp_path / "ops" / "rules").mkdir(parents=True)
     (tmp_path / "ops" / "tests").mkdir()
     (tmp_path / "ops" / "rules" / "r.yml").write_text(rules, encoding="utf-8")
@@ -21,7 +30,7 @@ def _layout(tmp_path: Path, rules: str, test: str | None = None) -> ops.Layout:
     (tmp_path / "ops" / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s}\nrule_files: [rules/*.yml]\n", encoding="utf-8"
     )
-    return ops.Layout(tmp_path)
+    return Layout(tmp_path)
 
 
 RULES = """groups:
@@ -57,9 +66,9 @@ FIRING = """
 """
 
 
-def test_every_repository_rule_is_unit_tested_and_documented(layout: ops.Layout) -> None:
+def test_every_repository_rule_is_unit_tested_and_documented(layout: Layout) -> None:
     # promtool check/test over the repository runs in test_ops_cli (python -m ci.ops check).
-    rules = ops.load_rules(layout.rule_files)
+    rules = load_rules(layout.rule_files)
     assert {r.name for r in rules} >= {
         "slo_burn_rate_1m",
         "queue_depth_pressure",
@@ -70,18 +79,18 @@ def test_every_repository_rule_is_unit_tested_and_documented(layout: ops.Layout)
         "GlobalFuseTripped",
         "GateOverrideUsed",
     }
-    assert ops.untested_rules(layout, rules) == []
-    assert ops.check_alert_metadata(rules, layout.root) == []
+    assert untested_rules(layout, rules) == []
+    assert check_alert_metadata(rules, layout.root) == []
 
 
-def test_the_issue_thresholds_are_the_ones_written(layout: ops.Layout) -> None:
-    exprs = {r.name: (r.expr, r.duration) for r in ops.load_rules(layout.rule_files)}
+def test_the_issue_thresholds_are_the_ones_written(layout: Layout) -> None:
+    exprs = {r.name: (r.expr, r.duration) for r in load_rules(layout.rule_files)}
     assert exprs["SLOBurnRateHigh"] == ("slo_burn_rate_1m > 0.001", "1m")
     assert exprs["QueueBackpressure"] == ("queue_depth_pressure > 80", "30s")
     assert exprs["QueueEmergency"] == ("queue_depth_pressure > 95", "1m")
     assert "14.4 * 0.001" in exprs["SLOErrorBudgetBurnFast"][0]
     assert "6 * 0.001" in exprs["SLOErrorBudgetBurnMedium"][0]
-    assert ops.metric_names(exprs["SLOErrorBudgetBurnSlow"][0]) == {
+    assert metric_names(exprs["SLOErrorBudgetBurnSlow"][0]) == {
         "slo_burn_rate_3d",
         "slo_burn_rate_6h",
     }
@@ -91,7 +100,7 @@ def test_a_failing_unit_test_is_reported_with_promtools_words(
     tmp_path: Path, promtool: str
 ) -> None:
     layout = _layout(tmp_path, RULES, TEST % "[]")
-    problems = ops.promtool_checks(layout, promtool)
+    problems = promtool_checks(layout, promtool)
     assert problems
     assert all(p.startswith("promtool test rules: ") for p in problems)
     assert any("FAILED" in p for p in problems)
@@ -99,18 +108,18 @@ def test_a_failing_unit_test_is_reported_with_promtools_words(
 
 def test_a_passing_unit_test_and_a_broken_rule(tmp_path: Path, promtool: str) -> None:
     layout = _layout(tmp_path, RULES, TEST % FIRING)
-    assert ops.promtool_checks(layout, promtool) == []
+    assert promtool_checks(layout, promtool) == []
     (layout.ops / "rules" / "r.yml").write_text(
         RULES.replace("pressure > 80", "pressure >"), encoding="utf-8"
     )
-    problems = ops.promtool_checks(layout, promtool)
+    problems = promtool_checks(layout, promtool)
     assert any(p.startswith("promtool check rules: ") for p in problems)
 
 
 def test_missing_rules_or_tests_are_reported(tmp_path: Path, promtool: str) -> None:
     layout = _layout(tmp_path, RULES)
     (layout.ops / "rules" / "r.yml").unlink()
-    assert ops.promtool_checks(layout, promtool) == [
+    assert promtool_checks(layout, promtool) == [
         f"{layout.ops / 'rules'}: no rule files (*.yml)",
         f"{layout.ops / 'tests'}: no promtool unit tests (*_test.yml)",
     ]
@@ -126,12 +135,12 @@ def test_untested_rules_and_bad_metadata(tmp_path: Path) -> None:
 """
     )
     layout = _layout(tmp_path, rules_text, TEST % "[]")
-    rules = ops.load_rules(layout.rule_files)
-    assert ops.untested_rules(layout, rules) == [
+    rules = load_rules(layout.rule_files)
+    assert untested_rules(layout, rules) == [
         "r.yml: record pressure has no promtool unit test",
         "r.yml: alert Sloppy has no promtool unit test",
     ]
-    assert ops.check_alert_metadata(rules, ROOT) == [
+    assert check_alert_metadata(rules, ROOT) == [
         "r.yml: alert Sloppy: severity must be one of page, warning",
         "r.yml: alert Sloppy: missing annotation summary",
         "r.yml: alert Sloppy: missing annotation description",
@@ -153,14 +162,14 @@ def test_untested_rules_and_bad_metadata(tmp_path: Path) -> None:
 def test_malformed_rule_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "r.yml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(ops.OpsError, match=message) as info:
-        ops.load_rules([path])
+    with pytest.raises(OpsError, match=message) as info:
+        load_rules([path])
     assert "\n" not in str(info.value)
 
 
 def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
-    with pytest.raises(ops.OpsError, match="cannot read"):
-        ops.load_yaml(tmp_path / "missing.yml")
+    with pytest.raises(OpsError, match="cannot read"):
+        load_yaml(tmp_path / "missing.yml")
 
 
 @pytest.mark.parametrize(
@@ -193,38 +202,38 @@ def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
     ],
 )
 def test_metric_names(expr: str, names: set[str]) -> None:
-    assert ops.metric_names(expr) == names
+    assert metric_names(expr) == names
 
 
 def test_metric_names_rejects_what_it_cannot_read() -> None:
-    with pytest.raises(ops.OpsError, match="unbalanced"):
-        ops.metric_names("rate(a[5m)")
-    with pytest.raises(ops.OpsError, match="unbalanced"):
-        ops.metric_names('a{x="1"')
-    with pytest.raises(ops.OpsError, match="cannot read PromQL"):
-        ops.metric_names("a ! b")
+    with pytest.raises(OpsError, match="unbalanced"):
+        metric_names("rate(a[5m)")
+    with pytest.raises(OpsError, match="unbalanced"):
+        metric_names('a{x="1"')
+    with pytest.raises(OpsError, match="cannot read PromQL"):
+        metric_names("a ! b")
 
 
 def test_unknown_series() -> None:
-    queries = [ops.Query("w", "a + b"), ops.Query("v", "c")]
-    assert ops.unknown_series(queries, {"a"}, {"c"}) == [
+    queries = [Query("w", "a + b"), Query("v", "c")]
+    assert unknown_series(queries, {"a"}, {"c"}) == [
         "w: selects b, which nothing exports or records"
     ]
 
 
 def test_find_tool_names_the_debian_package(tmp_path: Path) -> None:
-    with pytest.raises(ops.OpsError, match="install Debian's prometheus-alertmanager package"):
-        ops.find_tool("amtool", path=str(tmp_path))
-    with pytest.raises(ops.OpsError, match="install Debian's prometheus package"):
-        ops.find_tool("promtool", path=str(tmp_path))
+    with pytest.raises(OpsError, match="install Debian's prometheus-alertmanager package"):
+        find_tool("amtool", path=str(tmp_path))
+    with pytest.raises(OpsError, match="install Debian's prometheus package"):
+        find_tool("promtool", path=str(tmp_path))
 
 
 def test_run_tool_failures_are_one_line(tmp_path: Path) -> None:
-    with pytest.raises(ops.OpsError, match="cannot run"):
-        ops.run_tool([str(tmp_path / "nope")])
-    with pytest.raises(ops.OpsError, match=r"did not finish within 0\.2s"):
-        ops.run_tool([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
-    result = ops.run_tool([sys.executable, "-c", "import sys; print('o'); sys.exit(3)"])
+    with pytest.raises(OpsError, match="cannot run"):
+        run_tool([str(tmp_path / "nope")])
+    with pytest.raises(OpsError, match=r"did not finish within 0\.2s"):
+        run_tool([sys.executable, "-c", "import time; time.sleep(5)"], timeout=0.2)
+    result = run_tool([sys.executable, "-c", "import sys; print('o'); sys.exit(3)"])
     assert (result.ok, result.returncode, result.output) == (False, 3, "o")
-    silent = ops.run_tool([sys.executable, "-c", "import sys; sys.exit(4)"])
-    assert ops._failed(silent, "x") == ["x: exited 4"]
+    silent = run_tool([sys.executable, "-c", "import sys; sys.exit(4)"])
+    assert failed_lines(silent, "x") == ["x: exited 4"]

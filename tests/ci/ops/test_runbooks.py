@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from bot4.cli import build_parser
-from ci.ops import checks as ops
 from ci.ops import cli as ops_cli
+from ci.ops.layout import RUNBOOKS, Layout
+from ci.ops.promql import Query
+from ci.ops.rules import load_rules
+from ci.ops.runbooks import (
+    check_runbooks,
+    command_problem,
+    promql_queries,
+    runbook_queries,
+    shell_commands,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -21,10 +30,10 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     return {"bot4": build_parser(), "python -m ci.ops": ops_cli.build_parser()}
 
 
-def test_the_repository_runbooks(layout: ops.Layout) -> None:
-    rules = ops.load_rules(layout.rule_files)
-    assert ops.check_runbooks(layout, rules, _parsers()) == []
-    assert len(ops.RUNBOOKS) == 10
+def test_the_repository_runbooks(layout: Layout) -> None:
+    rules = load_rules(layout.rule_files)
+    assert check_runbooks(layout, rules, _parsers()) == []
+    assert len(RUNBOOKS) == 10
     for rule in rules:
         if rule.kind == "alert":
             url = (rule.annotations or {})["runbook_url"]
@@ -32,11 +41,11 @@ def test_the_repository_runbooks(layout: ops.Layout) -> None:
             assert url.startswith("docs/runbooks/")
 
 
-def test_runbooks_use_real_bot4_commands(layout: ops.Layout) -> None:
+def test_runbooks_use_real_bot4_commands(layout: Layout) -> None:
     used = {
         " ".join(words[:3])
         for path in layout.runbooks.glob("*.md")
-        for words in ops.shell_commands(path.read_text(encoding="utf-8"))
+        for words in shell_commands(path.read_text(encoding="utf-8"))
         if words[0] == "bot4"
     }
     assert {"bot4 doctor", "bot4 audit verify"} <= {u.split(" /")[0].split(" --")[0] for u in used}
@@ -59,14 +68,14 @@ up
 bot4 ignored-no-language
 ```
 """
-    assert ops.shell_commands(text) == [
+    assert shell_commands(text) == [
         ["bot4", "doctor", "--json"],
         ["jq", ".path"],
         ["curl", "-s", "$PROM/api/v1/query", "--data-urlencode", "query=up"],
         ["bot4", "audit", "verify", "a.log"],
         ["bot4", "audit", "verify", "--public-key", "k.pem", "a.log"],
     ]
-    assert ops.promql_queries(text, "w") == [ops.Query("w", "up")]
+    assert promql_queries(text, "w") == [Query("w", "up")]
 
 
 @pytest.mark.parametrize(
@@ -91,7 +100,7 @@ bot4 ignored-no-language
 def test_command_problem(words: list[str], problem: str | None) -> None:
     parser = build_parser()
     parser.prog = "bot4"
-    found = ops.command_problem(words, parser)
+    found = command_problem(words, parser)
     if problem is None:
         assert found is None
     else:
@@ -101,20 +110,20 @@ def test_command_problem(words: list[str], problem: str | None) -> None:
 
 def test_command_problem_skips_option_values() -> None:
     parser = ops_cli.build_parser()
-    assert ops.command_problem(["--root", ".", "check", "--cli", "m:f"], parser) is None
-    assert ops.command_problem(["--root=.", "dashboards", "--write"], parser) is None
-    assert ops.command_problem(["--root", "."], parser) == (
+    assert command_problem(["--root", ".", "check", "--cli", "m:f"], parser) is None
+    assert command_problem(["--root=.", "dashboards", "--write"], parser) is None
+    assert command_problem(["--root", "."], parser) == (
         "`python -m ci.ops` needs a subcommand (check, dashboards, live-check, render-config)"
     )
 
 
-def _copy_layout(tmp_path: Path, layout: ops.Layout) -> ops.Layout:
+def _copy_layout(tmp_path: Path, layout: Layout) -> Layout:
     shutil.copytree(layout.runbooks, tmp_path / "docs" / "runbooks")
-    return ops.Layout(tmp_path)
+    return Layout(tmp_path)
 
 
-def test_broken_runbooks_are_reported(tmp_path: Path, layout: ops.Layout) -> None:
-    rules = ops.load_rules(layout.rule_files)
+def test_broken_runbooks_are_reported(tmp_path: Path, layout: Layout) -> None:
+    rules = load_rules(layout.rule_files)
     copy = _copy_layout(tmp_path, layout)
     (copy.runbooks / "drawdown-halt.md").unlink()
     (copy.runbooks / "incident-template.md").unlink()
@@ -124,7 +133,7 @@ def test_broken_runbooks_are_reported(tmp_path: Path, layout: ops.Layout) -> Non
     text = text.replace("- `CircuitBreakerFlappingFast`", "- `QueueEmergency`")
     text += "\n```sh\nbot4 teleport --seed 1\npython -m ci.ops check --fast\n```\n"
     flapping.write_text(text, encoding="utf-8")
-    problems = ops.check_runbooks(copy, rules, _parsers())
+    problems = check_runbooks(copy, rules, _parsers())
     assert re.fullmatch(
         r"docs/runbooks/breaker-flapping.md: `bot4 teleport`: no such command \(has audit, .*\)",
         problems.pop(5),
@@ -141,12 +150,12 @@ def test_broken_runbooks_are_reported(tmp_path: Path, layout: ops.Layout) -> Non
     ]
 
 
-def test_a_runbook_without_an_alerts_section(tmp_path: Path, layout: ops.Layout) -> None:
+def test_a_runbook_without_an_alerts_section(tmp_path: Path, layout: Layout) -> None:
     copy = _copy_layout(tmp_path, layout)
     path = copy.runbooks / "global-fuse.md"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("## Alerts\n", "## Alarms\n"), encoding="utf-8")
-    problems = ops.check_runbooks(copy, ops.load_rules(layout.rule_files), _parsers())
+    problems = check_runbooks(copy, load_rules(layout.rule_files), _parsers())
     assert problems == [
         "docs/runbooks/global-fuse.md: missing section '## Alerts'",
         "docs/runbooks/global-fuse.md: alert GlobalFuseTripped points here but is not listed "
@@ -154,8 +163,8 @@ def test_a_runbook_without_an_alerts_section(tmp_path: Path, layout: ops.Layout)
     ]
 
 
-def test_runbook_queries_are_collected(layout: ops.Layout) -> None:
-    queries = ops.runbook_queries(layout)
+def test_runbook_queries_are_collected(layout: Layout) -> None:
+    queries = runbook_queries(layout)
     assert {q.where for q in queries} >= {
         f"docs/runbooks/{s}.md" for s in ("slo-burn", "global-fuse")
     }
