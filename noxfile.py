@@ -96,11 +96,27 @@ def security(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def tests(session: nox.Session) -> None:
-    """pytest under branch coverage over src/bot4 and ci, then the per-package coverage gate."""
+    """pytest under branch coverage over src/bot4 and ci, then the per-package coverage gate.
+
+    With pytest arguments (`-- tests/bot4/test_cli.py`, `-- -k audit`) it is a subset run:
+    coverage goes to reports/subset/, the floors are not applied, the full report stays.
+    """
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
+    if session.posargs:
+        subset = REPORTS / "subset"
+        data = f"--data-file={subset / '.coverage'}"
+        subset.mkdir(exist_ok=True)
+        session.run("coverage", "erase", data)
+        session.run("coverage", "run", data, "-m", "pytest", *session.posargs, env=pinned_uv())
+        session.run("coverage", "html", "-q", data, "-d", str(subset / "coverage-html"))
+        session.log(
+            "subset run: coverage floors not applied; its report is "
+            f"{subset / 'coverage-html' / 'index.html'} (the last full run's report is kept)"
+        )
+        return
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", *session.posargs, env=pinned_uv())
+    session.run("coverage", "run", "-m", "pytest", env=pinned_uv())
     session.run("coverage", "json", "-q")
     session.run("coverage", "xml", "-q")
     session.run("coverage", "html", "-q")
@@ -110,6 +126,21 @@ def tests(session: nox.Session) -> None:
         else []
     )
     session.run("python", "-m", "ci", "coverage-gate", *gate)
+    session.log(f"coverage report: {REPORTS / 'coverage-html' / 'index.html'}")
+
+
+@nox.session(python=False, default=False, tags=["maintenance"])
+def dev(session: nox.Session) -> None:
+    """A developer venv (.venv) from the locks: the pinned toolchain, bot4 and ci editable."""
+    uv = str(Path(sys.executable).parent / "uv")
+    venv = ROOT / ".venv"
+    session.run(uv, "venv", "--quiet", "--allow-existing", "--python", PYTHON, str(venv))
+    python = ["--python", str(venv / "bin" / "python")]
+    session.run(uv, "pip", "install", *python, "--require-hashes", "-r", TOOLCHAIN_LOCK)
+    session.run(
+        uv, "pip", "install", *python, "--no-deps", "--no-build-isolation", "-e", ".", "-e", "./ci"
+    )
+    session.log(f"ready: {venv}/bin/bot4, {venv}/bin/pytest (or: source .venv/bin/activate)")
 
 
 @nox.session(python=False, default=False, tags=["maintenance"])
