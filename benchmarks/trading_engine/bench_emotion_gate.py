@@ -4,7 +4,7 @@ Each decision is timed individually with perf_counter_ns over a warm gate that h
 trade history (so every rule runs to the end and the order passes). The audit-log
 variant appends a hash-chained record per decision (fsync policy "never", as in a
 simulation; production's "always" adds the disk's fsync latency).
-Run: python benchmarks/trading_engine/bench_gate.py [--quick]
+Run: python benchmarks/trading_engine/bench_emotion_gate.py [--quick]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Both installers get the same job — a fresh venv with the full hashed toolchain lock —
 after one warm-up run each, so both read from warm caches. The ratio is printed.
 `--nox` also times a warm run of the whole gate (scripts/gate) twice and reports the
-second. Run: python benchmarks/gate/bench_gate.py [--quick] [--nox]
+second. Run: python benchmarks/toolchain/bench_venvs.py [--quick] [--nox]
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _tool(name: str) -> str:
         or str(Path(sys.executable).parent / name)
     )
     if not Path(found).exists():
-        raise SystemExit(f"bench_gate: {name} not found (run inside nox -s bench)")
+        raise SystemExit(f"bench_venvs: {name} not found (run inside nox -s bench)")
     return found
 
 
