@@ -281,7 +281,7 @@ def test_gpg_commands(
     from ci.release import gpg
 
     if subprocess.run(["which", "skopeo"], capture_output=True, check=False).returncode:
-        pytest.skip("skopeo is not installed")
+        pytest.fail("skopeo is not installed (apt-get install skopeo)")
     home = tmp_path / "gnupg"
     fingerprint = gpg.new_key(home, "cli <cli@example.invalid>")
     try:
