@@ -283,6 +283,15 @@ def cmd_deploy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_host_check(args: argparse.Namespace) -> int:
+    """Podman (policy.json signedBy) and Docker (verify, then pull by digest) on this host."""
+    from ci.release import hosts  # noqa: PLC0415 - needs podman, dockerd, the registry, gpg
+
+    for line in hosts.check(Path(args.layout), Path(args.root), _say):
+        print(line, flush=True)
+    return 0
+
+
 def cmd_docker_context(args: argparse.Namespace) -> int:
     """Write the Dockerfile's build context (hashed requirements, wheelhouse, engine wheel)."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only these commands need it
@@ -423,6 +432,13 @@ def _deploy_commands(sub: SubParsers) -> None:
     )
     p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy to start from")
     p.set_defaults(func=cmd_deploy_check)
+    p = sub.add_parser(
+        "host-check", help="podman (signature policy) and docker deploys against a local registry"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="built image (default: build/image/oci)"
+    )
+    p.set_defaults(func=cmd_host_check)
 
 
 def _gpg_commands(sub: SubParsers) -> None:
