@@ -54,7 +54,7 @@ def _expect_refusal(what: str, run: Callable[[], object], needle: str) -> str:
     raise ReleaseError(f"deploy-check: {what} was accepted; it must be refused")
 
 
-def _signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
+def signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     secrets = tmp / "secrets"
     secrets.mkdir(mode=0o700)
     provider = FileSecrets(secrets)
@@ -64,7 +64,7 @@ def _signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     return keys.open_signer("file:release", env), keys.open_signer("file:stranger", env)
 
 
-def _policy_file(tmp: Path, base_file: Path, signer: keys.Signer) -> Path:
+def policy_file_for(tmp: Path, base_file: Path, signer: keys.Signer) -> Path:
     """The deploy policy ``python -m ci.release`` reads: the base one's sections, with
     our throwaway key as the only trusted key."""
     (tmp / "release.pub").write_bytes(signer.public_pem)
@@ -136,7 +136,7 @@ def copy_attached(registry: Registry, src: Reference, dst: Reference, suffix: st
     return len(items)
 
 
-class _Tampered:
+class Tampered:
     """Edit a blob in the registry's storage (same size), restore it on exit."""
 
     def __init__(self, local: LocalRegistry, digest: str, edit: Callable[[bytes], bytes]) -> None:
@@ -155,11 +155,11 @@ class _Tampered:
         self._path.write_bytes(self._original)
 
 
-def _flip_last_byte(data: bytes) -> bytes:
+def flip_last_byte(data: bytes) -> bytes:
     return data[:-1] + bytes([data[-1] ^ 0x01])
 
 
-def _swap_hex(data: bytes) -> bytes:
+def swap_hex(data: bytes) -> bytes:
     """Still valid JSON (the registry parses it before serving): one hex digit of the
     last layer digest changed."""
     at = data.rindex(b'"sha256:') + 8
@@ -175,7 +175,7 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bot4-deploy-check-") as name:
         tmp = Path(name)
-        signer, stranger = _signers(tmp)
+        signer, stranger = signers(tmp)
         with LocalRegistry(tmp / "registry") as local:
             registry = local.client()
             ref = parse(f"{local.host}/bot4/engine:{TAG}")
@@ -226,7 +226,7 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
                 lambda: deploy.pin(registry, ref, False, say),
                 digest,
             )
-            attack_policy = _policy_file(tmp, policy_file, signer)
+            attack_policy = policy_file_for(tmp, policy_file, signer)
             yield from _attacks(local, registry, pinned, signer, attack_policy, root)
             done = deploy.deploy(registry, pinned, policy, tmp / "deploy", root, today, say)
             yield (
@@ -258,14 +258,14 @@ def _attacks(
 
     top = registry.manifest(pinned.repository, digest)
     layer = str(top.json()["layers"][-1]["digest"])
-    with _Tampered(local, layer, _flip_last_byte):
+    with Tampered(local, layer, flip_last_byte):
         yield _cli_refusal(
             "tampered layer (deploy)", deploy_argv(pinned), f"served blob {layer}", root
         )
         yield _cli_refusal(
             "tampered layer (verify)", ["verify", str(pinned), *opts], "served blob", root
         )
-    with _Tampered(local, digest, _swap_hex):
+    with Tampered(local, digest, swap_hex):
         yield _cli_refusal(
             "tampered manifest (deploy)", deploy_argv(pinned), f"served manifest {digest}", root
         )

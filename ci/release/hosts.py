@@ -216,7 +216,7 @@ def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="bot4-host-check-") as name:
         tmp = Path(name)
         homes = [tmp / "gnupg-release", tmp / "gnupg-other"]
-        signer, _stranger = e2e._signers(tmp)
+        signer, _stranger = e2e.signers(tmp)
         try:
             release_fpr = gpg.new_key(homes[0], "bot4 release <release@example.invalid>")
             other_fpr = gpg.new_key(homes[1], "someone else <other@example.invalid>")
@@ -284,13 +284,13 @@ def _podman_checks(
         "Invalid GPG signature",
     )
     layer = str(top.json()["layers"][-1]["digest"])
-    with e2e._Tampered(local, layer, e2e._flip_last_byte):
+    with e2e.Tampered(local, layer, e2e.flip_last_byte):
         yield _refused(
             "podman pull of the signed digest with a tampered layer",
             podman.pull(image, policy, "refused"),
             "Digest did not match",
         )
-    with e2e._Tampered(local, digest, e2e._swap_hex):
+    with e2e.Tampered(local, digest, e2e.swap_hex):
         yield _refused(
             "podman pull of the signed digest with a tampered manifest",
             podman.pull(image, policy, "refused"),
@@ -379,7 +379,7 @@ def _docker_checks(
 ) -> Iterator[str]:
     digest = str(pinned.digest)
     image = f"{pinned.name}@{digest}"
-    policy = e2e._policy_file(tmp, root / "ops" / "deploy-policy.toml", signer)
+    policy = e2e.policy_file_for(tmp, root / "ops" / "deploy-policy.toml", signer)
     verify = subprocess.run(  # noqa: S603  # nosec B603 - our own interpreter and module
         [sys.executable, "-m", "ci.release", "--root", str(root), "verify", image,
          "--policy", str(policy)],
@@ -391,7 +391,7 @@ def _docker_checks(
     with Dockerd(tmp / "dockerd") as daemon:
         top = registry.manifest(pinned.repository, digest)
         layer = str(top.json()["layers"][-1]["digest"])
-        with e2e._Tampered(local, layer, e2e._flip_last_byte):
+        with e2e.Tampered(local, layer, e2e.flip_last_byte):
             try:
                 daemon.docker("pull", "--quiet", image, what="docker pull (tampered layer)")
             except ReleaseError as exc:
