@@ -326,6 +326,17 @@ def deploy_check(session: nox.Session) -> None:
     )
 
 
+@nox.session(name="host-check", python=PYTHON, tags=["image"])
+def host_check(session: nox.Session) -> None:
+    """Podman enforcing policy.json (GPG signedBy) and Docker (verify, pull by digest) run the
+    built image hardened; unsigned, wrong-key and tampered images refused (needs root)."""
+    install_locked(session)
+    ensure_image(session)
+    session.run(
+        "python", "-m", "ci.release", "host-check", "--layout", f"{IMAGE_OUT}/oci", *session.posargs
+    )
+
+
 @nox.session(python=PYTHON, tags=["image"])
 def dockerfile(session: nox.Session) -> None:
     """Build the Dockerfile on a private dockerd on our own base; compare with the image."""

@@ -207,7 +207,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from ci.image import scan  # noqa: PLC0415
 
     root = Path(args.root).resolve()
-    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
     layout = Path(args.layout)
     sbom_path = Path(args.sbom) if args.sbom else layout.parent / "sbom.cdx.json"
     try:
@@ -216,30 +215,23 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise GateError(
             f"{sbom_path}: cannot read the image SBOM ({exc}); build the image first"
         ) from None
-    dbs = [Path(d) for d in args.db] or [
-        Path(
-            os.environ.get("BOT4_ADVISORY_DB")
-            or root / "ci" / "advisories" / "pypa-advisory-db.zip"
-        )
-    ]
-    dbs = [d for d in dbs if d.exists()] if not args.db else dbs
-    archive = None if args.no_pending else debian.load_archive(_targets(args, spec))
-    layers, user = scan.layout_layers(layout)
-    policy = scan.load_policy(Path(args.policy) if args.policy else root / scan.POLICY_FILE)
     today = dt.date.fromisoformat(args.today) if args.today else dt.date.today()
-    findings, problems = scan.scan(bom, layers, user, dbs, spec.release, policy, archive, today)
-    print(scan.table(findings, policy.fail_on))
+    report = scan.scan_image(
+        root, layout, bom, today, environ=os.environ, dbs=[Path(d) for d in args.db],
+        policy_file=Path(args.policy) if args.policy else None, index=args.index,
+        pending=not args.no_pending,
+    )  # fmt: skip
+    print(scan.table(report.findings, report.threshold))
     if args.json:
-        atomic_write(Path(args.json), scan.to_json(findings, policy.fail_on))
+        atomic_write(Path(args.json), scan.to_json(report.findings, report.threshold))
     if args.sarif:
-        atomic_write(Path(args.sarif), scan.to_sarif(findings, str(sbom_path)))
-    failing = [f for f in findings if f.fails(policy.fail_on)]
-    for problem in problems:
+        atomic_write(Path(args.sarif), scan.to_sarif(report.findings, str(sbom_path)))
+    for problem in report.problems:
         _err(problem)
-    if failing or problems:
-        _err(f"image scan: {len(failing)} finding(s) at or above {policy.fail_on}")
+    if not report.passed:
+        _err(f"image scan: {len(report.failing)} finding(s) at or above {report.threshold}")
         return 1
-    print(f"image scan: passed ({len(findings)} finding(s) below {policy.fail_on} or ignored)")
+    print(report.summary())
     return 0
 
 

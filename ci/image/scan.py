@@ -33,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from ci import policy
 from ci.errors import GateError
+from ci.image import debian, lockfile
 from ci.image.debian import Archive, compare
 from ci.image.errors import ImageError
 from ci.image.smoke import read_image
@@ -42,6 +43,8 @@ from ci.supply_chain.advisories.osv import Severity, parse_record, score
 
 SEVERITIES = ("NONE", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 POLICY_FILE = "ci/image/scan.toml"
+AUDIT_POLICY = "ci/policy.toml"
+DEFAULT_DB = "ci/advisories/pypa-advisory-db.zip"
 PACKAGE_MANAGERS = (
     "usr/bin/dpkg",
     "usr/bin/apt",
@@ -556,3 +559,95 @@ def scan(
         findings += pending_updates(comps, archive, scan_policy.pending_security)
     findings += hygiene(layers, user)
     return apply_ignores(findings, scan_policy.ignores, today)
+
+
+# --- the one entry point: the gate's ``scan`` and ``ci.release deploy`` both call this ---
+
+
+@dataclass(frozen=True)
+class Report:
+    """The verdict of one image scan."""
+
+    findings: list[Finding]
+    problems: list[str]
+    threshold: str
+
+    @property
+    def failing(self) -> list[Finding]:
+        """Findings at or above the threshold, not ignored."""
+        return [f for f in self.findings if f.fails(self.threshold)]
+
+    @property
+    def passed(self) -> bool:
+        """No failing finding and no policy problem (an expired ignore)."""
+        return not self.failing and not self.problems
+
+    def summary(self) -> str:
+        """One line: why it failed, or how many findings stayed below the threshold."""
+        if self.problems:
+            return f"image scan: {self.problems[0]}"
+        failing = self.failing
+        if failing:
+            worst = sorted(failing, key=lambda f: (-rank(f.severity), f.rule, f.subject))[0]
+            return (
+                f"image scan: {len(failing)} finding(s) at or above {self.threshold}, e.g. "
+                f"{worst.severity} {worst.subject}: {worst.message}"
+            )
+        return (
+            f"image scan: passed ({len(self.findings)} finding(s) below {self.threshold} "
+            "or ignored)"
+        )
+
+
+def default_dbs(root: Path, environ: Mapping[str, str]) -> list[Path]:
+    """``$BOT4_ADVISORY_DB``, else the audit's database (``[advisories] db`` of
+    ``ci/policy.toml``: the committed snapshot)."""
+    if environ.get("BOT4_ADVISORY_DB"):
+        return [Path(environ["BOT4_ADVISORY_DB"])]
+    try:
+        db = policy.load_section(root / AUDIT_POLICY, "advisories").get("db", DEFAULT_DB)
+    except GateError:
+        db = DEFAULT_DB
+    return [root / str(db)]
+
+
+def scan_image(
+    root: Path,
+    layout: Path,
+    bom: Mapping[str, Any],
+    today: dt.date,
+    *,
+    environ: Mapping[str, str],
+    dbs: Sequence[Path] = (),
+    policy_file: Path | None = None,
+    index: Sequence[str] = (),
+    pending: bool = True,
+) -> Report:
+    """Scan the image in ``layout`` described by ``bom`` exactly as the gate does.
+
+    The Debian release, architecture and codename come from ``ci/image/image.toml``;
+    pending security updates are looked up in apt's indexes (or ``index``: ``SUITE=PATH``
+    Packages files); a missing advisory database is an error, never a silent pass.
+    """
+    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
+    chosen = [d if d.is_absolute() else root / d for d in dbs] or default_dbs(root, environ)
+    missing = [str(d) for d in chosen if not d.exists()]
+    if missing:
+        raise ImageError(f"advisory database {missing[0]} not found")
+    try:
+        comps = components(bom)
+    except (KeyError, TypeError, AttributeError):
+        raise ImageError("the image SBOM is not CycloneDX JSON") from None
+    archive = None
+    if pending and any(c.kind == "deb" for c in comps):  # no .deb: nothing can be pending
+        targets = (
+            debian.local_targets(index, spec.architecture, spec.codename)
+            if index
+            else debian.index_targets(spec.architecture, spec.codename)
+        )
+        archive = debian.load_archive(targets)
+    path = policy_file or Path(POLICY_FILE)
+    scan_policy = load_policy(path if path.is_absolute() else root / path)
+    layers, user = layout_layers(layout)
+    findings, problems = scan(bom, layers, user, chosen, spec.release, scan_policy, archive, today)
+    return Report(findings, problems, scan_policy.fail_on)

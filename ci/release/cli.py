@@ -1,7 +1,7 @@
 """``python -m ci.release <command>``: push, sign, attest, verify and deploy the engine image.
 
-Exit codes: 0 success, 1 a failed step or bad input, 2 bad usage, 3 deploy/verify
-refused the image. Every failure is one line on stderr.
+Exit codes (``ci.release.errors``): 0 success, 1 a failed step or bad input file, 2 bad
+usage, 3 verify/deploy refused the image. Every failure is one line on stderr.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 from ci.errors import run_command
 from ci.release import attest, deploy, gpg, keys, layout, policy, sign, verify
 from ci.release.auth import credentials_from_env
-from ci.release.errors import ReleaseError
-from ci.release.reference import Reference, parse
+from ci.release.errors import ERROR, ReleaseError, UsageError
+from ci.release.reference import Reference
+from ci.release.reference import parse as parse_reference
 from ci.release.registry import Registry, Retry
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,14 @@ def _err(message: str) -> None:
 
 def _say(message: str) -> None:
     print(f"release: {message}", file=sys.stderr, flush=True)
+
+
+def parse(text: str) -> Reference:
+    """A reference from the command line; a malformed one is a usage error (exit 2)."""
+    try:
+        return parse_reference(text)
+    except ReleaseError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _registry(args: argparse.Namespace, ref: Reference) -> Registry:
@@ -50,7 +59,7 @@ def _today(args: argparse.Namespace) -> dt.date:
     try:
         return dt.date.fromisoformat(args.today)
     except ValueError:
-        raise ReleaseError(f"--today expects YYYY-MM-DD, got {args.today!r}") from None
+        raise UsageError(f"--today expects YYYY-MM-DD, got {args.today!r}") from None
 
 
 def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
@@ -58,7 +67,7 @@ def _pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     for value in values:
         key, sep, val = value.partition("=")
         if not sep or not key:
-            raise ReleaseError(f"{flag} expects KEY=VALUE, got {value!r}")
+            raise UsageError(f"{flag} expects KEY=VALUE, got {value!r}")
         out[key] = val
     return out
 
@@ -77,7 +86,7 @@ def _pinned(args: argparse.Namespace) -> tuple[Registry, Reference]:
     ref = parse(args.ref)
     registry = _registry(args, ref)
     if ref.digest is None:
-        raise ReleaseError(
+        raise UsageError(
             f"{ref} is a tag; name the digest (python -m ci.release resolve {ref} prints it)"
         )
     return registry, ref
@@ -142,7 +151,7 @@ def _attest_all(
         _say("attested SLSA provenance")
     if args.predicate:
         if not args.predicate_type:
-            raise ReleaseError("--predicate needs --predicate-type URI")
+            raise UsageError("--predicate needs --predicate-type URI")
         predicate = _read_json(Path(args.predicate), "predicate")
         attest.attest(registry, ref, signer, args.predicate_type, predicate)
         _say(f"attested {args.predicate_type}")
@@ -163,7 +172,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
     """Attach signed in-toto attestations (SBOM, provenance, or any predicate)."""
     registry, ref = _pinned(args)
     if not (args.sbom or args.provenance or args.predicate):
-        raise ReleaseError("nothing to attest: give --sbom FILE, --provenance or --predicate FILE")
+        raise UsageError("nothing to attest: give --sbom FILE, --provenance or --predicate FILE")
     signer = keys.open_signer(args.key, os.environ)
     try:
         _attest_all(args, registry, ref, signer)
@@ -205,19 +214,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
     verified = verify.verify(registry, pinned, _policy(args), _today(args))
     print(
         f"verified {pinned}: signed by {verified.signer.name!r}; attested "
-        f"{', '.join(sorted(verified.statements))}"
+        f"{', '.join(sorted(verified.statements))}; manifest and "
+        f"{len(verified.image.blobs) - 1} blob(s) ({verified.image.size} bytes) match their digests"
     )
     return 0
+
+
+def _workdir(value: str | None) -> str | None:
+    if value is not None and not Path(value).is_dir():
+        raise UsageError(
+            f"--workdir {value}: no such directory (create it first: mkdir -p {value})"
+        )
+    return value
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Verify, pull, scan, then run hardened; the container's exit status decides."""
     ref = parse(args.ref)
     registry = _registry(args, ref)
-    with tempfile.TemporaryDirectory(prefix="bot4-deploy-", dir=args.workdir) as tmp:
+    today, workdir, deploy_policy = _today(args), _workdir(args.workdir), _policy(args)
+    with tempfile.TemporaryDirectory(prefix="bot4-deploy-", dir=workdir) as tmp:
         done = deploy.deploy(
-            registry, ref, _policy(args), Path(tmp), Path(args.root), _today(args), _say,
-            allow_tag=args.allow_tag,
+            registry, ref, deploy_policy, Path(tmp), Path(args.root), today, _say,
+            allow_tag=args.allow_tag, index=args.index,
         )  # fmt: skip
     sys.stdout.write(done.outcome.stdout)
     print(f"deployed {done.verified.ref}")
@@ -261,6 +280,15 @@ def cmd_deploy_check(args: argparse.Namespace) -> int:
 
     for line in e2e.check(Path(args.layout), Path(args.root), Path(args.policy), _say):
         print(line)
+    return 0
+
+
+def cmd_host_check(args: argparse.Namespace) -> int:
+    """Podman (policy.json signedBy) and Docker (verify, then pull by digest) on this host."""
+    from ci.release import hosts  # noqa: PLC0415 - needs podman, dockerd, the registry, gpg
+
+    for line in hosts.check(Path(args.layout), Path(args.root), _say):
+        print(line, flush=True)
     return 0
 
 
@@ -391,6 +419,12 @@ def _deploy_commands(sub: SubParsers) -> None:
         p.add_argument("--today", help=argparse.SUPPRESS)
         if name == "deploy":
             p.add_argument("--workdir", help="where to unpack the bundle (default: $TMPDIR)")
+            p.add_argument(
+                "--index",
+                action="append",
+                default=[],
+                help="SUITE=PATH Packages file for the pending-update check (as ci.image scan)",
+            )
         p.set_defaults(func=func)
     p = sub.add_parser("deploy-check", help="end to end against a throwaway local registry")
     p.add_argument(
@@ -398,6 +432,13 @@ def _deploy_commands(sub: SubParsers) -> None:
     )
     p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy to start from")
     p.set_defaults(func=cmd_deploy_check)
+    p = sub.add_parser(
+        "host-check", help="podman (signature policy) and docker deploys against a local registry"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="built image (default: build/image/oci)"
+    )
+    p.set_defaults(func=cmd_host_check)
 
 
 def _gpg_commands(sub: SubParsers) -> None:
@@ -437,4 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    return run_command(args, _err)
+    try:
+        return run_command(args, _err)
+    except OSError as exc:  # a file or directory the user named, as one line
+        _err(f"{exc.filename or ''}: {exc.strerror or exc}".removeprefix(": "))
+        return ERROR

@@ -6,16 +6,20 @@
    exactly this digest (and name this repository).
 3. The required attestations (SBOM, SLSA provenance) must be signed the same way and be
    about this digest.
-4. The image is pulled by digest (every blob re-hashed) and the scan re-run on the
-   attested SBOM and the pulled layers.
+4. The image is fetched by digest (manifest and every blob re-hashed: other bytes are a
+   refusal) and written to a fresh layout; the gate's scan (``ci.image.scan.scan_image``:
+   advisories, pending Debian security updates, hygiene) runs on the attested SBOM and
+   those layers.
 5. It runs hardened under runc (``ci.release.run``); its exit status is the verdict.
+
+Refusals raise ``RefusedError`` (exit 3) before anything runs.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,16 +68,19 @@ def deploy(
     say: Callable[[str], None],
     *,
     allow_tag: bool = False,
+    index: Sequence[str] = (),
 ) -> Deployment:
-    """Verify-then-run; any refusal raises ``RefusedError`` before anything runs."""
+    """Verify-then-run; any refusal raises ``RefusedError`` before anything runs.
+    ``index``: ``SUITE=PATH`` Packages files for the pending-update check (default apt's)."""
     pinned = pin(registry, ref, allow_tag, say)
     verified = verify.verify(registry, pinned, policy, today)
     say(f"signature: ok, key {verified.signer.name!r} ({verified.signer.key.fingerprint[:19]}…)")
     say(f"attestations: ok ({', '.join(sorted(verified.statements))})")
+    say(f"content: ok (manifest and {len(verified.image.blobs) - 1} blob(s) match their digests)")
     image = workdir / "image"
-    layout.pull(registry, pinned, image)
-    findings = verify.scan(verify.sbom_of(verified), image, policy, root, today)
-    say(f"scan: ok ({len(findings)} finding(s) below the threshold or ignored)")
+    layout.write(image, verified.image.top, verified.image.blobs, "latest")
+    report = verify.scan(verify.sbom_of(verified), image, policy, root, today, index=index)
+    say(f"scan: ok ({report.summary().removeprefix('image scan: ')})")
     outcome = run.run(image, workdir, policy.runtime)
     say(f"run: {' '.join(outcome.argv)} exited {outcome.returncode}")
     if outcome.returncode != 0:
@@ -81,4 +88,4 @@ def deploy(
         raise ReleaseError(
             f"{' '.join(outcome.argv)} exited {outcome.returncode} in the container: {detail}"
         )
-    return Deployment(verified, outcome, len(findings))
+    return Deployment(verified, outcome, len(report.findings))

@@ -6,6 +6,11 @@ pushed (digest unchanged), signed, attested (its SBOM and SLSA provenance) and t
 
 - a tag-only deploy, an unsigned image, an untrusted key, a revoked key and a missing
   attestation are each refused with one line;
+- the attacks, each through ``python -m ci.release deploy`` (and ``verify``) as a user
+  runs it, must exit 3 (refused) with one line and run nothing: a tampered layer and a
+  tampered manifest in the registry's storage, a signature copied onto another digest,
+  another repository's signature, an attestation about another digest, and the tag moved
+  to a crafted image;
 - the deploy by digest verifies, pulls, scans and runs ``bot4 doctor`` under runc
   (read-only root, no capabilities, no_new_privs, uid 65532, no network): exit 0;
 - skopeo accepts the GPG simple signature with the right key and rejects a wrong one.
@@ -17,19 +22,26 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gzip
+import io
 import json
 import os
+import subprocess
+import sys
+import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bot4.infrastructure.secrets.file import FileSecrets
-from ci.release import attest, deploy, gpg, keys, layout, sign, verify
-from ci.release.errors import RefusedError, ReleaseError
+from ci.release import attest, cosign, deploy, gpg, keys, layout, sign, verify
+from ci.release.errors import REFUSED, RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.policy import TrustedKey
-from ci.release.reference import parse
-from ci.release.registry import Registry
+from ci.release.reference import Reference, parse
+from ci.release.registry import OCI_MANIFEST, Manifest, Registry, sha256
+
+TAG = "check"
 
 
 def _expect_refusal(what: str, run: Callable[[], object], needle: str) -> str:
@@ -42,7 +54,7 @@ def _expect_refusal(what: str, run: Callable[[], object], needle: str) -> str:
     raise ReleaseError(f"deploy-check: {what} was accepted; it must be refused")
 
 
-def _signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
+def signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     secrets = tmp / "secrets"
     secrets.mkdir(mode=0o700)
     provider = FileSecrets(secrets)
@@ -50,6 +62,108 @@ def _signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     provider.create_signing_key("stranger")
     env = {"BOT4_SECRETS_DIR": str(secrets)}
     return keys.open_signer("file:release", env), keys.open_signer("file:stranger", env)
+
+
+def policy_file_for(tmp: Path, base_file: Path, signer: keys.Signer) -> Path:
+    """The deploy policy ``python -m ci.release`` reads: the base one's sections, with
+    our throwaway key as the only trusted key."""
+    (tmp / "release.pub").write_bytes(signer.public_pem)
+    text = base_file.read_text(encoding="utf-8").replace(
+        "keys = []", '[[deploy.keys]]\nname = "release"\npublic-key = "release.pub"', 1
+    )
+    if "release.pub" not in text:
+        raise ReleaseError(f"deploy-check: {base_file} has no 'keys = []' line to replace")
+    (tmp / "deploy-policy.toml").write_text(text, encoding="utf-8")
+    return tmp / "deploy-policy.toml"
+
+
+def _cli_refusal(what: str, argv: Sequence[str], needle: str, root: Path) -> str:
+    """``python -m ci.release ARGV`` as a user runs it: exit 3, one line naming ``needle``,
+    and nothing ran (no ``run:`` step, nothing on stdout)."""
+    done = subprocess.run(  # noqa: S603  # nosec B603 - our own interpreter and module
+        [sys.executable, "-m", "ci.release", "--root", str(root), *argv],
+        capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("ci.release: error: ")]
+    if done.returncode != REFUSED or len(lines) != 1 or "Traceback" in done.stderr:
+        raise ReleaseError(
+            f"deploy-check: {what}: exit {done.returncode}, expected {REFUSED} with one "
+            f"error line; stderr: {done.stderr.strip()[-300:]!r}"
+        )
+    if needle not in lines[0]:
+        raise ReleaseError(f"deploy-check: {what}: refused for another reason: {lines[0]}")
+    if done.stdout.strip() or "release: run:" in done.stderr:
+        raise ReleaseError(f"deploy-check: {what}: refused, but the container ran")
+    return f"ok   {what}: exit {REFUSED}: {lines[0].removeprefix('ci.release: error: ')}"
+
+
+def crafted(registry: Registry, repo: str, top: Manifest) -> Manifest:
+    """The attacker's image: ``top`` plus a layer of their own, config updated to match,
+    pushed to ``repo`` (untagged; the caller tags it)."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/crafted")
+        info.size, info.mode = 9, 0o644
+        tar.addfile(info, io.BytesIO(b"attacker\n"))
+    layer = gzip.compress(raw.getvalue(), mtime=0)
+    doc = top.json()
+    config = json.loads(registry.blob(repo, str(doc["config"]["digest"])))
+    config["rootfs"]["diff_ids"].append(sha256(raw.getvalue()))
+    config_bytes = layout.canonical(config)
+    registry.push_blob(repo, layer)
+    registry.push_blob(repo, config_bytes)
+    doc["config"] = dict(doc["config"], digest=sha256(config_bytes), size=len(config_bytes))
+    doc["layers"] = [
+        *doc["layers"],
+        {
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": sha256(layer),
+            "size": len(layer),
+        },
+    ]
+    data = layout.canonical(doc)
+    manifest = Manifest(data, str(doc.get("mediaType", OCI_MANIFEST)), sha256(data))
+    registry.put_manifest(repo, manifest.digest, manifest)
+    return manifest
+
+
+def copy_attached(registry: Registry, src: Reference, dst: Reference, suffix: str) -> int:
+    """Copy every item attached to ``src`` (``.sig``/``.att``) onto ``dst``: an attacker
+    with push access re-using genuine signatures. Returns how many were copied."""
+    items = cosign.attached(registry, src.repository, verify.pinned(src), suffix)
+    for item in items:
+        cosign.attach(registry, dst.repository, verify.pinned(dst), suffix, item)
+    return len(items)
+
+
+class Tampered:
+    """Edit a blob in the registry's storage (same size), restore it on exit."""
+
+    def __init__(self, local: LocalRegistry, digest: str, edit: Callable[[bytes], bytes]) -> None:
+        self._path = local.blob_file(digest)
+        self._edit = edit
+        self._original = b""
+
+    def __enter__(self) -> None:
+        self._original = self._path.read_bytes()
+        changed = self._edit(self._original)
+        if changed == self._original or len(changed) != len(self._original):
+            raise ReleaseError(f"deploy-check: the tamper edit of {self._path} changed nothing")
+        self._path.write_bytes(changed)
+
+    def __exit__(self, *exc: object) -> None:
+        self._path.write_bytes(self._original)
+
+
+def flip_last_byte(data: bytes) -> bytes:
+    return data[:-1] + bytes([data[-1] ^ 0x01])
+
+
+def swap_hex(data: bytes) -> bytes:
+    """Still valid JSON (the registry parses it before serving): one hex digit of the
+    last layer digest changed."""
+    at = data.rindex(b'"sha256:') + 8
+    return data[:at] + (b"1" if data[at : at + 1] != b"1" else b"2") + data[at + 1 :]
 
 
 def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) -> Iterator[str]:
@@ -61,10 +175,10 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bot4-deploy-check-") as name:
         tmp = Path(name)
-        signer, stranger = _signers(tmp)
+        signer, stranger = signers(tmp)
         with LocalRegistry(tmp / "registry") as local:
             registry = local.client()
-            ref = parse(f"{local.host}/bot4/engine:check")
+            ref = parse(f"{local.host}/bot4/engine:{TAG}")
             digest = layout.push(registry, layout.Layout(src), ref)
             expected = layout.Layout(src).select().digest
             if digest != expected:
@@ -112,6 +226,8 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
                 lambda: deploy.pin(registry, ref, False, say),
                 digest,
             )
+            attack_policy = policy_file_for(tmp, policy_file, signer)
+            yield from _attacks(local, registry, pinned, signer, attack_policy, root)
             done = deploy.deploy(registry, pinned, policy, tmp / "deploy", root, today, say)
             yield (
                 f"ok   deploy {pinned.repository}@{digest[:19]}…: signed by 'release', "
@@ -121,6 +237,98 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
             yield from _gpg_checks(src, tmp, local.host, registry)
         signer.close()
         stranger.close()
+
+
+def _attacks(
+    local: LocalRegistry,
+    registry: Registry,
+    pinned: Reference,
+    signer: keys.Signer,
+    policy_file: Path,
+    root: Path,
+) -> Iterator[str]:
+    """Each attack on the real registry, refused by ``python -m ci.release`` with exit 3."""
+    digest = verify.pinned(pinned)
+    workdir = policy_file.parent / "attack-work"
+    workdir.mkdir()
+    opts = ["--policy", str(policy_file)]
+
+    def deploy_argv(target: Reference | str, *extra: str) -> list[str]:
+        return ["deploy", str(target), *opts, "--workdir", str(workdir), *extra]
+
+    top = registry.manifest(pinned.repository, digest)
+    layer = str(top.json()["layers"][-1]["digest"])
+    with Tampered(local, layer, flip_last_byte):
+        yield _cli_refusal(
+            "tampered layer (deploy)", deploy_argv(pinned), f"served blob {layer}", root
+        )
+        yield _cli_refusal(
+            "tampered layer (verify)", ["verify", str(pinned), *opts], "served blob", root
+        )
+    with Tampered(local, digest, swap_hex):
+        yield _cli_refusal(
+            "tampered manifest (deploy)", deploy_argv(pinned), f"served manifest {digest}", root
+        )
+        yield _cli_refusal(
+            "tampered manifest (verify)", ["verify", str(pinned), *opts], "served manifest", root
+        )
+
+    other = crafted(registry, pinned.repository, top)
+    forged = pinned.with_digest(other.digest)
+    registry.put_manifest(pinned.repository, TAG, other)  # the tag moves
+    yield _cli_refusal(
+        "tag moved to a crafted image (deploy TAG)",
+        deploy_argv(_tag_only(pinned)),
+        f"deploy the digest it points at now: {forged.name}@{other.digest}",
+        root,
+    )
+    yield _cli_refusal(
+        "tag moved to a crafted image (deploy --allow-tag TAG)",
+        deploy_argv(_tag_only(pinned), "--allow-tag"),
+        "is unsigned",
+        root,
+    )
+    copy_attached(registry, pinned, forged, "sig")
+    yield _cli_refusal(
+        "signature copied onto another digest",
+        deploy_argv(forged),
+        f"the signature is over {digest}, not {other.digest}",
+        root,
+    )
+    sign.sign(registry, forged, signer)  # even a genuine signature of the crafted image …
+    copy_attached(registry, pinned, forged, "att")  # … with attestations about another one
+    yield _cli_refusal(
+        "attestation about another digest",
+        deploy_argv(forged),
+        f"is about {digest}, not {other.digest}",
+        root,
+    )
+    elsewhere = parse(f"{local.host}/bot4/elsewhere@{digest}")
+    mirror = parse(f"{local.host}/bot4/engine-mirror@{digest}")
+    for target in (elsewhere, mirror):
+        _copy_image(registry, pinned, target)
+    sign.sign(registry, elsewhere, signer)  # a genuine signature, for another repository
+    copy_attached(registry, elsewhere, mirror, "sig")
+    copy_attached(registry, pinned, mirror, "att")
+    yield _cli_refusal(
+        "another repository's signature",
+        deploy_argv(mirror),
+        f"the signature names {elsewhere.name}, not {mirror.name}",
+        root,
+    )
+
+
+def _tag_only(ref: Reference) -> str:
+    return f"{ref.name}:{TAG}"
+
+
+def _copy_image(registry: Registry, src: Reference, dst: Reference) -> None:
+    """The image's blobs and manifest, by digest, into another repository."""
+    image = layout.fetch(registry, src)
+    for blob_digest, data in sorted(image.blobs.items()):
+        if blob_digest != image.top.digest:
+            registry.push_blob(dst.repository, data)
+    registry.put_manifest(dst.repository, verify.pinned(dst), image.top)
 
 
 def _gpg_checks(src: Path, tmp: Path, host: str, registry: Registry) -> Iterator[str]:

@@ -22,7 +22,7 @@ from ci.release.errors import RefusedError, ReleaseError
 from ci.release.reference import Reference, check_digest
 
 TIMEOUT = 300
-_GPGME_DETAIL = re.compile(r":? gpgme\.Signature\{.*$")
+GPGME_DETAIL = re.compile(r":? gpgme\.Signature\{.*$")
 _MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 
 
@@ -51,7 +51,7 @@ def _last_line(text: str) -> str:
     if not found:
         return lines[-1]
     message = found.group(1).replace('\\"', '"')
-    return _GPGME_DETAIL.sub("", message)
+    return GPGME_DETAIL.sub("", message)
 
 
 def write_registries_d(directory: Path, ref: Reference, lookaside: Path) -> Path:

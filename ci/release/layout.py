@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.release.errors import ReleaseError
+from ci.release.errors import ReleaseError, TamperedError
 from ci.release.reference import Reference, check_digest
 from ci.release.registry import (
     DOCKER_LIST,
@@ -130,8 +130,8 @@ def _fetch(
         if digest not in blobs:
             data = registry.blob(repo, digest)
             if "size" in desc and len(data) != int(desc["size"]):
-                raise ReleaseError(
-                    f"blob {digest}: {len(data)} bytes, the manifest says {desc['size']}"
+                raise TamperedError(
+                    f"refused: blob {digest}: {len(data)} bytes, the manifest says {desc['size']}"
                 )
             blobs[digest] = data
     for desc in subs:
@@ -140,8 +140,22 @@ def _fetch(
     return found
 
 
-def pull(registry: Registry, ref: Reference, dest: Path, tag: str = "latest") -> Manifest:
-    """Fetch ``ref`` (which must carry a digest) into a new layout at ``dest``."""
+@dataclass(frozen=True)
+class Fetched:
+    """An image fetched by digest: its top manifest and every blob and child manifest,
+    each already checked against its digest (and size) by the registry client."""
+
+    top: Manifest
+    blobs: dict[str, bytes]
+
+    @property
+    def size(self) -> int:
+        """Bytes fetched, manifests included."""
+        return sum(len(b) for b in self.blobs.values())
+
+
+def fetch(registry: Registry, ref: Reference) -> Fetched:
+    """Fetch ``ref`` (which must carry a digest) entirely into memory, hash-checked."""
     if ref.digest is None:
         raise ReleaseError(f"pull needs a digest, not a tag: {ref}")
     top = registry.manifest(ref.repository, ref.digest)
@@ -149,8 +163,14 @@ def pull(registry: Registry, ref: Reference, dest: Path, tag: str = "latest") ->
     for child in _fetch(registry, ref.repository, top, blobs):
         blobs[child.digest] = child.data
     blobs[top.digest] = top.data
-    write(dest, top, blobs, tag)
-    return top
+    return Fetched(top, blobs)
+
+
+def pull(registry: Registry, ref: Reference, dest: Path, tag: str = "latest") -> Manifest:
+    """Fetch ``ref`` (which must carry a digest) into a new layout at ``dest``."""
+    image = fetch(registry, ref)
+    write(dest, image.top, image.blobs, tag)
+    return image.top
 
 
 def write(dest: Path, top: Manifest, blobs: dict[str, bytes], tag: str) -> None:

@@ -16,6 +16,7 @@ from types import TracebackType
 
 from ci.release.auth import Credentials
 from ci.release.errors import RegistryError
+from ci.release.reference import check_digest
 from ci.release.registry import Registry, Retry, free_port
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,12 @@ class LocalRegistry:
             log.warning("docker-registry (pid %d) ignored SIGTERM; killing it", proc.pid)
             proc.kill()
             proc.wait()
+
+    def blob_file(self, digest: str) -> Path:
+        """Where the registry keeps a blob (or manifest) on disk: what an attacker with
+        write access to the storage would edit (deploy-check's tamper attacks)."""
+        hex_ = check_digest(digest).removeprefix("sha256:")
+        return self._workdir / "storage/docker/registry/v2/blobs/sha256" / hex_[:2] / hex_ / "data"
 
     @property
     def pid(self) -> int | None:

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ci.release.auth import PASSWORD_ENV, USERNAME_ENV, Challenge, Credentials, parse_challenges
-from ci.release.errors import RegistryError
+from ci.release.errors import RegistryError, TamperedError
 from ci.release.reference import check_digest
 
 log = logging.getLogger(__name__)
@@ -370,8 +370,8 @@ class Registry:
         if resp.status != 200:
             raise self._fail(f"GET blob {digest} from {repo}", resp)
         if sha256(resp.body) != digest:
-            raise RegistryError(
-                f"registry {self.host} served blob {digest} of {repo} with other content "
+            raise TamperedError(
+                f"refused: registry {self.host} served blob {digest} of {repo} with other content "
                 f"({sha256(resp.body)}): tampered or corrupted; refusing it"
             )
         return resp.body
@@ -413,8 +413,8 @@ class Registry:
             raise RegistryError(f"manifest {repo}:{ref} is larger than {MAX_MANIFEST} bytes")
         digest = sha256(resp.body)
         if ref.startswith("sha256:") and digest != ref:
-            raise RegistryError(
-                f"registry {self.host} served manifest {ref} of {repo} with other content "
+            raise TamperedError(
+                f"refused: registry {self.host} served manifest {ref} of {repo} with other content "
                 f"({digest}): tampered or corrupted; refusing it"
             )
         media = resp.headers.get("content-type", "").split(";")[0].strip()

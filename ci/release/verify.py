@@ -1,6 +1,8 @@
 """Verify an image by digest against the deploy policy: a cosign signature by a trusted,
 unexpired, unrevoked key over exactly this digest; every required attestation signed
-the same way and about this digest; then the scan of the attested SBOM.
+the same way and about this digest; the manifest and every blob fetched and hashed
+(a registry serving other bytes for the digest is refused); then the gate's own image
+scan (``ci.image.scan.scan_image``) over the attested SBOM and the fetched layers.
 
 Every refusal is a ``RefusedError`` with one line saying what is wrong.
 """
@@ -9,16 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import policy as toml
 from ci.errors import GateError
 from ci.image import scan as image_scan
-from ci.release import attest, cosign, dsse
+from ci.release import attest, cosign, dsse, layout
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import unb64
 from ci.release.policy import DeployPolicy, TrustedKey
@@ -33,6 +33,7 @@ class Verified:
     ref: Reference
     signer: TrustedKey
     statements: Mapping[str, attest.Statement]
+    image: layout.Fetched
 
 
 def pinned(ref: Reference) -> str:
@@ -175,77 +176,39 @@ def verify_attestations(
 
 
 def verify(registry: Registry, ref: Reference, policy: DeployPolicy, today: dt.date) -> Verified:
-    """Signature, then attestations (the scan needs the image itself: see ``scan``)."""
+    """Signature, then attestations, then the content: the manifest and every blob are
+    fetched and must hash to their digests (``TamperedError``, a refusal, if not)."""
     signer = verify_signature(registry, ref, policy, today)
-    return Verified(ref, signer, verify_attestations(registry, ref, policy, today))
+    statements = verify_attestations(registry, ref, policy, today)
+    return Verified(ref, signer, statements, layout.fetch(registry, ref))
 
 
-# --- the scan of the attested SBOM ----------------------------------------------------------
-
-AUDIT_POLICY = "ci/policy.toml"
-DEFAULT_DB = "ci/advisories/pypa-advisory-db.zip"
-_DISTRO = re.compile(r"[?&]distro=debian-([0-9]+)")
-
-
-def sbom_release(bom: Mapping[str, Any]) -> str:
-    """The Debian release the SBOM's packages come from (``distro=debian-12`` → ``12``)."""
-    for comp in bom.get("components", []):
-        found = _DISTRO.search(str(comp.get("purl", "")))
-        if found:
-            return found.group(1)
-    return ""
-
-
-def advisory_dbs(policy: DeployPolicy, root: Path, environ: Mapping[str, str]) -> list[Path]:
-    """The OSV databases to scan with: the deploy policy's, else ``$BOT4_ADVISORY_DB``,
-    else the audit's (``[advisories] db`` in ``ci/policy.toml``: the committed snapshot)."""
-    if policy.advisory_db:
-        return [p if p.is_absolute() else root / p for p in policy.advisory_db]
-    if environ.get("BOT4_ADVISORY_DB"):
-        return [Path(environ["BOT4_ADVISORY_DB"])]
-    try:
-        db = toml.load_section(root / AUDIT_POLICY, "advisories").get("db", DEFAULT_DB)
-    except GateError:
-        db = DEFAULT_DB
-    return [root / str(db)]
+# --- the scan of the attested SBOM: the gate's scan, called the same way ------------------
 
 
 def scan(
     bom: Mapping[str, Any],
-    layout: Path,
+    image: Path,
     policy: DeployPolicy,
     root: Path,
     today: dt.date,
     environ: Mapping[str, str] | None = None,
-) -> list[image_scan.Finding]:
-    """Re-run the image scan (advisories over the attested SBOM, hygiene over the pulled
-    layers) with the scan policy; a failing finding is a refusal. Returns all findings."""
-    dbs = advisory_dbs(policy, root, os.environ if environ is None else environ)
-    missing = [str(d) for d in dbs if not d.exists()]
-    if missing:
-        raise RefusedError(f"refused: scan failed: advisory database {missing[0]} not found")
-    scan_file = policy.scan_policy or Path(image_scan.POLICY_FILE)
-    scan_policy = image_scan.load_policy(scan_file if scan_file.is_absolute() else root / scan_file)
-    layers, user = image_scan.layout_layers(layout)
+    index: Sequence[str] = (),
+) -> image_scan.Report:
+    """``python -m ci.image scan`` over the attested SBOM and the pulled layout: the same
+    function, databases, scan policy and pending-security-update check as the gate
+    (the deploy policy may name other databases or scan policy; by default it does not).
+    A failing finding, or a scan that cannot run, is a refusal."""
     try:
-        comps = image_scan.components(bom)
-    except (KeyError, TypeError, AttributeError):
-        raise RefusedError(
-            "refused: scan failed: the attested SBOM is not CycloneDX JSON"
-        ) from None
-    findings = image_scan.match_advisories(comps, dbs, sbom_release(bom))
-    findings += image_scan.hygiene(layers, user)
-    findings, problems = image_scan.apply_ignores(findings, scan_policy.ignores, today)
-    failing = [f for f in findings if f.fails(scan_policy.fail_on)]
-    if problems:
-        raise RefusedError(f"refused: scan failed: {problems[0]}")
-    if failing:
-        worst = failing[0]
-        raise RefusedError(
-            f"refused: scan failed: {len(failing)} finding(s) at or above {scan_policy.fail_on}, "
-            f"e.g. {worst.severity} {worst.subject}: {worst.message}"
-        )
-    return findings
+        report = image_scan.scan_image(
+            root, image, bom, today, environ=os.environ if environ is None else environ,
+            dbs=policy.advisory_db, policy_file=policy.scan_policy, index=index,
+        )  # fmt: skip
+    except GateError as exc:
+        raise RefusedError(f"refused: scan failed: {exc}") from None
+    if not report.passed:
+        raise RefusedError(f"refused: scan failed: {report.summary().removeprefix('image scan: ')}")
+    return report
 
 
 def sbom_of(verified: Verified) -> dict[str, Any]:

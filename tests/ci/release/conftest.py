@@ -173,10 +173,10 @@ PROBE = (
 
 @pytest.fixture(scope="session")
 def host_runtime() -> dict[str, tuple[bytes, int]]:
-    """The files of a runnable rootfs (skips where runc cannot run: not root, no runc)."""
+    """The files of a runnable rootfs; fails (never skips) without root, runc or dash."""
     files = _host_runtime()
     if files is None or os.geteuid() != 0 or shutil.which("runc") is None:
-        pytest.skip("running images needs root, runc (Debian package runc) and /bin/dash")
+        pytest.fail("running images needs root, runc (Debian package runc) and /bin/dash")
     return files
 
 
@@ -195,7 +195,7 @@ def runnable_layout(
 def local_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
     """Debian's docker-registry on 127.0.0.1, started once per session by PID."""
     if find_binary() is None:
-        pytest.skip("docker-registry is not installed (Debian package docker-registry)")
+        pytest.fail("docker-registry is not installed (Debian package docker-registry)")
     with LocalRegistry(tmp_path_factory.mktemp("registry"), host="127.0.0.1") as running:
         yield running
 

@@ -104,7 +104,7 @@ class AuthRegistry:
 
 def _registry_binary() -> None:
     if find_binary() is None:
-        pytest.skip("docker-registry is not installed (Debian package docker-registry)")
+        pytest.fail("docker-registry is not installed (Debian package docker-registry)")
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AuthReg
     _registry_binary()
     htpasswd = shutil.which("htpasswd")
     if htpasswd is None:
-        pytest.skip("htpasswd is not installed (Debian package apache2-utils)")
+        pytest.fail("htpasswd is not installed (Debian package apache2-utils)")
     work = tmp_path_factory.mktemp("basic-registry")
     good = Credentials("alice", _password())
     made = subprocess.run(  # the password goes on stdin, never into argv

@@ -161,6 +161,43 @@ def test_push_pull_resolve_sign_attest(
     assert "warning: deploying tag" in capsys.readouterr().err
 
 
+def test_deploy_workdir_must_exist(
+    env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked before the registry is contacted: one line, exit 2, a remedy that works."""
+    missing = tmp_path / "no" / "such"
+    argv = ["deploy", "localhost:1/a@sha256:" + "a" * 64, "--workdir", str(missing)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"ci.release: error: --workdir {missing}: no such directory "
+        f"(create it first: mkdir -p {missing})\n"
+    )
+    remedy = err.rpartition("create it first: ")[2].rstrip(")\n")
+    subprocess.run(remedy.split(), check=True)
+    assert missing.is_dir()
+
+
+def test_exit_codes_through_the_module(tmp_path: Path) -> None:
+    """The table, as a user meets it: python -m ci.release, no traceback on any bad path."""
+    cases = [
+        ([], 2),  # argparse: a command is required
+        (["verify", "not a reference"], 2),
+        (["pull", "localhost:1/a:tag", str(tmp_path / "x")], 2),
+        (["verify", "localhost:1/a@sha256:" + "a" * 64, "--policy", str(tmp_path / "no.toml")], 1),
+        (["push", str(tmp_path / "nolayout"), "localhost:1/a:1"], 1),
+    ]
+    for argv, code in cases:
+        done = subprocess.run(
+            [sys.executable, "-m", "ci.release", "--retries", "1", *argv],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == code, (argv, done.stderr)
+        assert "Traceback" not in done.stderr
+        errors = [ln for ln in done.stderr.splitlines() if " error: " in ln]
+        assert len(errors) == 1 and done.stderr.strip().endswith(errors[0])  # after usage
+
+
 def registry_pem(capsys: pytest.CaptureFixture[str]) -> str:
     assert cli.main(["public-key", "--key", "file:release"]) == 0
     return capsys.readouterr().out
@@ -192,10 +229,10 @@ def registry_pem(capsys: pytest.CaptureFixture[str]) -> str:
         ),
     ],
 )
-def test_bad_input_is_one_line(
+def test_bad_usage_is_one_line_exit_2(
     env: dict[str, str], argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ci.release: error: ") and message in err
     assert len(err.splitlines()) == 1
@@ -213,15 +250,16 @@ def test_attest_reads_json_carefully(
     assert cli.main(["push", str(src), f"{registry.host}/{repo}:j"]) == 0
     pinned = f"{registry.host}/{repo}@{digest}"
     (tmp_path / "list.json").write_text("[]")
-    for extra, message in (
+    for extra, message, code in (
         (
             ["--predicate", str(tmp_path / "list.json"), "--predicate-type", "urn:x"],
             "is not a JSON object",
+            1,
         ),
-        (["--predicate", str(tmp_path / "list.json")], "--predicate needs --predicate-type"),
-        (["--sbom", str(tmp_path / "absent.json")], "cannot read SBOM"),
+        (["--predicate", str(tmp_path / "list.json")], "--predicate needs --predicate-type", 2),
+        (["--sbom", str(tmp_path / "absent.json")], "cannot read SBOM", 1),
     ):
-        assert cli.main(["attest", pinned, "--key", "file:release", *extra]) == 1
+        assert cli.main(["attest", pinned, "--key", "file:release", *extra]) == code
         assert message in capsys.readouterr().err
     # provenance without --commit takes the image's revision annotation (an unknown commit here)
     assert (
@@ -243,7 +281,7 @@ def test_gpg_commands(
     from ci.release import gpg
 
     if subprocess.run(["which", "skopeo"], capture_output=True, check=False).returncode:
-        pytest.skip("skopeo is not installed")
+        pytest.fail("skopeo is not installed (apt-get install skopeo)")
     home = tmp_path / "gnupg"
     fingerprint = gpg.new_key(home, "cli <cli@example.invalid>")
     try:

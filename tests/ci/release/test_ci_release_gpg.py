@@ -20,7 +20,7 @@ from ci.release.registry import Registry
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, str]]]:
     if shutil.which("skopeo") is None or shutil.which("gpg") is None:
-        pytest.skip("skopeo and gnupg (Debian packages) are needed for GPG simple signing")
+        pytest.fail("skopeo and gnupg (Debian packages) are needed for GPG simple signing")
     base = tmp_path_factory.mktemp("gnupg")
     made = {
         name: (base / name, gpg.new_key(base / name, f"{name} <{name}@example.invalid>"))

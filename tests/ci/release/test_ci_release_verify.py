@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from ci.release import attest, cosign, dsse, layout, sign, verify
-from ci.release.errors import RefusedError, RegistryError, ReleaseError
+from ci.release.errors import RefusedError, RegistryError, ReleaseError, TamperedError
 from ci.release.keys import PublicKey, Signer, b64
+from ci.release.local_registry import LocalRegistry
 from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
@@ -64,6 +65,41 @@ def test_a_signed_and_attested_image_verifies(
         {cosign.SIGNATURE_ANNOTATION: "", cosign.PREDICATE_ANNOTATION: attest.SBOM},
         {cosign.SIGNATURE_ANNOTATION: "", cosign.PREDICATE_ANNOTATION: attest.PROVENANCE},
     ]
+
+
+def test_verify_fetches_every_blob_and_refuses_other_bytes(
+    registry: Registry,
+    local_registry: LocalRegistry,
+    publish: Callable[[str], Reference],
+    make_signer: Callable[[str], Signer],
+) -> None:
+    """A registry serving a corrupted layer or manifest for the signed digest: verify
+    (not only pull) refuses it, exit code 3; restored, it verifies again."""
+    signer = make_signer("release")
+    ref = publish("content-check")
+    release(registry, ref, signer)
+    verified = verify.verify(registry, ref, trust(signer), TODAY)
+    doc = verified.image.top.json()
+    wanted = {str(ref.digest), doc["config"]["digest"], *(d["digest"] for d in doc["layers"])}
+    assert set(verified.image.blobs) == wanted
+    layer = str(doc["layers"][0]["digest"])
+    for digest, what in ((layer, "blob"), (str(ref.digest), "manifest")):
+        path = local_registry.blob_file(digest)
+        original = path.read_bytes()
+        if what == "manifest":  # still valid JSON: the registry parses it before serving
+            at = original.rindex(b'"sha256:') + 8
+            digit = b"1" if original[at : at + 1] != b"1" else b"2"
+            edited = original[:at] + digit + original[at + 1 :]
+        else:
+            edited = original[:-1] + bytes([original[-1] ^ 0x01])
+        path.write_bytes(edited)
+        try:
+            with pytest.raises(TamperedError, match=f"refused: .* served {what} {digest}") as info:
+                verify.verify(registry, ref, trust(signer), TODAY)
+            assert info.value.exit_code == 3
+        finally:
+            path.write_bytes(original)
+    assert verify.verify(registry, ref, trust(signer), TODAY).image.blobs == verified.image.blobs
 
 
 def test_signatures_accumulate_and_identical_ones_are_not_duplicated(
@@ -340,7 +376,7 @@ def test_trusted_builders_and_optional_requirements(
         verify.verify_attestations(registry, ref, custom, TODAY)
     none = dataclasses.replace(trust(signer), require=())
     with pytest.raises(RefusedError, match="attestation missing: the image SBOM"):
-        verify.sbom_of(verify.Verified(ref, none.keys[0], {}))
+        verify.sbom_of(verify.Verified(ref, none.keys[0], {}, layout.fetch(registry, ref)))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,135 @@
+"""Host-enforced trust: the shipped Podman policy.json/registries.d/unit, and real Podman
+refusing unsigned and wrong-key images from the loopback registry (``nox -s host-check``
+runs the whole check on the built engine image, Docker included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ci.release import e2e, gpg, hosts, layout
+from ci.release.errors import ReleaseError
+from ci.release.reference import parse
+from ci.release.registry import Registry
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_host_files_render_strict(tmp_path: Path) -> None:
+    ref = parse("localhost:5000/bot4/engine@sha256:" + "a" * 64)
+    policy, regd = hosts.render_host_files(
+        REPO_ROOT, tmp_path / "etc", ref, tmp_path / "k.asc", tmp_path / "sigs"
+    )
+    doc = json.loads(policy.read_text(encoding="utf-8"))
+    assert doc["default"] == [{"type": "reject"}]
+    assert doc["transports"]["docker"] == {
+        "localhost:5000/bot4/engine": [
+            {
+                "type": "signedBy",
+                "keyType": "GPGKeys",
+                "keyPath": str(tmp_path / "k.asc"),
+                "signedIdentity": {"type": "matchRepoDigestOrExact"},
+            }
+        ]
+    }
+    text = (regd / "bot4.yaml").read_text(encoding="utf-8")
+    assert f"localhost:5000/bot4/engine:\n    lookaside: {(tmp_path / 'sigs').as_uri()}" in text
+
+
+def test_the_unit_runs_hardened_and_a_weakened_unit_is_refused(tmp_path: Path) -> None:
+    args = hosts.unit_run_args(REPO_ROOT)
+    assert set(hosts.HARDENING) <= set(args)
+    quadlet = (REPO_ROOT / "ops/podman/bot4-engine.container").read_text(encoding="utf-8")
+    for line in ("ReadOnly=true", "Network=none", "DropCapability=all", "User=65532"):
+        assert line in quadlet
+    weak = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "ops" / "podman", weak / "ops" / "podman")
+    unit = weak / "ops/podman/bot4-engine.service"
+    unit.write_text(unit.read_text().replace(" --read-only", ""), encoding="utf-8")
+    with pytest.raises(ReleaseError, match="ExecStart lacks --read-only"):
+        hosts.unit_run_args(weak)
+
+
+def test_the_rlimit_wrapper_drops_only_rlimits(tmp_path: Path) -> None:
+    shim = tmp_path / "shim"
+    shim.write_text(hosts.SHIM.format(python=sys.executable, runc="/bin/echo"), encoding="utf-8")
+    shim.chmod(0o755)
+    spec = {
+        "process": {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1, "soft": 1}], "args": ["x"]},
+        "root": {"readonly": True},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(spec), encoding="utf-8")
+    done = subprocess.run(
+        [str(shim), "create", "--bundle", str(tmp_path), "ctr"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == f"create --bundle {tmp_path} ctr"  # runc got podman's argv
+    assert json.loads((tmp_path / "config.json").read_text()) == {
+        "process": {"args": ["x"]},
+        "root": {"readonly": True},
+    }
+
+
+def test_podman_enforces_the_shipped_policy(
+    registry: Registry,
+    make_layout: Callable[..., tuple[Path, str]],
+    tmp_path: Path,
+) -> None:
+    """Real podman (rootful, vfs) with the rendered policy.json: the signed image is pulled
+    by digest; an unsigned one and one signed by another key are refused."""
+    for tool in ("podman", "skopeo", "gpg"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (apt-get install podman skopeo gnupg)")
+    if os.geteuid() != 0:
+        pytest.fail("rootful podman needs root")
+    src, _ = make_layout({"etc/podman": (b"p\n", 0o644)}, tag="p1")
+    homes = [tmp_path / "gnupg-release", tmp_path / "gnupg-other"]
+    try:
+        fpr = gpg.new_key(homes[0], "release <r@example.invalid>")
+        other = gpg.new_key(homes[1], "other <o@example.invalid>")
+        ref = parse(f"{registry.host}/bot4/engine:p1")
+        public = gpg.export_public(homes[0], fpr, tmp_path / "release.asc")
+        policy, regd = hosts.render_host_files(
+            REPO_ROOT, tmp_path / "etc", ref, public, tmp_path / "sigs"
+        )
+        env = {**os.environ, "GNUPGHOME": str(homes[0])}
+        digest = gpg.sign(src, "p1", ref, fpr, regd, env, plain_http=True)
+        podman = hosts.Podman(tmp_path / "podman", regd)
+        top = registry.manifest(ref.repository, digest)
+        unsigned = e2e.crafted(registry, ref.repository, top)
+        refused = podman.pull(f"{ref.name}@{unsigned.digest}", policy, "refused")
+        assert refused.returncode != 0 and "no signature exists" in refused.stderr
+
+        wrong_src = tmp_path / "wrong"
+        layout.pull(registry, ref.with_digest(unsigned.digest), wrong_src, tag="w")
+        other_env = {**os.environ, "GNUPGHOME": str(homes[1])}
+        wrong = gpg.sign(wrong_src, "w", ref.with_tag("w"), other, regd, other_env, plain_http=True)
+        refused = podman.pull(f"{ref.name}@{wrong}", policy, "refused")
+        assert refused.returncode != 0 and "Invalid GPG signature" in refused.stderr
+
+        accepted = podman.pull(f"{ref.name}@{digest}", policy)
+        assert accepted.returncode == 0, accepted.stderr
+        listed = podman.run("images", "--digests", "--format", "{{.Digest}}")
+        assert digest in listed.stdout.split()
+        podman.close()
+    finally:
+        for home in homes:
+            gpg.stop_agent(home)
+
+
+def test_refusal_reports_are_strict() -> None:
+    ok = subprocess.CompletedProcess(["x"], 0, "", "")
+    with pytest.raises(ReleaseError, match="was accepted; it must be refused"):
+        hosts._refused("thing", ok, "x")
+    other = subprocess.CompletedProcess(["x"], 1, "", "Error: something else")
+    with pytest.raises(ReleaseError, match="refused for another reason: Error: something else"):
+        hosts._refused("thing", other, "no signature exists")
+    with pytest.raises(ReleaseError, match="confinement differs"):
+        hosts._probe("uid 0 0", "run")
