@@ -82,7 +82,7 @@ class Daemon:
     def start(self) -> Self:
         """Start the process and wait until it is ready (or fail, having stopped it)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as sink:
+        with self.log_path.open("wb") as sink:
             self.process = subprocess.Popen(  # noqa: S603 - argv built by the caller  # nosec B603
                 self.argv,
                 stdout=sink,

@@ -14,15 +14,15 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ci.daemon import Daemon
+from ci.errors import GateError
 from ci.image import elf, engine
 from ci.image.fetch import Cache, find_pip, pip_download
 from ci.image.lockfile import read_lock, read_spec
@@ -66,7 +66,7 @@ class Dockerd:
             raise ReleaseError("dockerd is not installed (apt-get install docker.io)")
         self._binary = binary
         self._dir = workdir
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._daemon: Daemon | None = None
         self.socket = workdir / "docker.sock"
 
     def env(self) -> dict[str, str]:
@@ -75,8 +75,7 @@ class Dockerd:
 
     def __enter__(self) -> Dockerd:
         self._dir.mkdir(parents=True, exist_ok=True)
-        log_file = (self._dir / "dockerd.log").open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603  # nosec B603
+        self._daemon = Daemon(
             [
                 self._binary,
                 "--storage-driver=vfs",
@@ -88,36 +87,28 @@ class Dockerd:
                 f"--pidfile={self._dir / 'dockerd.pid'}",
                 f"--host=unix://{self.socket}",
             ],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            self._dir / "dockerd.log",
+            self._ready,
+            name="dockerd",
+            start_timeout=60.0,
+            stop_timeout=60.0,
         )
-        log_file.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                break
-            probe = subprocess.run(  # noqa: S603  # nosec B603
-                [docker_binary(), "version"], env=self.env(), capture_output=True, check=False
-            )
-            if probe.returncode == 0:
-                return self
-            time.sleep(0.2)
-        self.stop()
-        tail = (self._dir / "dockerd.log").read_text(errors="replace").strip().splitlines()
-        raise ReleaseError(f"dockerd did not start: {tail[-1] if tail else 'no output'}")
+        try:
+            self._daemon.start()
+        except GateError as exc:
+            raise ReleaseError(f"dockerd did not start: {exc}") from None
+        return self
+
+    def _ready(self) -> bool:
+        probe = subprocess.run(  # noqa: S603  # nosec B603
+            [docker_binary(), "version"], env=self.env(), capture_output=True, check=False
+        )
+        return probe.returncode == 0
 
     def stop(self) -> None:
         """SIGTERM by PID, wait; SIGKILL only if it hangs."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if self._daemon is not None:
+            self._daemon.stop()
 
     def __exit__(
         self,

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
+from ci.daemon import Daemon, free_port
+from ci.errors import GateError
 from ci.release.auth import Credentials
 from ci.release.errors import RegistryError
 from ci.release.reference import check_digest
-from ci.release.registry import Registry, Retry, free_port
+from ci.release.registry import Registry, Retry
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +51,7 @@ class LocalRegistry:
         *,
         host: str = "localhost",
         start_timeout: float = 20.0,
+        stop_timeout: float = 30.0,
         auth: str = "",
         credentials: Credentials | None = None,
     ) -> None:
@@ -66,7 +66,8 @@ class LocalRegistry:
         self._workdir = workdir
         self._bind = host
         self._start_timeout = start_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._stop_timeout = stop_timeout
+        self._daemon: Daemon | None = None
         self._auth = auth
         self._credentials = credentials
         self.port = 0
@@ -83,8 +84,10 @@ class LocalRegistry:
     def start(self) -> LocalRegistry:
         """Start on a free port and wait until ``/v2/`` answers."""
         self._workdir.mkdir(parents=True, exist_ok=True)
+        log_path = self._workdir / "registry.log"
+        problem = "no output"
         for _ in range(3):  # a port taken between probing and binding: try another
-            self.port = free_port()
+            self.port = free_port(self._bind)
             config = self._workdir / "config.yml"
             config.write_text(
                 CONFIG.format(
@@ -95,49 +98,33 @@ class LocalRegistry:
                 ),
                 encoding="utf-8",
             )
-            log_file = (self._workdir / "registry.log").open("ab")
-            self._proc = subprocess.Popen(  # noqa: S603  # nosec B603
+            self._daemon = Daemon(
                 [self._binary, "serve", str(config)],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                log_path,
+                self._ready,
+                name="docker-registry",
+                start_timeout=self._start_timeout,
+                stop_timeout=self._stop_timeout,  # it takes seconds to exit after SIGTERM
             )
-            log_file.close()
-            if self._wait_ready():
-                return self
-            self.stop()
-        tail = (self._workdir / "registry.log").read_text(errors="replace").strip().splitlines()
-        raise RegistryError(
-            f"docker-registry did not start: {tail[-1] if tail else 'no output'} "
-            f"(log in {self._workdir / 'registry.log'})"
-        )
-
-    def _wait_ready(self) -> bool:
-        probe = self.client(Retry(attempts=1, timeout=2.0))
-        deadline = time.monotonic() + self._start_timeout
-        while time.monotonic() < deadline:
-            if self._proc is None or self._proc.poll() is not None:
-                return False
             try:
-                probe.ping()
-            except RegistryError:
-                time.sleep(0.05)
+                self._daemon.start()
+            except GateError as exc:
+                problem = str(exc)
                 continue
-            return True
-        return False
+            return self
+        raise RegistryError(f"docker-registry did not start: {problem} (log in {log_path})")
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM, then wait (it takes a few seconds); SIGKILL only if it hangs."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
+    def _ready(self) -> bool:
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log.warning("docker-registry (pid %d) ignored SIGTERM; killing it", proc.pid)
-            proc.kill()
-            proc.wait()
+            self.client(Retry(attempts=1, timeout=2.0)).ping()
+        except RegistryError:
+            return False
+        return True
+
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM, then wait (it takes a few seconds); SIGKILL only if it hangs."""
+        if self._daemon is not None:
+            self._daemon.stop(timeout)
 
     def blob_file(self, digest: str) -> Path:
         """Where the registry keeps a blob (or manifest) on disk: what an attacker with
@@ -148,7 +135,10 @@ class LocalRegistry:
     @property
     def pid(self) -> int | None:
         """The running process id, or None."""
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        daemon = self._daemon
+        return (
+            daemon.process.pid if daemon is not None and daemon.process and daemon.running else None
+        )
 
     def __enter__(self) -> LocalRegistry:
         return self.start()

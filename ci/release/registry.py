@@ -29,7 +29,6 @@ import http.client
 import ipaddress
 import json
 import logging
-import socket
 import ssl
 import time
 import urllib.parse
@@ -443,10 +442,3 @@ def _headers(pairs: list[tuple[str, str]]) -> dict[str, str]:
         name = key.lower()
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out
-
-
-def free_port() -> int:
-    """A TCP port on loopback that was free a moment ago (for test registries)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("localhost", 0))
-        return int(sock.getsockname()[1])

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ci.daemon import free_port
 from ci.release import layout
 from ci.release.errors import RegistryError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import parse
-from ci.release.registry import Manifest, Registry, Retry, free_port, is_loopback, sha256
+from ci.release.registry import Manifest, Registry, Retry, is_loopback, sha256
 
 Reply = tuple[int, dict[str, str], bytes]
 Handler = Callable[[str, str, dict[str, str]], Reply]
@@ -345,7 +346,7 @@ def test_local_registry_start_failures(tmp_path: Path, monkeypatch: pytest.Monke
     failing.write_text("#!/bin/sh\necho cannot listen >&2\nexit 1\n")
     failing.chmod(0o755)
     monkeypatch.setattr(local_registry, "BINARIES", (str(failing),))
-    with pytest.raises(RegistryError, match="docker-registry did not start: cannot listen"):
+    with pytest.raises(RegistryError, match="docker-registry did not start: .*cannot listen"):
         LocalRegistry(tmp_path / "r2", start_timeout=2).start()
 
 
@@ -358,10 +359,7 @@ def test_a_registry_that_ignores_sigterm_is_killed(
     stubborn.write_text("#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
     stubborn.chmod(0o755)
     monkeypatch.setattr(local_registry, "BINARIES", (str(stubborn),))
-    never_ready = LocalRegistry(tmp_path / "r", start_timeout=0.3)
-    monkeypatch.setattr(
-        never_ready, "stop", lambda timeout=0.2: LocalRegistry.stop(never_ready, 0.2)
-    )
-    with pytest.raises(RegistryError, match="did not start: no output"):
+    never_ready = LocalRegistry(tmp_path / "r", start_timeout=0.3, stop_timeout=0.2)
+    with pytest.raises(RegistryError, match="did not start: timed out after 0.3s"):
         never_ready.start()
     assert never_ready.pid is None
