@@ -281,7 +281,7 @@ def test_dockerd_missing_or_failing_is_one_line(
     failing = tmp_path / "dockerd"
     failing.write_text("#!/bin/sh\necho cannot start: no permission >&2\nexit 1\n")
     failing.chmod(0o755)
-    with pytest.raises(ReleaseError, match="dockerd did not start: .*cannot start: no permission"):
+    with pytest.raises(ReleaseError, match=r"dockerd did not start: .*cannot start: no permission"):
         docker_check.Dockerd(tmp_path / "d").__enter__()
     monkeypatch.setattr(docker_check, "DEBIAN_DOCKER", tmp_path / "absent")
     with pytest.raises(ReleaseError, match="docker client is not installed"):

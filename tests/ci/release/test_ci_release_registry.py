@@ -346,7 +346,7 @@ def test_local_registry_start_failures(tmp_path: Path, monkeypatch: pytest.Monke
     failing.write_text("#!/bin/sh\necho cannot listen >&2\nexit 1\n")
     failing.chmod(0o755)
     monkeypatch.setattr(local_registry, "BINARIES", (str(failing),))
-    with pytest.raises(RegistryError, match="docker-registry did not start: .*cannot listen"):
+    with pytest.raises(RegistryError, match=r"docker-registry did not start: .*cannot listen"):
         LocalRegistry(tmp_path / "r2", start_timeout=2).start()
 
 
@@ -360,6 +360,6 @@ def test_a_registry_that_ignores_sigterm_is_killed(
     stubborn.chmod(0o755)
     monkeypatch.setattr(local_registry, "BINARIES", (str(stubborn),))
     never_ready = LocalRegistry(tmp_path / "r", start_timeout=0.3, stop_timeout=0.2)
-    with pytest.raises(RegistryError, match="did not start: timed out after 0.3s"):
+    with pytest.raises(RegistryError, match=r"did not start: timed out after 0\.3s"):
         never_ready.start()
     assert never_ready.pid is None
