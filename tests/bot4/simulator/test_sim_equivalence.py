@@ -136,8 +136,8 @@ def drive(venue: Venue, scenario: Scenario, seed: int, steps: int) -> list[str]:
             venue.cancel(victim, owner if rng.random() < 0.9 else "zz", t)
         elif live and draw < 0.25:
             victim, owner = rng.choice(live)
-            price = inst.initial_mid + tick * rng.randint(-6, 6)
-            venue.cancel_replace(victim, price, lot * rng.randint(0, 8), owner, t)
+            new_price = inst.initial_mid + tick * rng.randint(-6, 6)
+            venue.cancel_replace(victim, new_price, lot * rng.randint(0, 8), owner, t)
         side = Side.BUY if rng.random() < 0.5 else Side.SELL
         kind = rng.choices([OrderType.LIMIT, OrderType.IOC, OrderType.MARKET], weights=[6, 2, 1])[0]
         price: Decimal | None = inst.initial_mid + tick * rng.randint(-5, 5) * side.sign * -1
