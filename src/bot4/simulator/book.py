@@ -132,6 +132,16 @@ class OrderBook:
             heappop(heap)
         return None
 
+    def top(self) -> tuple[int | None, int, int | None, int]:
+        """``(best bid, its live quantity, best ask, its live quantity)`` in one call."""
+        bid, ask = self.best_bid(), self.best_ask()
+        return (
+            bid,
+            0 if bid is None else self._bid_qty.get(bid, 0),
+            ask,
+            0 if ask is None else self._ask_qty.get(ask, 0),
+        )
+
     def depth(self, side: int, levels: int = 5) -> list[tuple[int, int]]:
         """Best ``levels`` price levels of one side as ``(price, live quantity)``, best first."""
         book = self._bids if side > 0 else self._asks
