@@ -19,20 +19,15 @@ class Venue(Protocol):
     @property
     def now(self) -> int:
         """The venue's current time (ns); the audit log and client limiter read it."""
-        ...
 
     def submit(self, order: Order, at_ns: int | None = None) -> None:
         """Send a new order at ``at_ns``; its answers come back as reports from ``advance``."""
-        ...
 
     def cancel(self, order_id: int, account: str = "default", at_ns: int | None = None) -> None:
         """Ask the venue to cancel a resting order."""
-        ...
 
     def advance(self, until_ns: int) -> list[Report]:
         """Move time to ``until_ns`` and return every report delivered by then, in order."""
-        ...
 
     def status(self, order_id: int) -> OrderStatus | None:
         """Lifecycle state of one of our orders as the venue sees it (None if unknown)."""
-        ...

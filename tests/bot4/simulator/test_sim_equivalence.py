@@ -219,3 +219,15 @@ def event_log_digest(scenario: Scenario) -> str:
 def test_example_scenarios_keep_their_golden_event_log(name: str) -> None:
     scenario = load_scenario(ROOT / "examples" / name)
     assert event_log_digest(scenario) == GOLDEN[name]
+
+
+def test_the_unit_cache_is_bounded_and_answers_by_numeric_value() -> None:
+    cache: dict[Decimal, int | None] = {}
+    units = ExchangeSimulator._units
+    assert units(Decimal("100"), Decimal("0.5"), cache) == 200
+    assert units(Decimal("100.00"), Decimal("0.5"), cache) == 200  # same value, same answer
+    assert units(Decimal("100.25"), Decimal("0.5"), cache) is None  # off the grid
+    assert units(Decimal("100.25"), Decimal("0.5"), cache) is None  # and remembered as such
+    for i in range(1, 70_000):
+        units(Decimal(i), Decimal(1), cache)
+    assert 0 < len(cache) <= 65_536
