@@ -181,6 +181,7 @@ class ExchangeSimulator:
         self._lat_md = lat.market_data.sampler(stream(seed_, "latency.market_data"))
         self._fill_rng = stream(seed_, "fill_model")
         self._partial_fills = scenario.fill_model.partial_fills
+        self._pull_probability = scenario.cancel.pull_probability
         self._cancel_rng = stream(seed_, "cancel_model")
         self._limiter = RateLimiter(dict(scenario.rate_limits))
         self.horizon_ns = (
@@ -573,11 +574,14 @@ class ExchangeSimulator:
         result = venue.book.submit(
             order.order_id, sign, ticks, lots, tif, order.account, participant=True
         )
-        for maker_id in result.pulled:
-            self._cancelled(self._orders[maker_id], CancelReason.SELF_TRADE, now)
-        self._apply_fills(venue, sign, result.fills, now, taker_state=state)
+        if result.pulled:
+            for maker_id in result.pulled:
+                self._cancelled(self._orders[maker_id], CancelReason.SELF_TRADE, now)
+        if result.fills:
+            self._apply_fills(venue, sign, result.fills, now, taker_state=state)
         if result.rested:
-            self._maybe_schedule_pull(state, now)
+            if self._pull_probability:
+                self._maybe_schedule_pull(state, now)
         elif state.leaves:
             reason = CancelReason.SELF_TRADE if result.stp_cancelled else CancelReason.IOC_REMAINDER
             self._cancelled(state, reason, now)
