@@ -152,10 +152,10 @@ def lock(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False, tags=["bench"])
 def bench(session: nox.Session) -> None:
-    """Run every benchmark script (benchmarks/*/bench_*.py); pass --quick for a short run."""
+    """Like-for-like rows vs in-run peers (benchmarks/suite.py) → reports/bench.json; fails
+    when a ratio drops below benchmarks/floors.toml. `-- --quick` for a short run."""
     install_locked(session)
-    for script in sorted((ROOT / "benchmarks").glob("*/bench_*.py")):
-        session.run("python", str(script.relative_to(ROOT)), *session.posargs, env=pinned_uv())
+    session.run("python", "benchmarks/suite.py", *session.posargs, env=pinned_uv())
 
 
 @nox.session(python=PYTHON, tags=["gate"])

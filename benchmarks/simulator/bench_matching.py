@@ -2,11 +2,13 @@
 
 Run: .venv/bin/python benchmarks/simulator/bench_matching.py [--quick]
 
-Two figures: the bare ``OrderBook`` (price-time matching, partial fills, rests, cancels)
-against the issue's goal of 300k orders/s, and the whole ``ExchangeSimulator`` (latency,
-rate limiting, validation, reports, market data) so the cost of the venue around the book
-is visible. The order stream is seeded and generated before timing starts; it mixes resting
-limits, marketable limits that partially fill and rest, IOCs, market orders and cancels.
+Two figures: the whole ``ExchangeSimulator`` (latency, rate limiting, validation, reports,
+market data) — what a user runs, against the goal of 300k orders/s — and the bare
+``OrderBook`` (price-time matching, partial fills, rests, cancels) against its goal of 1M, so
+the cost of the venue around the book is visible. ``benchmarks/suite.py`` times both against
+the pre-optimisation implementation in the same run. The order stream is seeded and
+generated before timing starts; it mixes resting limits, marketable limits that partially
+fill and rest, IOCs, market orders and cancels.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from bot4.simulator import ExchangeSimulator, Order, OrderType, Side, parse_scen
 from bot4.simulator.book import OrderBook
 from bot4.simulator.orders import TimeInForce
 
-GOAL = 300_000
+GOAL = 300_000  # the venue
+BOOK_GOAL = 1_000_000
 Row = tuple[int, int, int, int, int]  # order_id, side, price, qty, tif (-1 = cancel)
 
 
@@ -130,7 +133,14 @@ def main() -> None:
     print()
     print(f"book: {orders:,} orders, {fills:,} fills, {partial:,} partially filled on arrival")
     print(f"exchange: {reports:,} reports delivered")
-    print(f"OrderBook / goal {GOAL:,}: {rate / GOAL:.2f}x ({'met' if rate >= GOAL else 'NOT met'})")
+    print(
+        f"ExchangeSimulator / goal {GOAL:,}: {ex_rate / GOAL:.2f}x "
+        f"({'met' if ex_rate >= GOAL else 'NOT met'})"
+    )
+    print(
+        f"OrderBook / goal {BOOK_GOAL:,}: {rate / BOOK_GOAL:.2f}x "
+        f"({'met' if rate >= BOOK_GOAL else 'NOT met'})"
+    )
     print(f"OrderBook / ExchangeSimulator: {rate / ex_rate:.1f}x")
 
 

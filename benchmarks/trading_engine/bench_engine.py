@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.engine import Engine
@@ -51,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for _ in range(1 if args.quick else 3):
         lots = {i.symbol: float(i.lot_size) for i in scenario.instruments}
         context = StrategyContext(tuple(lots), lots, scenario.seed, dict(config.strategy_params))
-        engine = Engine(scenario, config, strategy=Fanout(context, args.fanout))
+        venue = ExchangeSimulator(scenario)
+        engine = Engine(scenario, config, venue=venue, strategy=Fanout(context, args.fanout))
         engine.gate.set_enabled(False, "bench", "measure the pipeline, not the strategy's edge")
         start = time.perf_counter()
         summary = engine.run(round(scenario.duration_s * 1e9))

@@ -1,7 +1,8 @@
 """``bot4 …``: a thin argparse front end over the engine's packages.
 
 Each subcommand lives next to the code it drives and exposes ``register(subparsers)``;
-this module only collects them and turns ``Bot4Error`` into one line and an exit code.
+this module only collects them, checks the environment's settings before any of them runs
+(``bot4.infrastructure.settings``), and turns ``Bot4Error`` into one line and an exit code.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from types import ModuleType
 from bot4 import __version__
 from bot4.errors import Bot4Error
 from bot4.infrastructure import doctor
+from bot4.infrastructure.settings import load_settings
 from bot4.simulator import cli as simulate_cli
 from bot4.trading_engine import audit_cli, chaos_cli, run_cli
 
@@ -48,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="bot4: %(levelname)s: %(message)s", stream=sys.stderr)
     handler: Handler = args.handler
     try:
+        load_settings()  # every command refuses a bad setting before doing anything
         return handler(args)
     except Bot4Error as exc:
         print(f"bot4: error: {exc}", file=sys.stderr)

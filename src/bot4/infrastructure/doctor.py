@@ -1,4 +1,5 @@
-"""``bot4 doctor``: show the platform report so an operator can see which path will run."""
+"""``bot4 doctor``: the platform report and the effective settings, so an operator can see
+which path will run and with what configuration."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from typing import Any
 
 from bot4.infrastructure.platform import PlatformReport, describe_path, report
+from bot4.infrastructure.settings import format_settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -16,8 +18,12 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private subp
     """Add the ``doctor`` subcommand."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "doctor",
-        help="show CPU features, numpy kernels, BLAS and the vector/scalar decision",
-        description="Show what this machine offers the engine and which code path will run.",
+        help="show CPU features, numpy kernels, BLAS, the vector/scalar decision and settings",
+        description=(
+            "Show what this machine offers the engine, which code path will run, and the "
+            "effective configuration (each BOT4_* setting, its value and whether it came "
+            "from the environment or the default)."
+        ),
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=run)
@@ -51,10 +57,15 @@ def format_report(rep: PlatformReport) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the report; warn when the scalar fallback will be used."""
     rep = report()
+    settings = load_settings()
     if rep.path == "scalar":
         log.warning(describe_path(rep.cpu, rep.forced_scalar))
     if args.json:
-        print(json.dumps(rep.to_json(), indent=2, sort_keys=True))
+        data = rep.to_json()
+        data["settings"] = {s.name: {"value": s.value, "source": s.source} for s in settings}
+        print(json.dumps(data, indent=2, sort_keys=True))
     else:
         print(format_report(rep))
+        print("\nsettings")
+        print(format_settings(settings))
     return 0

@@ -3,8 +3,10 @@
 Why this shape: the book is the simulator's hot path (the goal is hundreds of thousands of
 orders a second on one core), so each price level is a ``deque`` of small mutable lists in a
 ``dict`` keyed by price, and the best price on each side comes from a heap with lazy
-deletion. Cancels mark an entry dead instead of searching the queue; dead entries are
-dropped when they reach the front of their level. Everything here is integers: the
+deletion. Each side also keeps the live quantity per price, updated as orders rest, fill and
+leave, so the venue's top-of-book quote is two lookups rather than a walk of the level.
+Cancels mark an entry dead instead of searching the queue; dead entries are dropped when
+they reach the front of their level. Everything here is integers: the
 exchange layer converts decimal prices and sizes and validates tick and lot sizes first.
 
 An entry is ``[order_id, remaining, side, price, account, participant]``; ``side`` is +1
@@ -16,10 +18,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass
 from enum import StrEnum
 from heapq import heapify, heappop, heappush
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot4.simulator.orders import TimeInForce
 from bot4.simulator.rng import stream
@@ -40,8 +41,7 @@ class SelfTradePrevention(StrEnum):
     CANCEL_INCOMING = "cancel_incoming"
 
 
-@dataclass(frozen=True, slots=True)
-class MatchResult:
+class MatchResult(NamedTuple):
     """What one submission did: fills in match order, what is left and where it went.
 
     ``pulled`` lists resting orders the book removed on the way (self-trade prevention),
@@ -70,8 +70,10 @@ class OrderBook:
 
     __slots__ = (
         "_ask_heap",
+        "_ask_qty",
         "_asks",
         "_bid_heap",
+        "_bid_qty",
         "_bids",
         "_orders",
         "_rng",
@@ -90,6 +92,8 @@ class OrderBook:
         self._asks: dict[int, deque[Entry]] = {}
         self._bid_heap: list[int] = []  # negated prices: heapq is a min-heap
         self._ask_heap: list[int] = []
+        self._bid_qty: dict[int, int] = {}  # live quantity per price level
+        self._ask_qty: dict[int, int] = {}
         self._orders: dict[int, Entry] = {}
         self._stp = self_trade_prevention
         self.touch_probability = touch_probability
@@ -113,7 +117,7 @@ class OrderBook:
         heap, levels = self._bid_heap, self._bids
         while heap:
             price = -heap[0]
-            if self._clean_level(levels, price):
+            if self._clean_level(levels, self._bid_qty, price):
                 return price
             heappop(heap)
         return None
@@ -123,10 +127,20 @@ class OrderBook:
         heap, levels = self._ask_heap, self._asks
         while heap:
             price = heap[0]
-            if self._clean_level(levels, price):
+            if self._clean_level(levels, self._ask_qty, price):
                 return price
             heappop(heap)
         return None
+
+    def top(self) -> tuple[int | None, int, int | None, int]:
+        """``(best bid, its live quantity, best ask, its live quantity)`` in one call."""
+        bid, ask = self.best_bid(), self.best_ask()
+        return (
+            bid,
+            0 if bid is None else self._bid_qty.get(bid, 0),
+            ask,
+            0 if ask is None else self._ask_qty.get(ask, 0),
+        )
 
     def depth(self, side: int, levels: int = 5) -> list[tuple[int, int]]:
         """Best ``levels`` price levels of one side as ``(price, live quantity)``, best first."""
@@ -145,15 +159,15 @@ class OrderBook:
         """Live quantity resting at ``price`` on one side (0 for ``None`` or an empty level)."""
         if price is None:
             return 0
-        level = (self._bids if side > 0 else self._asks).get(price)
-        return 0 if level is None else sum(e[1] for e in level)
+        return (self._bid_qty if side > 0 else self._ask_qty).get(price, 0)
 
     def is_crossed(self) -> bool:
         """True if the best bid is at or above the best ask (never after matching)."""
         bid, ask = self.best_bid(), self.best_ask()
         return bid is not None and ask is not None and bid >= ask
 
-    def _clean_level(self, levels: dict[int, deque[Entry]], price: int) -> bool:
+    @staticmethod
+    def _clean_level(levels: dict[int, deque[Entry]], qty: dict[int, int], price: int) -> bool:
         """Drop dead entries at the front of a level; delete the level if nothing is live."""
         level = levels.get(price)
         if level is None:
@@ -163,6 +177,7 @@ class OrderBook:
         if level:
             return True
         del levels[price]
+        qty.pop(price, None)
         return False
 
     # ---------------------------------------------------------------- mutations
@@ -183,9 +198,9 @@ class OrderBook:
         """
         buy = side > 0
         if buy:
-            levels, heap, sign = self._asks, self._ask_heap, 1
+            levels, heap, sign, level_qty = self._asks, self._ask_heap, 1, self._ask_qty
         else:
-            levels, heap, sign = self._bids, self._bid_heap, -1
+            levels, heap, sign, level_qty = self._bids, self._bid_heap, -1, self._bid_qty
         market = tif == _MARKET
         limit = price * sign  # compare in heap space: crossable while heap price <= limit
         stp = self._stp is not SelfTradePrevention.OFF and account is not None
@@ -215,6 +230,7 @@ class OrderBook:
                         stp_cancelled = True
                         break
                     entry[1] = 0
+                    level_qty[lvl_price] -= erem
                     level.popleft()
                     del orders[entry[0]]
                     pulled.append(entry[0])
@@ -230,6 +246,7 @@ class OrderBook:
                 if erem <= rem:
                     rem -= erem
                     entry[1] = 0
+                    level_qty[lvl_price] -= erem
                     level.popleft()
                     del orders[entry[0]]
                     fills.append((entry[0], lvl_price, erem, 0))
@@ -238,11 +255,13 @@ class OrderBook:
                 else:
                     erem -= rem
                     entry[1] = erem
+                    level_qty[lvl_price] -= rem
                     fills.append((entry[0], lvl_price, rem, erem))
                     rem = 0
                     break
             if not level:
                 del levels[lvl_price]
+                level_qty.pop(lvl_price, None)
                 heappop(heap)
             if stp_cancelled or hidden:
                 break
@@ -258,15 +277,17 @@ class OrderBook:
 
     def _rest(self, entry: Entry, buy: bool, price: int) -> None:
         if buy:
-            levels, heap, key = self._bids, self._bid_heap, -price
+            levels, heap, key, qty = self._bids, self._bid_heap, -price, self._bid_qty
         else:
-            levels, heap, key = self._asks, self._ask_heap, price
+            levels, heap, key, qty = self._asks, self._ask_heap, price, self._ask_qty
         level = levels.get(price)
         if level is None:
             levels[price] = deque((entry,))
             heappush(heap, key)
+            qty[price] = entry[1]
         else:
             level.append(entry)
+            qty[price] = qty.get(price, 0) + entry[1]
         self._orders[entry[0]] = entry
 
     def cancel(self, order_id: int) -> int:
@@ -278,12 +299,13 @@ class OrderBook:
         entry[1] = 0
         price: int = entry[3]
         if entry[2] > 0:
-            levels, heap = self._bids, self._bid_heap
+            levels, heap, qty = self._bids, self._bid_heap, self._bid_qty
         else:
-            levels, heap = self._asks, self._ask_heap
+            levels, heap, qty = self._asks, self._ask_heap, self._ask_qty
+        qty[price] -= remaining
         level = levels[price]
         if level[0] is entry:
-            self._clean_level(levels, price)
+            self._clean_level(levels, qty, price)
             if len(heap) > 2 * len(levels) + 64:
                 keys = [-p for p in levels] if heap is self._bid_heap else list(levels)
                 heapify(keys)
@@ -299,6 +321,7 @@ class OrderBook:
         entry = self._orders.get(order_id)
         if entry is None or not 0 < quantity < entry[1]:
             return False
+        (self._bid_qty if entry[2] > 0 else self._ask_qty)[entry[3]] -= entry[1] - quantity
         entry[1] = quantity
         return True
 

@@ -16,17 +16,21 @@ Event = tuple[int, int, int, Any]  # (due_ns, seq, kind, payload)
 
 
 class EventQueue:
-    """Events ordered by (due time, scheduling order); ``now`` never goes backwards."""
+    """Events ordered by (due time, scheduling order); ``now`` never goes backwards.
 
-    __slots__ = ("_heap", "_seq", "now")
+    ``heap`` and ``seq`` are public so the venue's hot path can push an event without a
+    method call; a push must increment ``seq`` first and use it, as :meth:`schedule` does.
+    """
+
+    __slots__ = ("heap", "now", "seq")
 
     def __init__(self, start_ns: int = 0) -> None:
-        self._heap: list[Event] = []
-        self._seq = 0
+        self.heap: list[Event] = []
+        self.seq = 0
         self.now = start_ns
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self.heap)
 
     def schedule(self, due_ns: int, kind: int, payload: Any = None) -> None:  # noqa: ANN401 - events carry any payload
         """Queue an event; ``due_ns`` earlier than ``now`` is a bug in the caller."""
@@ -34,19 +38,19 @@ class EventQueue:
             raise SimulatorError(
                 f"cannot schedule an event in the past ({due_ns}ns < now {self.now}ns)"
             )
-        self._seq += 1
-        heappush(self._heap, (due_ns, self._seq, kind, payload))
+        self.seq += 1
+        heappush(self.heap, (due_ns, self.seq, kind, payload))
 
     def peek_time(self) -> int | None:
         """Due time of the next event, or ``None`` when the queue is empty."""
-        return self._heap[0][0] if self._heap else None
+        return self.heap[0][0] if self.heap else None
 
     def last_due(self, exclude: tuple[int, ...] = ()) -> int | None:
         """Latest due time among queued events whose kind is not in ``exclude``."""
-        return max((e[0] for e in self._heap if e[2] not in exclude), default=None)
+        return max((e[0] for e in self.heap if e[2] not in exclude), default=None)
 
     def pop(self) -> Event:
         """Remove the next event and advance ``now`` to its due time."""
-        event = heappop(self._heap)
+        event = heappop(self.heap)
         self.now = event[0]
         return event

@@ -10,6 +10,13 @@ to a time and returns the reports delivered by then.
 Every random draw comes from a stream derived from the scenario seed and the component's
 name, so adding flow to one instrument does not change another's draws, and one seed always
 gives one event log.
+
+Why the hot path looks the way it does: a participant order costs an event, a match and three
+or so reports, so reports are built positionally once their delivery time is known (no
+closures), events are pushed onto the queue's heap directly, outage lookups are skipped when
+the run has no outages, and tick/lot conversions of repeated prices are cached. The frozen
+pre-optimisation copy in ``tests/bot4/simulator/reference`` is the oracle: a property test
+compares the two event logs report for report.
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
+from heapq import heappop, heappush
 from typing import cast
 
 from bot4.simulator.book import Fill, OrderBook
@@ -64,6 +71,12 @@ _EV_DELIVER = 4
 
 _SUBMIT, _CANCEL, _REPLACE = "submit", "cancel", "replace"
 _MD_CHANNEL = "\x00market-data"  # FIFO key for market data (not a valid account name)
+_REJECT_KIND = {
+    _SUBMIT: ReportKind.REJECT,
+    _CANCEL: ReportKind.CANCEL_REJECT,
+    _REPLACE: ReportKind.REPLACE_REJECT,
+}
+_UNIT_CACHE_MAX = 65_536  # distinct prices/sizes remembered per instrument before a reset
 
 
 class _OrderState:
@@ -89,10 +102,12 @@ class _Venue:
         "instrument",
         "last_quote",
         "lot",
+        "lots_of",
         "replay",
         "replay_ids",
         "synthetic",
         "tick",
+        "ticks_of",
     )
 
     def __init__(self, instrument: Instrument, book: OrderBook, flow: FlowGenerator | None) -> None:
@@ -105,18 +120,32 @@ class _Venue:
         self.last_quote: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
         self.replay: tuple[ReplayEvent, ...] = ()
         self.replay_ids = {1: 0, -1: 0}
+        self.ticks_of: dict[Decimal, int | None] = {}  # price → whole ticks (None: off-grid)
+        self.lots_of: dict[Decimal, int | None] = {}
 
 
-@dataclass(frozen=True, slots=True)
 class _Request:
-    kind: str
-    sent_ns: int
-    account: str
-    order: Order | None = None
-    order_id: int = 0
-    duplicate: bool = False
-    price: Decimal | None = None
-    quantity: Decimal | None = None
+    """One request on its way to the venue (a plain slotted class: built once per order)."""
+
+    __slots__ = ("account", "duplicate", "kind", "order", "order_id", "price", "quantity")
+
+    def __init__(
+        self,
+        kind: str,
+        account: str,
+        order: Order | None = None,
+        order_id: int = 0,
+        duplicate: bool = False,
+        price: Decimal | None = None,
+        quantity: Decimal | None = None,
+    ) -> None:
+        self.kind = kind
+        self.account = account
+        self.order = order
+        self.order_id = order_id
+        self.duplicate = duplicate
+        self.price = price
+        self.quantity = quantity
 
 
 class ExchangeSimulator:
@@ -151,6 +180,8 @@ class ExchangeSimulator:
         self._lat_ack = lat.ack.sampler(stream(seed_, "latency.ack"))
         self._lat_md = lat.market_data.sampler(stream(seed_, "latency.market_data"))
         self._fill_rng = stream(seed_, "fill_model")
+        self._partial_fills = scenario.fill_model.partial_fills
+        self._pull_probability = scenario.cancel.pull_probability
         self._cancel_rng = stream(seed_, "cancel_model")
         self._limiter = RateLimiter(dict(scenario.rate_limits))
         self.horizon_ns = (
@@ -158,6 +189,7 @@ class ExchangeSimulator:
         )
         windows = scenario.outages.materialize(self.horizon_ns, stream(seed_, "outages"))
         self.outages = OutageSchedule(windows)
+        self._any_outage = bool(windows)
         self._slow_factor = scenario.outages.slow_factor
         self._venues: dict[str, _Venue] = {}
         fm = scenario.fill_model
@@ -227,17 +259,18 @@ class ExchangeSimulator:
     def submit(self, order: Order, at_ns: int | None = None) -> None:
         """Send a new order at ``at_ns`` (default: now); the answer arrives as reports."""
         t = self._send_time(at_ns)
-        if order.order_id in self._orders:
+        order_id = order.order_id
+        if order_id in self._orders:
             # The venue rejects it on arrival; the original order's state is left alone.
-            self._request(t, _Request(_SUBMIT, t, order.account, order, order.order_id, True))
+            self._request(t, _Request(_SUBMIT, order.account, order, order_id, True))
             return
-        self._orders[order.order_id] = _OrderState(order)
-        self._request(t, _Request(_SUBMIT, t, order.account, order, order.order_id))
+        self._orders[order_id] = _OrderState(order)
+        self._request(t, _Request(_SUBMIT, order.account, order, order_id))
 
     def cancel(self, order_id: int, account: str = "default", at_ns: int | None = None) -> None:
         """Ask the venue to cancel a resting order."""
         t = self._send_time(at_ns)
-        self._request(t, _Request(_CANCEL, t, account, order_id=order_id))
+        self._request(t, _Request(_CANCEL, account, order_id=order_id))
 
     def cancel_replace(
         self,
@@ -254,7 +287,7 @@ class ExchangeSimulator:
         """
         t = self._send_time(at_ns)
         self._request(
-            t, _Request(_REPLACE, t, account, order_id=order_id, price=price, quantity=quantity)
+            t, _Request(_REPLACE, account, order_id=order_id, price=price, quantity=quantity)
         )
 
     def advance(self, until_ns: int) -> list[Report]:
@@ -264,13 +297,14 @@ class ExchangeSimulator:
                 f"cannot advance to {until_ns}ns: the simulation is already at {self._queue.now}ns"
             )
         queue = self._queue
-        while True:
-            due = queue.peek_time()
-            if due is None or due > until_ns:
-                break
-            _, _, kind, payload = queue.pop()
+        heap, outbox, sink = queue.heap, self._outbox, self._sink
+        while heap and heap[0][0] <= until_ns:
+            due, _, kind, payload = heappop(heap)
+            queue.now = due
             if kind == _EV_DELIVER:
-                self._deliver(payload)
+                outbox.append(payload)
+                if sink is not None:
+                    sink(payload)
             elif kind == _EV_FLOW:
                 self._on_flow(payload)
             elif kind == _EV_REQUEST:
@@ -322,52 +356,83 @@ class ExchangeSimulator:
         return latency
 
     def _request(self, t: int, request: _Request) -> None:
-        sampler = self._lat_cancel if request.kind == _CANCEL else self._lat_submit
-        arrival = t + self._slow(t, sampler())
-        last = self._last_arrival.get(request.account, 0)
-        arrival = max(arrival, last)  # one session: requests arrive in the order sent
-        self._last_arrival[request.account] = arrival
-        self._queue.schedule(arrival, _EV_REQUEST, request)
+        latency = (self._lat_cancel if request.kind == _CANCEL else self._lat_submit)()
+        arrival = t + (self._slow(t, latency) if self._any_outage else latency)
+        account = request.account
+        last = self._last_arrival.get(account, 0)
+        if arrival < last:  # noqa: PLR1730 - one session: requests arrive in the order sent
+            arrival = last
+        self._last_arrival[account] = arrival
+        self._push(arrival, _EV_REQUEST, request)
 
-    def _send(self, channel: str, report_at: int, make: Callable[[int], Report]) -> None:
-        """Schedule a report for delivery after latency, FIFO per channel, held during drops."""
+    def _push(self, due: int, kind: int, payload: object) -> None:
+        """``EventQueue.schedule`` without its checks: every caller's ``due`` is ≥ now."""
+        queue = self._queue
+        queue.seq += 1
+        heappush(queue.heap, (due, queue.seq, kind, payload))
+
+    def _delivery(self, channel: str, report_at: int) -> int:
+        """When a report sent at ``report_at`` reaches ``channel``: latency, FIFO, held in drops."""
         latency = self._lat_md() if channel == _MD_CHANNEL else self._lat_ack()
-        deliver = report_at + self._slow(report_at, latency)
-        dropped_until = self.outages.active_until(report_at, OutageKind.CONNECTION_DROP)
-        if dropped_until:
-            deliver = max(deliver, dropped_until + latency)
-        deliver = max(deliver, self._last_delivery.get(channel, 0))
+        if self._any_outage:
+            deliver = report_at + self._slow(report_at, latency)
+            dropped_until = self.outages.active_until(report_at, OutageKind.CONNECTION_DROP)
+            if dropped_until:
+                deliver = max(deliver, dropped_until + latency)
+        else:
+            deliver = report_at + latency
+        last = self._last_delivery.get(channel, 0)
+        if deliver < last:  # noqa: PLR1730 - a compare is cheaper than max()
+            deliver = last
         self._last_delivery[channel] = deliver
-        self._queue.schedule(deliver, _EV_DELIVER, make(deliver))
+        return deliver
 
-    def _deliver(self, report: Report) -> None:
-        self._outbox.append(report)
-        if self._sink is not None:
-            self._sink(report)
-
-    def _report(self, kind: ReportKind, state: _OrderState, now: int, **fields: object) -> None:
+    def _report(
+        self,
+        kind: ReportKind,
+        state: _OrderState,
+        now: int,
+        price: Decimal | None = None,
+        quantity: Decimal | None = None,
+        leaves: Decimal | None = None,
+        fee: Decimal | None = None,
+        liquidity: str | None = None,
+        reason: str | None = None,
+        trade_id: int = 0,
+    ) -> None:
         order = state.order
-        self._send(
-            order.account,
+        account = order.account
+        if self._any_outage or account == _MD_CHANNEL:
+            t = self._delivery(account, now)
+        else:  # _delivery's common case, inlined: this runs for every ack and fill
+            t = now + self._lat_ack()
+            last_delivery = self._last_delivery
+            last = last_delivery.get(account, 0)
+            if t < last:  # noqa: PLR1730 - a compare is cheaper than max()
+                t = last
+            last_delivery[account] = t
+        report = Report(
+            t,
             now,
-            lambda t: Report(
-                t,
-                now,
-                kind,
-                instrument=order.instrument,
-                order_id=order.order_id,
-                account=order.account,
-                side=order.side,
-                **fields,  # type: ignore[arg-type]
-            ),
+            kind,
+            order.instrument,
+            order.order_id,
+            account,
+            order.side,
+            price,
+            quantity,
+            leaves,
+            fee,
+            liquidity,
+            reason,
+            trade_id,
         )
+        queue = self._queue
+        queue.seq += 1
+        heappush(queue.heap, (t, queue.seq, _EV_DELIVER, report))
 
     def _reject(self, request: _Request, reason: RejectReason, now: int) -> None:
-        kind = {
-            _SUBMIT: ReportKind.REJECT,
-            _CANCEL: ReportKind.CANCEL_REJECT,
-            _REPLACE: ReportKind.REPLACE_REJECT,
-        }[request.kind]
+        kind = _REJECT_KIND[request.kind]
         state = self._orders.get(request.order_id)
         if request.kind == _SUBMIT and state is not None and not request.duplicate:
             state.status = OrderStatus.REJECTED
@@ -376,29 +441,20 @@ class ExchangeSimulator:
         hold = 0
         if reason is RejectReason.CONNECTION_LOST:
             hold = self.outages.active_until(now, OutageKind.CONNECTION_DROP)
-        self._send(
-            account,
-            max(now, hold),
-            lambda t: Report(
-                t,
-                now,
-                kind,
-                instrument=instrument,
-                order_id=order_id,
-                account=account,
-                reason=reason.value,
-            ),
-        )
+        t = self._delivery(account, max(now, hold))
+        report = Report(t, now, kind, instrument, order_id, account, reason=reason.value)
+        self._push(t, _EV_DELIVER, report)
 
     # ---------------------------------------------------------- request handling
     def _on_request(self, request: _Request) -> None:
         now = self._queue.now
-        if self.outages.active_until(now, OutageKind.CONNECTION_DROP):
-            self._reject(request, RejectReason.CONNECTION_LOST, now)
-            return
-        if self.outages.active_until(now, OutageKind.REJECT_ALL):
-            self._reject(request, RejectReason.EXCHANGE_UNAVAILABLE, now)
-            return
+        if self._any_outage:
+            if self.outages.active_until(now, OutageKind.CONNECTION_DROP):
+                self._reject(request, RejectReason.CONNECTION_LOST, now)
+                return
+            if self.outages.active_until(now, OutageKind.REJECT_ALL):
+                self._reject(request, RejectReason.EXCHANGE_UNAVAILABLE, now)
+                return
         endpoint = "cancel" if request.kind == _CANCEL else "order"
         if not self._limiter.allow(request.account, endpoint, now):
             self._reject(request, RejectReason.RATE_LIMITED, now)
@@ -411,19 +467,27 @@ class ExchangeSimulator:
             self._on_replace(request, now)
 
     @staticmethod
-    def _units(value: Decimal, step: Decimal) -> int | None:
-        """A positive finite ``value`` as a whole number of ``step``s, or None if it is not one."""
-        units = value / step
-        if units != units.to_integral_value():
-            return None
-        return int(units)
+    def _units(value: Decimal, step: Decimal, cache: dict[Decimal, int | None]) -> int | None:
+        """A positive finite ``value`` as a whole number of ``step``s, or None if it is not one.
+
+        The answer depends only on the numeric value, so it is cached per instrument.
+        """
+        units = cache.get(value, -1)
+        if units != -1:
+            return units
+        quotient = value / step
+        units = None if quotient != quotient.to_integral_value() else int(quotient)
+        if len(cache) >= _UNIT_CACHE_MAX:
+            cache.clear()
+        cache[value] = units
+        return units
 
     def _validate(
         self, venue: _Venue, price: Decimal | None, quantity: Decimal, order_type: OrderType
     ) -> tuple[RejectReason | None, int, int]:
         if not isinstance(quantity, Decimal) or not quantity.is_finite() or quantity <= 0:
             return RejectReason.INVALID_QUANTITY, 0, 0
-        lots = self._units(quantity, venue.lot)
+        lots = self._units(quantity, venue.lot, venue.lots_of)
         if lots is None:
             return RejectReason.INVALID_LOT, 0, 0
         if order_type is OrderType.MARKET:
@@ -432,7 +496,7 @@ class ExchangeSimulator:
             return None, 0, lots
         if not isinstance(price, Decimal) or not price.is_finite() or price <= 0:
             return RejectReason.INVALID_PRICE, 0, 0
-        ticks = self._units(price, venue.tick)
+        ticks = self._units(price, venue.tick, venue.ticks_of)
         if ticks is None:
             return RejectReason.INVALID_TICK, 0, 0
         return None, ticks, lots
@@ -454,21 +518,23 @@ class ExchangeSimulator:
         if reason is not None:
             self._reject(request, reason, now)
             return
-        book = venue.book
-        sign = order.side.sign
-        opposite = book.best_ask() if sign > 0 else book.best_bid()
-        if order.order_type is OrderType.MARKET and opposite is None:
-            self._reject(request, RejectReason.NO_LIQUIDITY, now)
-            return
+        sign = 1 if order.side is Side.BUY else -1
+        order_type = order.order_type
+        if order_type is OrderType.MARKET:
+            book = venue.book
+            if (book.best_ask() if sign > 0 else book.best_bid()) is None:
+                self._reject(request, RejectReason.NO_LIQUIDITY, now)
+                return
         state.venue = venue
         state.price_ticks = ticks
         state.leaves = lots
         state.status = OrderStatus.OPEN
-        self._report(ReportKind.ACK, state, now, price=order.price, quantity=order.quantity)
-        tif = int(
-            TimeInForce.MARKET if order.order_type is OrderType.MARKET else _TIF[order.order_type]
-        )
-        self._execute(venue, state, sign, ticks, lots, tif, now)
+        self._report(ReportKind.ACK, state, now, order.price, order.quantity)
+        tif = _TIF_INT[order_type]
+        if self._partial_fills:
+            self._match(venue, state, sign, ticks, lots, tif, now)
+        else:
+            self._execute(venue, state, sign, ticks, lots, tif, now)
 
     def _execute(
         self,
@@ -508,11 +574,14 @@ class ExchangeSimulator:
         result = venue.book.submit(
             order.order_id, sign, ticks, lots, tif, order.account, participant=True
         )
-        for maker_id in result.pulled:
-            self._cancelled(self._orders[maker_id], CancelReason.SELF_TRADE, now)
-        self._apply_fills(venue, sign, result.fills, now, taker_state=state)
+        if result.pulled:
+            for maker_id in result.pulled:
+                self._cancelled(self._orders[maker_id], CancelReason.SELF_TRADE, now)
+        if result.fills:
+            self._apply_fills(venue, sign, result.fills, now, taker_state=state)
         if result.rested:
-            self._maybe_schedule_pull(state, now)
+            if self._pull_probability:
+                self._maybe_schedule_pull(state, now)
         elif state.leaves:
             reason = CancelReason.SELF_TRADE if result.stp_cancelled else CancelReason.IOC_REMAINDER
             self._cancelled(state, reason, now)
@@ -586,12 +655,13 @@ class ExchangeSimulator:
             ReportKind.FILL,
             state,
             now,
-            price=price,
-            quantity=qty,
-            leaves=state.leaves * venue.lot,
-            fee=fee,
-            liquidity=liquidity,
-            trade_id=trade_id or self._trade_id,
+            price,
+            qty,
+            state.leaves * venue.lot,
+            fee,
+            liquidity,
+            None,
+            trade_id or self._trade_id,
         )
         if not trade_id:
             self._market_trade(venue, price_ticks, lots, aggressor_sign, now, self._trade_id)
@@ -599,51 +669,44 @@ class ExchangeSimulator:
     def _market_trade(
         self, venue: _Venue, price_ticks: int, lots: int, sign: int, now: int, trade_id: int
     ) -> None:
-        if self.outages.active_until(now, OutageKind.STALE_MARKET_DATA):
+        if self._any_outage and self.outages.active_until(now, OutageKind.STALE_MARKET_DATA):
             return
-        symbol = venue.instrument.symbol
-        price, qty = price_ticks * venue.tick, lots * venue.lot
-        side = Side.BUY if sign > 0 else Side.SELL
-        self._send(
-            _MD_CHANNEL,
+        t = self._delivery(_MD_CHANNEL, now)
+        report = Report(
+            t,
             now,
-            lambda t: Report(
-                t,
-                now,
-                ReportKind.TRADE,
-                instrument=symbol,
-                side=side,
-                price=price,
-                quantity=qty,
-                trade_id=trade_id,
-            ),
+            ReportKind.TRADE,
+            venue.instrument.symbol,
+            0,
+            None,
+            Side.BUY if sign > 0 else Side.SELL,
+            price_ticks * venue.tick,
+            lots * venue.lot,
+            trade_id=trade_id,
         )
+        self._push(t, _EV_DELIVER, report)
 
     def _publish_quote(self, venue: _Venue, now: int) -> None:
-        book = venue.book
-        bid, ask = book.best_bid(), book.best_ask()
-        quote = (bid, book.level_quantity(1, bid), ask, book.level_quantity(-1, ask))
-        bid_qty, ask_qty = quote[1], quote[3]
-        if quote == venue.last_quote or self.outages.active_until(
-            now, OutageKind.STALE_MARKET_DATA
+        quote = venue.book.top()
+        bid, bid_qty, ask, ask_qty = quote
+        if quote == venue.last_quote or (
+            self._any_outage and self.outages.active_until(now, OutageKind.STALE_MARKET_DATA)
         ):
             return
         venue.last_quote = quote
-        tick, lot, symbol = venue.tick, venue.lot, venue.instrument.symbol
-        self._send(
-            _MD_CHANNEL,
+        tick, lot = venue.tick, venue.lot
+        t = self._delivery(_MD_CHANNEL, now)
+        report = Report(
+            t,
             now,
-            lambda t: Report(
-                t,
-                now,
-                ReportKind.QUOTE,
-                instrument=symbol,
-                price=None if bid is None else bid * tick,
-                quantity=bid_qty * lot,
-                ask=None if ask is None else ask * tick,
-                ask_quantity=ask_qty * lot,
-            ),
+            ReportKind.QUOTE,
+            venue.instrument.symbol,
+            price=None if bid is None else bid * tick,
+            quantity=bid_qty * lot,
+            ask=None if ask is None else ask * tick,
+            ask_quantity=ask_qty * lot,
         )
+        self._push(t, _EV_DELIVER, report)
 
     def _cancelled(self, state: _OrderState, reason: CancelReason, now: int) -> None:
         venue = cast("_Venue", state.venue)  # only accepted orders are cancelled
@@ -656,7 +719,7 @@ class ExchangeSimulator:
         cm = self.scenario.cancel
         if cm.pull_probability and self._cancel_rng.random() < cm.pull_probability:
             delay = round(self._cancel_rng.expovariate(1.0 / cm.pull_mean_s) * _NS_PER_S)
-            self._queue.schedule(now + max(1, delay), _EV_PULL, state.order.order_id)
+            self._push(now + max(1, delay), _EV_PULL, state.order.order_id)
 
     def _on_pull(self, order_id: int) -> None:
         state = self._orders[order_id]
@@ -714,9 +777,7 @@ class ExchangeSimulator:
             if lots < state.leaves:
                 book.reduce(order_id, lots)
             state.leaves = lots
-            self._report(
-                ReportKind.REPLACED, state, now, price=request.price, quantity=request.quantity
-            )
+            self._report(ReportKind.REPLACED, state, now, request.price, request.quantity)
             self._publish_quote(venue, now)
             return
         book.cancel(order_id)
@@ -782,4 +843,8 @@ class ExchangeSimulator:
             self._queue.schedule(max(nxt.time_ns, now), _EV_REPLAY, (venue, index + 1))
 
 
-_TIF = {OrderType.LIMIT: TimeInForce.GTC, OrderType.IOC: TimeInForce.IOC}
+_TIF_INT = {
+    OrderType.LIMIT: int(TimeInForce.GTC),
+    OrderType.IOC: int(TimeInForce.IOC),
+    OrderType.MARKET: int(TimeInForce.MARKET),
+}

@@ -26,6 +26,7 @@ from typing import Any
 
 from bot4.infrastructure.breaker import BreakerConfig
 from bot4.infrastructure.fuse import FuseConfig
+from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.orders import TERMINAL, Order
 from bot4.simulator.scenario import Scenario, load_scenario
 from bot4.trading_engine.config import EngineConfig, QueueConfig, load_engine_config
@@ -117,7 +118,8 @@ def _base(seed: int | None) -> tuple[Scenario, EngineConfig]:
 def _engine(scenario: Scenario, config: EngineConfig, strategy: _Steady) -> Engine:
     """An engine whose gate is off: drills test the plumbing, not the strategy's edge
     (every pass is still audited as ``gate_disabled``; the gate's rules have their own tests)."""
-    engine = Engine(scenario, config, strategy=strategy)
+    venue = ExchangeSimulator(scenario, seed=scenario.seed)
+    engine = Engine(scenario, config, venue=venue, strategy=strategy)
     engine.gate.set_enabled(False, "chaos-drill", "drills exercise the order path")
     return engine
 
@@ -142,11 +144,9 @@ class _Steady:
 def _orders_accounted(engine: Engine, result: DrillResult, dropped: set[int]) -> None:
     """Reconcile with the venue: every order sent is terminal there, or provably never
     arrived (dropped in the partition and unknown to the venue); no id used twice."""
-    ours = [
-        oid for oid in range(1, engine.next_order_id) if engine.exchange.status(oid) is not None
-    ]
-    terminal = [oid for oid in ours if engine.exchange.status(oid) in TERMINAL]
-    never_arrived = [oid for oid in dropped if engine.exchange.status(oid) is None]
+    ours = [oid for oid in range(1, engine.next_order_id) if engine.venue.status(oid) is not None]
+    terminal = [oid for oid in ours if engine.venue.status(oid) in TERMINAL]
+    never_arrived = [oid for oid in dropped if engine.venue.status(oid) is None]
     result.check(
         "no order lost or duplicated",
         len(set(ours)) == len(ours)

@@ -32,7 +32,6 @@ from bot4.risk.orders import Order as RiskOrder
 from bot4.risk.reasons import Reason as RiskReason
 from bot4.risk.single import SingleOrderChecker
 from bot4.risk.state import RiskState
-from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.orders import TERMINAL, Order, OrderType, RejectReason, ReportKind, Side
 from bot4.simulator.rate_limit import TokenBucket
 from bot4.simulator.reports import Report
@@ -42,6 +41,7 @@ from bot4.trading_engine.config import EngineConfig
 from bot4.trading_engine.errors import TradingEngineError
 from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
 from bot4.trading_engine.strategy import Intent, Quote, Strategy, StrategyContext, load_strategy
+from bot4.trading_engine.venue import Venue
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,18 @@ class _Pending:
 
 
 class Engine:
-    """One trading session against an in-process exchange simulator."""
+    """One trading session against a venue (the caller builds it: simulator or adapter).
+
+    ``scenario`` describes the instruments traded (symbols, lots); ``venue`` is where orders
+    go. For a simulated run, ``venue = ExchangeSimulator(scenario, seed=seed)``.
+    """
 
     def __init__(
         self,
         scenario: Scenario,
         config: EngineConfig,
         *,
+        venue: Venue,
         seed: int | None = None,
         audit_path: Path | None = None,
         audit_fsync: FsyncPolicy = FsyncPolicy.INTERVAL,
@@ -170,14 +175,14 @@ class Engine:
         self.scenario = scenario
         self.config = config
         self.seed = scenario.seed if seed is None else seed
-        self.exchange = ExchangeSimulator(scenario, seed=self.seed)
+        self.venue = venue
         # Records carry simulated time: the same seed gives the same log, byte for byte.
         audit_log = (
             AuditLog(
                 audit_path,
                 fsync=audit_fsync,
                 checkpoint_key=checkpoint_key,
-                clock=lambda: self.exchange.now,
+                clock=lambda: self.venue.now,
             )
             if audit_path is not None
             else None
@@ -199,11 +204,11 @@ class Engine:
             config.gate,
             audit_log=audit_log,
             metrics=GateMetrics(self.metrics.registry),
-            clock=lambda: self.exchange.now,
+            clock=lambda: self.venue.now,
         )
         self.audit_log = audit_log
         self.bucket = TokenBucket(
-            config.client.capacity, config.client.rate_per_s, clock=lambda: self.exchange.now, now=0
+            config.client.capacity, config.client.rate_per_s, clock=lambda: self.venue.now, now=0
         )
         lots = {inst.symbol: float(inst.lot_size) for inst in scenario.instruments}
         self.strategy = strategy or load_strategy(
@@ -247,7 +252,7 @@ class Engine:
                 progress(t, duration_ns)
         # Collect answers still in flight; the strategy gets no more quotes.
         self._closing = True
-        for report in self.exchange.advance(t + self.config.response_timeout_ns):
+        for report in self.venue.advance(t + self.config.response_timeout_ns):
             self._on_report(report)
         return self._finish(t)
 
@@ -268,7 +273,7 @@ class Engine:
     # --- the loop -------------------------------------------------------------------------
 
     def _step(self, t: int) -> None:
-        for report in self.exchange.advance(t):
+        for report in self.venue.advance(t):
             self._on_report(report)
         self._expire(t)
         self._measure_outcomes(t)
@@ -306,7 +311,7 @@ class Engine:
             self._on_fill(report)
         if (
             kind in (ReportKind.CANCELLED, ReportKind.REJECT)
-            or self.exchange.status(report.order_id) in TERMINAL
+            or self.venue.status(report.order_id) in TERMINAL
         ):
             self._open.pop(report.order_id, None)
 
@@ -418,7 +423,7 @@ class Engine:
         )
 
     def _submit(self, order: Order, t: int) -> None:
-        self.exchange.submit(order, at_ns=t)
+        self.venue.submit(order, at_ns=t)
 
     def resume(self, *, by: str, reason: str) -> None:
         """After a fuse trip: reset the fuse (logged, audited) and let orders flow again.
@@ -431,7 +436,7 @@ class Engine:
         self._halted = False
         self.summary.resumed += 1
         if self.audit_log is not None:
-            self.audit_log.append("resume", {"by": by, "reason": reason, "t": self.exchange.now})
+            self.audit_log.append("resume", {"by": by, "reason": reason, "t": self.venue.now})
 
     def signal_latency_ns(self, q: float) -> int:
         """The q-quantile of simulated time from a signal to its routing decision."""
@@ -519,8 +524,8 @@ class Engine:
         if self.audit_log is not None:
             self.audit_log.append("halt", {"t": t, "reason": why})
         for oid in sorted(self._open):
-            if self.exchange.status(oid) not in TERMINAL:
-                self.exchange.cancel(oid, self.config.account, at_ns=t)
+            if self.venue.status(oid) not in TERMINAL:
+                self.venue.cancel(oid, self.config.account, at_ns=t)
                 self.summary.cancels_sent += 1
         if self.fuse.tripped:
             self.summary.fuse_tripped = True
@@ -530,7 +535,7 @@ class Engine:
             return
         self.summary.breaker_transitions.append(event.new.value)
         if event.new.value == "closed":
-            self.breaker_closed_at_ns = self.exchange.now
+            self.breaker_closed_at_ns = self.venue.now
         if self.audit_log is not None:
             self.audit_log.append(
                 "breaker",

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any
 
 from bot4.infrastructure.metrics import Metrics, MetricsEndpoint, serve_metrics
+from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.audit_log import FsyncPolicy
 from bot4.trading_engine.config import load_engine_config
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine(
             scenario,
             config,
+            venue=ExchangeSimulator(scenario, seed=args.seed),
             seed=args.seed,
             audit_path=args.audit_log,
             audit_fsync=FsyncPolicy(args.fsync),

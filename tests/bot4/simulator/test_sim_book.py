@@ -217,5 +217,35 @@ def test_book_invariants(
         if cancel and len(book):
             victim = rng.choice(book.resting_ids())
             assert book.cancel(victim) > 0
+        assert_level_quantities(book)
     for oid, qty in original.items():
         assert filled.get(oid, 0) <= qty
+
+
+def test_level_quantity_follows_reduce_cancel_and_fills() -> None:
+    book = OrderBook()
+    book.submit(1, 1, 100, 5)
+    book.submit(2, 1, 100, 7)
+    book.submit(3, -1, 102, 4)
+    assert book.top() == (100, 12, 102, 4)
+    assert book.reduce(2, 3)
+    assert book.top() == (100, 8, 102, 4)
+    book.submit(4, -1, 100, 6)  # fills 5 of #1 and 1 of #2
+    assert book.top() == (100, 2, 102, 4)
+    book.cancel(2)
+    assert book.top() == (None, 0, 102, 4)
+    assert_level_quantities(book)
+
+
+def assert_level_quantities(book: OrderBook) -> None:
+    """The incrementally kept live quantity per level equals a walk over the resting orders."""
+    walked: dict[tuple[int, int], int] = {}
+    for oid in book.resting_ids():
+        key = (book.side_of(oid), book.price_of(oid) or 0)
+        walked[key] = walked.get(key, 0) + book.remaining(oid)
+    for side in (1, -1):
+        for price in range(90, 111):
+            assert book.level_quantity(side, price) == walked.get((side, price), 0)
+    bid, bid_qty, ask, ask_qty = book.top()
+    assert (bid, ask) == (book.best_bid(), book.best_ask())
+    assert bid_qty == walked.get((1, bid or 0), 0) and ask_qty == walked.get((-1, ask or 0), 0)

@@ -9,6 +9,7 @@ import pytest
 
 from bot4 import cli
 from bot4.infrastructure.metrics import Metrics
+from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.audit_log import verify
 from bot4.trading_engine.config import load_engine_config
@@ -27,7 +28,12 @@ def engine_for(scenario: str, tmp_path: Path, **overrides: object) -> Engine:
         assert n == 1, key
     cfg_path = tmp_path / "engine.toml"
     cfg_path.write_text(text, encoding="utf-8")
-    return Engine(sc, load_engine_config(cfg_path, sc), audit_path=tmp_path / "audit.jsonl")
+    return Engine(
+        sc,
+        load_engine_config(cfg_path, sc),
+        venue=ExchangeSimulator(sc),
+        audit_path=tmp_path / "audit.jsonl",
+    )
 
 
 def test_outage_opens_the_breaker_which_closes_again_with_hysteresis(tmp_path: Path) -> None:
@@ -103,7 +109,10 @@ def test_drawdown_limit_halts_trading(tmp_path: Path) -> None:
     )
     (tmp_path / "engine.toml").write_text(text, encoding="utf-8")
     engine = Engine(
-        sc, load_engine_config(tmp_path / "engine.toml", sc), audit_path=tmp_path / "a.jsonl"
+        sc,
+        load_engine_config(tmp_path / "engine.toml", sc),
+        venue=ExchangeSimulator(sc),
+        audit_path=tmp_path / "a.jsonl",
     )
     summary = engine.run(40 * NS)
     assert summary.drawdown_halt
@@ -170,7 +179,11 @@ def test_plugin_strategy_and_metrics(tmp_path: Path) -> None:
     cfg = load_engine_config(EXAMPLES / "engine.toml", sc)
     metrics = Metrics()
     engine = Engine(
-        sc, cfg, metrics=metrics, strategy=Flipper(StrategyContext(("ETH-USD",), {}, 0, {}))
+        sc,
+        cfg,
+        venue=ExchangeSimulator(sc),
+        metrics=metrics,
+        strategy=Flipper(StrategyContext(("ETH-USD",), {}, 0, {})),
     )
     summary = engine.run(30 * NS)
     assert summary.signals > 0

@@ -11,6 +11,7 @@ import pytest
 
 from bot4 import cli
 from bot4.risk.config import parse_limits
+from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.config import EngineConfig, load_engine_config
 from bot4.trading_engine.engine import Engine
@@ -58,7 +59,7 @@ def run(
 ) -> Engine:
     cfg, _ = config(**changes)
     sc = load_scenario(EXAMPLES / scenario)
-    engine = Engine(sc, cfg, strategy=strategy)
+    engine = Engine(sc, cfg, venue=ExchangeSimulator(sc), strategy=strategy)
     engine.run(seconds * NS)
     return engine
 
@@ -109,9 +110,8 @@ def test_risk_rejects_and_sub_lot_sizes() -> None:
 def test_answers_slower_than_the_timeout_count_as_failures() -> None:
     # Acks take 0.4 ms here; a 0.1 ms budget makes every order a timeout for the breaker.
     cfg, _ = config(response_timeout_ns=100_000)
-    engine = Engine(
-        load_scenario(EXAMPLES / "reverting.toml"), cfg, strategy=Scripted(qty=0.05, every=4)
-    )
+    sc = load_scenario(EXAMPLES / "reverting.toml")
+    engine = Engine(sc, cfg, venue=ExchangeSimulator(sc), strategy=Scripted(qty=0.05, every=4))
     engine.gate.set_enabled(False, "test", "exercise the venue path only")
     summary = engine.run(15 * NS)
     assert summary.timeouts >= 10
@@ -122,9 +122,9 @@ def test_answers_slower_than_the_timeout_count_as_failures() -> None:
 
 def test_fuse_cancels_resting_orders() -> None:
     cfg, _ = config(order_type="limit")
-    engine = Engine(
-        load_scenario(EXAMPLES / "reverting.toml"), cfg, strategy=Scripted(passive=True)
-    )
+    sc = load_scenario(EXAMPLES / "reverting.toml")
+    venue = ExchangeSimulator(sc)
+    engine = Engine(sc, cfg, venue=venue, strategy=Scripted(passive=True))
 
     def trip(t: int, _total: int) -> None:
         if t == 10 * NS:
@@ -132,7 +132,7 @@ def test_fuse_cancels_resting_orders() -> None:
 
     summary = engine.run(15 * NS, progress=trip)
     assert summary.fuse_tripped and summary.cancels_sent > 0
-    statuses = {engine.exchange.status(oid) for oid in engine.exchange.order_ids()}
+    statuses = {venue.status(oid) for oid in venue.order_ids()}
     assert {s.value if s else None for s in statuses} <= {"cancelled", "filled"}
 
 

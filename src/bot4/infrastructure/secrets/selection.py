@@ -22,10 +22,18 @@ def default_secrets_dir(environ: Mapping[str, str]) -> Path:
     return (base or Path.home() / ".config") / "bot4" / "secrets"
 
 
+def backend_name(environ: Mapping[str, str]) -> str:
+    """The backend ``BOT4_SECRETS`` names (default ``file``); unknown → ``ConfigError``."""
+    choice = environ.get(BACKEND_ENV, "file").strip().lower() or "file"
+    if choice not in BACKENDS:
+        raise ConfigError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}; got {choice!r}")
+    return choice
+
+
 def provider_from_env(environ: Mapping[str, str] | None = None) -> SecretsProvider:
     """The configured backend; an unknown ``BOT4_SECRETS`` is a ``ConfigError``."""
     env = os.environ if environ is None else environ
-    choice = env.get(BACKEND_ENV, "file").strip().lower() or "file"
+    choice = backend_name(env)
     if choice == "file":
         from bot4.infrastructure.secrets.file import FileSecrets  # noqa: PLC0415
 
@@ -34,8 +42,6 @@ def provider_from_env(environ: Mapping[str, str] | None = None) -> SecretsProvid
         from bot4.infrastructure.secrets.kms import KmsSecrets  # noqa: PLC0415
 
         return KmsSecrets(KmsSecrets.client_from_env(env))
-    if choice == "pkcs11":
-        from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets  # noqa: PLC0415
+    from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets  # noqa: PLC0415
 
-        return Pkcs11Secrets.from_env(env)
-    raise ConfigError(f"{BACKEND_ENV} must be one of {', '.join(BACKENDS)}; got {choice!r}")
+    return Pkcs11Secrets.from_env(env)
