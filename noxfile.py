@@ -49,6 +49,7 @@ def _gate_module(name: str) -> ModuleType:
 
 
 PREINSTALL = _gate_module("preinstall")
+VENVCHECK = _gate_module("venvcheck")
 # Sessions that install nothing from the locks (`lock` rewrites them from pyproject.toml):
 # asked for alone, or with only a listing, they run even when a lock is refused.
 NO_INSTALL = frozenset({"lock"})
@@ -94,8 +95,25 @@ def install_locked(session: nox.Session) -> None:
     if problems:
         print("\n".join(problems), file=sys.stderr)
         session.error("the locks were refused before installing (see above)")
+    venv = Path(session.virtualenv.location)
+    pins = PREINSTALL.lock_pins(ROOT / TOOLCHAIN_LOCK)
+    state = venv.parent / ".bot4-verified" / f"{venv.name}.json"
+    inputs = PREINSTALL.files_digest(ROOT, [TOOLCHAIN_LOCK, "pyproject.toml", "ci/pyproject.toml"])
+    dirty, complete = VENVCHECK.check(venv, pins, state, inputs)
+    if dirty:  # a reused venv that is not what the lock installs: never run anything in it
+        more = f" (and {len(dirty) - 1} more)" if len(dirty) > 1 else ""
+        session.warn(f"rebuilding {venv.name} from the lock: {dirty[0]}{more}")
+        shutil.rmtree(venv)
+        state.unlink(missing_ok=True)
+        session.virtualenv.reuse_existing = False  # type: ignore[attr-defined]
+        session.virtualenv.create()
+    if complete:  # verified file by file against the lock it was installed from
+        return
     session.install("--require-hashes", "--only-binary", ":all:", "-r", TOOLCHAIN_LOCK)
     session.install("--no-deps", "--no-build-isolation", "--no-index", "-e", ".", "-e", "./ci")
+    left = VENVCHECK.record(venv, pins, state, inputs)
+    if left:
+        session.error(f"{venv.name} differs from the lock after installing: {left[0]}")
 
 
 def pinned_uv() -> dict[str, str]:
@@ -178,7 +196,8 @@ def tests(session: nox.Session) -> None:
 def lock(session: nox.Session) -> None:
     """Regenerate locks/*.txt (uv pip compile --generate-hashes) and toolchain.lock."""
     uv = Path(sys.executable).parent / "uv"
-    session.run(sys.executable, "-m", "ci", "lock", "--uv", str(uv), *session.posargs)
+    # ci.gate.lock, not `ci lock`: the runner has no PyYAML & co. for the rest of ci.cli.
+    session.run(sys.executable, "-m", "ci.gate.lock", "--uv", str(uv), *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False, tags=["bench"])

@@ -11,7 +11,6 @@ toolchain`` checks every environment against it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -29,6 +28,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from ci.errors import GateError
+from ci.gate.preinstall import check_text as lock_problems
+from ci.gate.preinstall import inputs_digest_of
 from ci.requirements import Pin, applicable, read_lock
 
 LOCK_FILE = "toolchain.lock"
@@ -117,17 +118,7 @@ def sha256_file(path: Path) -> str:
 
 def inputs_digest(pyproject: Path) -> str:
     """Digest of every dependency declaration the locks are compiled from."""
-    data = read_pyproject(pyproject)
-    project = data.get("project", {})
-    inputs = {
-        "requires-python": project.get("requires-python"),
-        "dependencies": project.get("dependencies", []),
-        "optional-dependencies": project.get("optional-dependencies", {}),
-        "dependency-groups": data.get("dependency-groups", {}),
-        "toolchain": dict(_settings(data)),
-    }
-    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return inputs_digest_of(read_pyproject(pyproject))  # one definition: the verifier's
 
 
 def python_pin(pyproject_data: Mapping[str, Any]) -> str:
@@ -308,7 +299,12 @@ def compile_locks(
                 str(out),
             ]
             existing = root / spec.path
-            if existing.exists() and not upgrade:
+            # Never seed uv from a lock the pre-install verifier refuses (its options).
+            if (
+                existing.exists()
+                and not upgrade
+                and not lock_problems(existing.read_text(encoding="utf-8"), spec.path)
+            ):
                 # uv prefers the pins already in its output file: a re-lock moves only what
                 # the changed declarations require (--upgrade moves everything).
                 shutil.copyfile(existing, out)

@@ -203,6 +203,27 @@ def check_text(text: str, path: str) -> list[Problem]:
     return problems
 
 
+def lock_pins(path: Path) -> dict[str, str]:
+    """Canonical name → version of a lock that :func:`check_text` passed."""
+    pins: dict[str, str] = {}
+    for item in logical_lines(path.read_text(encoding="utf-8"), str(path)):
+        if not isinstance(item, Problem):
+            match = _PIN.match(item[1].split()[0].split(";")[0])
+            if match is not None:
+                pins[canonical(match["name"])] = match["version"]
+    return pins
+
+
+def files_digest(root: Path, paths: Sequence[str]) -> str:
+    """One sha256 over named files (name and bytes each), e.g. what a venv was built from."""
+    digest = hashlib.sha256()
+    for rel in paths:
+        data = (root / rel).read_bytes()
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def read_toolchain(root: Path) -> tuple[dict[str, Any], list[LockRecord]]:
     """toolchain.lock's data and lock records; ValueError (one printable line) when unusable."""
     path = root / LOCK_FILE
