@@ -248,7 +248,13 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 def cmd_advisories_update(args: argparse.Namespace) -> int:
     """Rebuild the advisory DB snapshot from a local copy of the PyPA advisory database."""
     root = Path(args.root).resolve()
-    snapshot, warnings = advisories.update_snapshot(Path(args.source), root / args.out)
+    try:
+        date = dt.date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise GateError(f"--date expects YYYY-MM-DD, got {args.date!r}") from None
+    snapshot, warnings = advisories.update_snapshot(
+        Path(args.source), root / args.out, date, args.commit
+    )
     for line in warnings:
         _warn(line)
     print(
@@ -332,6 +338,8 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
         help="a clone, bare git dir, directory or zip of github.com/pypa/advisory-database",
     )  # fmt: skip
     p.add_argument("--out", default="ci/advisories", help="snapshot directory")
+    p.add_argument("--date", help="YYYY-MM-DD of the upstream commit (plain directory or zip)")
+    p.add_argument("--commit", help="the upstream commit a plain directory or zip came from")
     p.set_defaults(func=cmd_advisories_update)
 
 
