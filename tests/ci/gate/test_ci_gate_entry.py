@@ -19,7 +19,7 @@ import pytest
 
 TOOLCHAIN = "locks/toolchain.txt"
 BOOTSTRAP = "locks/bootstrap.txt"
-AIOLIMITER_WHEEL = "7343008c2228e89def7d4ce29ab98ee98822bf5db69018c09c90088929f7c104"
+AIOLIMITER_WHEEL = "c0c16c377049fb2e40cc3373770e29c063de32aa25d84e5db168c854da6462b7"
 
 
 def consistent(clone: Path, lock: str) -> None:

@@ -1,0 +1,47 @@
+"""`python -m ci.gate.lock` runs in the runner's venv, which has nox, uv and packaging only."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+# The runner's venv: the bootstrap lock's packages (nox's dependency packaging among them).
+RUNNER_ONLY = """
+import sys
+ALLOWED = set(sys.stdlib_module_names) | {"ci", "packaging"}
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] not in ALLOWED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the runner)")
+sys.meta_path.insert(0, Block())
+sys.argv = ["python -m ci.gate.lock", *sys.argv[1:]]
+import runpy
+runpy.run_module("ci.gate.lock", run_name="__main__")
+"""
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", RUNNER_ONLY, *args],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_lock_entry_point_needs_nothing_the_runner_lacks() -> None:
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    assert "regenerate locks/*.txt and toolchain.lock" in result.stdout
+    # the old entry point did need PyYAML (the clean-clone crash)
+    old = subprocess.run(
+        [sys.executable, "-c", RUNNER_ONLY.replace("ci.gate.lock", "ci"), "lock", "--help"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "No module named 'yaml'" in old.stderr
+
+
+def test_a_lock_failure_is_one_line(tmp_path: Path) -> None:
+    result = run("--root", str(tmp_path), "--uv", "/nonexistent/uv")
+    assert result.returncode == 1
+    assert result.stderr.startswith("lock: error: ") and len(result.stderr.splitlines()) == 1
