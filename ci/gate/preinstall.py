@@ -39,6 +39,7 @@ SCHEMA = 1
 RELOCK = "scripts/gate -s lock"
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+_ODD = re.compile(r"[^\t\x20-\x7e]")  # control or non-ASCII: pip and uv may read it apart
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _PIN = re.compile(
     rf"^(?P<name>{_NAME})(?:\[(?P<extras>{_NAME}(?:\s*,\s*{_NAME})*)\])?"
@@ -106,9 +107,10 @@ def logical_lines(text: str, path: str) -> Iterator[tuple[int, str] | Problem]:
     pending: list[str] = []
     start = 0
     for number, line in enumerate(text.split("\n"), start=1):
-        bad = next((c for c in line if (ord(c) < 32 and c != "\t") or ord(c) == 127), None)
-        if bad is not None or not line.isascii():
-            what = f"control character {bad!r}" if bad is not None else "a non-ASCII character"
+        odd = _ODD.search(line)
+        if odd is not None:
+            bad = odd.group()
+            what = f"control character {bad!r}" if bad.isascii() else "a non-ASCII character"
             yield Problem(path, number, f"{what} in a lock", restore(path))
             pending = []
             continue

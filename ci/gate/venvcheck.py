@@ -178,7 +178,9 @@ def _check_dist(
         return [*problems, f"{dist.name}: no RECORD"], None
     sp, inside = str(dist.parent), hasher.venv + os.sep
     for entry, expected in _record_entries(record):
-        target = os.path.normpath(os.path.join(sp, entry))  # noqa: PTH118
+        target = entry if entry.startswith("/") else f"{sp}/{entry}"
+        if "/." in target or "//" in target:  # ../ (console scripts) or odd spelling
+            target = os.path.normpath(target)
         if not target.startswith(inside):
             problems.append(f"{rel}: lists {entry}, outside the venv")
             continue
@@ -244,10 +246,12 @@ def check(
     (then installing again would change nothing, and is skipped)."""
     if not venv.exists():
         return [], False
-    problems, state = scan(venv, pins, State.load(state_file), compare_baseline=True)
+    before = State.load(state_file)
+    problems, state = scan(venv, pins, before, compare_baseline=True)
     if problems:
         return problems, False
-    state.save(state_file)
+    if state.cache != before.cache:  # something was re-hashed: remember it
+        state.save(state_file)
     wanted = {**pins, **dict.fromkeys(EDITABLES, "")}
     have = state.installed
     complete = state.inputs == inputs and all(

@@ -109,11 +109,14 @@ def test_no_baseline_means_rebuild_and_a_missing_file_is_found(tmp_path: Path) -
 def test_record_entries_outside_the_venv_and_bad_metadata(tmp_path: Path) -> None:
     venv, site, state = make(tmp_path)
     record = site / "demo-1.0.dist-info" / "RECORD"
-    record.write_text(record.read_text() + "../../../../outside,,\n", encoding="utf-8")
+    record.write_text(
+        record.read_text() + "../../../../outside,,\n/etc/hosts,,\n", encoding="utf-8"
+    )
     (site / "broken-1.dist-info").mkdir()
     problems, _ = venvcheck.scan(venv, PINS, venvcheck.State(), compare_baseline=False)
     assert "broken-1.dist-info: no readable Name/Version in METADATA" in problems
     assert any("lists ../../../../outside, outside the venv" in p for p in problems)
+    assert any("lists /etc/hosts, outside the venv" in p for p in problems)
     nosite = tmp_path / "nosite"
     nosite.mkdir()
     assert venvcheck.check(nosite, PINS, state, "x")[0] == [
