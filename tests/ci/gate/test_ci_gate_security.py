@@ -33,7 +33,8 @@ def scan(root: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_all_scanners_run_and_report_together(tmp_path: Path) -> None:
-    planted = 'PASSWORD = "hunter2hunter2"\nHOST = "203.0.113.7"\n'  # pragma: allowlist secret
+    secret = 'PASSWORD = "hunter2hunter2"\n'  # pragma: allowlist secret
+    planted = secret + 'HOST = "203.0.113.7"\n'  # bot4: allow-ip (planted on purpose)
     root = tree(tmp_path, planted)
     result = scan(root)
     assert result.returncode == 1, result.stderr
