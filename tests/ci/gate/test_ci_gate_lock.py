@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ci.gate import lock
+
 ROOT = Path(__file__).resolve().parents[3]
 # The runner's venv: the bootstrap lock's packages (nox's dependency packaging among them).
 RUNNER_ONLY = """
@@ -45,3 +49,40 @@ def test_a_lock_failure_is_one_line(tmp_path: Path) -> None:
     result = run("--root", str(tmp_path), "--uv", "/nonexistent/uv")
     assert result.returncode == 1
     assert result.stderr.startswith("lock: error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_in_process_failure_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert lock.main(["--root", str(tmp_path), "--uv", "uv"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"lock: error: {tmp_path}/pyproject.toml: cannot read")
+
+
+def test_in_process_lock_with_a_recording_uv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real re-lock needs the index; here uv is a script that writes the seeded lock back."""
+    for rel in (
+        "pyproject.toml",
+        "locks/bootstrap.txt",
+        "locks/toolchain.txt",
+        "locks/runtime.txt",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes((ROOT / rel).read_bytes())
+    (tmp_path / "locks/toolchain.txt").write_text(
+        (ROOT / "locks/toolchain.txt").read_text() + "--extra-index-url http://x/simple\n"
+    )
+    uv = tmp_path / "uv"
+    log = tmp_path / "seeds"
+    uv.write_text(
+        "#!/bin/sh\n"
+        'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
+        f'if [ -s "$out" ]; then echo seeded >> {log}; else echo fresh >> {log}; '
+        f'cp {ROOT}/locks/$(basename "$out") "$out"; fi\n'
+    )
+    uv.chmod(0o755)
+    assert lock.main(["--root", str(tmp_path), "--uv", str(uv)]) == 0
+    # bootstrap and runtime seeded from their clean locks; the refused toolchain lock was not
+    assert log.read_text().split() == ["seeded", "fresh", "seeded"]
+    assert "wrote toolchain.lock" in capsys.readouterr().out
+    assert (tmp_path / "toolchain.lock").read_text() == (ROOT / "toolchain.lock").read_text()

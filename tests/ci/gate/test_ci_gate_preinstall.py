@@ -153,3 +153,19 @@ def test_runs_as_a_plain_script_with_the_standard_library_only(repo: Path) -> No
     assert (
         hashlib.sha256(lock.read_bytes()).hexdigest() not in (repo / "toolchain.lock").read_text()
     )
+
+
+def test_main_in_process_and_odd_files(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert preinstall.main(["--root", str(repo)]) == 0
+    assert capsys.readouterr().err == ""
+    first = preinstall.files_digest(repo, ["pyproject.toml"])
+    (repo / "locks/runtime.txt").write_bytes(b"\xff\xfe")
+    (repo / "pyproject.toml").write_text("[[[", encoding="utf-8")
+    assert preinstall.files_digest(repo, ["pyproject.toml"]) != first
+    assert preinstall.main(["--root", str(repo)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[1] == (
+        "gate: refused: locks/runtime.txt:1: not UTF-8 — restore it (git checkout HEAD -- "
+        "locks/runtime.txt toolchain.lock) or re-lock (scripts/gate -s lock)"
+    )
+    assert err[2].startswith("gate: refused: pyproject.toml:1: unreadable (")

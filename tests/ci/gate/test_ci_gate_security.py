@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from ci.gate import security
+
 ROOT = Path(__file__).resolve().parents[3]
 BANDIT = Path(sys.executable).parent / "bandit"
 
@@ -61,3 +65,25 @@ def test_clean_tree_passes_and_a_missing_bandit_is_an_error(tmp_path: Path) -> N
     )  # fmt: skip
     assert missing.returncode == 2
     assert "security: error: bandit: cannot run /nope" in missing.stderr
+
+
+def test_in_process_report_and_a_scan_that_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree(tmp_path, 'HOST = "203.0.113.9"\n')  # bot4: allow-ip (planted on purpose)
+    code = security.main(["--root", str(root), "--bandit", str(BANDIT)])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "ip-literals 1 finding(s)" in out.splitlines()[-1]
+    (root / "ci" / "policy.toml").write_text("[[[", encoding="utf-8")
+    (root / "reports" / "bandit.json").write_text("not json", encoding="utf-8")
+    assert security.main(["--root", str(root), "--bandit", str(tmp_path / "none")]) == 2
+    assert "security: error: bandit: cannot run" in capsys.readouterr().err
+    code = security.main(["--root", str(root), "--bandit", "/bin/false"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "security: error: bandit: bandit exited 1 without a report" in err
+    assert "security: error: ip-literals:" in err and "invalid TOML" in err
+    assert out.strip().endswith(
+        "(bandit could not run, ip-literals could not run, secrets could not run)"
+    )
