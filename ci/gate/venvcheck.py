@@ -10,19 +10,25 @@ of recorded modules excepted), and each RECORD must be the one present right aft
 last clean install (the baseline :func:`record` writes beside the venv). Anything else
 and the venv is deleted and rebuilt from the lock.
 
+``scripts/gate`` runs it as a script over the runner's own venv (``.venv-gate``, against
+the bootstrap lock) before it starts nox, with the baseline kept inside that venv.
+
 Warm runs stay fast because a file is re-hashed only when its (inode, size, mtime,
 ctime) changed since it was last verified; ctime cannot be set back by a writer.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +38,7 @@ SEEDS = frozenset({"pip", "setuptools", "wheel"})  # what a virtualenv-made venv
 # What a venv tool writes to bin/ itself (not from any wheel's RECORD).
 BIN_OK = frozenset(
     {
-        "activate", "activate.bat", "activate.csh", "activate.fish", "activate.nu",
+        "activate", "Activate.ps1", "activate.bat", "activate.csh", "activate.fish", "activate.nu",
         "activate.ps1", "activate.xsh", "activate_this.py", "deactivate.bat", "pydoc.bat",
         "python", "python3", "python3.11",
     }
@@ -269,3 +275,44 @@ def record(venv: Path, pins: Mapping[str, str], state_file: Path, inputs: str) -
         state.inputs = inputs
         state.save(state_file)
     return problems
+
+
+def _lock_pins(lock: Path) -> dict[str, str]:
+    """The lock's pins, read by preinstall (loaded by path: this may run as a plain script)."""
+    spec = importlib.util.spec_from_file_location(
+        "bot4_gate_preinstall", Path(__file__).with_name("preinstall.py")
+    )
+    if spec is None or spec.loader is None:
+        raise SystemExit("venvcheck: cannot load preinstall.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    pins: dict[str, str] = module.lock_pins(lock)
+    return pins
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check (or, after installing, ``--record``) a venv against a lock; exit 1 if it differs."""
+    parser = argparse.ArgumentParser(prog="venvcheck", description=__doc__.splitlines()[0])
+    parser.add_argument("venv", type=Path, help="the virtualenv to check")
+    parser.add_argument("lock", type=Path, help="the lock it was installed from")
+    parser.add_argument("--record", action="store_true", help="save the baseline after install")
+    args = parser.parse_args(argv)
+    state = args.venv / ".bot4-verified.json"
+    pins = _lock_pins(args.lock)
+    inputs = hashlib.sha256(args.lock.read_bytes()).hexdigest()
+    if args.record:
+        problems = record(args.venv, pins, state, inputs)
+        verb = "differs from the lock after installing"
+    else:
+        problems = check(args.venv, pins, state, inputs)[0]
+        verb = "rebuilding from the lock"
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        print(f"gate: {args.venv}: {verb}: {problems[0]}{more}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -90,26 +90,37 @@ def recording_index() -> Iterator[Index]:
         server.server_close()
 
 
+def copy_work_tree(dest: Path) -> Path:
+    """This work tree's tracked and new files, committed in a fresh git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for rel in filter(None, listed):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    env = {**os.environ, **GIT_ENV}
+    for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run(["git", *argv], cwd=dest, env=env, check=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def gate_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One relocated copy of this clone's bootstrapped .venv-gate, shared by every clone.
+    """One .venv-gate, bootstrapped for real by scripts/gate, shared by every clone.
 
-    Bootstrapping costs time, so the clones link to this copy (its scripts' #! lines
-    point at it, not at the original).
+    Bootstrapping costs ~20 s, so the other clones link to this one (its baseline for
+    the runner-venv check lives inside it).
     """
-    source = ROOT / ".venv-gate"
-    assert (source / "bin" / "nox").exists(), "no .venv-gate here: run scripts/gate once first"
-    target = tmp_path_factory.mktemp("gate") / ".venv-gate"
-    shutil.copytree(source, target, symlinks=True, copy_function=os.link)
-    old, new = f"#!{source}/bin/".encode(), f"#!{target}/bin/".encode()
-    for script in (target / "bin").iterdir():
-        if script.is_file() and not script.is_symlink():
-            data = script.read_bytes()
-            if data.startswith(old):
-                script.unlink()  # a new file: never write through the hard link
-                script.write_bytes(new + data[len(old) :])
-                script.chmod(0o755)
-    return target
+    where = copy_work_tree(tmp_path_factory.mktemp("gate") / "clone")
+    result = subprocess.run(
+        ["scripts/gate", "-l"], cwd=where, env=gate_env(), capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return where / ".venv-gate"
 
 
 Clone = Callable[..., Path]
@@ -120,19 +131,7 @@ def clone(tmp_path: Path, gate_venv: Path) -> Clone:
     """A committed copy of this work tree (tracked + new files) in a fresh git repository."""
 
     def make(with_gate_venv: bool = True) -> Path:
-        dest = tmp_path / "clone"
-        listed = subprocess.run(
-            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=ROOT, capture_output=True, check=True,
-        ).stdout.decode().split("\0")  # fmt: skip
-        for rel in filter(None, listed):
-            src = ROOT / rel
-            if src.is_file():
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / rel)
-        env = {**os.environ, **GIT_ENV}
-        for argv in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
-            subprocess.run(["git", *argv], cwd=dest, env=env, check=True)
+        dest = copy_work_tree(tmp_path / "clone")
         if with_gate_venv:
             (dest / ".venv-gate").symlink_to(gate_venv)
         return dest

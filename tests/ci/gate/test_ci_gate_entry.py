@@ -206,3 +206,24 @@ def test_a_planted_distribution_is_removed_before_any_tool_runs(
     warm = run_gate(where, "-s", "toolchain", timeout=600)
     assert warm.returncode == 0
     assert "rebuilding" not in warm.stderr and "uv pip install" not in warm.stderr
+
+
+@pytest.mark.slow
+def test_a_planted_distribution_in_the_runner_venv_never_runs(
+    clone: Any, run_gate: Any, marker_dist: Any, tmp_path: Path
+) -> None:
+    where = clone(with_gate_venv=False)
+    first = run_gate(where, "-l", timeout=600)  # a real bootstrap of .venv-gate
+    assert first.returncode == 0, first.stderr[-2000:]
+    site = next((where / ".venv-gate").glob("lib/python3*/site-packages"))
+    marker = tmp_path / "MARKER"
+    for rel, data in marker_dist(marker).items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(data)
+    again = run_gate(where, "-l", timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (
+        "gate: .venv-gate: rebuilding from the lock: bot4marker 1.0 installed but not in the lock"
+    ) in again.stderr
+    assert not marker.exists(), "the planted .pth ran in the runner"
+    assert not (site / "bot4marker.pth").exists()

@@ -151,3 +151,21 @@ def test_state_file_garbage_is_an_empty_state(tmp_path: Path) -> None:
     for text in ("{", "[]", '{"version": 0}', '{"version": 1, "baseline": [], "cache": {}}'):
         bad.write_text(text, encoding="utf-8")
         assert venvcheck.State.load(bad) == venvcheck.State()
+
+
+def test_script_mode_for_the_runner_venv(tmp_path: Path, capsys: Any) -> None:
+    venv, _, _ = make(tmp_path)
+    lock = tmp_path / "bootstrap.txt"
+    lock.write_text("demo==1.0 --hash=sha256:" + "a" * 64 + "\n", encoding="utf-8")
+    assert venvcheck.main([str(venv), str(lock)]) == 1  # no baseline inside the venv yet
+    assert "rebuilding from the lock: venv: no record of a verified install" in (
+        capsys.readouterr().err
+    )
+    assert venvcheck.main(["--record", str(venv), str(lock)]) == 0
+    assert (venv / ".bot4-verified.json").is_file()
+    assert venvcheck.main([str(venv), str(lock)]) == 0
+    install(venv, "evil", "6.6", {"evil.pth": b"import os\n"})
+    assert venvcheck.main([str(venv), str(lock)]) == 1
+    assert "evil 6.6 installed but not in the lock" in capsys.readouterr().err
+    assert venvcheck.main(["--record", str(venv), str(lock)]) == 1
+    assert "differs from the lock after installing: evil 6.6" in capsys.readouterr().err
