@@ -8,7 +8,7 @@ check found the venv complete, no install at all. Both run on the same venv in t
 run; the median of each and their ratio are printed, plus the check's own cost, which
 the gate budgets at ≤ 1 s per session.
 
-Run: python benchmarks/gate/bench_verify.py [--quick] [--venv .nox/tests]
+Run: python benchmarks/gate/bench_verify.py [--quick] [--venv .nox/tests] (or nox -s bench)
 """
 
 from __future__ import annotations
@@ -53,13 +53,17 @@ def main() -> int:
     """Time both start-up paths on one warm venv and print the ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 runs each instead of 7")
-    parser.add_argument("--venv", default=".nox/tests", help="a warm session venv")
+    parser.add_argument(
+        "--venv",
+        default=sys.prefix,
+        help="a warm session venv (default: this one, e.g. .nox/bench)",
+    )
     args = parser.parse_args()
     runs = 3 if args.quick else 7
     venv = (ROOT / args.venv).resolve()
     uv = os.environ.get("UV") or shutil.which("uv") or str(Path(sys.executable).parent / "uv")
     if not (venv / "bin" / "python").exists() or not Path(uv).exists():
-        raise SystemExit(f"bench_verify: needs a warm {args.venv} and uv (run scripts/gate first)")
+        raise SystemExit(f"bench_verify: needs a warm venv at {venv} and uv (scripts/gate first)")
     preinstall, venvcheck = _load("preinstall"), _load("venvcheck")
     pins = preinstall.lock_pins(ROOT / "locks" / "toolchain.txt")
     inputs = preinstall.files_digest(ROOT, INPUTS)
@@ -67,7 +71,7 @@ def main() -> int:
         state = Path(tmp) / "state.json"
         problems = venvcheck.record(venv, pins, state, inputs)  # the baseline after install
         if problems:
-            raise SystemExit(f"bench_verify: {args.venv} is not clean: {problems[0]}")
+            raise SystemExit(f"bench_verify: {venv} is not clean: {problems[0]}")
 
         def with_checks() -> None:
             assert preinstall.verify(ROOT) == []  # noqa: S101
@@ -91,7 +95,8 @@ def main() -> int:
         t_without = _median(without, runs)
         t_verify = _median(lambda: preinstall.verify(ROOT), runs)
     files = sum(len(f) for _, _, f in os.walk(venv))
-    print(f"warm session start-up over {args.venv} ({files} files), median of {runs}:")
+    label = venv.relative_to(ROOT) if venv.is_relative_to(ROOT) else venv
+    print(f"warm session start-up over {label} ({files} files), median of {runs}:")
     print(f"  with    verifier + venv check, installs skipped : {t_with * 1000:8.0f} ms")
     print(f"  without two no-op installs (uv, dry run)        : {t_without * 1000:8.0f} ms")
     print(f"  ratio with/without                               : {t_with / t_without:8.2f}x")
