@@ -29,7 +29,7 @@ from packaging.utils import canonicalize_name
 
 from ci.errors import GateError
 from ci.gate.preinstall import check_text as lock_problems
-from ci.gate.preinstall import inputs_digest_of
+from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.requirements import Pin, applicable, read_lock
 
 LOCK_FILE = "toolchain.lock"
@@ -299,15 +299,15 @@ def compile_locks(
                 str(out),
             ]
             existing = root / spec.path
-            # Never seed uv from a lock the pre-install verifier refuses (its options).
-            if (
-                existing.exists()
-                and not upgrade
-                and not lock_problems(existing.read_text(encoding="utf-8"), spec.path)
-            ):
+            if existing.exists() and not upgrade:
                 # uv prefers the pins already in its output file: a re-lock moves only what
-                # the changed declarations require (--upgrade moves everything).
-                shutil.copyfile(existing, out)
+                # the changed declarations require (--upgrade moves everything). A lock the
+                # pre-install verifier refuses seeds only its name==version pins, never its
+                # options (an index, find-links …).
+                seed = existing.read_text(encoding="utf-8")
+                if lock_problems(seed, spec.path):
+                    seed = "".join(f"{n}=={v}\n" for n, v in sorted(pins_of(seed).items()))
+                out.write_text(seed, encoding="utf-8")
             log(f"locking {spec.name} ({spec.purpose})")
             run(argv, root)
             # uv annotates "via -c <staged path>": name the final path so output is stable.

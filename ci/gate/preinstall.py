@@ -207,8 +207,13 @@ def check_text(text: str, path: str) -> list[Problem]:
 
 def lock_pins(path: Path) -> dict[str, str]:
     """Canonical name → version of a lock that :func:`check_text` passed."""
+    return pins_of(path.read_text(encoding="utf-8"), str(path))
+
+
+def pins_of(text: str, path: str = "lock") -> dict[str, str]:
+    """Canonical name → version of every ``name==version`` line, whatever else the text holds."""
     pins: dict[str, str] = {}
-    for item in logical_lines(path.read_text(encoding="utf-8"), str(path)):
+    for item in logical_lines(text, path):
         if not isinstance(item, Problem):
             match = _PIN.match(item[1].split()[0].split(";")[0])
             if match is not None:

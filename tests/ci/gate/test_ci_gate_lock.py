@@ -73,16 +73,19 @@ def test_in_process_lock_with_a_recording_uv(
         (ROOT / "locks/toolchain.txt").read_text() + "--extra-index-url http://x/simple\n"
     )
     uv = tmp_path / "uv"
-    log = tmp_path / "seeds"
     uv.write_text(
         "#!/bin/sh\n"
         'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
-        f'if [ -s "$out" ]; then echo seeded >> {log}; else echo fresh >> {log}; '
-        f'cp {ROOT}/locks/$(basename "$out") "$out"; fi\n'
+        f'cp "$out" {tmp_path}/seed-$(basename "$out"); cp {ROOT}/locks/$(basename "$out") "$out"\n'
     )
     uv.chmod(0o755)
     assert lock.main(["--root", str(tmp_path), "--uv", str(uv)]) == 0
-    # bootstrap and runtime seeded from their clean locks; the refused toolchain lock was not
-    assert log.read_text().split() == ["seeded", "fresh", "seeded"]
+    # clean locks seed uv as they are; the refused one only with its name==version pins
+    assert (tmp_path / "seed-bootstrap.txt").read_bytes() == (
+        ROOT / "locks/bootstrap.txt"
+    ).read_bytes()
+    seed = (tmp_path / "seed-toolchain.txt").read_text()
+    assert "--extra-index-url" not in seed and "--hash" not in seed
+    assert "aiolimiter==1.3.0\n" in seed
     assert "wrote toolchain.lock" in capsys.readouterr().out
     assert (tmp_path / "toolchain.lock").read_text() == (ROOT / "toolchain.lock").read_text()
