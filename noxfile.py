@@ -7,10 +7,12 @@ tools themselves or by `python -m ci <command>`; nothing here decides a verdict.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import nox
 
@@ -30,10 +32,88 @@ HERMETIC_ENV = {"UV_PYTHON_DOWNLOADS": "never", "UV_NO_CONFIG": "1"}
 os.environ.update(HERMETIC_ENV)
 
 
+def _gate_module(name: str) -> ModuleType:
+    """A standard-library-only ci/gate module, loaded by path into the runner process.
+
+    By path, not `import ci…`: nothing the runner imports may come from the locks it
+    is about to judge, and the runner's venv holds only nox and uv.
+    """
+    path = ROOT / "ci" / "gate" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bot4_gate_{name}", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"gate: error: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+PREINSTALL = _gate_module("preinstall")
+VENVCHECK = _gate_module("venvcheck")
+# Sessions that install nothing from the locks (`lock` rewrites them from pyproject.toml):
+# asked for alone, or with only a listing, they run even when a lock is refused.
+NO_INSTALL = frozenset({"lock"})
+_LISTING = frozenset({"-l", "--list", "--list-sessions", "--json", "-h", "--help", "--version"})
+
+
+def _installs_nothing(argv: list[str]) -> bool:
+    """Whether nox was asked only to list sessions or run sessions in NO_INSTALL."""
+    args = argv[: argv.index("--")] if "--" in argv else argv
+    if any(a in _LISTING for a in args):
+        return True
+    chosen: list[str] = []
+    for i, arg in enumerate(args):
+        if arg in {"-s", "-e", "--session", "--sessions"}:
+            for value in args[i + 1 :]:
+                if value.startswith("-"):
+                    break
+                chosen.append(value)
+        elif arg.startswith(("--session=", "--sessions=")):
+            chosen += arg.split("=", 1)[1].split(",")
+    return bool(chosen) and set(chosen) <= NO_INSTALL and "NOXSESSION" not in os.environ
+
+
+def refused_locks() -> list[str]:
+    """Every problem the pre-install verifier finds in the locks, as printable lines."""
+    return [f"gate: refused: {problem}" for problem in PREINSTALL.verify(ROOT)]
+
+
+# Verify before trust, in the runner and before nox creates or reuses any venv.
+if not _installs_nothing(sys.argv[1:]) and (_REFUSED := refused_locks()):
+    print("\n".join(_REFUSED), file=sys.stderr)
+    raise SystemExit(1)
+
+
 def install_locked(session: nox.Session) -> None:
-    """The locked toolchain (hashes required), then bot4 and ci editable without deps."""
-    session.install("--require-hashes", "-r", TOOLCHAIN_LOCK)
-    session.install("--no-deps", "--no-build-isolation", "-e", ".", "-e", "./ci")
+    """The locked toolchain (hashes required, wheels only), then bot4 and ci editable.
+
+    The locks are verified again first (a `lock` session earlier in the same run may
+    have rewritten them). Wheels only: a wrong hash is a refusal, never an sdist build.
+    The editables are built by hatchling from the lock, without an index.
+    """
+    problems = refused_locks()
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        session.error("the locks were refused before installing (see above)")
+    venv = Path(session.virtualenv.location)
+    pins = PREINSTALL.lock_pins(ROOT / TOOLCHAIN_LOCK)
+    state = venv.parent / ".bot4-verified" / f"{venv.name}.json"
+    inputs = PREINSTALL.files_digest(ROOT, [TOOLCHAIN_LOCK, "pyproject.toml", "ci/pyproject.toml"])
+    dirty, complete = VENVCHECK.check(venv, pins, state, inputs)
+    if dirty:  # a reused venv that is not what the lock installs: never run anything in it
+        more = f" (and {len(dirty) - 1} more)" if len(dirty) > 1 else ""
+        session.warn(f"rebuilding {venv.name} from the lock: {dirty[0]}{more}")
+        shutil.rmtree(venv)
+        state.unlink(missing_ok=True)
+        session.virtualenv.reuse_existing = False  # type: ignore[attr-defined]
+        session.virtualenv.create()
+    if complete:  # verified file by file against the lock it was installed from
+        return
+    session.install("--require-hashes", "--only-binary", ":all:", "-r", TOOLCHAIN_LOCK)
+    session.install("--no-deps", "--no-build-isolation", "--no-index", "-e", ".", "-e", "./ci")
+    left = VENVCHECK.record(venv, pins, state, inputs)
+    if left:
+        session.error(f"{venv.name} differs from the lock after installing: {left[0]}")
 
 
 def pinned_uv() -> dict[str, str]:
@@ -73,25 +153,9 @@ def types(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def security(session: nox.Session) -> None:
-    """bandit over src and ci (JSON kept in reports/), then IP-literal and secret scan."""
+    """bandit (once; JSON kept in reports/), IP-literal and secret scan: all run, all reported."""
     install_locked(session)
-    REPORTS.mkdir(exist_ok=True)
-    session.run(
-        "bandit",
-        "-q",
-        "-c",
-        "pyproject.toml",
-        "-r",
-        "src",
-        "ci",
-        "-f",
-        "json",
-        "-o",
-        "reports/bandit.json",
-        "--exit-zero",
-    )
-    session.run("bandit", "-q", "-c", "pyproject.toml", "-r", "src", "ci")
-    session.run("python", "-m", "ci", "security-scan")
+    session.run("python", "-m", "ci.gate.security")
 
 
 @nox.session(python=PYTHON, tags=["gate"])
@@ -147,7 +211,8 @@ def dev(session: nox.Session) -> None:
 def lock(session: nox.Session) -> None:
     """Regenerate locks/*.txt (uv pip compile --generate-hashes) and toolchain.lock."""
     uv = Path(sys.executable).parent / "uv"
-    session.run(sys.executable, "-m", "ci", "lock", "--uv", str(uv), *session.posargs)
+    # ci.gate.lock, not `ci lock`: the runner has no PyYAML & co. for the rest of ci.cli.
+    session.run(sys.executable, "-m", "ci.gate.lock", "--uv", str(uv), *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False, tags=["bench"])

@@ -22,7 +22,7 @@ from typing import Any
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
-from ci.gate import security as security_scan
+from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
 from ci.gate.requirements import read_lock
 from ci.supply_chain import index, licenses, sbom, sources
@@ -244,7 +244,13 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 def cmd_advisories_update(args: argparse.Namespace) -> int:
     """Rebuild the advisory DB snapshot from a local copy of the PyPA advisory database."""
     root = Path(args.root).resolve()
-    snapshot, warnings = advisories.update_snapshot(Path(args.source), root / args.out)
+    try:
+        date = dt.date.fromisoformat(args.date) if args.date else None
+    except ValueError:
+        raise GateError(f"--date expects YYYY-MM-DD, got {args.date!r}") from None
+    snapshot, warnings = advisories.update_snapshot(
+        Path(args.source), root / args.out, date, args.commit
+    )
     for line in warnings:
         _warn(line)
     print(
@@ -328,6 +334,8 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
         help="a clone, bare git dir, directory or zip of github.com/pypa/advisory-database",
     )  # fmt: skip
     p.add_argument("--out", default="ci/advisories", help="snapshot directory")
+    p.add_argument("--date", help="YYYY-MM-DD of the upstream commit (plain directory or zip)")
+    p.add_argument("--commit", help="the upstream commit a plain directory or zip came from")
     p.set_defaults(func=cmd_advisories_update)
 
 

@@ -11,7 +11,6 @@ toolchain`` checks every environment against it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,8 @@ from packaging.utils import canonicalize_name
 
 from ci.errors import GateError
 from ci.files import atomic_write
+from ci.gate.preinstall import check_text as lock_problems
+from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.gate.requirements import Pin, applicable, read_lock
 
 LOCK_FILE = "toolchain.lock"
@@ -118,17 +119,7 @@ def sha256_file(path: Path) -> str:
 
 def inputs_digest(pyproject: Path) -> str:
     """Digest of every dependency declaration the locks are compiled from."""
-    data = read_pyproject(pyproject)
-    project = data.get("project", {})
-    inputs = {
-        "requires-python": project.get("requires-python"),
-        "dependencies": project.get("dependencies", []),
-        "optional-dependencies": project.get("optional-dependencies", {}),
-        "dependency-groups": data.get("dependency-groups", {}),
-        "toolchain": dict(_settings(data)),
-    }
-    canonical = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return inputs_digest_of(read_pyproject(pyproject))  # one definition: the verifier's
 
 
 def python_pin(pyproject_data: Mapping[str, Any]) -> str:
@@ -298,8 +289,13 @@ def compile_locks(
             existing = root / spec.path
             if existing.exists() and not upgrade:
                 # uv prefers the pins already in its output file: a re-lock moves only what
-                # the changed declarations require (--upgrade moves everything).
-                shutil.copyfile(existing, out)
+                # the changed declarations require (--upgrade moves everything). A lock the
+                # pre-install verifier refuses seeds only its name==version pins, never its
+                # options (an index, find-links …).
+                seed = existing.read_text(encoding="utf-8")
+                if lock_problems(seed, spec.path):
+                    seed = "".join(f"{n}=={v}\n" for n, v in sorted(pins_of(seed).items()))
+                out.write_text(seed, encoding="utf-8")
             log(f"locking {spec.name} ({spec.purpose})")
             run(argv, root)
             # uv annotates "via -c <staged path>": name the final path so output is stable.

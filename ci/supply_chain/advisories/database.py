@@ -101,7 +101,7 @@ def iter_records(path: Path) -> Iterator[tuple[str, bytes]]:
         raise GateError(f"{path}: not a directory or a zip of OSV records") from None
 
 
-def _newest_modified(data: object) -> dt.date | None:
+def _modified(data: object) -> dt.date | None:
     if not isinstance(data, dict):
         return None
     raw = data.get("modified")
@@ -115,12 +115,30 @@ def _newest_modified(data: object) -> dt.date | None:
     return None
 
 
-def load_db(path: Path) -> Database:
-    """Load every record; a malformed one is skipped with a warning naming its file."""
+# A record's `modified` (UTC) may fall on the day after its commit's local date.
+_DATE_SLACK = dt.timedelta(days=1)
+
+
+def _future_record(source: str, modified: dt.date, limit: dt.date, what: str) -> GateError:
+    return GateError(
+        f"{source}: record modified {modified}, after {what} {limit} — a record dated in the "
+        "future is refused; rebuild from a git clone: nox -s advisories-update -- --from CLONE"
+    )
+
+
+def load_db(path: Path, today: dt.date | None = None) -> Database:
+    """Load every record; a malformed one is skipped with a warning naming its file.
+
+    The database's date is its SNAPSHOT.toml's (the source commit's), never a record's
+    ``modified``: one record dated 2099 must not make a stale snapshot look fresh. A
+    record modified after that date (or after ``today`` without metadata) is an error.
+    """
+    snapshot = read_snapshot_meta(path)
+    limit = snapshot.date if snapshot is not None else (today or dt.datetime.now(dt.UTC).date())
+    what = "the snapshot's source commit of" if snapshot is not None else "today,"
     by_name: dict[NormalizedName, list[Advisory]] = defaultdict(list)
     warnings: list[str] = []
     records = withdrawn = 0
-    newest: dt.date | None = None
     for name, data in iter_records(path):
         source = f"{path}:{name}"
         try:
@@ -130,15 +148,14 @@ def load_db(path: Path) -> Database:
             warnings.append(f"skipped malformed advisory record {exc}")
             continue
         records += 1
-        modified = _newest_modified(decoded)
-        if modified is not None and (newest is None or modified > newest):
-            newest = modified
+        modified = _modified(decoded)
+        if modified is not None and modified > limit + _DATE_SLACK:
+            raise _future_record(source, modified, limit, what)
         if advisory.withdrawn is not None:
             withdrawn += 1
             continue
         for name_ in {a.name for a in advisory.affected}:
             by_name[name_].append(advisory)
-    snapshot = read_snapshot_meta(path)
     if snapshot is not None:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != snapshot.sha256:
@@ -152,7 +169,7 @@ def load_db(path: Path) -> Database:
         records=records,
         withdrawn=withdrawn,
         warnings=tuple(warnings),
-        date=snapshot.date if snapshot is not None else newest,
+        date=snapshot.date if snapshot is not None else None,
         snapshot=snapshot,
     )
 
@@ -315,7 +332,7 @@ NOTICE = """\
 
 - source: {source}
 - commit: `{commit}`
-- date of that commit (or of its newest record): {date}
+- date of that commit: {date}
 - records: {records}
 
 The PyPA advisory database is licensed under the Creative Commons Attribution 4.0
@@ -328,15 +345,27 @@ the audit refuses a zip that does not match it.
 """
 
 
-def update_snapshot(source: Path, out_dir: Path) -> tuple[Snapshot, tuple[str, ...]]:
-    """Build ``out_dir``'s snapshot from an upstream copy; returns it and record warnings."""
+def update_snapshot(
+    source: Path, out_dir: Path, date: dt.date | None = None, commit: str | None = None
+) -> tuple[Snapshot, tuple[str, ...]]:
+    """Build ``out_dir``'s snapshot from an upstream copy; returns it and record warnings.
+
+    Its date is the source commit's: from git for a clone, else ``date`` (the upstream
+    commit a plain directory or zip was taken from) — never a record's ``modified``.
+    """
     tree = read_source(source)
+    if tree.date is None and date is not None:
+        tree = SourceTree(tree.files, tree.license_text, commit or tree.commit, date)
     if not tree.files:
         raise GateError(f"{source}: no vulns/**/*.yaml|json records found")
     if not tree.license_text.strip():
         raise GateError(f"{source}: no LICENSE found; the snapshot must carry its CC-BY-4.0 text")
+    if tree.date is None:
+        raise GateError(
+            f"{source}: cannot date the snapshot (a plain directory or zip has no commit date); "
+            "pass a git clone, or --date YYYY-MM-DD (and --commit SHA) of the upstream commit"
+        )
     warnings: list[str] = []
-    newest: dt.date | None = None
     for name, data in tree.files:
         try:
             decoded = decode(name, data)
@@ -344,17 +373,14 @@ def update_snapshot(source: Path, out_dir: Path) -> tuple[Snapshot, tuple[str, .
         except MalformedRecordError as exc:
             warnings.append(f"malformed upstream record kept as is: {exc}")
             continue
-        modified = _newest_modified(decoded)
-        if modified is not None and (newest is None or modified > newest):
-            newest = modified
-    date = tree.date or newest
-    if date is None:
-        raise GateError(f"{source}: cannot date the snapshot (no git commit, no modified fields)")
+        modified = _modified(decoded)
+        if modified is not None and modified > tree.date + _DATE_SLACK:
+            raise _future_record(f"{source}:{name}", modified, tree.date, "the source commit of")
     blob = build_zip(tree.files)
     snapshot = Snapshot(
         source=UPSTREAM,
         commit=tree.commit,
-        date=date,
+        date=tree.date,
         records=len(tree.files),
         archive=SNAPSHOT_ZIP,
         sha256=hashlib.sha256(blob).hexdigest(),

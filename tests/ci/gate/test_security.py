@@ -1,146 +1,89 @@
+"""`python -m ci.gate.security`: every scanner runs and every finding is reported."""
+
 from __future__ import annotations
 
-import ipaddress
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ci import cli
-from ci.errors import GateError
-from ci.gate import security as security_scan
+from ci.gate import security
 
-REPO = Path(__file__).resolve().parents[3]
-# Addresses are assembled at run time so this file itself stays clean under the scan.
-PRIVATE = ".".join(["10", "1", "2", "3"])
-LOOPBACK = ".".join(["127", "0", "0", "1"])
-V6 = ":".join(["2001", "db8", "", "1"])
-POLICY = security_scan.ScanPolicy(
-    include=("*.py", "*.toml", "*.md"), exclude=("locks/*",), loopback_ok_in=("tests/*",)
-)
+ROOT = Path(__file__).resolve().parents[3]
+BANDIT = Path(sys.executable).parent / "bandit"
 
 
-def write(root: Path, rel: str, text: str) -> None:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+def tree(tmp_path: Path, planted: str | None) -> Path:
+    root = tmp_path / "repo"
+    (root / "src" / "bot4").mkdir(parents=True)
+    (root / "ci").mkdir()
+    for rel in ("pyproject.toml", "ci/policy.toml", ".gitignore"):  # reports/ is ignored
+        shutil.copy(ROOT / rel, root / rel)
+    (root / "src" / "bot4" / "ok.py").write_text('"""Fine."""\n', encoding="utf-8")
+    if planted is not None:
+        (root / "src" / "bot4" / "planted.py").write_text(planted, encoding="utf-8")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    return root
 
 
-def kinds(findings: list[security_scan.Finding]) -> list[tuple[str, int, str]]:
-    return [(f.path, f.line, f.detail.split(" ")[0]) for f in findings]
+def scan(root: Path) -> subprocess.CompletedProcess[str]:
+    assert BANDIT.exists(), "bandit is not installed beside this interpreter (install the lock)"
+    return subprocess.run(
+        [sys.executable, "-m", "ci.gate.security", "--root", str(root), "--bandit", str(BANDIT)],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
 
 
-def test_private_ipv4_in_src_fails(git_repo: Path) -> None:
-    write(git_repo, "src/bot4/net.py", f'HOST = "{PRIVATE}"\n')
-    findings = security_scan.scan(git_repo, POLICY)
-    assert kinds(findings) == [("src/bot4/net.py", 1, PRIVATE)]
-    assert str(findings[0]).startswith(f"src/bot4/net.py:1: hard-coded IP address: {PRIVATE}")
-
-
-def test_loopback_only_where_allowed(git_repo: Path) -> None:
-    write(git_repo, "tests/test_x.py", f'URL = "http://{LOOPBACK}:8080"\n')
-    write(git_repo, "src/bot4/x.py", f'BIND = "{LOOPBACK}"  # default\n')
-    assert kinds(security_scan.scan(git_repo, POLICY)) == [("src/bot4/x.py", 1, LOOPBACK)]
-
-
-def test_ipv6_and_config_files(git_repo: Path) -> None:
-    write(git_repo, "config.toml", f'peer = "[{V6}]:443"\n')
-    assert kinds(security_scan.scan(git_repo, POLICY)) == [
-        ("config.toml", 1, str(ipaddress.ip_address(V6)))
-    ]
-
-
-def test_bracketed_url_hosts_are_addresses_but_slices_are_not(git_repo: Path) -> None:
-    write(
-        git_repo, "src/bot4/u.py", 'URL = "http://[::1]:8080/"\nS = "xs[::2] ys[1::3] f(a)[2::4]"\n'
+def test_all_scanners_run_and_report_together(tmp_path: Path) -> None:
+    secret = 'PASSWORD = "hunter2hunter2"\n'  # pragma: allowlist secret
+    planted = secret + 'HOST = "203.0.113.7"\n'  # bot4: allow-ip (planted on purpose)
+    root = tree(tmp_path, planted)
+    result = scan(root)
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    assert "src/bot4/planted.py:1: B105 [LOW/MEDIUM] Possible hardcoded password" in out
+    assert "src/bot4/planted.py:2: hard-coded IP address: 203.0.113.7" in out  # bot4: allow-ip
+    assert "src/bot4/planted.py:1: possible secret: Secret Keyword" in out
+    assert out.strip().splitlines()[-1] == (
+        "security: failed (bandit 1 finding(s), ip-literals 1 finding(s), secrets 1 finding(s))"
     )
-    assert kinds(security_scan.scan(git_repo, POLICY)) == [("src/bot4/u.py", 1, "::1")]
+    assert (root / "reports" / "bandit.json").is_file()  # the one bandit run's JSON
 
 
-def test_code_that_only_looks_like_addresses_passes(git_repo: Path) -> None:
-    write(
-        git_repo,
-        "src/bot4/ok.py",
-        "xs = list(range(9))\n"
-        "ys = xs[1::2]\n"
-        'classifier = "Programming Language :: Python :: 3.11"\n'
-        'version = "1.2.3.4567"\n'
-        'when = "12:30:45"\n'
-        'mac = "aa:bb:cc:dd:ee:ff"\n'
-        'ratio = "300.1.2.3"\n',
+def test_clean_tree_passes_and_a_missing_bandit_is_an_error(tmp_path: Path) -> None:
+    root = tree(tmp_path, None)
+    result = scan(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(
+        "security: passed (bandit 0 finding(s), ip-literals 0 finding(s), secrets 0 finding(s))"
     )
-    assert security_scan.scan(git_repo, POLICY) == []
+    missing = subprocess.run(
+        [sys.executable, "-m", "ci.gate.security", "--root", str(root), "--bandit", "/nope"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "security: error: bandit: cannot run /nope" in missing.stderr
 
 
-def test_pragma_and_excludes(git_repo: Path) -> None:
-    write(
-        git_repo, "src/bot4/doc.py", f'EXAMPLE = "{PRIVATE}"  # bot4: allow-ip (RFC 1918 example)\n'
+def test_in_process_report_and_a_scan_that_cannot_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tree(tmp_path, 'HOST = "203.0.113.9"\n')  # bot4: allow-ip (planted on purpose)
+    code = security.main(["--root", str(root), "--bandit", str(BANDIT)])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "ip-literals 1 finding(s)" in out.splitlines()[-1]
+    (root / "ci" / "policy.toml").write_text("[[[", encoding="utf-8")
+    (root / "reports" / "bandit.json").write_text("not json", encoding="utf-8")
+    assert security.main(["--root", str(root), "--bandit", str(tmp_path / "none")]) == 2
+    assert "security: error: bandit: cannot run" in capsys.readouterr().err
+    code = security.main(["--root", str(root), "--bandit", "/bin/false"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert "security: error: bandit: bandit exited 1 without a report" in err
+    assert "security: error: ip-literals:" in err and "invalid TOML" in err
+    assert out.strip().endswith(
+        "(bandit could not run, ip-literals could not run, secrets could not run)"
     )
-    write(git_repo, "locks/x.toml", f'a = "{PRIVATE}"\n')
-    assert security_scan.scan(git_repo, POLICY) == []
-
-
-def test_ignored_and_unparseable_files(git_repo: Path) -> None:
-    write(git_repo, ".gitignore", "build/\n")
-    write(git_repo, "build/gen.py", f'X = "{PRIVATE}"\n')
-    write(git_repo, "src/broken.py", f'x = """\n{PRIVATE}\n')  # unterminated: scanned as text
-    (git_repo / "src" / "blob.py").write_bytes(b"\xff\xfe\x00")
-    assert kinds(security_scan.scan(git_repo, POLICY)) == [("src/broken.py", 2, PRIVATE)]
-
-
-def test_committed_secret_fails(git_repo: Path) -> None:
-    key = "AKIA" + "IOSFODNN7" + "EXAMPLE"
-    write(git_repo, "src/bot4/creds.py", f'AWS_KEY = "{key}"\n')
-    findings = security_scan.scan(git_repo, POLICY)
-    assert [(f.path, f.line, f.kind) for f in findings] == [
-        ("src/bot4/creds.py", 1, "possible secret")
-    ]
-    assert "AWS Access Key" in findings[0].detail
-    assert key not in str(findings[0])
-
-
-def test_explicit_paths_and_missing_file(git_repo: Path) -> None:
-    write(git_repo, "a.py", f'X = "{PRIVATE}"\n')
-    write(git_repo, "b.py", "X = 1\n")
-    assert security_scan.scan(git_repo, POLICY, ["b.py"]) == []
-    with pytest.raises(GateError, match="no such file"):
-        security_scan.scan(git_repo, POLICY, ["zzz.py"])
-
-
-def test_not_a_git_tree(tmp_path: Path) -> None:
-    with pytest.raises(GateError, match="not a git work tree"):
-        security_scan.tracked_files(tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("[security", "invalid TOML"),
-        ("x = 1", "missing \\[security\\]"),
-        ("[security]\ninclude = 1", "include must be"),
-    ],
-)
-def test_bad_policy(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "policy.toml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(GateError, match=message):
-        security_scan.load_policy(path)
-    with pytest.raises(GateError, match="not found"):
-        security_scan.load_policy(tmp_path / "none.toml")
-
-
-def test_cli_fails_on_an_address_in_src(git_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write(git_repo, "src/bot4/net.py", f'HOST = "{PRIVATE}"\n')
-    subprocess.run(["git", "-C", str(git_repo), "add", "-A"], check=True)
-    policy = str(REPO / "ci" / "policy.toml")
-    assert cli.main(["--root", str(git_repo), "security-scan", "--policy", policy]) == 1
-    captured = capsys.readouterr()
-    assert f"src/bot4/net.py:1: hard-coded IP address: {PRIVATE}" in captured.out
-    assert "ci: error: security scan: 1 finding(s)" in captured.err
-    (git_repo / "src" / "bot4" / "net.py").write_text('HOST = "localhost"\n', encoding="utf-8")
-    assert cli.main(["--root", str(git_repo), "security-scan", "--policy", policy]) == 0
-
-
-def test_the_repository_itself_is_clean() -> None:
-    policy = security_scan.load_policy(REPO / "ci" / "policy.toml")
-    assert security_scan.scan(REPO, policy) == []

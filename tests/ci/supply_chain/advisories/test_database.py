@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import os
 import shutil
 import subprocess
@@ -35,7 +37,7 @@ def test_directory_db_counts_and_warnings() -> None:
     assert (db.records, db.withdrawn) == (5, 1)
     assert sorted(db.by_name) == ["aiohttp", "ansible", "py", "urllib3"]
     assert [a.id for a in db.for_package("py")] == ["PYSEC-2022-42969"]  # type: ignore[arg-type]
-    assert db.date == dt.date(2024, 2, 16)  # newest "modified"
+    assert db.date is None  # no SNAPSHOT.toml: undated, never dated by a record's "modified"
     assert db.snapshot is None
     assert len(db.warnings) == 2
     assert any("broken/BROKEN-1.yaml: cannot decode" in w for w in db.warnings)
@@ -110,17 +112,56 @@ def test_snapshot_from_clone_and_bare_git_dir_is_byte_stable(clone: Path, tmp_pa
     assert (db.records, db.withdrawn) == (5, 1)
 
 
-def test_snapshot_from_plain_dir_and_zip_dates_by_newest_record(tmp_path: Path) -> None:
+def test_snapshot_from_plain_dir_and_zip_is_dated_by_the_given_commit(tmp_path: Path) -> None:
     src = upstream(tmp_path / "plain")
-    snap, _ = advisories.update_snapshot(src, tmp_path / "a")
-    assert (snap.commit, snap.date) == ("unknown", dt.date(2024, 2, 16))
+    with pytest.raises(GateError, match="cannot date the snapshot"):
+        advisories.update_snapshot(src, tmp_path / "a")
+    when = dt.date(2024, 3, 1)
+    snap, _ = advisories.update_snapshot(src, tmp_path / "a", when, "abc123")
+    assert (snap.commit, snap.date) == ("abc123", when)  # not the newest record (2024-02-16)
     archive = tmp_path / "download.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         for file in sorted(src.rglob("*")):
             if file.is_file():
                 zf.write(file, f"advisory-database-main/{file.relative_to(src)}")
-    snap_zip, _ = advisories.update_snapshot(archive, tmp_path / "b")
+    snap_zip, _ = advisories.update_snapshot(archive, tmp_path / "b", when, "abc123")
     assert snap_zip == snap
+
+
+def _plant_future_record(root: Path) -> None:
+    record = root / "vulns" / "py" / "PYSEC-2099-1.yaml"
+    text = (DATA / "py" / "PYSEC-2022-42969.yaml").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if not ln.startswith(("id:", "modified:"))]
+    record.write_text(
+        "\n".join(["id: PYSEC-2099-1", "modified: 2099-01-01T00:00:00Z", *lines]) + "\n",
+        encoding="utf-8",
+    )
+
+
+def test_a_record_dated_in_the_future_is_refused(tmp_path: Path) -> None:
+    src = upstream(tmp_path / "plain")
+    _plant_future_record(src)
+    with pytest.raises(GateError, match=r"PYSEC-2099-1.yaml: record modified 2099-01-01"):
+        advisories.update_snapshot(src, tmp_path / "a", dt.date(2024, 3, 1))
+    with pytest.raises(GateError, match="dated in the future"):
+        advisories.load_db(src / "vulns", today=dt.date(2026, 1, 1))
+
+
+def test_a_future_record_cannot_freshen_a_snapshot(clone: Path, tmp_path: Path) -> None:
+    snap, _ = advisories.update_snapshot(clone, tmp_path / "s")
+    blob = tmp_path / "s" / "pypa-advisory-db.zip"
+    assert advisories.load_db(blob).date == snap.date  # the source commit's date
+    with zipfile.ZipFile(blob, "a") as zf:  # one record dated 2099, sha256 re-recorded too
+        zf.writestr(
+            "vulns/py/PYSEC-2099-1.yaml", "id: PYSEC-2099-1\nmodified: 2099-01-01T00:00:00Z\n"
+        )
+    meta = tmp_path / "s" / "SNAPSHOT.toml"
+    text = meta.read_text(encoding="utf-8").replace(
+        snap.sha256, hashlib.sha256(blob.read_bytes()).hexdigest()
+    )
+    meta.write_text(text, encoding="utf-8")
+    with pytest.raises(GateError, match=r"PYSEC-2099-1.yaml: record modified 2099-01-01, after"):
+        advisories.load_db(blob)
 
 
 def test_tampered_snapshot_is_refused(clone: Path, tmp_path: Path) -> None:
@@ -160,7 +201,7 @@ def test_update_errors(tmp_path: Path) -> None:
 
 
 def test_age_warning() -> None:
-    db = advisories.load_db(DATA)
+    db = dataclasses.replace(advisories.load_db(DATA), date=dt.date(2024, 2, 16))
     assert advisories.age_warning(db, dt.date(2024, 3, 1), 30) is None
     warning = advisories.age_warning(db, dt.date(2024, 4, 1), 30)
     assert warning is not None and "45 days old" in warning
