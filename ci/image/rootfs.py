@@ -21,6 +21,9 @@ PASSWD = (
     f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/{NONROOT_HOME}:/sbin/nologin\n"
 )
 GROUP = f"root:x:0:\nnobody:x:65534:\nnonroot:x:{NONROOT_UID}:\n"
+# Build-time tools whose job the builder does instead, and which cannot run in a shell-less
+# image anyway (update-ca-certificates is a /bin/sh script; its bundle is made here).
+REPLACED = frozenset({"usr/sbin/update-ca-certificates"})
 NSSWITCH = (
     "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
     "networks: files\nprotocols: files\nservices: files\n"
@@ -87,6 +90,8 @@ def additions(entries: dict[str, Entry], python: str = "python3.11") -> list[Ent
 def base_layer(packages: Sequence[DebContents], python: str = "python3.11") -> list[Entry]:
     """Every entry of the base OS layer (unsorted; the tar writer sorts)."""
     merged = merge(packages)
+    for path in REPLACED:
+        merged.pop(path, None)
     for entry in additions(merged, python):
         merged[entry.path] = entry
     return list(merged.values())

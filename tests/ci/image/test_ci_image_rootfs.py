@@ -31,6 +31,13 @@ def test_base_layer_adds_users_certs_and_links() -> None:
     )
 
 
+def test_the_shell_script_update_ca_certificates_is_not_shipped() -> None:
+    script = Entry("usr/sbin/update-ca-certificates", "file", 0o755, b"#!/bin/sh\n")
+    layer = {e.path for e in rootfs.base_layer([pkg("ca-certificates", CERT, script)])}
+    assert "usr/sbin/update-ca-certificates" not in layer
+    assert "etc/ssl/certs/ca-certificates.crt" in layer
+
+
 def test_no_timezone_data_means_no_localtime() -> None:
     layer = {e.path for e in rootfs.base_layer([pkg("ca", CERT)])}
     assert "etc/localtime" not in layer
