@@ -219,9 +219,11 @@ IMAGE_OUT = "build/image"
 
 
 def ensure_image(session: nox.Session) -> None:
-    """Build the image into build/image unless a previous session already did."""
-    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
-        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    """Build the image into build/image unless it is complete and its marker names this
+    commit, these locks and this toolkit (a killed or stale build is rebuilt)."""
+    session.run(
+        "python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT, "--reuse"
+    )
 
 
 @nox.session(name="image-lock", python=PYTHON, default=False, tags=["image"])

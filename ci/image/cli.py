@@ -102,6 +102,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ci.image import build  # noqa: PLC0415 - keeps `lock` importable without the build stack
 
     root = Path(args.root).resolve()
+    if args.reuse:
+        digest = build.reusable(root, Path(args.out), args.rev)
+        if digest is not None:
+            _say(f"{args.out} is complete and built from these inputs; reusing it")
+            print(digest)
+            return 0
     prepare(args, root)
     result = build.build(root, Path(args.out), _cache(args), find_pip(args.pip), args.rev, _say)
     _say(f"layout {result.layout}, archive {result.archive}")
@@ -114,19 +120,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _common(args: argparse.Namespace) -> list[str]:
-    out = []
-    if args.cache:
-        out += ["--cache", str(Path(args.cache).resolve())]
+    # The cache always by absolute path: the child builds run with another $HOME.
+    out = ["--cache", str(_cache(args).root.resolve())]
     if args.pip:
         out += ["--pip", args.pip]
     return out
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Build twice (or rebuild --commit and compare with --digest); print the digest."""
+    """Build in two varied clones (or rebuild --commit and compare with --digest); print
+    the digest. ``--out`` is replaced only by a complete copy, in one step."""
+    import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from ci.image import reproduce  # noqa: PLC0415
+    from ci.image import output, reproduce  # noqa: PLC0415
 
     root = Path(args.root).resolve()
     prepare(args, root)
@@ -136,12 +143,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 root, Path(tmp), _common(args), args.commit, args.digest, _say
             )
         else:
-            digest = reproduce.twice(root, Path(tmp), _common(args), args.commit, _say)
+            digest, built = reproduce.matrix(root, Path(tmp), _common(args), args.commit, _say)
             if args.out:
-                import shutil  # noqa: PLC0415
-
-                shutil.rmtree(args.out, ignore_errors=True)
-                shutil.copytree(Path(tmp) / "build-a", args.out, symlinks=True)
+                out = Path(args.out)
+                output.sweep(out.parent)
+                staged = output.scratch(out.parent, "out")
+                try:
+                    shutil.copytree(built, staged, symlinks=True, dirs_exist_ok=True)
+                    staged.chmod(0o755)
+                    output.publish(staged, out)
+                finally:
+                    shutil.rmtree(staged, ignore_errors=True)
     print(digest)
     return 0
 
@@ -269,10 +281,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build the image once; print its manifest digest")
     p.add_argument("--out", default="build/image", help="output directory (default: build/image)")
     p.add_argument("--rev", default="HEAD", help="git revision to build (default: HEAD)")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep --out if it is complete and built from the same commit, locks and toolkit",
+    )
     p.set_defaults(func=cmd_build)
     p = sub.add_parser(
         "reproduce",
-        help="build twice under different umask/TZ/locale and compare digests, "
+        help="build in two clones under different path/remote/umask/TZ/locale/hostname/user "
+        "and compare digests, "
         "or rebuild --commit and compare with --digest",
     )
     p.add_argument("--commit", default="HEAD", help="git revision (default: HEAD)")
@@ -334,4 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    return run_command(args, _err)
+    from ci.image.output import run_scratch  # noqa: PLC0415
+
+    with run_scratch():  # $TMPDIR for this run and its children; a killed run's is swept
+        return run_command(args, _err)
