@@ -262,6 +262,24 @@ def image(session: nox.Session) -> None:
     session.run("python", "-c", f"print(open('{IMAGE_OUT}/digest').read().strip())")
 
 
+@nox.session(name="image-tests", python=PYTHON, tags=["image"])
+def image_tests(session: nox.Session) -> None:
+    """Run tests/bot4 with the image's own interpreter and libraries (runc, no network)."""
+    install_locked(session)
+    ensure_image(session)
+    session.run(
+        "python",
+        "-m",
+        "ci.image",
+        "--pip",
+        GATE_PIP,
+        "test",
+        "--layout",
+        f"{IMAGE_OUT}/oci",
+        *(["--", *session.posargs] if session.posargs else []),
+    )
+
+
 @nox.session(python=PYTHON, tags=["image"])
 def scan(session: nox.Session) -> None:
     """Scan the image: OSV (PyPI + Debian), pending security updates, hygiene; JSON + SARIF."""

@@ -178,6 +178,31 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the engine's tests inside the image (its interpreter and libraries) under runc."""
+    import tempfile  # noqa: PLC0415
+
+    from ci.image import testrun  # noqa: PLC0415
+
+    root = Path(args.root).resolve()
+    pytest_args = args.pytest or list(testrun.DEFAULT_ARGS)
+    if not args.pytest:
+        for path, reason in testrun.IGNORED.items():
+            _say(f"not run in the image: {path} ({reason})")
+    with tempfile.TemporaryDirectory(prefix="bot4-tests-") as tmp:
+        run, shared = testrun.run(
+            root, Path(args.layout), Path(tmp), _cache(args), find_pip(args.pip), pytest_args
+        )
+    print(run.stdout.rstrip())
+    if run.stderr.strip():
+        print(run.stderr.rstrip(), file=sys.stderr)
+    _say(f"test dependencies the image ships, used as shipped: {', '.join(shared) or 'none'}")
+    if run.returncode != 0:
+        _err(f"the engine's tests failed inside the image (pytest exit {run.returncode})")
+        return 1
+    return 0
+
+
 def write_sbom(root: Path, cache: Cache, check: bool) -> int:
     """Write sbom/bot4-image.cdx.json, or with ``check`` compare and report drift."""
     from ci.image import sbom  # noqa: PLC0415
@@ -316,6 +341,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="HOST:/PATH read-only bind mount, e.g. examples:/examples (repeatable)",
     )
     p.set_defaults(func=cmd_smoke)
+    p = sub.add_parser(
+        "test", help="run tests/bot4 with the image's interpreter and libraries under runc"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="OCI layout (default: build/image/oci)"
+    )
+    p.add_argument(
+        "pytest",
+        nargs="*",
+        default=[],
+        help="pytest arguments after -- (default: -q tests/bot4, less the modules of "
+        "extras the image does not ship)",
+    )
+    p.set_defaults(func=cmd_test)
     p = sub.add_parser("sbom", help="write or --check sbom/bot4-image.cdx.json")
     p.add_argument("--check", action="store_true", help="fail if the committed SBOM differs")
     p.set_defaults(func=cmd_sbom)

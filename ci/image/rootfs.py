@@ -24,6 +24,9 @@ GROUP = f"root:x:0:\nnobody:x:65534:\nnonroot:x:{NONROOT_UID}:\n"
 # Build-time tools whose job the builder does instead, and which cannot run in a shell-less
 # image anyway (update-ca-certificates is a /bin/sh script; its bundle is made here).
 REPLACED = frozenset({"usr/sbin/update-ca-certificates"})
+# "localhost" must resolve without DNS (runc, unlike docker, mounts no /etc/hosts): the
+# engine's metrics endpoint listens on localhost by default.
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 NSSWITCH = (
     "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
     "networks: files\nprotocols: files\nservices: files\n"
@@ -73,6 +76,7 @@ def additions(entries: dict[str, Entry], python: str = "python3.11") -> list[Ent
         Entry("etc/passwd", "file", 0o644, PASSWD.encode()),
         Entry("etc/group", "file", 0o644, GROUP.encode()),
         Entry("etc/nsswitch.conf", "file", 0o644, NSSWITCH.encode()),
+        Entry("etc/hosts", "file", 0o644, HOSTS.encode()),
         Entry("tmp", "dir", 0o1777),
         Entry("root", "dir", 0o700),
         Entry(NONROOT_HOME, "dir", 0o700, uid=NONROOT_UID, gid=NONROOT_UID),

@@ -107,7 +107,8 @@ def runtime_spec(
     return spec
 
 
-def _runc() -> str:
+def find_runc() -> str:
+    """runc's path; refused without root (runc needs it here, as on CI)."""
     runc = shutil.which("runc") or ("/usr/sbin/runc" if Path("/usr/sbin/runc").exists() else None)
     if runc is None:
         raise ImageError("runc is not installed (apt-get install runc)")
@@ -156,7 +157,7 @@ def run_in(
     binds: Sequence[tuple[str, str]] = (),
 ) -> list[Run]:
     """Run each full command line in a fresh runc container of the image."""
-    runc = _runc()
+    runc = find_runc()
     bundle, config, template = prepare_bundle(runc, layout, workdir)
     runs: list[Run] = []
     for argv in commands:

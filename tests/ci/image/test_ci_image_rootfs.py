@@ -22,6 +22,7 @@ def test_base_layer_adds_users_certs_and_links() -> None:
     layer = {e.path: e for e in rootfs.base_layer([pkg("ca", CERT), pkg("tz", tz)])}
     assert b"nonroot:x:65532:65532" in layer["etc/passwd"].data
     assert layer["etc/group"].data.endswith(b"nonroot:x:65532:\n")
+    assert layer["etc/hosts"].data.startswith(b"127.0.0.1\tlocalhost\n")
     assert layer["etc/ssl/certs/ca-certificates.crt"].data == b"-----A-----\n"
     assert layer["etc/localtime"].linkname == "/usr/share/zoneinfo/Etc/UTC"
     assert layer["usr/bin/python3"].linkname == "python3.11"
