@@ -237,7 +237,7 @@ def image_lock(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["image"])
 def image(session: nox.Session) -> None:
-    """Build the image twice (umask/TZ/locale differ): same digest or fail; smoke under runc."""
+    """Build in two clones (path/remote/umask/TZ/locale/host/user differ): one digest; smoke."""
     install_locked(session)
     refresh = ["--refresh-superseded"] if os.environ.get("CI") else []
     session.run(

@@ -83,7 +83,7 @@ class Cache:
 
 
 @contextlib.contextmanager
-def _download_dir(cache: Cache) -> Iterator[Path]:
+def download_dir(cache: Cache) -> Iterator[Path]:
     """A download directory inside the cache (same file system: moves are renames),
     named so the next run removes it if this one is killed."""
     output.sweep(cache.root)
@@ -161,7 +161,7 @@ def fetch_debs(
                 "add it or run nox -s image-lock"
             )
     if missing:
-        with _download_dir(cache) as tmp:
+        with download_dir(cache) as tmp:
             items = [
                 (
                     repo_uri(uris[p.suite], p.suite, environ) + p.filename,
@@ -254,7 +254,7 @@ def fetch_wheels(
         else:
             out[pin.name] = cached
     if missing:
-        with _download_dir(cache) as tmp:
+        with download_dir(cache) as tmp:
             got = pip_download(
                 pip,
                 [(p.name, p.version, [p.sha256]) for p in missing],
