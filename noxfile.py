@@ -315,9 +315,11 @@ IMAGE_OUT = "build/image"
 
 
 def ensure_image(session: nox.Session) -> None:
-    """Build the image into build/image unless a previous session already did."""
-    if not (ROOT / IMAGE_OUT / "oci" / "index.json").exists():
-        session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT)
+    """Build the image into build/image unless it is complete and its marker names this
+    commit, these locks and this toolkit (a killed or stale build is rebuilt)."""
+    session.run(
+        "python", "-m", "ci.image", "--pip", GATE_PIP, "build", "--out", IMAGE_OUT, "--reuse"
+    )
 
 
 @nox.session(name="image-lock", python=PYTHON, default=False, tags=["image"])
@@ -331,7 +333,7 @@ def image_lock(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["image"])
 def image(session: nox.Session) -> None:
-    """Build the image twice (umask/TZ/locale differ): same digest or fail; smoke under runc."""
+    """Build in two clones (path/remote/umask/TZ/locale/host/user differ): one digest; smoke."""
     install_locked(session)
     refresh = ["--refresh-superseded"] if os.environ.get("CI") else []
     session.run(
@@ -354,6 +356,24 @@ def image(session: nox.Session) -> None:
     else:
         session.warn("smoke run skipped: needs root and runc (apt-get install runc)")
     session.run("python", "-c", f"print(open('{IMAGE_OUT}/digest').read().strip())")
+
+
+@nox.session(name="image-tests", python=PYTHON, tags=["image"])
+def image_tests(session: nox.Session) -> None:
+    """Run tests/bot4 with the image's own interpreter and libraries (runc, no network)."""
+    install_locked(session)
+    ensure_image(session)
+    session.run(
+        "python",
+        "-m",
+        "ci.image",
+        "--pip",
+        GATE_PIP,
+        "test",
+        "--layout",
+        f"{IMAGE_OUT}/oci",
+        *(["--", *session.posargs] if session.posargs else []),
+    )
 
 
 @nox.session(python=PYTHON, tags=["image"])

@@ -7,7 +7,9 @@ Nothing in them depends on the build host's clock, umask, locale, user or file o
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,8 +18,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.files import atomic_write
-from ci.image import bytecode, debian, elf, engine, oci
+from ci.image import bytecode, debian, elf, engine, oci, output
 from ci.image.deb import DebContents, unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
@@ -212,30 +213,68 @@ def build_sbom(
     return sbom.render(bom)
 
 
+def fingerprint(root: Path, commit: str) -> dict[str, str]:
+    """What a build's output depends on: the commit, the work-tree lock and spec files
+    it reads, and the toolkit's own code (an edited builder must not reuse old output)."""
+    out = {"commit": commit}
+    for name in (LOCK_FILE, SPEC_FILE, "locks/runtime.txt"):
+        path = root / name
+        out[name] = output.file_sha256(path) if path.exists() else "missing"
+    toolkit = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        toolkit.update(source.name.encode() + b"\0" + source.read_bytes())
+    out["toolkit"] = toolkit.hexdigest()
+    return out
+
+
+def reusable(root: Path, out: Path, rev: str = "HEAD") -> str | None:
+    """The digest of the output in ``out`` if it is whole and built from these inputs."""
+    return output.current(out, fingerprint(root, engine.resolve(root, rev).commit))
+
+
 def build(
     root: Path, out: Path, cache: Cache, pip: Sequence[str], rev: str = "HEAD", say: Log = log.info
 ) -> Result:
-    """Build the image of ``rev`` into ``out`` (layout in ``out/oci``, archive beside it)."""
+    """Build the image of ``rev`` into ``out`` (layout in ``out/oci``, archive beside it).
+
+    Everything is written into a sibling scratch directory, the completion marker last,
+    and swapped into place in one step: ``out`` is always the old build or the new one."""
     inputs = gather(root, cache, pip, say)
     for warning in inputs.warnings:
         say(f"warning: {warning}")
     revision = engine.resolve(root, rev)
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bot4-image-") as tmp:
         work = Path(tmp)
         wheel = engine.build_wheel(root, revision, work)
         say(f"engine wheel {wheel.name} (SOURCE_DATE_EPOCH={revision.epoch})")
         image, debs, dists, size = assemble(inputs, wheel, revision, work, say)
-    layout = out / "oci"
-    oci.write_layout(image, layout)
-    archive_path = out / ARCHIVE_NAME
-    tmp_archive = archive_path.with_name(archive_path.name + ".tmp")
-    tmp_archive.write_bytes(oci.archive(image, revision.epoch))
-    tmp_archive.replace(archive_path)
-    atomic_write(out / "digest", image.digest + "\n")
-    atomic_write(
-        out / "sbom.cdx.json", build_sbom(inputs, debs, dists, image.digest, revision.epoch)
-    )
+    output.sweep(out.parent)
+    staged = output.scratch(out.parent, "build")
+    try:
+        staged.chmod(0o755)
+        oci.write_layout(image, staged / "oci")
+        for name, body in (
+            (ARCHIVE_NAME, oci.archive(image, revision.epoch)),
+            (
+                "sbom.cdx.json",
+                build_sbom(inputs, debs, dists, image.digest, revision.epoch).encode(),
+            ),
+            ("digest", (image.digest + "\n").encode()),
+        ):
+            (staged / name).write_bytes(body)
+            (staged / name).chmod(0o644)
+        output.stamp(staged, fingerprint(root, revision.commit), image.digest)
+        output.publish(staged, out)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
     return Result(
-        image, layout, archive_path, revision, image.tag, debs, dists, size, inputs.warnings
+        image,
+        out / "oci",
+        out / ARCHIVE_NAME,
+        revision,
+        image.tag,
+        debs,
+        dists,
+        size,
+        inputs.warnings,
     )

@@ -102,6 +102,12 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ci.image import build  # noqa: PLC0415 - keeps `lock` importable without the build stack
 
     root = Path(args.root).resolve()
+    if args.reuse:
+        digest = build.reusable(root, Path(args.out), args.rev)
+        if digest is not None:
+            _say(f"{args.out} is complete and built from these inputs; reusing it")
+            print(digest)
+            return 0
     prepare(args, root)
     result = build.build(root, Path(args.out), _cache(args), find_pip(args.pip), args.rev, _say)
     _say(f"layout {result.layout}, archive {result.archive}")
@@ -114,19 +120,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def _common(args: argparse.Namespace) -> list[str]:
-    out = []
-    if args.cache:
-        out += ["--cache", str(Path(args.cache).resolve())]
+    # The cache always by absolute path: the child builds run with another $HOME.
+    out = ["--cache", str(_cache(args).root.resolve())]
     if args.pip:
         out += ["--pip", args.pip]
     return out
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    """Build twice (or rebuild --commit and compare with --digest); print the digest."""
+    """Build in two varied clones (or rebuild --commit and compare with --digest); print
+    the digest. ``--out`` is replaced only by a complete copy, in one step."""
+    import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
 
-    from ci.image import reproduce  # noqa: PLC0415
+    from ci.image import output, reproduce  # noqa: PLC0415
 
     root = Path(args.root).resolve()
     prepare(args, root)
@@ -136,12 +143,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 root, Path(tmp), _common(args), args.commit, args.digest, _say
             )
         else:
-            digest = reproduce.twice(root, Path(tmp), _common(args), args.commit, _say)
+            digest, built = reproduce.matrix(root, Path(tmp), _common(args), args.commit, _say)
             if args.out:
-                import shutil  # noqa: PLC0415
-
-                shutil.rmtree(args.out, ignore_errors=True)
-                shutil.copytree(Path(tmp) / "build-a", args.out, symlinks=True)
+                out = Path(args.out)
+                output.sweep(out.parent)
+                staged = output.scratch(out.parent, "out")
+                try:
+                    shutil.copytree(built, staged, symlinks=True, dirs_exist_ok=True)
+                    staged.chmod(0o755)
+                    output.publish(staged, out)
+                finally:
+                    shutil.rmtree(staged, ignore_errors=True)
     print(digest)
     return 0
 
@@ -163,6 +175,31 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="bot4-smoke-") as tmp:
         for line in smoke.check(Path(args.layout), Path(tmp), extra, binds):
             print(line)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    """Run the engine's tests inside the image (its interpreter and libraries) under runc."""
+    import tempfile  # noqa: PLC0415
+
+    from ci.image import testrun  # noqa: PLC0415
+
+    root = Path(args.root).resolve()
+    pytest_args = args.pytest or list(testrun.DEFAULT_ARGS)
+    if not args.pytest:
+        for path, reason in testrun.IGNORED.items():
+            _say(f"not run in the image: {path} ({reason})")
+    with tempfile.TemporaryDirectory(prefix="bot4-tests-") as tmp:
+        run, shared = testrun.run(
+            root, Path(args.layout), Path(tmp), _cache(args), find_pip(args.pip), pytest_args
+        )
+    print(run.stdout.rstrip())
+    if run.stderr.strip():
+        print(run.stderr.rstrip(), file=sys.stderr)
+    _say(f"test dependencies the image ships, used as shipped: {', '.join(shared) or 'none'}")
+    if run.returncode != 0:
+        _err(f"the engine's tests failed inside the image (pytest exit {run.returncode})")
+        return 1
     return 0
 
 
@@ -261,10 +298,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build the image once; print its manifest digest")
     p.add_argument("--out", default="build/image", help="output directory (default: build/image)")
     p.add_argument("--rev", default="HEAD", help="git revision to build (default: HEAD)")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep --out if it is complete and built from the same commit, locks and toolkit",
+    )
     p.set_defaults(func=cmd_build)
     p = sub.add_parser(
         "reproduce",
-        help="build twice under different umask/TZ/locale and compare digests, "
+        help="build in two clones under different path/remote/umask/TZ/locale/hostname/user "
+        "and compare digests, "
         "or rebuild --commit and compare with --digest",
     )
     p.add_argument("--commit", default="HEAD", help="git revision (default: HEAD)")
@@ -290,6 +333,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="HOST:/PATH read-only bind mount, e.g. examples:/examples (repeatable)",
     )
     p.set_defaults(func=cmd_smoke)
+    p = sub.add_parser(
+        "test", help="run tests/bot4 with the image's interpreter and libraries under runc"
+    )
+    p.add_argument(
+        "--layout", default="build/image/oci", help="OCI layout (default: build/image/oci)"
+    )
+    p.add_argument(
+        "pytest",
+        nargs="*",
+        default=[],
+        help="pytest arguments after -- (default: -q tests/bot4, less the modules of "
+        "extras the image does not ship)",
+    )
+    p.set_defaults(func=cmd_test)
     p = sub.add_parser("sbom", help="write or --check sbom/bot4-image.cdx.json")
     p.add_argument("--check", action="store_true", help="fail if the committed SBOM differs")
     p.set_defaults(func=cmd_sbom)
@@ -326,4 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
-    return run_command(args, _err)
+    from ci.image.output import run_scratch  # noqa: PLC0415
+
+    with run_scratch():  # $TMPDIR for this run and its children; a killed run's is swept
+        return run_command(args, _err)

@@ -7,16 +7,18 @@ exactly the commit its annotations name), built by hatchling with
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import tarfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci.image.errors import ImageError
+from ci.image.tarball import extract
 
 SOURCES = ("pyproject.toml", "README.md", "LICENSE", "src")
+# [project.urls] keys naming the public repository, in order of preference.
+SOURCE_KEYS = ("repository", "source", "source code")
 
 
 @dataclass(frozen=True)
@@ -44,22 +46,42 @@ def _git(root: Path, *args: str) -> bytes:
 
 
 def resolve(root: Path, rev: str) -> Revision:
-    """The full commit id, its commit time and the repository URL (origin, if any)."""
+    """The full commit id, its commit time and the project's public repository URL."""
     commit = _git(root, "rev-parse", "--verify", f"{rev}^{{commit}}").decode().strip()
     epoch = int(_git(root, "log", "-1", "--format=%ct", commit).decode().strip())
+    return Revision(commit, epoch, project_source(root, commit))
+
+
+def project_source(root: Path, commit: str) -> str:
+    """``[project.urls] Repository`` (or ``Source``) of the commit's pyproject.toml, or ""
+    when it names none. Never the clone's ``git remote``: a clone of a fork, of a local
+    path or with no remote must build the same image."""
     try:
-        source = _git(root, "config", "--get", "remote.origin.url").decode().strip()
-    except ImageError:
-        source = ""
-    return Revision(commit, epoch, source)
+        text = _git(root, "show", f"{commit}:pyproject.toml").decode()
+        urls = tomllib.loads(text).get("project", {}).get("urls", {})
+    except (ImageError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ImageError(
+            f"pyproject.toml at {commit[:12]}: cannot read [project.urls] ({exc})"
+        ) from None
+    by_key = (
+        {str(k).lower(): (str(k), v) for k, v in urls.items()} if isinstance(urls, dict) else {}
+    )
+    for wanted in SOURCE_KEYS:
+        key, url = by_key.get(wanted, ("", None))
+        if isinstance(url, str) and url:
+            if not url.startswith("https://"):
+                raise ImageError(
+                    f"pyproject.toml: [project.urls] {key} must be an https:// URL, got {url!r}"
+                )
+            return url
+    return ""
 
 
 def export(root: Path, commit: str, dest: Path, paths: tuple[str, ...] = SOURCES) -> None:
-    """Extract ``paths`` of a commit into ``dest`` (tarfile's ``data`` filter: no escapes)."""
+    """Extract ``paths`` of a commit into ``dest`` (no escapes, no absolute links)."""
     present = [p for p in paths if _git(root, "ls-tree", "--name-only", commit, p).strip()]
     blob = _git(root, "archive", "--format=tar", commit, *present)
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        tar.extractall(dest, filter="data")
+    extract(blob, dest, owners=False, absolute_links=False)
 
 
 def build_wheel(root: Path, revision: Revision, workdir: Path) -> Path:

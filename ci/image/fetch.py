@@ -8,16 +8,17 @@ layer. Network is touched only for cache misses.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from ci.image import output
 from ci.image.debian import APT_HELPER, Archive, IndexTarget, repo_uri
 from ci.image.errors import ImageError, SupersededError
 from ci.image.lockfile import DebPin, WheelPin
@@ -79,6 +80,18 @@ class Cache:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(source), target)
         return target
+
+
+@contextlib.contextmanager
+def download_dir(cache: Cache) -> Iterator[Path]:
+    """A download directory inside the cache (same file system: moves are renames),
+    named so the next run removes it if this one is killed."""
+    output.sweep(cache.root)
+    tmp = output.scratch(cache.root, "fetch")
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 Downloader = Callable[[Sequence[tuple[str, Path, str]]], None]
@@ -148,8 +161,7 @@ def fetch_debs(
                 "add it or run nox -s image-lock"
             )
     if missing:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache.root) as tmp:
+        with download_dir(cache) as tmp:
             items = [
                 (
                     repo_uri(uris[p.suite], p.suite, environ) + p.filename,
@@ -242,8 +254,7 @@ def fetch_wheels(
         else:
             out[pin.name] = cached
     if missing:
-        cache.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache.root) as tmp:
+        with download_dir(cache) as tmp:
             got = pip_download(
                 pip,
                 [(p.name, p.version, [p.sha256]) for p in missing],

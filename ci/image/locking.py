@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from packaging.utils import canonicalize_name
 from ci.gate.requirements import Pin, applicable, read_lock
 from ci.image import debian
 from ci.image.errors import ImageError
-from ci.image.fetch import Cache, file_sha256, pip_download
+from ci.image.fetch import Cache, download_dir, file_sha256, pip_download
 from ci.image.lockfile import DebPin, Lock, Spec, WheelPin
 from ci.image.wheels import WheelMeta, read_meta, requirements, target_environment
 
@@ -110,8 +109,7 @@ class WheelFetcher:
 
     def __call__(self, pins: Sequence[Pin]) -> dict[str, tuple[WheelPin, Path]]:
         """Fetch one pin set; return the chosen wheel and its cached path by name."""
-        self.cache.root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.cache.root) as tmp:
+        with download_dir(self.cache) as tmp:
             reqs = [
                 (str(p.name), str(p.version), [h.removeprefix("sha256:") for h in p.hashes])
                 for p in pins

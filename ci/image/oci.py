@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.files import atomic_write
 from ci.image.tarball import Entry, sha256, write_tar
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -160,16 +160,23 @@ def layout_entries(image: Image) -> list[Entry]:
 
 
 def write_layout(image: Image, dest: Path) -> None:
-    """Write the OCI layout directory (``oci:DIR:TAG`` for skopeo)."""
-    for entry in layout_entries(image):
+    """Write the OCI layout directory (``oci:DIR:TAG`` for skopeo) into a new ``dest``:
+    blobs first, ``index.json`` last (a reader never sees an index naming a missing blob),
+    every file 0644 and directory 0755 whatever the umask. Callers build it in a
+    temporary directory and rename it into place (``ci.image.output``)."""
+    entries = sorted(layout_entries(image), key=lambda e: e.path == "index.json")
+    for entry in entries:
         path = dest / entry.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".json" or entry.path == "oci-layout":
-            atomic_write(path, entry.data.decode())
-        else:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(entry.data)
-            tmp.replace(path)
+        for parent in reversed(path.relative_to(dest).parents):
+            directory = dest / parent
+            if not directory.is_dir():
+                directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o755)
+        with path.open("wb") as handle:
+            handle.write(entry.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        path.chmod(0o644)
 
 
 def archive(image: Image, epoch: int) -> bytes:

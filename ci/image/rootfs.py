@@ -21,6 +21,12 @@ PASSWD = (
     f"nonroot:x:{NONROOT_UID}:{NONROOT_UID}:nonroot:/{NONROOT_HOME}:/sbin/nologin\n"
 )
 GROUP = f"root:x:0:\nnobody:x:65534:\nnonroot:x:{NONROOT_UID}:\n"
+# Build-time tools whose job the builder does instead, and which cannot run in a shell-less
+# image anyway (update-ca-certificates is a /bin/sh script; its bundle is made here).
+REPLACED = frozenset({"usr/sbin/update-ca-certificates"})
+# "localhost" must resolve without DNS (runc, unlike docker, mounts no /etc/hosts): the
+# engine's metrics endpoint listens on localhost by default.
+HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 NSSWITCH = (
     "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
     "networks: files\nprotocols: files\nservices: files\n"
@@ -70,6 +76,7 @@ def additions(entries: dict[str, Entry], python: str = "python3.11") -> list[Ent
         Entry("etc/passwd", "file", 0o644, PASSWD.encode()),
         Entry("etc/group", "file", 0o644, GROUP.encode()),
         Entry("etc/nsswitch.conf", "file", 0o644, NSSWITCH.encode()),
+        Entry("etc/hosts", "file", 0o644, HOSTS.encode()),
         Entry("tmp", "dir", 0o1777),
         Entry("root", "dir", 0o700),
         Entry(NONROOT_HOME, "dir", 0o700, uid=NONROOT_UID, gid=NONROOT_UID),
@@ -87,6 +94,8 @@ def additions(entries: dict[str, Entry], python: str = "python3.11") -> list[Ent
 def base_layer(packages: Sequence[DebContents], python: str = "python3.11") -> list[Entry]:
     """Every entry of the base OS layer (unsorted; the tar writer sorts)."""
     merged = merge(packages)
+    for path in REPLACED:
+        merged.pop(path, None)
     for entry in additions(merged, python):
         merged[entry.path] = entry
     return list(merged.values())

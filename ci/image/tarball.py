@@ -12,10 +12,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import posixpath
+import shutil
 import stat
 import tarfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from ci.image.errors import ImageError
@@ -126,9 +130,16 @@ def _relink(by_path: dict[str, Entry]) -> None:
 
 
 def write_tar(entries: Iterable[Entry], mtime: int) -> bytes:
-    """An uncompressed tar of ``entries`` (completed and sorted), byte-stable."""
+    """An uncompressed tar of ``entries`` (completed and sorted) after a ``./`` root
+    entry, byte-stable."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        # The root itself, so an unpacker (runc's bundle, umoci, docker) never gives "/"
+        # the host's umask: 0755 root:root at the fixed mtime.
+        root = tarfile.TarInfo("./")
+        root.type, root.mode, root.mtime = tarfile.DIRTYPE, 0o755, mtime
+        root.uname = root.gname = ""
+        tar.addfile(root)
         for entry in complete(entries):
             info = tarfile.TarInfo(entry.path)
             info.type = _TYPES[entry.kind]
@@ -166,7 +177,7 @@ def read_tar(data: bytes) -> list[Entry]:
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
         for info in tar:
             path = info.name.removeprefix("./").rstrip("/")
-            if not path:
+            if path in {"", "."}:  # the root entry
                 continue
             if info.isreg():
                 handle = tar.extractfile(info)
@@ -182,3 +193,129 @@ def read_tar(data: bytes) -> list[Entry]:
                 link = info.linkname.removeprefix("./")
                 out.append(Entry(path, "hardlink", info.mode, b"", link, info.uid, info.gid))
     return out
+
+
+_EXTRACTABLE = {
+    tarfile.REGTYPE,
+    tarfile.AREGTYPE,
+    tarfile.DIRTYPE,
+    tarfile.SYMTYPE,
+    tarfile.LNKTYPE,
+}
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _member_name(info: tarfile.TarInfo) -> str:
+    """The member's canonical relative name ("" for the root), or ``ImageError``."""
+    name = info.name
+    while name.startswith("./"):
+        name = name[2:]
+    name = name.rstrip("/")
+    if info.type not in _EXTRACTABLE:
+        raise ImageError(f"{info.name!r}: refusing a tar member of type {info.type!r}")
+    if info.name.startswith("/") or "\0" in name or ".." in name.split("/"):
+        raise ImageError(f"{info.name!r}: refusing an absolute or '..' path in a tar")
+    if name in {"", "."} and not info.isdir():
+        raise ImageError(f"{info.name!r}: the root entry must be a directory")
+    return "" if name == "." else name
+
+
+def _link_target(info: tarfile.TarInfo, name: str, root: Path, absolute_links: bool) -> Path:
+    """Where a link member points; refused when that leaves ``root``. Symlinks are
+    judged lexically (they are never followed while unpacking; writing through one that
+    resolves outside is refused separately), hard links by their real target."""
+    link = info.linkname
+    if info.islnk():
+        resolved = (root / link.removeprefix("./")).resolve()
+        if link.startswith("/") or not _inside(resolved, root):
+            raise ImageError(f"{info.name!r}: refusing a hard link that leaves the tree")
+        return resolved
+    if link.startswith("/"):
+        if not absolute_links:
+            raise ImageError(f"{info.name!r}: refusing an absolute symlink target")
+        return root
+    lexical = posixpath.normpath(posixpath.join(posixpath.dirname(name), link))
+    if lexical == ".." or lexical.startswith("../"):
+        raise ImageError(f"{info.name!r}: refusing a symlink that leaves the tree")
+    return root / lexical
+
+
+def extract(data: bytes, dest: Path, *, owners: bool, absolute_links: bool) -> None:
+    """Unpack a tar (gzip or not) into ``dest`` without ``extractall(filter=…)``, which
+    Debian's CPython 3.11.2 lacks: a member is refused (``ImageError``, nothing outside
+    ``dest`` touched) when its name is absolute or has ``..``, when it would be written
+    through a symlink that leaves ``dest``, when a hard link or relative symlink points
+    outside ``dest``, or when it is not a file, directory or link (devices, FIFOs).
+
+    ``owners`` keeps numeric uid/gid (root only; a rootfs); ``absolute_links`` allows
+    ``/…`` symlink targets, which a rootfs resolves inside its container. Modes are set
+    exactly (no umask), including ``dest`` itself from a ``./`` entry; directory modes
+    and times are applied last, deepest first, as tar does.
+    """
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    dirs: list[tuple[Path, tarfile.TarInfo]] = []
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        for info in tar:
+            name = _member_name(info)
+            if not name:
+                dirs.append((root, info))
+                continue
+            parent = (root / name).parent.resolve()
+            if not _inside(parent, root):
+                raise ImageError(f"{info.name!r}: refusing to write through a link out of the tree")
+            source = None
+            if info.issym() or info.islnk():
+                source = _link_target(info, name, root, absolute_links)
+            try:
+                _place(tar, info, parent / Path(name).name, source, dirs, owners)
+            except OSError as exc:
+                raise ImageError(f"{info.name!r}: cannot extract ({exc.strerror})") from None
+    for path, info in sorted(dirs, key=lambda d: str(d[0]), reverse=True):
+        _attributes(path, info, owners)
+
+
+def _attributes(path: Path, info: tarfile.TarInfo, owners: bool) -> None:
+    if owners:
+        os.lchown(path, info.uid, info.gid)
+    if not info.issym():
+        path.chmod(info.mode & 0o7777)
+    os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
+
+
+def _place(
+    tar: tarfile.TarFile,
+    info: tarfile.TarInfo,
+    target: Path,
+    link_source: Path | None,
+    dirs: list[tuple[Path, tarfile.TarInfo]],
+    owners: bool,
+) -> None:
+    """Create one member at ``target`` (replacing a non-directory already there)."""
+    is_dir = target.is_dir() and not target.is_symlink()
+    if info.isdir() and is_dir:
+        dirs.append((target, info))
+        return
+    if is_dir:
+        raise ImageError(f"{info.name!r}: would replace a directory")
+    target.unlink(missing_ok=True)
+    if info.isdir():
+        target.mkdir(mode=0o700)
+        dirs.append((target, info))
+    elif info.issym():
+        target.symlink_to(info.linkname)
+        _attributes(target, info, owners)
+    elif info.islnk() and link_source is not None:
+        os.link(link_source, target, follow_symlinks=False)
+    else:
+        body = tar.extractfile(info)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            if body is not None:
+                shutil.copyfileobj(body, handle)
+        _attributes(target, info, owners)

@@ -121,13 +121,54 @@ def test_reproduce_twice_and_confirm(
     assert cli.main([*base(locked), "reproduce", "--out", str(out)]) == 0
     captured = capsys.readouterr()
     digest = captured.out.strip().splitlines()[-1]
-    assert "umask 077, TZ=Pacific/Kiritimati, LC_ALL=C" in captured.err
+    table = captured.err.split("reproducibility matrix:\n", 1)[1].splitlines()
+    rows = {line.split("  ", 1)[0]: line for line in table}
+    for row, control, experiment in [
+        ("git remote", "none", "https://example.invalid/someone/fork-of-bot4.git"),
+        ("umask", "022", "077"),
+        ("TZ", "UTC", "Pacific/Kiritimati"),
+        ("hostname", "the host's", "bot4-reprotest (unshare -u)"),
+        ("user", "the caller", "uid 1000 (user namespace)"),
+        ("SOURCE_DATE_EPOCH", "unset", "4102444800"),
+    ]:
+        assert control in rows[row] and experiment in rows[row], rows[row]
+    assert rows["digest"].split()[1:] == [digest, digest]
+    assert "a longer path" in rows["clone path"]
     assert (out / "digest").read_text(encoding="utf-8").strip() == digest
+    assert json.loads((out / "complete.json").read_text(encoding="utf-8"))["digest"] == digest
     assert cli.main([*base(locked), "reproduce", "--commit", "HEAD", "--digest", digest]) == 0
     wrong = "sha256:" + "0" * 64
     assert cli.main([*base(locked), "reproduce", "--digest", wrong]) == 1
     assert "does not come from this commit" in capsys.readouterr().err
     assert cli.main([*base(locked), "reproduce", "--digest", "sha256:short"]) == 1
+
+
+def test_build_reuse_trusts_only_a_whole_current_output(
+    locked: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "image"
+    assert cli.main([*base(locked), "build", "--out", str(out), "--reuse"]) == 0
+    digest = capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main([*base(locked), "build", "--out", str(out), "--reuse"]) == 0
+    assert "reusing it" in capsys.readouterr().err
+    manifest = json.loads((out / "oci/blobs/sha256" / digest[7:]).read_bytes())
+    layer = out / "oci/blobs/sha256" / manifest["layers"][-1]["digest"][7:]
+    layer.write_bytes(layer.read_bytes()[:100])  # a torn layer: rebuilt, not trusted
+    assert cli.main([*base(locked), "build", "--out", str(out), "--reuse"]) == 0
+    captured = capsys.readouterr()
+    assert "reusing" not in captured.err and captured.out.strip() == digest
+    (out / "complete.json").unlink()  # no marker: rebuilt
+    assert cli.main([*base(locked), "build", "--out", str(out), "--reuse"]) == 0
+    assert "reusing" not in capsys.readouterr().err
+    marker = json.loads((out / "complete.json").read_text(encoding="utf-8"))
+    assert set(marker["inputs"]) == {
+        "commit",
+        "image.lock",
+        "ci/image/image.toml",
+        "locks/runtime.txt",
+        "toolkit",
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["image"]  # no scratch left behind
 
 
 def test_lock_changes() -> None:

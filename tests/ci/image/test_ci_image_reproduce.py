@@ -12,8 +12,10 @@ from ci.image.errors import ImageError
 
 
 def test_a_failing_build_is_reported(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match=r"build a failed: .*image\.toml: not found"):
-        reproduce.build_once(tmp_path, tmp_path / "out", reproduce.VARIANTS[0], [], "HEAD")
+    with pytest.raises(ImageError, match=r"build control failed: .*image\.toml: not found"):
+        reproduce.build_once(
+            tmp_path, tmp_path / "out", reproduce.VARIANTS[0], [], "HEAD", tmp_path / "home"
+        )
 
 
 def test_diffoscope_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

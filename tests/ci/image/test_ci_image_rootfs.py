@@ -22,6 +22,7 @@ def test_base_layer_adds_users_certs_and_links() -> None:
     layer = {e.path: e for e in rootfs.base_layer([pkg("ca", CERT), pkg("tz", tz)])}
     assert b"nonroot:x:65532:65532" in layer["etc/passwd"].data
     assert layer["etc/group"].data.endswith(b"nonroot:x:65532:\n")
+    assert layer["etc/hosts"].data.startswith(b"127.0.0.1\tlocalhost\n")
     assert layer["etc/ssl/certs/ca-certificates.crt"].data == b"-----A-----\n"
     assert layer["etc/localtime"].linkname == "/usr/share/zoneinfo/Etc/UTC"
     assert layer["usr/bin/python3"].linkname == "python3.11"
@@ -29,6 +30,13 @@ def test_base_layer_adds_users_certs_and_links() -> None:
     assert layer["var/lib/dpkg/status.d/ca"].data.startswith(
         b"Package: ca\nStatus: install ok installed\n"
     )
+
+
+def test_the_shell_script_update_ca_certificates_is_not_shipped() -> None:
+    script = Entry("usr/sbin/update-ca-certificates", "file", 0o755, b"#!/bin/sh\n")
+    layer = {e.path for e in rootfs.base_layer([pkg("ca-certificates", CERT, script)])}
+    assert "usr/sbin/update-ca-certificates" not in layer
+    assert "etc/ssl/certs/ca-certificates.crt" in layer
 
 
 def test_no_timezone_data_means_no_localtime() -> None:

@@ -62,6 +62,19 @@ def test_smoke_runs_confined(built: Path, tmp_path: Path) -> None:
 
 
 @needs_runc
+def test_smoke_runs_under_umask_077(built: Path, tmp_path: Path) -> None:
+    """The layers' './' entry gives the bundle root 0755: the host's umask never reaches
+    the container (it used to fail with 'stat /usr/bin/python3.11: permission denied')."""
+    old = os.umask(0o077)
+    try:
+        lines = smoke.check(built / "oci", tmp_path, (), BINDS)
+    finally:
+        os.umask(old)
+    assert lines[0] == "smoke: uid 65532:65532, read-only rootfs, interfaces ['lo']"
+    assert oct((tmp_path / "bundle" / "rootfs").stat().st_mode & 0o777) == "0o755"
+
+
+@needs_runc
 def test_smoke_reports_a_failing_command(built: Path, tmp_path: Path) -> None:
     runs = smoke.run_in(
         built / "oci", tmp_path, [["/usr/bin/python3.11", "-c", "raise SystemExit(3)"]], BINDS
