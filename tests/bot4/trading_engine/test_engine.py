@@ -180,8 +180,14 @@ def test_plugin_strategy_and_metrics(tmp_path: Path) -> None:
 
 
 def test_cli_run_prints_summary_and_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("BOT4_SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.delenv("BOT4_SECRETS", raising=False)
+    monkeypatch.delenv("BOT4_AUDIT_KEY", raising=False)
+    pub = tmp_path / "audit.pub"
+    assert cli.main(["audit", "keygen", "--public-out", str(pub)]) == 0
+    assert capsys.readouterr().out.startswith("audit-checkpoint+")
     log = tmp_path / "audit.jsonl"
     argv = [
         "run",
@@ -198,9 +204,11 @@ def test_cli_run_prints_summary_and_verifies(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "simulated      10.000s (seed 5)" in out and "audit head" in out
-    assert cli.main(["audit", "verify", str(log)]) == 0
+    assert cli.main(["audit", "verify", str(log), "--key", str(pub)]) == 0
+    assert capsys.readouterr().out.startswith("OK: ")
     assert cli.main([*argv[:-2], "--json", "--seed", "9", "--strategy", "mean_reversion"]) == 0
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["seed"] == 9
+    assert json.loads(capsys.readouterr().out)["seed"] == 9
+    assert cli.main(["audit", "verify", str(log), "--key", str(pub)]) == 0  # two clean runs
 
 
 def test_cli_run_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
