@@ -285,12 +285,10 @@ def run_check_proof(args: argparse.Namespace) -> int:
         record, index = proof.get("record"), proof.get("index")
         if not isinstance(record, dict) or not isinstance(index, int):
             raise AuditError(f"{args.proof}: inclusion proof needs a record and an index")
-        ok = record.get(HASH_KEY) == record_hash(record) and merkle.verify_inclusion(
-            record_leaf(record_hash(record)),
-            index,
-            checkpoint.size,
-            _hashes(proof.get("proof")),
-            checkpoint.root,
+        path = _hashes(proof.get("proof"))
+        digest = record_hash(record)
+        ok = record.get(HASH_KEY) == digest and merkle.verify_inclusion(
+            record_leaf(digest), index, checkpoint.size, path, checkpoint.root
         )
         what = f"record {index} is in the log under the signed tree of size {checkpoint.size}"
     else:
