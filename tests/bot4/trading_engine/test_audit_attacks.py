@@ -7,7 +7,11 @@ real ``bot4 run`` with a real Ed25519 key from the file secrets backend.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -423,3 +427,34 @@ def test_no_single_edit_of_a_random_log_verifies(
     path.write_bytes(tampered)
     verdict = verify([path], signer.verifier())
     assert not verdict.passes(), (edit, verdict.lines())
+
+
+def test_a_killed_bot4_run_is_reported_as_not_closed(
+    tmp_path: Path, base: tuple[Path, Path]
+) -> None:
+    env = {**os.environ, "BOT4_SECRETS_DIR": str(base[0].parent / "secrets")}
+    env.pop("BOT4_SECRETS", None)
+    env.pop("BOT4_AUDIT_KEY", None)
+    log = tmp_path / "audit.jsonl"
+    argv = [sys.executable, "-m", "bot4", "run", str(EXAMPLES / "reverting.toml")]
+    with subprocess.Popen(
+        [*argv, "--audit-log", str(log), "--duration", "1000000", "--checkpoint-every", "4"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    ) as proc:
+        deadline = time.monotonic() + 60
+        while (not log.exists() or log.stat().st_size < 4_000) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.kill()
+    verify_cmd = [sys.executable, "-m", "bot4", "audit", "verify", str(log), "--key", str(base[1])]
+    out = subprocess.run(verify_cmd, capture_output=True, text=True, check=False, env=env)
+    assert out.returncode == 1
+    assert any(
+        x.startswith("FAILED: run did not close cleanly: last record ")
+        for x in out.stdout.splitlines()
+    )
+    allowed = [*verify_cmd, "--allow-unclosed", "--allow-unsigned-tail", "--allow-torn-tail"]
+    out = subprocess.run(allowed, capture_output=True, text=True, check=False, env=env)
+    assert out.returncode == 0, out.stdout
+    assert out.stdout.splitlines()[-1].startswith("OK: ")
+    assert all(x.startswith(("accepted: ", "OK: ")) for x in out.stdout.splitlines())

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from bot4 import cli
 from bot4.infrastructure.metrics import Metrics
 from bot4.trading_engine.audit_keys import load_signer
-from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy
-from bot4.trading_engine.checkpoint import NoteSigner
+from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, canonical, record_hash
+from bot4.trading_engine.checkpoint import Checkpoint, NoteSigner
 from bot4.trading_engine.errors import AuditError
 
 PRIVATE = Ed25519PrivateKey.from_private_bytes(b"\x03" * 32)
@@ -209,3 +209,49 @@ def test_checkpoints_are_exported_as_metrics(tmp_path: Path) -> None:
     assert "audit_tree_size 4.0" in text
     assert f'audit_tree_head{{origin="bot4/audit",root="{root}"}} 4.0' in text
     assert text.count("audit_tree_head{") == 1
+
+
+def test_legacy_key_options_and_held_checkpoint_errors(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log, pub = setup
+    old = tmp_path / "old.jsonl"
+    record: dict[str, object] = {"at_ns": 0, "data": {}, "format": "bot4-audit/1", "kind": "x"}
+    record.update(prev="0" * 64, seq=0)
+    record["sha256"] = record_hash(record)
+    old.write_bytes(canonical(record) + b"\n")
+    hkey = tmp_path / "hmac.key"
+    hkey.write_bytes(b"k" * 32)
+    code, out, _ = run(capsys, "audit", "verify", str(old), "--hmac-key-file", str(hkey))
+    assert code == 1 and "legacy chain, no checkpoints: 1 bot4-audit/1 records" in out
+    code, out, _ = run(capsys, "audit", "verify", str(old), "--key", str(pub), "--allow-legacy")
+    assert code == 0 and out.splitlines()[-1].startswith("OK: 1 records")
+    short = tmp_path / "short.key"
+    short.write_bytes(b"abc")
+    code, _, err = run(capsys, "audit", "verify", str(old), "--hmac-key-file", str(short))
+    assert code == 2 and "at least 16 bytes" in err
+    code, _, err = run(capsys, "audit", "verify", str(old), "--hmac-key-file", str(tmp_path / "x"))
+    assert code == 2 and "cannot read key" in err
+    code, _, err = run(
+        capsys, "audit", "verify", str(log), "--key", str(pub), "--checkpoint", str(tmp_path / "x")
+    )
+    assert code == 2 and "cannot read checkpoint" in err
+    forged = tmp_path / "forged.note"
+    forged.write_text(
+        NoteSigner.from_private("k", Ed25519PrivateKey.generate()).sign(
+            Checkpoint("bot4/audit", 1, b"\0" * 32)
+        )
+    )
+    code, _, err = run(
+        capsys, "audit", "verify", str(log), "--key", str(pub), "--checkpoint", str(forged)
+    )
+    assert code == 2 and "checkpoint does not verify with the given key" in err
+    held = tmp_path / "held.note"
+    held.write_text(SIGNER.sign(Checkpoint("bot4/audit", 3, b"\0" * 32)))
+    code, out, _ = run(
+        capsys, "audit", "verify", str(log), "--key", str(pub), "--checkpoint", str(held)
+    )
+    assert (code, out) == (
+        1,
+        "FAILED: log rewritten: its first 3 records do not match the checkpoint held outside it\n",
+    )
