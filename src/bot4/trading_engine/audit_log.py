@@ -313,6 +313,9 @@ def _verify_tree(
         data = record.get("data")
         if record.get("kind") == CHECKPOINT_KIND:
             note, problem = _check_checkpoint(data, i, verifier, frontier.root(), signed_size)
+            origin = note.partition("\n")[0]
+            if problem is None and last_note is not None and origin != last_note.partition("\n")[0]:
+                problem = f"checkpoint at record {i} is for another log (origin {origin!r})"
             if problem:
                 return failed(f"{line.where}: {problem}")
             checkpoints += 1
@@ -545,6 +548,12 @@ class AuditLog:
             raise AuditError(
                 f"{self.path}: is a legacy {LEGACY_FORMAT} log; write to a new file "
                 "(the old one stays readable by bot4 audit verify --allow-legacy)"
+            )
+        found = (verdict.last_checkpoint or "").partition("\n")[0]
+        if found and found != self._origin:
+            raise AuditError(
+                f"{self.path}: is the log of origin {found!r}, not {self._origin!r}; "
+                "write to a new file"
             )
         self._seq = verdict.records
         self._head = verdict.head

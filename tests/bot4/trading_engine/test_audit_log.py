@@ -334,3 +334,20 @@ def test_legacy_logs_are_read_but_never_signed(tmp_path: Path) -> None:
         verify([path]).problem
         == f"{path}:2: record 1 altered: its hash does not match its contents"
     )
+
+
+def test_one_origin_per_log(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2, origin="desk-a/audit")
+    with pytest.raises(AuditError, match="is the log of origin 'desk-a/audit', not 'bot4/audit'"):
+        AuditLog(path, signer=SIGNER)
+    mixed = tmp_path / "mixed.jsonl"
+    log = AuditLog(mixed, fsync=FsyncPolicy.NEVER, signer=SIGNER, clock=ticking())
+    log.append("x", {})
+    log.checkpoint()
+    log._origin = "desk-b/audit"  # a checkpoint of another log, validly signed with this key
+    log.append("summary", {})
+    log.close()
+    assert verify([mixed], KEY).problem == (
+        f"{mixed}:4: checkpoint at record 3 is for another log (origin 'desk-b/audit')"
+    )
