@@ -28,9 +28,9 @@ from bot4.trading_engine.audit_log import (
     HASH_KEY,
     CheckpointKey,
     Verdict,
+    iter_records,
     record_hash,
     record_leaf,
-    scan_files,
     verify,
 )
 from bot4.trading_engine.checkpoint import Checkpoint, NoteError, NoteVerifier
@@ -161,8 +161,8 @@ def run_verify(args: argparse.Namespace) -> int:
     verifier = load_verifier(args.key) if args.key else None
     anchors = [_anchor(p, verifier) for p in args.checkpoint]
     legacy = _legacy_key(args, verifier)
-    first = scan_files(args.files[:1]).lines[:1]
-    is_legacy = bool(first) and first[0].record.get("format") == "bot4-audit/1"
+    first = next(iter_records(args.files[:1]), None)
+    is_legacy = first is not None and first.record.get("format") == "bot4-audit/1"
     key = legacy if is_legacy else verifier
     verdict = verify(args.files, key, anchors=anchors)
     allowed = {kind for flag, kind in ALLOW.items() if getattr(args, f"allow_{flag}")}
@@ -177,7 +177,7 @@ def _files(log: Path) -> list[Path]:
 
 def _checked(log: Path, key: Path | None) -> tuple[Verdict, NoteVerifier | None]:
     verifier = load_verifier(key) if key else None
-    verdict = verify(_files(log), verifier)
+    verdict = verify(_files(log), verifier, keep_leaves=True)
     if not verdict.ok:
         raise AuditError(f"{log}: does not verify ({verdict.problem})")
     return verdict, verifier
@@ -186,7 +186,7 @@ def _checked(log: Path, key: Path | None) -> tuple[Verdict, NoteVerifier | None]
 def _notes(log: Path) -> dict[int, str]:
     """Every checkpoint note of the log by the tree size it signs."""
     out: dict[int, str] = {}
-    for i, line in enumerate(scan_files(_files(log)).lines):
+    for i, line in enumerate(iter_records(_files(log))):
         if line.record.get("kind") == CHECKPOINT_KIND:
             out[i] = line.record["data"]["note"]
     return out
@@ -200,7 +200,9 @@ def run_prove(args: argparse.Namespace) -> int:
         raise AuditError(
             f"record {args.index} is not covered by a checkpoint (signed tree size {size})"
         )
-    record = scan_files(_files(args.log)).lines[args.index].record
+    record = next(
+        line.record for i, line in enumerate(iter_records(_files(args.log))) if i == args.index
+    )
     proof = merkle.inclusion_proof(verdict.leaves[:size], args.index)
     out = {
         "type": "inclusion",

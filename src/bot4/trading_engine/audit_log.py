@@ -25,11 +25,12 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import itertools
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -133,44 +134,58 @@ class CheckpointKey:
 
 @dataclass
 class Line:
+    """One parsed record and where it is (``file:line``)."""
+
     where: str
     record: dict[str, Any]
 
 
 @dataclass
 class Scan:
-    lines: list[Line] = field(default_factory=list)
+    """What reading the files found besides records: a torn tail, or the first bad line."""
+
     torn: bytes = b""  # incomplete last line of the last file
-    problem: str | None = None  # first unreadable line
+    problem: str | None = None
 
 
-def scan_files(paths: Sequence[Path]) -> Scan:
-    """Parse every complete line of the files (oldest first); stop at the first bad one."""
-    scan = Scan()
+def iter_records(paths: Sequence[Path], scan: Scan | None = None) -> Iterator[Line]:
+    """Parse the complete lines of the files (oldest first), one at a time; stop at the
+    first unreadable one and note it (and any torn tail) in ``scan``."""
+    scan = scan if scan is not None else Scan()
     for file_index, path in enumerate(paths):
         try:
-            data = path.read_bytes()
+            handle = path.open("rb")
         except FileNotFoundError:
             raise AuditError(f"{path}: no such file") from None
         except IsADirectoryError:
             raise AuditError(f"{path}: is a directory") from None
-        parts = data.split(b"\n")
-        for number, raw in enumerate(parts[:-1], start=1):
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                scan.problem = f"{path}:{number}: not valid JSON"
-                return scan
-            if not isinstance(record, dict) or record.get("format") not in (FORMAT, LEGACY_FORMAT):
-                scan.problem = f"{path}:{number}: not a {FORMAT} record"
-                return scan
-            scan.lines.append(Line(f"{path}:{number}", record))
-        if parts[-1]:
-            if file_index < len(paths) - 1:
-                scan.problem = f"{path}:{len(parts)}: truncated record"
-                return scan
-            scan.torn = parts[-1]
-    return scan
+        with handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.endswith(b"\n"):
+                    if file_index < len(paths) - 1:
+                        scan.problem = f"{path}:{number}: truncated record"
+                        return
+                    scan.torn = raw
+                    break
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    scan.problem = f"{path}:{number}: not valid JSON"
+                    return
+                if not isinstance(record, dict) or record.get("format") not in (
+                    FORMAT,
+                    LEGACY_FORMAT,
+                ):
+                    scan.problem = f"{path}:{number}: not a {FORMAT} record"
+                    return
+                yield Line(f"{path}:{number}", record)
+
+
+def _seq_after(paths: Sequence[Path], index: int, seq: int) -> bool:
+    """Whether record ``seq`` appears after position ``index`` (to tell a swap from a gap)."""
+    return any(
+        i > index and line.record.get("seq") == seq for i, line in enumerate(iter_records(paths))
+    )
 
 
 # --- verification -----------------------------------------------------------------------------
@@ -198,6 +213,7 @@ class Verdict:
     leaves: tuple[bytes, ...] = field(default=(), repr=False)
     override_nonces: frozenset[str] = frozenset()
     last_checkpoint: str | None = None  # the last checkpoint note, as written
+    frontier: merkle.Frontier | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -243,42 +259,38 @@ def verify(
     key: NoteVerifier | CheckpointKey | None = None,
     *,
     anchors: Sequence[Checkpoint] = (),
+    keep_leaves: bool = False,
 ) -> Verdict:
     """Verify a log across its files (oldest first); name the first bad record.
 
     ``key`` checks every checkpoint's signature (without one only their consistency with
     the records is checked, reported as ``no-key``). ``anchors`` are checkpoints kept
     outside the log (a witness, a scraper, an auditor's copy): the log must contain them.
+    Records are read one at a time; ``keep_leaves`` keeps every leaf hash (for proofs).
     """
-    scan = scan_files(paths)
-    if scan.problem is not None:
-        return Verdict(0, 0, GENESIS, problem=scan.problem)
-    formats = {line.record["format"] for line in scan.lines}
-    if formats == {LEGACY_FORMAT}:
-        return _verify_legacy(scan, key if isinstance(key, CheckpointKey) else None)
-    if len(formats) > 1:
-        first_new = next(x for x in scan.lines if x.record["format"] == FORMAT)
-        return Verdict(
-            0, 0, GENESIS, problem=f"{first_new.where}: mixes {FORMAT} into a legacy log"
-        )
+    scan = Scan()
+    records = iter_records(paths, scan)
+    first = next(records, None)
+    if first is not None and first.record["format"] == LEGACY_FORMAT:
+        legacy = key if isinstance(key, CheckpointKey) else None
+        return _verify_legacy(paths, itertools.chain([first], records), scan, legacy)
     verifier = key if isinstance(key, NoteVerifier) else None
-    return _verify_tree(scan, verifier, anchors)
+    lines = itertools.chain([first], records) if first is not None else records
+    return _verify_tree(paths, lines, scan, verifier, anchors, keep_leaves=keep_leaves)
 
 
-def _chain_problem(lines: list[Line], i: int, head: str) -> str | None:
+def _chain_problem(paths: Sequence[Path], line: Line, i: int, head: str) -> str | None:
     """Why record ``i`` does not continue the chain, in the attacker's terms, or None."""
-    record = lines[i].record
+    record = line.record
     if record.get(HASH_KEY) != record_hash(record):
         return f"record {i} altered: its hash does not match its contents"
     seq = record.get("seq")
     if seq != i:
-        later = {x.record.get("seq") for x in lines[i + 1 :]}
-        earlier = {x.record.get("seq") for x in lines[:i]}
         if isinstance(seq, int) and seq > i:
-            if i in later:
+            if _seq_after(paths, i, i):
                 return f"records reordered at index {i}: record {seq} comes before record {i}"
             return f"records deleted at index {i}: records {i}..{seq - 1} are missing"
-        if seq in earlier:
+        if isinstance(seq, int) and 0 <= seq < i:  # records 0..i-1 were each checked in place
             return f"record inserted at index {i}: a second copy of record {seq}"
         return f"records reordered or inserted at index {i}: found record {seq}"
     if record.get("prev") != head:
@@ -289,61 +301,111 @@ def _chain_problem(lines: list[Line], i: int, head: str) -> str | None:
     return None
 
 
+@dataclass
+class _Tail:
+    """What the findings need to know about the end of the log."""
+
+    count: int = 0
+    last_cp_index: int = -1
+    last_at: object = None
+    last_body_kind: object = None
+
+
 def _verify_tree(
-    scan: Scan, verifier: NoteVerifier | None, anchors: Sequence[Checkpoint]
+    paths: Sequence[Path],
+    lines: Iterator[Line],
+    scan: Scan,
+    verifier: NoteVerifier | None,
+    anchors: Sequence[Checkpoint],
+    *,
+    keep_leaves: bool,
 ) -> Verdict:
     frontier = merkle.Frontier()
     leaves: list[bytes] = []
     head = GENESIS
     checkpoints = 0
     signed_size = 0
-    last_cp_index = -1
     last_note: str | None = None
     nonces: set[str] = set()
-    lines = scan.lines
+    tail = _Tail()
+    pending = {a.size: a for a in anchors}
 
     def failed(problem: str) -> Verdict:
-        return Verdict(len(leaves), checkpoints, head, frontier.root(), signed_size, problem)
+        return Verdict(tail.count, checkpoints, head, frontier.root(), signed_size, problem)
 
     for i, line in enumerate(lines):
+        if i in pending and frontier.root() != pending[i].root:
+            return failed(_rewritten(i))
         record = line.record
-        problem = _chain_problem(lines, i, head)
+        if record.get("format") != FORMAT:
+            return failed(f"{line.where}: mixes {record.get('format')} into a {FORMAT} log")
+        problem = _chain_problem(paths, line, i, head)
         if problem:
             return failed(f"{line.where}: {problem}")
         data = record.get("data")
-        if record.get("kind") == CHECKPOINT_KIND:
+        kind = record.get("kind")
+        if kind == CHECKPOINT_KIND:
             note, problem = _check_checkpoint(data, i, verifier, frontier.root(), signed_size)
-            origin = note.partition("\n")[0]
-            if problem is None and last_note is not None and origin != last_note.partition("\n")[0]:
-                problem = f"checkpoint at record {i} is for another log (origin {origin!r})"
+            problem = problem or _origin_problem(i, note, last_note)
             if problem:
                 return failed(f"{line.where}: {problem}")
             checkpoints += 1
             signed_size = i
-            last_cp_index = i
+            tail.last_cp_index = i
             last_note = note
-        elif record.get("kind") == OVERRIDE_KIND and isinstance(data, dict):
-            nonces.add(str(data.get("nonce")))
+        else:
+            tail.last_body_kind = kind
+            if kind == OVERRIDE_KIND and isinstance(data, dict):
+                nonces.add(str(data.get("nonce")))
         head = record[HASH_KEY]
         leaf = record_leaf(head)
-        leaves.append(leaf)
+        if keep_leaves:
+            leaves.append(leaf)
         frontier.append(leaf)
-    problem = _check_anchors(anchors, leaves)
+        tail.count = i + 1
+        tail.last_at = record.get("at_ns")
+    if scan.problem is not None:
+        return failed(scan.problem)
+    n = tail.count
+    problem = _end_anchor_problem(pending, n, frontier.root())
     if problem:
         return failed(problem)
-    findings = _findings(scan, last_cp_index, verifier is not None)
     return Verdict(
-        len(leaves),
+        n,
         checkpoints,
         head,
         frontier.root(),
         signed_size,
         None,
-        findings,
+        _findings(scan, tail, keyed=verifier is not None),
         tuple(leaves),
         frozenset(nonces),
         last_note,
+        frontier,
     )
+
+
+def _end_anchor_problem(pending: Mapping[int, Checkpoint], n: int, root: bytes) -> str | None:
+    if n in pending and root != pending[n].root:
+        return _rewritten(n)
+    if pending and max(pending) > n:
+        size = max(pending)
+        return (
+            f"truncated: the log has {n} records but a checkpoint held outside it "
+            f"signs {size} (records {n}..{size - 1} removed)"
+        )
+    return None
+
+
+def _origin_problem(i: int, note: str, previous: str | None) -> str | None:
+    origin = note.partition("\n")[0]
+    if previous is not None and origin != previous.partition("\n")[0]:
+        return f"checkpoint at record {i} is for another log (origin {origin!r})"
+    return None
+
+
+def _rewritten(size: int) -> str:
+    return f"log rewritten: its first {size} records do not match the checkpoint held outside it"
 
 
 def _check_checkpoint(
@@ -376,64 +438,52 @@ def _check_checkpoint(
     return note, None
 
 
-def _check_anchors(anchors: Sequence[Checkpoint], leaves: list[bytes]) -> str | None:
-    """Whether the log still holds the trees that checkpoints kept outside it sign."""
-    for anchor in anchors:
-        if anchor.size > len(leaves):
-            return (
-                f"truncated: the log has {len(leaves)} records but a checkpoint held outside it "
-                f"signs {anchor.size} (records {len(leaves)}..{anchor.size - 1} removed)"
-            )
-        if merkle.root(leaves[: anchor.size]) != anchor.root:
-            return (
-                f"log rewritten: its first {anchor.size} records do not match the checkpoint "
-                "held outside it"
-            )
-    return None
-
-
-def _findings(scan: Scan, last_cp_index: int, keyed: bool) -> tuple[Finding, ...]:
-    lines = scan.lines
+def _findings(scan: Scan, tail: _Tail, *, keyed: bool) -> tuple[Finding, ...]:
+    n = tail.count
     out: list[Finding] = []
-    if not keyed and lines:
+    if not keyed and n:
         out.append(Finding("no-key", "signatures not checked: no --key given"))
     if scan.torn:
         out.append(
             Finding(
                 "torn-tail",
                 f"torn tail: the last line is incomplete ({len(scan.torn)} bytes after "
-                f"record {len(lines) - 1})",
+                f"record {n - 1})",
             )
         )
-    unsigned = len(lines) - 1 - last_cp_index
+    unsigned = n - 1 - tail.last_cp_index
     if unsigned > 0:
         out.append(
             Finding(
                 "unsigned-tail",
                 f"unsigned tail: {unsigned} records after the last checkpoint "
-                f"(signed tree size {max(last_cp_index, 0)})",
+                f"(signed tree size {max(tail.last_cp_index, 0)})",
             )
         )
-    body = [x.record for x in lines if x.record.get("kind") != CHECKPOINT_KIND]
-    if lines and (not body or body[-1].get("kind") != CLOSING_KIND):
-        last = lines[-1].record
+    if n and tail.last_body_kind != CLOSING_KIND:
         out.append(
             Finding(
                 "unclosed",
-                f"run did not close cleanly: last record {len(lines) - 1} "
-                f"at {_when(last.get('at_ns'))} is not a closing {CLOSING_KIND!r} record",
+                f"run did not close cleanly: last record {n - 1} "
+                f"at {_when(tail.last_at)} is not a closing {CLOSING_KIND!r} record",
             )
         )
     return tuple(out)
 
 
-def _verify_legacy(scan: Scan, key: CheckpointKey | None) -> Verdict:
+def _verify_legacy(
+    paths: Sequence[Path], lines: Iterator[Line], scan: Scan, key: CheckpointKey | None
+) -> Verdict:
     """``bot4-audit/1``: chain only, optionally HMAC/Ed25519 over the head; never 'signed'."""
     head = GENESIS
     checkpoints = 0
-    for i, line in enumerate(scan.lines):
-        problem = _chain_problem(scan.lines, i, head)
+    n = 0
+    for i, line in enumerate(lines):
         record = line.record
+        problem = None
+        if record.get("format") != LEGACY_FORMAT:
+            problem = f"mixes {record.get('format')} into a {LEGACY_FORMAT} log"
+        problem = problem or _chain_problem(paths, line, i, head)
         if problem is None and record.get("kind") == CHECKPOINT_KIND:
             data = record.get("data", {})
             if not isinstance(data, dict) or data.get("head") != head:
@@ -444,7 +494,9 @@ def _verify_legacy(scan: Scan, key: CheckpointKey | None) -> Verdict:
         if problem:
             return Verdict(i, checkpoints, head, problem=f"{line.where}: {problem}")
         head = record[HASH_KEY]
-    n = len(scan.lines)
+        n = i + 1
+    if scan.problem is not None:
+        return Verdict(n, checkpoints, head, problem=scan.problem)
     findings = [
         Finding(
             "legacy",
@@ -557,7 +609,7 @@ class AuditLog:
             )
         self._seq = verdict.records
         self._head = verdict.head
-        self._frontier = merkle.Frontier(verdict.leaves)
+        self._frontier = verdict.frontier.copy() if verdict.frontier else merkle.Frontier()
         self.override_nonces: frozenset[str] = verdict.override_nonces
         self._last_note = verdict.last_checkpoint
         self._signed_size = verdict.signed_size

@@ -351,3 +351,21 @@ def test_one_origin_per_log(tmp_path: Path) -> None:
     assert verify([mixed], KEY).problem == (
         f"{mixed}:4: checkpoint at record 3 is for another log (origin 'desk-b/audit')"
     )
+
+
+def test_mixed_formats_and_unreadable_lines_after_a_legacy_start(tmp_path: Path) -> None:
+    old, new = tmp_path / "old.jsonl", tmp_path / "new.jsonl"
+    legacy_log(old, 2)
+    write_log(new, 1)
+    assert verify([old, new]).problem == f"{new}:1: mixes bot4-audit/2 into a bot4-audit/1 log"
+    assert verify([new, old]).problem == f"{old}:1: mixes bot4-audit/1 into a bot4-audit/2 log"
+    with old.open("ab") as f:
+        f.write(b"garbage\n")
+    assert verify([old]).problem == f"{old}:3: not valid JSON"
+    rows = [json.loads(x) for x in lines(new)]
+    rows[0]["seq"] = -5
+    rows[0]["sha256"] = record_hash(rows[0])
+    new.write_bytes(line_of(rows[0]))
+    assert verify([new]).problem == (
+        f"{new}:1: records reordered or inserted at index 0: found record -5"
+    )
