@@ -119,7 +119,10 @@ def _subproof(m: int, hashes: Sequence[bytes], lo: int, hi: int, *, complete: bo
 def verify_inclusion(
     leaf: bytes, index: int, size: int, proof: Sequence[bytes], expected_root: bytes
 ) -> bool:
-    """RFC 9162 §2.1.3.2: whether ``leaf`` (a leaf hash) is at ``index`` under ``expected_root``."""
+    """Whether ``leaf`` (a leaf hash) is at ``index`` under ``expected_root``.
+
+    RFC 9162 §2.1.3, verifying an inclusion proof.
+    """
     if not 0 <= index < size or any(len(p) != HASH_SIZE for p in proof):
         return False
     fn, sn, r = index, size - 1, leaf
@@ -141,7 +144,10 @@ def verify_inclusion(
 def verify_consistency(
     size1: int, size2: int, proof: Sequence[bytes], root1: bytes, root2: bytes
 ) -> bool:
-    """RFC 9162 §2.1.4.2: whether the tree (size2, root2) extends the tree (size1, root1)."""
+    """Whether the tree (size2, root2) extends the tree (size1, root1).
+
+    RFC 9162 §2.1.4, verifying a consistency proof.
+    """
     if not 0 <= size1 <= size2 or any(len(p) != HASH_SIZE for p in proof):
         return False
     if size1 == size2:

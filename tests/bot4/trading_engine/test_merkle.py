@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import runpy
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot4.trading_engine import merkle
 
-VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "rfc6962_vectors.json").read_text()
-)
-LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in VECTORS["leaves_hex"]]
+V = SimpleNamespace(**runpy.run_path(str(Path(__file__).with_name("rfc6962_vectors.py"))))
+LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in V.LEAVES_HEX]
 
 
 def h(values: list[str]) -> list[bytes]:
@@ -22,17 +20,17 @@ def h(values: list[str]) -> list[bytes]:
 
 
 def test_leaf_hashes_and_roots_match_the_published_vectors() -> None:
-    assert [x.hex() for x in LEAVES] == VECTORS["leaf_hashes"]
-    assert merkle.root([]).hex() == VECTORS["empty_root"] == merkle.EMPTY_ROOT.hex()
-    for size, expected in VECTORS["roots_by_size"].items():
-        assert merkle.root(LEAVES[: int(size)]).hex() == expected
+    assert [x.hex() for x in LEAVES] == V.LEAF_HASHES
+    assert merkle.root([]).hex() == V.EMPTY_ROOT == merkle.EMPTY_ROOT.hex()
+    for size, expected in V.ROOTS_BY_SIZE.items():
+        assert merkle.root(LEAVES[:size]).hex() == expected
 
 
 def test_inclusion_proofs_match_the_published_vectors() -> None:
-    for case in VECTORS["inclusion"]:
-        index, size, proof = case["index"], case["size"], h(case["proof"])
+    for index, size, hexes in V.INCLUSION:
+        proof = h(hexes)
         assert merkle.inclusion_proof(LEAVES[:size], index) == proof
-        root = bytes.fromhex(VECTORS["roots_by_size"][str(size)])
+        root = bytes.fromhex(V.ROOTS_BY_SIZE[size])
         assert merkle.verify_inclusion(LEAVES[index], index, size, proof, root)
         # The corruptions the reference test suite tries must all fail.
         assert not merkle.verify_inclusion(LEAVES[index], index + 1, size, proof, root)
@@ -47,11 +45,11 @@ def test_inclusion_proofs_match_the_published_vectors() -> None:
 
 
 def test_consistency_proofs_match_the_published_vectors() -> None:
-    roots = VECTORS["roots_by_size"]
-    for case in VECTORS["consistency"]:
-        size1, size2, proof = case["size1"], case["size2"], h(case["proof"])
+    roots = V.ROOTS_BY_SIZE
+    for size1, size2, hexes in V.CONSISTENCY:
+        proof = h(hexes)
         assert merkle.consistency_proof(LEAVES[:size2], size1) == proof
-        root1, root2 = bytes.fromhex(roots[str(size1)]), bytes.fromhex(roots[str(size2)])
+        root1, root2 = bytes.fromhex(roots[size1]), bytes.fromhex(roots[size2])
         assert merkle.verify_consistency(size1, size2, proof, root1, root2)
         if proof:
             assert not merkle.verify_consistency(size1, size2, proof, root2, root1)
