@@ -696,7 +696,7 @@ class AuditLog:
         os.write(self._fd, line)
         self._seq += 1
         self._head = digest
-        self._frontier.append(merkle.leaf_hash(raw))
+        self._frontier.append(hashlib.sha256(b"\x00" + raw).digest())  # = merkle.leaf_hash
         self._unsynced += 1
         if self._fsync is FsyncPolicy.ALWAYS or (
             self._fsync is FsyncPolicy.INTERVAL and self._unsynced >= self._fsync_every
