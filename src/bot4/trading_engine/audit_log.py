@@ -460,7 +460,14 @@ def _findings(scan: Scan, tail: _Tail, *, keyed: bool) -> tuple[Finding, ...]:
                 f"(signed tree size {max(tail.last_cp_index, 0)})",
             )
         )
-    if n and tail.last_body_kind != CLOSING_KIND:
+    if not n:  # emptied, or never written: either way no run closed here
+        out.append(
+            Finding(
+                "unclosed",
+                f"run did not close cleanly: the log is empty (no {CLOSING_KIND!r} record)",
+            )
+        )
+    elif tail.last_body_kind != CLOSING_KIND:
         out.append(
             Finding(
                 "unclosed",

@@ -118,7 +118,9 @@ def test_garbage_lines(tmp_path: Path) -> None:
         verify([tmp_path])
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
-    assert verify([empty], KEY).passes()
+    assert verify([empty], KEY).lines() == [
+        "FAILED: run did not close cleanly: the log is empty (no 'summary' record)"
+    ]
 
 
 def test_torn_tail_is_a_finding_and_is_set_aside_on_reopen(tmp_path: Path) -> None:
