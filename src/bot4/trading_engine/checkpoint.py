@@ -5,7 +5,8 @@ by a blank line and one signature line per signer:
 ``— <key name> <base64(key hash (4 bytes) || Ed25519 signature)>``. The key hash is the
 first four bytes of SHA-256(name || "\\n" || 0x01 || public key), so a verifier can
 pick its signature out of several. Keeping to the published formats means any tool that
-speaks signed notes (Go's ``golang.org/x/mod/sumdb/note``, transparency-dev witnesses)
+speaks signed notes (Go's ``golang.org/x/mod/sumdb/note``, transparency-dev witnesses;
+the key IDs, verifier keys and signatures are tested byte for byte against its example)
 can check a bot4 checkpoint without bot4.
 """
 

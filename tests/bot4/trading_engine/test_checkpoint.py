@@ -88,3 +88,27 @@ def test_tampered_notes_are_refused() -> None:
     short = body + "\n\n\u2014 example.com/log " + base64.b64encode(b"ab").decode() + "\n"
     with pytest.raises(NoteError, match="no signature by this key"):
         SIGNER.verifier().open(short)
+
+
+# The reference example of golang.org/x/mod/sumdb/note (note_test.go, note.go docs), BSD-3:
+# a public test key, its verifier key and the signature of the example text.
+GO_VKEY = (
+    "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"  # pragma: allowlist secret
+)
+GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"  # pragma: allowlist secret  # noqa: E501
+GO_TEXT = (
+    b"If you think cryptography is the answer to your problem,\n"
+    b"then you don't know what your problem is.\n"
+)
+GO_SIG = "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="  # pragma: allowlist secret  # noqa: E501
+
+
+def test_key_ids_vkeys_and_signatures_match_the_go_reference_byte_for_byte() -> None:
+    seed = base64.b64decode(GO_SKEY.split("+", 4)[4])
+    assert seed[:1] == b"\x01"
+    signer = NoteSigner.from_private("PeterNeumann", Ed25519PrivateKey.from_private_bytes(seed[1:]))
+    assert signer.verifier().vkey() == GO_VKEY
+    verifier = NoteVerifier.from_vkey(GO_VKEY)
+    assert key_hash("PeterNeumann", verifier.public).hex() == "c74f20a3"
+    blob = key_hash("PeterNeumann", signer.public) + signer.sign_bytes(GO_TEXT)
+    assert base64.b64encode(blob).decode() == GO_SIG
