@@ -371,3 +371,15 @@ def test_mixed_formats_and_unreadable_lines_after_a_legacy_start(tmp_path: Path)
     assert verify([new]).problem == (
         f"{new}:1: records reordered or inserted at index 0: found record -5"
     )
+
+
+def test_legacy_ed25519_head_tags() -> None:
+    private = Ed25519PrivateKey.generate()
+    head = "ab" * 32
+    tag = private.sign(head.encode()).hex()
+    assert CheckpointKey(signing_key=private).check(head, tag)
+    assert CheckpointKey(verify_key=private.public_key()).check(head, tag)
+    assert not CheckpointKey(verify_key=private.public_key()).check(head, "00" * 64)
+    assert not CheckpointKey(verify_key=private.public_key()).check(head, "not hex")
+    assert not CheckpointKey().check(head, tag)
+    assert "redacted" in repr(CheckpointKey(signing_key=private))

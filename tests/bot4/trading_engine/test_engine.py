@@ -214,6 +214,12 @@ def test_cli_run_prints_summary_and_verifies(
 def test_cli_run_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(tmp_path / "missing.toml")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    bad_every = ["run", str(EXAMPLES / "reverting.toml"), "--audit-log", str(tmp_path / "a.jsonl")]
+    assert cli.main([*bad_every, "--unsigned-audit", "--checkpoint-every", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "bot4: error: --checkpoint-every must be ≥ 1 and --checkpoint-interval > 0\n"
+    )
+    assert not (tmp_path / "a.jsonl").exists()
     bad = tmp_path / "engine.toml"
     bad.write_text("step_ms = -1\n", encoding="utf-8")
     assert cli.main(["run", str(EXAMPLES / "reverting.toml"), "--engine", str(bad)]) == 2
