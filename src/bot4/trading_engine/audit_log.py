@@ -624,8 +624,16 @@ class AuditLog:
         self._since_checkpoint = max(0, n - 1 - verdict.signed_size) if verdict.checkpoints else n
         self._checkpoint_at = self._clock()
         self._recovered: dict[str, Any] | None = None
-        if n and (self._torn_bytes or any(f.kind == "unclosed" for f in verdict.findings)):
-            self._recovered = {"previous_run": "did not close cleanly"}
+        unclosed = any(f.kind == "unclosed" for f in verdict.findings)
+        unsigned = self._since_checkpoint
+        if n and (self._torn_bytes or unclosed or unsigned):
+            # Say in the log what this writer found and is about to sign over.
+            crashed = unclosed or self._torn_bytes
+            self._recovered = {
+                "previous_run": "did not close cleanly" if crashed else "closed cleanly"
+            }
+            if unsigned:
+                self._recovered["unsigned_records"] = unsigned
             if self._torn_bytes:
                 self._recovered["torn_bytes_set_aside"] = self._torn_bytes
 

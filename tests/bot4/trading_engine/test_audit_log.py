@@ -383,3 +383,16 @@ def test_legacy_ed25519_head_tags() -> None:
     assert not CheckpointKey(verify_key=private.public_key()).check(head, "not hex")
     assert not CheckpointKey().check(head, tag)
     assert "redacted" in repr(CheckpointKey(signing_key=private))
+
+
+def test_a_signed_writer_says_what_unsigned_records_it_signs_over(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3, signer=None)  # an --unsigned-audit run that closed cleanly
+    assert not verify([path], KEY).passes()
+    log = AuditLog(path, fsync=FsyncPolicy.NEVER, signer=SIGNER, clock=ticking())
+    log.append("summary", {})
+    log.close()
+    records = [json.loads(x) for x in lines(path)]
+    assert records[4]["kind"] == "reopen"
+    assert records[4]["data"] == {"previous_run": "closed cleanly", "unsigned_records": 4}
+    assert verify([path], KEY).passes()
