@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot4 import cli
 from bot4.infrastructure.metrics import Metrics
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.audit_log import verify
+from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.engine import Engine
 from bot4.trading_engine.strategy import Intent, Quote, StrategyContext
@@ -226,3 +229,24 @@ def test_cli_run_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert "step_ms must be > 0" in capsys.readouterr().err
     assert cli.main(["run", str(EXAMPLES / "reverting.toml"), "--strategy", "nope"]) == 2
     assert "module:Class" in capsys.readouterr().err
+
+
+def test_signed_run_is_byte_identical_and_exports_its_tree_head(tmp_path: Path) -> None:
+    signer = NoteSigner.from_private("k", Ed25519PrivateKey.from_private_bytes(b"\x04" * 32))
+    sc = load_scenario(EXAMPLES / "reverting.toml")
+    config = load_engine_config(EXAMPLES / "engine.toml", sc)
+    logs = []
+    for d in ("a", "b"):
+        metrics = Metrics()
+        path = tmp_path / d / "audit.jsonl"
+        engine = Engine(sc, config, audit_path=path, audit_signer=signer, metrics=metrics)
+        engine.run(20 * NS)
+        logs.append(path.read_bytes())
+        verdict = verify([path], signer.verifier())
+        assert verdict.passes() and verdict.checkpoints >= 2
+        text = metrics.exposition().decode()
+        assert f"audit_tree_size {float(verdict.signed_size)}" in text
+        note = verdict.last_checkpoint or ""
+        root = base64.b64decode(note.split("\n")[2]).hex()  # the signed root, not the live one
+        assert f'audit_tree_head{{origin="bot4/audit",root="{root}"}}' in text
+    assert logs[0] == logs[1]  # Ed25519 is deterministic: same seed, same signed log
