@@ -53,7 +53,7 @@ from bot4.simulator.book import OrderBook  # noqa: E402
 from bot4.simulator.orders import TimeInForce  # noqa: E402
 from bot4.simulator.rate_limit import BucketConfig, RateLimiter  # noqa: E402
 from bot4.simulator.scenario import load_scenario  # noqa: E402
-from bot4.trading_engine.audit_log import CheckpointKey  # noqa: E402
+from bot4.trading_engine.checkpoint import NoteSigner  # noqa: E402
 from bot4.trading_engine.config import load_engine_config  # noqa: E402
 from bot4.trading_engine.engine import Engine  # noqa: E402
 from bot4.trading_engine.strategy import StrategyContext  # noqa: E402
@@ -259,7 +259,9 @@ def engine_signals_per_s(*, gate: bool, quick: bool) -> float:
     lots = {i.symbol: float(i.lot_size) for i in scenario.instruments}
     duration = round((10.0 if quick else scenario.duration_s) * 1e9)
     # A fixed benchmark key (not a secret): checkpoints are Ed25519-signed as in production.
-    key = CheckpointKey(signing_key=Ed25519PrivateKey.from_private_bytes(bytes(range(32))))
+    signer = NoteSigner.from_private(
+        "bench", Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    )
     context = StrategyContext(tuple(lots), lots, scenario.seed, dict(config.strategy_params))
     with tempfile.TemporaryDirectory() as tmp:
         engine = Engine(
@@ -267,7 +269,7 @@ def engine_signals_per_s(*, gate: bool, quick: bool) -> float:
             config,
             venue=ExchangeSimulator(scenario),
             audit_path=Path(tmp) / "audit.jsonl",
-            checkpoint_key=key,
+            audit_signer=signer,
             strategy=Fanout(context, 20),
         )
         if not gate:

@@ -132,6 +132,15 @@ class Metrics:
             PlatformCollector(registry=reg)
             GCCollector(registry=reg)
         self.requests = Counter("requests", "Requests the engine sent out.", registry=reg)
+        self.audit_tree_size = Gauge(
+            "audit_tree_size", "Tree size of the audit log's last signed checkpoint.", registry=reg
+        )
+        self.audit_tree_head = Gauge(
+            "audit_tree_head",
+            "The last signed checkpoint: origin and root (hex) as labels, tree size as value.",
+            ["origin", "root"],
+            registry=reg,
+        )
         self.errors = Counter(
             "errors", "Failed calls, by protected component.", ["component"], registry=reg
         )
@@ -272,6 +281,12 @@ class Metrics:
         """Export whether ``fuse`` is tripped (0 until a fuse is bound)."""
         ref = weakref.ref(fuse)
         self.fuse_tripped.set_function(_live(ref, lambda f: float(f.tripped)))
+
+    def record_checkpoint(self, origin: str, size: int, root_hex: str) -> None:
+        """Export the audit log's latest signed tree head, so a scraper keeps a copy of it."""
+        self.audit_tree_size.set(size)
+        self.audit_tree_head.clear()
+        self.audit_tree_head.labels(origin=origin, root=root_hex).set(size)
 
     def exposition(self) -> bytes:
         """The current metrics in the Prometheus text format."""

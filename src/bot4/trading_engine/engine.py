@@ -36,7 +36,13 @@ from bot4.simulator.orders import TERMINAL, Order, OrderType, RejectReason, Repo
 from bot4.simulator.rate_limit import TokenBucket
 from bot4.simulator.reports import Report
 from bot4.simulator.scenario import Scenario
-from bot4.trading_engine.audit_log import AuditLog, CheckpointKey, FsyncPolicy
+from bot4.trading_engine.audit_log import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_INTERVAL_NS,
+    AuditLog,
+    FsyncPolicy,
+)
+from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import EngineConfig
 from bot4.trading_engine.errors import TradingEngineError
 from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
@@ -168,7 +174,9 @@ class Engine:
         seed: int | None = None,
         audit_path: Path | None = None,
         audit_fsync: FsyncPolicy = FsyncPolicy.INTERVAL,
-        checkpoint_key: CheckpointKey | None = None,
+        audit_signer: NoteSigner | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_interval_ns: int = DEFAULT_CHECKPOINT_INTERVAL_NS,
         metrics: Metrics | None = None,
         strategy: Strategy | None = None,
     ) -> None:
@@ -176,19 +184,24 @@ class Engine:
         self.config = config
         self.seed = scenario.seed if seed is None else seed
         self.venue = venue
+        self.metrics = metrics or Metrics()
         # Records carry simulated time: the same seed gives the same log, byte for byte.
         audit_log = (
             AuditLog(
                 audit_path,
                 fsync=audit_fsync,
-                checkpoint_key=checkpoint_key,
+                signer=audit_signer,
+                checkpoint_every=checkpoint_every,
+                checkpoint_interval_ns=checkpoint_interval_ns,
                 clock=lambda: self.venue.now,
+                on_checkpoint=lambda c: self.metrics.record_checkpoint(
+                    c.origin, c.size, c.root.hex()
+                ),
             )
             if audit_path is not None
             else None
         )
         self.clock = ManualClock()
-        self.metrics = metrics or Metrics()
         self.fuse = Fuse(config.fuse, clock=self.clock)
         self.breaker = CircuitBreaker("exchange", config.breaker, clock=self.clock, fuse=self.fuse)
         self.metrics.bind_breaker(self.breaker)
@@ -574,8 +587,8 @@ class Engine:
         s.drawdown_halt = s.drawdown_halt or self.gate.halted
         if self.audit_log is not None:
             self.audit_log.append("summary", s.to_json())
+            self.audit_log.close()  # signs the tail: the run closed cleanly
             s.audit_head = self.audit_log.head
-            self.audit_log.close()
         return s
 
     def close(self) -> None:

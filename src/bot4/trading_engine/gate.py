@@ -203,6 +203,8 @@ class EmotionFreeGate:
         self.audit_log = audit_log
         self.metrics = metrics
         self.override = override
+        if override is not None and audit_log is not None:
+            override.mark_used(audit_log.override_nonces)  # spent in earlier runs of this log
         self._clock = clock
         self._enabled = threading.Event()
         self._enabled.set()
@@ -437,6 +439,19 @@ class EmotionFreeGate:
         except OverrideRejectedError as exc:
             log.warning("override rejected for %s: %s", signal.order_id, exc)
             return Decision(signal.order_id, False, Reason.OVERRIDE_REJECTED, str(exc))
+        # The use is recorded (and forced to disk) before the order may pass: a restarted
+        # gate rebuilds its used nonces from these records, so the token stays spent.
+        if self.audit_log is not None:
+            self.audit_log.append(
+                "override_use",
+                {
+                    "nonce": claims.nonce,
+                    "order_id": claims.order_id,
+                    "operator": claims.operator,
+                    "not_after_ns": claims.not_after_ns,
+                },
+                durable=True,
+            )
         detail = f"override by {claims.operator}: {claims.reason}"
         log.warning("gate override for %s — %s", signal.order_id, detail)
         return Decision(signal.order_id, True, Reason.OVERRIDE, detail)

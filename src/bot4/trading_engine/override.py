@@ -3,7 +3,9 @@
 An override is the one way past the gate, so it must be as hard to misuse as the gate
 is to bypass: a token names the order it applies to, the window in which it is valid,
 who issued it and why; it is signed (HMAC-SHA256 or Ed25519) with the override key from
-the secrets provider; and its nonce is remembered so a replay is rejected.
+the secrets provider; and its nonce is remembered so a replay is rejected — across
+restarts too: each use is an ``override_use`` audit record, read back when a gate
+starts on the same log (whose writer lock keeps a second process off it).
 Format: ``bot4o1.<base64url(canonical JSON claims)>.<base64url(signature)>``.
 """
 
@@ -16,6 +18,7 @@ import hmac
 import json
 import secrets
 import threading
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -138,6 +141,11 @@ class OverrideVerifier:
 
     def __repr__(self) -> str:
         return f"OverrideVerifier({self._key!r}, {len(self._used)} used)"
+
+    def mark_used(self, nonces: Iterable[str]) -> None:
+        """Remember nonces spent elsewhere (e.g. read back from the audit log at start-up)."""
+        with self._lock:
+            self._used.update(nonces)
 
     def verify(self, token: str, order_id: str, now_ns: int) -> OverrideClaims:
         """Accept the token for this order at this time exactly once, or raise why not."""

@@ -1,7 +1,9 @@
 """``bot4 run SCENARIO.toml``: the whole engine against the in-process exchange simulator.
 
-Ctrl-C or SIGTERM stops it gracefully: the loop finishes its step, the audit log is
-flushed and closed, and the summary is printed as for a normal end.
+Ctrl-C or SIGTERM stops it gracefully: the loop finishes its step, the audit log gets its
+closing ``summary`` record and a signed checkpoint, and the summary is printed as for a
+normal end. With ``--audit-log`` the Ed25519 checkpoint key must exist (``bot4 audit
+keygen``) unless ``--unsigned-audit`` is given: it is loaded before anything starts.
 """
 
 from __future__ import annotations
@@ -18,9 +20,15 @@ from typing import Any
 from bot4.infrastructure.metrics import Metrics, MetricsEndpoint, serve_metrics
 from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
-from bot4.trading_engine.audit_log import FsyncPolicy
+from bot4.trading_engine.audit_keys import DEFAULT_KEY_ID, KEY_ENV, key_id_from_env, load_signer
+from bot4.trading_engine.audit_log import (
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_INTERVAL_NS,
+    FsyncPolicy,
+)
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.engine import Engine
+from bot4.trading_engine.errors import AuditError
 
 _NS_PER_S = 1_000_000_000
 
@@ -38,6 +46,29 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private subp
     parser.add_argument("--duration", type=float, help="simulated seconds (default: scenario's)")
     parser.add_argument("--strategy", help="built-in name or module:Class (default: config's)")
     parser.add_argument("--audit-log", type=Path, help="append decisions to this audit log")
+    parser.add_argument(
+        "--audit-key",
+        help="Ed25519 checkpoint key id in the secrets backend "
+        f"(default: ${KEY_ENV} or {DEFAULT_KEY_ID}; create it with: bot4 audit keygen)",
+    )
+    parser.add_argument(
+        "--unsigned-audit",
+        action="store_true",
+        help="write the audit log without signed checkpoints (verify will flag it)",
+    )
+    parser.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=DEFAULT_CHECKPOINT_EVERY,
+        help=f"records between signed checkpoints (default: {DEFAULT_CHECKPOINT_EVERY})",
+    )
+    parser.add_argument(
+        "--checkpoint-interval",
+        type=float,
+        default=DEFAULT_CHECKPOINT_INTERVAL_NS / _NS_PER_S,
+        help="seconds (of the log's clock) between signed checkpoints "
+        f"(default: {DEFAULT_CHECKPOINT_INTERVAL_NS // _NS_PER_S})",
+    )
     parser.add_argument(
         "--fsync",
         choices=[p.value for p in FsyncPolicy],
@@ -62,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace  # noqa: PLC0415 - only for this override
 
         config = replace(config, strategy=args.strategy)
+    signer = None
+    if args.audit_log is not None and not args.unsigned_audit:
+        signer = load_signer(args.audit_key or key_id_from_env())  # before anything starts
+    if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
+        raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
     metrics = Metrics()
     server = None
     if args.metrics_port is not None:
@@ -85,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             audit_path=args.audit_log,
             audit_fsync=FsyncPolicy(args.fsync),
+            audit_signer=signer,
+            checkpoint_every=args.checkpoint_every,
+            checkpoint_interval_ns=max(1, round(args.checkpoint_interval * _NS_PER_S)),
             metrics=metrics,
         )
         duration = args.duration if args.duration is not None else scenario.duration_s

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot4 import cli
 from bot4.infrastructure.metrics import Metrics
 from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.audit_log import verify
+from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.engine import Engine
 from bot4.trading_engine.strategy import Intent, Quote, StrategyContext
@@ -193,8 +196,14 @@ def test_plugin_strategy_and_metrics(tmp_path: Path) -> None:
 
 
 def test_cli_run_prints_summary_and_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("BOT4_SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.delenv("BOT4_SECRETS", raising=False)
+    monkeypatch.delenv("BOT4_AUDIT_KEY", raising=False)
+    pub = tmp_path / "audit.pub"
+    assert cli.main(["audit", "keygen", "--public-out", str(pub)]) == 0
+    assert capsys.readouterr().out.startswith("audit-checkpoint+")
     log = tmp_path / "audit.jsonl"
     argv = [
         "run",
@@ -211,17 +220,53 @@ def test_cli_run_prints_summary_and_verifies(
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "simulated      10.000s (seed 5)" in out and "audit head" in out
-    assert cli.main(["audit", "verify", str(log)]) == 0
+    assert cli.main(["audit", "verify", str(log), "--key", str(pub)]) == 0
+    assert capsys.readouterr().out.startswith("OK: ")
     assert cli.main([*argv[:-2], "--json", "--seed", "9", "--strategy", "mean_reversion"]) == 0
-    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["seed"] == 9
+    assert json.loads(capsys.readouterr().out)["seed"] == 9
+    assert cli.main(["audit", "verify", str(log), "--key", str(pub)]) == 0  # two clean runs
 
 
 def test_cli_run_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(tmp_path / "missing.toml")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+    bad_every = ["run", str(EXAMPLES / "reverting.toml"), "--audit-log", str(tmp_path / "a.jsonl")]
+    assert cli.main([*bad_every, "--unsigned-audit", "--checkpoint-every", "0"]) == 2
+    assert capsys.readouterr().err == (
+        "bot4: error: --checkpoint-every must be ≥ 1 and --checkpoint-interval > 0\n"
+    )
+    assert not (tmp_path / "a.jsonl").exists()
     bad = tmp_path / "engine.toml"
     bad.write_text("step_ms = -1\n", encoding="utf-8")
     assert cli.main(["run", str(EXAMPLES / "reverting.toml"), "--engine", str(bad)]) == 2
     assert "step_ms must be > 0" in capsys.readouterr().err
     assert cli.main(["run", str(EXAMPLES / "reverting.toml"), "--strategy", "nope"]) == 2
     assert "module:Class" in capsys.readouterr().err
+
+
+def test_signed_run_is_byte_identical_and_exports_its_tree_head(tmp_path: Path) -> None:
+    signer = NoteSigner.from_private("k", Ed25519PrivateKey.from_private_bytes(b"\x04" * 32))
+    sc = load_scenario(EXAMPLES / "reverting.toml")
+    config = load_engine_config(EXAMPLES / "engine.toml", sc)
+    logs = []
+    for d in ("a", "b"):
+        metrics = Metrics()
+        path = tmp_path / d / "audit.jsonl"
+        engine = Engine(
+            sc,
+            config,
+            venue=ExchangeSimulator(sc),
+            audit_path=path,
+            audit_signer=signer,
+            metrics=metrics,
+        )
+        engine.run(20 * NS)
+        logs.append(path.read_bytes())
+        verdict = verify([path], signer.verifier())
+        assert verdict.passes() and verdict.checkpoints >= 2
+        text = metrics.exposition().decode()
+        assert f"audit_tree_size {float(verdict.signed_size)}" in text
+        note = verdict.last_checkpoint or ""
+        root = base64.b64decode(note.split("\n")[2]).hex()  # the signed root, not the live one
+        assert f'audit_tree_head{{origin="bot4/audit",root="{root}"}}' in text
+    assert logs[0] == logs[1]  # Ed25519 is deterministic: same seed, same signed log

@@ -89,9 +89,16 @@ bot4 ignored-no-language
         (["-v"], r"`bot4` needs a subcommand \(audit, chaos, doctor\b.*\)"),
         (["--version"], None),
         (["teleport", "now"], r"`bot4 teleport`: no such command \(has audit, chaos, doctor\b.*\)"),
-        (["audit"], r"`bot4 audit` needs a subcommand \(verify\)"),
+        (
+            ["audit"],
+            r"`bot4 audit` needs a subcommand "
+            r"\(check-proof, consistency, head, keygen, prove, verify\)",
+        ),
         (["audit", "--help"], None),
-        (["audit", "replay"], r"`bot4 audit replay`: no such command \(has verify\)"),
+        (
+            ["audit", "replay"],
+            r"`bot4 audit replay`: no such command \(has check-proof, .*verify\)",
+        ),
         (["doctor", "--yaml"], "`bot4 doctor` has no option --yaml"),
         (["audit", "verify", "-", "--public-key", "k"], None),
         (["audit", "verify", "--public-key", "doctor", "a.log"], None),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot4.infrastructure.secrets.interface import (
@@ -153,3 +153,32 @@ class FileSecrets(SecretsProvider):
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+
+    # Ed25519 keys: only this backend has them (AWS KMS and the PKCS#11 tokens used here
+    # sign ECDSA P-256); the audit log's C2SP signed-note checkpoints need Ed25519.
+
+    def create_ed25519_key(self, key_id: str) -> None:
+        """Create an Ed25519 signing key ``<dir>/<key_id>.ed25519.pem`` (0600, never replaced)."""
+        key = ed25519.Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self._write(key_id, ".ed25519.pem", pem)
+
+    def _ed25519(self, key_id: str) -> ed25519.Ed25519PrivateKey:
+        key = serialization.load_pem_private_key(
+            self._read(key_id, ".ed25519.pem", "Ed25519 signing"), None
+        )
+        if not isinstance(key, ed25519.Ed25519PrivateKey):
+            raise SecretsError(f"signing key {key_id!r} is not an Ed25519 key")
+        return key
+
+    def ed25519_public(self, key_id: str) -> ed25519.Ed25519PublicKey:
+        """The public half of an Ed25519 key."""
+        return self._ed25519(key_id).public_key()
+
+    def sign_ed25519(self, key_id: str, message: bytes) -> bytes:
+        """A raw 64-byte Ed25519 signature of ``message``."""
+        return self._ed25519(key_id).sign(message)
