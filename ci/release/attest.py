@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.image.engine import project_source
+from ci.image.errors import ImageError
 from ci.release import cosign, dsse
 from ci.release.errors import ReleaseError
 from ci.release.keys import Signer
@@ -148,10 +150,14 @@ def provenance(
     at ``root``: source and every lock (as committed at that commit) by digest."""
     full = _git(root, "rev-parse", "--verify", f"{commit}^{{commit}}").strip()
     if source is None:
-        source = _git(root, "config", "--default", "", "--get", "remote.origin.url").strip() or (
-            root.resolve().as_uri()
-        )
-    deps: list[dict[str, Any]] = [{"uri": f"git+{source}@{full}", "digest": {"gitCommit": full}}]
+        # The commit's own [project.urls] (as the image's source annotation), never the
+        # clone's remote or path: the provenance must not depend on where it was built.
+        try:
+            source = project_source(root, full)
+        except ImageError as exc:
+            raise ReleaseError(str(exc)) from None
+    commit_dep: dict[str, Any] = {"uri": f"git+{source}@{full}"} if source else {"name": "source"}
+    deps: list[dict[str, Any]] = [{**commit_dep, "digest": {"gitCommit": full}}]
     for path in locks:
         digest = _git_bytes_sha256(root, full, path)
         if digest is not None:

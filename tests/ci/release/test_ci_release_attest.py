@@ -29,6 +29,7 @@ def test_provenance_names_the_commit_and_every_lock(git_repo: Path) -> None:
     (git_repo / "image.lock").write_text("lock\n")
     (git_repo / "locks").mkdir()
     (git_repo / "locks" / "runtime.txt").write_text("numpy==2\n")
+    (git_repo / "pyproject.toml").write_text('[project]\nname = "x"\n')
     subprocess.run(["git", "-C", str(git_repo), "add", "."], check=True)
     subprocess.run(["git", "-C", str(git_repo), "commit", "-qm", "c"], check=True)
     commit = subprocess.run(
@@ -45,12 +46,13 @@ def test_provenance_names_the_commit_and_every_lock(git_repo: Path) -> None:
     definition = prov["buildDefinition"]
     assert definition["buildType"] == attest.BUILD_TYPE
     assert definition["externalParameters"] == {
-        "source": git_repo.resolve().as_uri(),
+        "source": "",  # no [project.urls] in this commit, and never the clone's path
         "revision": commit,
         "out": "build/image",
     }
+    assert str(git_repo) not in json.dumps(prov)
     deps = {d.get("name") or d["uri"]: d["digest"] for d in definition["resolvedDependencies"]}
-    assert deps[f"git+{git_repo.resolve().as_uri()}@{commit}"] == {"gitCommit": commit}
+    assert deps["source"] == {"gitCommit": commit}
     assert deps["image.lock"] == {"sha256": hashlib.sha256(b"lock\n").hexdigest()}  # as committed
     assert deps["locks/runtime.txt"] == {"sha256": hashlib.sha256(b"numpy==2\n").hexdigest()}
     assert "toolchain.lock" not in deps
@@ -58,14 +60,20 @@ def test_provenance_names_the_commit_and_every_lock(git_repo: Path) -> None:
         "builder": {"id": "urn:builder:test"},
         "metadata": {"startedOn": "2026-11-30T00:00:00Z"},
     }
+    # A remote is never read; the commit's [project.urls] Repository is the source.
     subprocess.run(
-        ["git", "-C", str(git_repo), "remote", "add", "origin", "https://example.org/bot4.git"],
+        ["git", "-C", str(git_repo), "remote", "add", "origin", "https://example.org/fork.git"],
         check=True,
     )
-    named = attest.provenance(git_repo, commit, "urn:b", {})
-    assert (
-        named["buildDefinition"]["externalParameters"]["source"] == "https://example.org/bot4.git"
+    (git_repo / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n[project.urls]\nRepository = "https://example.org/bot4"\n'
     )
+    subprocess.run(["git", "-C", str(git_repo), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(git_repo), "commit", "-qm", "urls"], check=True)
+    named = attest.provenance(git_repo, "HEAD", "urn:b", {})
+    definition = named["buildDefinition"]
+    assert definition["externalParameters"]["source"] == "https://example.org/bot4"
+    assert definition["resolvedDependencies"][0]["uri"].startswith("git+https://example.org/bot4@")
     assert "metadata" not in named["runDetails"]
 
 
