@@ -84,6 +84,18 @@ if not _installs_nothing(sys.argv[1:]) and (_REFUSED := refused_locks()):
     raise SystemExit(1)
 
 
+def interpreter_of(venv: Path) -> str:
+    """'CPython 3.11.7 (/usr/bin/python3.11)': the interpreter a session venv runs on."""
+    cfg = {}
+    for line in (venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            cfg[key.strip()] = value.strip()
+    version = cfg.get("version_info") or cfg.get("version") or "unknown version"
+    base = cfg.get("executable") or cfg.get("home", "unknown location")
+    return f"CPython {version} ({base})"
+
+
 def install_locked(session: nox.Session) -> None:
     """The locked toolchain (hashes required, wheels only), then bot4 and ci editable.
 
@@ -96,6 +108,7 @@ def install_locked(session: nox.Session) -> None:
         print("\n".join(problems), file=sys.stderr)
         session.error("the locks were refused before installing (see above)")
     venv = Path(session.virtualenv.location)
+    session.log(f"interpreter: {interpreter_of(venv)}")
     pins = PREINSTALL.lock_pins(ROOT / TOOLCHAIN_LOCK)
     state = venv.parent / ".bot4-verified" / f"{venv.name}.json"
     inputs = PREINSTALL.files_digest(ROOT, [TOOLCHAIN_LOCK, "pyproject.toml", "ci/pyproject.toml"])

@@ -99,6 +99,8 @@ class Toolchain:
     platform: str
     inputs_sha256: str
     locks: tuple[LockEntry, ...]
+    # The exact interpreter versions the gate is run and tested on (empty: any patch).
+    interpreters: tuple[str, ...] = ()
 
     def lock(self, name: str) -> LockEntry:
         """The lock entry called ``name``."""
@@ -128,6 +130,20 @@ def python_pin(pyproject_data: Mapping[str, Any]) -> str:
     if not isinstance(value, str) or value.count(".") != 1:
         raise GateError('pyproject.toml: [tool.bot4.toolchain] python must be like "3.11"')
     return value
+
+
+def interpreter_pins(pyproject_data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The exact interpreter versions the gate runs on, from [tool.bot4.toolchain]."""
+    python = python_pin(pyproject_data)
+    value = _settings(pyproject_data).get("interpreters", [])
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and v.count(".") == 2 and v.startswith(python + ".") for v in value
+    ):
+        raise GateError(
+            f"pyproject.toml: [tool.bot4.toolchain] interpreters must list exact {python}.N "
+            'versions, like ["3.11.2"]'
+        )
+    return tuple(sorted(set(value), key=lambda v: tuple(int(p) for p in v.split("."))))
 
 
 def platform_pin(pyproject_data: Mapping[str, Any]) -> str:
@@ -170,6 +186,9 @@ def load_toolchain(path: Path) -> Toolchain:
         raise GateError(f"{path}: schema must be {SCHEMA}, got {data.get('schema')!r}")
     py = _get(data, "python", dict, str(path))
     locks = _get(data, "locks", dict, str(path))
+    interpreters = py.get("interpreters", [])
+    if not isinstance(interpreters, list) or not all(isinstance(v, str) for v in interpreters):
+        raise GateError(f"{path}: python.interpreters must be a list of versions")
     entries = []
     for name, table in locks.items():
         where = f"{path}: locks.{name}"
@@ -190,6 +209,7 @@ def load_toolchain(path: Path) -> Toolchain:
         platform=_get(py, "platform", str, f"{path}: python"),
         inputs_sha256=_get(data, "inputs_sha256", str, str(path)),
         locks=tuple(entries),
+        interpreters=tuple(interpreters),
     )
 
 
@@ -205,6 +225,8 @@ def render_toolchain(tc: Toolchain) -> str:
         "[python]",
         f'implementation = "{tc.implementation}"',
         f'version = "{tc.python}"',
+        "# exact versions the gate runs and is tested on (Debian's is the image's)",
+        "interpreters = [" + ", ".join(f'"{v}"' for v in tc.interpreters) + "]",
         f"pointer_bits = {tc.pointer_bits}",
         f'platform = "{tc.platform}"',
     ]
@@ -320,6 +342,7 @@ def compile_locks(
         platform=platform_tag,
         inputs_sha256=inputs_digest(root / "pyproject.toml"),
         locks=tuple(entries),
+        interpreters=interpreter_pins(read_pyproject(root / "pyproject.toml")),
     )
     atomic_write(root / LOCK_FILE, render_toolchain(tc))
     return tc
@@ -391,6 +414,13 @@ def check_interpreter(
         problems.append(
             f"{label}: Python {version} in use, {LOCK_FILE} pins {tc.python}.x — "
             f"install Python {tc.python} (Debian 12: apt-get install python{tc.python}-venv)"
+        )
+    elif tc.interpreters and version not in tc.interpreters:
+        problems.append(
+            f"{label}: Python {version} in use, {LOCK_FILE} pins "
+            f"{' or '.join(tc.interpreters)} — run the gate on a pinned interpreter "
+            f"(BOT4_PYTHON=…), or add {version} to [tool.bot4.toolchain] interpreters in "
+            "pyproject.toml, test on it, then scripts/gate -s lock"
         )
     if pointer_bits != tc.pointer_bits:
         problems.append(

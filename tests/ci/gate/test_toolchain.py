@@ -137,6 +137,23 @@ def test_interpreter_checks() -> None:
     ]
 
 
+def test_exact_interpreter_pins() -> None:
+    tc = toolchain.Toolchain("3.11", "cpython", 64, "linux", "x", (), ("3.11.2", "3.11.7"))
+    assert toolchain.check_interpreter(tc, "3.11.2", "cpython", 64, "i") == []
+    assert toolchain.check_interpreter(tc, "3.11.9", "cpython", 64, "i") == [
+        "i: Python 3.11.9 in use, toolchain.lock pins 3.11.2 or 3.11.7 — run the gate on a "
+        "pinned interpreter (BOT4_PYTHON=…), or add 3.11.9 to [tool.bot4.toolchain] "
+        "interpreters in pyproject.toml, test on it, then scripts/gate -s lock"
+    ]
+    data = {
+        "tool": {"bot4": {"toolchain": {"python": "3.11", "interpreters": ["3.11.7", "3.11.2"]}}}
+    }
+    assert toolchain.interpreter_pins(data) == ("3.11.2", "3.11.7")
+    data["tool"]["bot4"]["toolchain"]["interpreters"] = ["3.12.0"]
+    with pytest.raises(GateError, match=r"interpreters must list exact 3\.11\.N versions"):
+        toolchain.interpreter_pins(data)
+
+
 def test_hand_edited_lock_and_changed_inputs_are_caught(repo: Path) -> None:
     lock = repo / "locks" / "toolchain.txt"
     lock.write_text(lock.read_text(encoding="utf-8").replace("0.17.5", "0.17.6"), encoding="utf-8")
