@@ -361,9 +361,16 @@ def check_distribution(
 
 
 def check_environment(
-    site_packages: Path, pol: LicensePolicy, runtime: set[str]
+    site_packages: Path,
+    pol: LicensePolicy,
+    runtime: set[str] | None,
+    policy_file: Path | str = "the policy file",
 ) -> tuple[list[Row], list[str]]:
-    """Every distribution installed in ``site_packages``; returns rows and stale-policy warnings."""
+    """Every distribution installed in ``site_packages``; returns rows and stale-policy warnings.
+
+    ``runtime`` names the shipped packages; ``None`` (no runtime lock given) counts every
+    package as shipped, so ``scope = "toolchain"`` exceptions never apply — the strict reading.
+    """
     used: set[PolicyException] = set()
     clarified: set[Clarify] = set()
     rows: list[Row] = []
@@ -373,7 +380,7 @@ def check_environment(
         if _normalize(name) in seen:
             continue
         seen.add(_normalize(name))
-        scope = "runtime" if _normalize(name) in runtime else "toolchain"
+        scope = "runtime" if runtime is None or _normalize(name) in runtime else "toolchain"
         rows.append(
             check_distribution(
                 name, dist.version, dist.metadata, _license_texts(dist), pol, scope, used, clarified
@@ -381,12 +388,12 @@ def check_environment(
         )
     rows.sort(key=lambda r: _normalize(r.package))
     warnings = [
-        f"exception for {e.package} ({e.license}) is not used; remove it from ci/policy.toml"
+        f"exception for {e.package} ({e.license}) is not used; remove it from {policy_file}"
         for e in pol.exceptions
         if e not in used
     ] + [
         f"clarify entry for {c.package} {c.version} matches no installed release; "
-        "update or remove it"
+        f"update or remove it in {policy_file}"
         for c in pol.clarify
         if c not in clarified
     ]

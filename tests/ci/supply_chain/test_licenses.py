@@ -223,8 +223,9 @@ def test_environment_table_and_verdicts(tmp_path: Path) -> None:
     assert (jinja.verdict, jinja.source) == ("allow", "clarify: LICENSE.txt is the 3-clause text")
     assert by_name["python-debian"].verdict == "allow"
     assert warnings == [
-        "exception for unused (MIT) is not used; remove it from ci/policy.toml",
-        "clarify entry for jinja2 2.0 matches no installed release; update or remove it",
+        "exception for unused (MIT) is not used; remove it from the policy file",
+        "clarify entry for jinja2 2.0 matches no installed release; update or remove it in "
+        "the policy file",
     ]
     table = licenses.render(rows)
     assert table.splitlines()[0].split() == ["package", "version", "licence", "verdict", "reason"]
@@ -284,6 +285,15 @@ def venv(root: Path) -> Path:
     return site
 
 
+def run_licenses(root: Path, *extra: str) -> int:
+    """bot4's way of calling it: its policy, its lock for the source check and the scope."""
+    return cli.main(
+        ["--root", str(root), "licenses", "--venv", str(root / "venv"), "--policy",
+         "ci/policy.toml", "--lock", "locks/runtime.txt", "--runtime-lock", "locks/runtime.txt",
+         *extra]
+    )  # fmt: skip
+
+
 def test_cli_licenses_gpl_dependency_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,7 +302,7 @@ def test_cli_licenses_gpl_dependency_fails(
     site = venv(tmp_path)
     dist(site, "gplonly", "1.0", "License-Expression: GPL-3.0-only\n")
     dist(site, "nometa", "2.0", "")
-    code = cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")])
+    code = run_licenses(tmp_path)
     out, err = capsys.readouterr()
     assert code == 1
     assert "gplonly" in out and "deny" in out
@@ -311,7 +321,7 @@ def test_cli_licenses_json_and_sources(tmp_path: Path, capsys: pytest.CaptureFix
     lock_repo(tmp_path)
     site = venv(tmp_path)
     dist(site, "fine", "1.0", "License-Expression: MIT\n")
-    assert cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")]) == 0
+    assert run_licenses(tmp_path) == 0
     assert "licenses: 1 distributions allowed; sources: 1 locks clean" in capsys.readouterr().out
     (tmp_path / "locks" / "runtime.txt").write_text(
         "--extra-index-url https://mirror.invalid/simple\nfine==1.0 --hash=sha256:"
@@ -319,10 +329,7 @@ def test_cli_licenses_json_and_sources(tmp_path: Path, capsys: pytest.CaptureFix
         + "\n",
         encoding="utf-8",
     )
-    assert (
-        cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv"), "--json"])
-        == 1
-    )
+    assert run_licenses(tmp_path, "--json") == 1
     out, err = capsys.readouterr()
     payload = json.loads(out)
     assert payload["denied"] == 0 and payload["packages"][0]["package"] == "fine"
@@ -336,7 +343,7 @@ def test_cli_licenses_empty_venv(tmp_path: Path, capsys: pytest.CaptureFixture[s
     write_policy(tmp_path)
     lock_repo(tmp_path)
     venv(tmp_path)
-    assert cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")]) == 1
+    assert run_licenses(tmp_path) == 1
     assert "no installed distributions found" in capsys.readouterr().err
 
 
