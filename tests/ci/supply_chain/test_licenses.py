@@ -100,14 +100,14 @@ def dist(
             {"License_Expression": "mit OR apache-2.0", "License": "GPL"},
             ("MIT OR Apache-2.0", "License-Expression"),
         ),
-        ({"License": "Apache License 2.0"}, ("Apache-2.0", "License")),
-        ({"License": "BSD-3-Clause"}, ("BSD-3-Clause", "License")),
+        ({"License": "Apache License 2.0"}, ("Apache-2.0", "License field")),
+        ({"License": "BSD-3-Clause"}, ("BSD-3-Clause", "License field")),
         (
             {
                 "License": "MIT License",
                 "Classifier": ["License :: OSI Approved :: Apache Software License"],
             },
-            ("MIT", "License"),
+            ("MIT", "License field"),
         ),
         (
             {"License": "UNKNOWN", "Classifier": ["License :: OSI Approved :: ISC License (ISCL)"]},
@@ -140,10 +140,20 @@ def test_declared_order(
 
 
 def test_bundled_licences_from_licence_files() -> None:
-    found = licenses.declared(
-        meta(License_Expression="BSD-3-Clause"), [NUMPY_LICENSE, NUMPY_LICENSE]
-    )
-    assert found.bundled == ("BSD-3-Clause", "GPL-3.0-or-later WITH GCC-exception-3.1")
+    files = [licenses.LicenceFile(f"numpy-2.4.6.dist-info/LICENSE{n}", NUMPY_LICENSE) for n in "12"]
+    found = licenses.declared(meta(License_Expression="BSD-3-Clause"), files)
+    assert [(b.expression, b.where) for b in found.bundled] == [
+        ("BSD-3-Clause", "numpy-2.4.6.dist-info/LICENSE1 (License: line)"),
+        (
+            "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "numpy-2.4.6.dist-info/LICENSE1 (License: line)",
+        ),
+        ("BSD-3-Clause", "numpy-2.4.6.dist-info/LICENSE2 (License: line)"),
+        (
+            "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "numpy-2.4.6.dist-info/LICENSE2 (License: line)",
+        ),
+    ]
 
 
 def test_evaluate_and_or_with(tmp_path: Path) -> None:
@@ -228,7 +238,14 @@ def test_environment_table_and_verdicts(tmp_path: Path) -> None:
         "the policy file",
     ]
     table = licenses.render(rows)
-    assert table.splitlines()[0].split() == ["package", "version", "licence", "verdict", "reason"]
+    assert table.splitlines()[0].split() == [
+        "package",
+        "version",
+        "licence",
+        "verdict",
+        "reason",
+        "source",
+    ]
     assert licenses.rows_json(rows, warnings)["denied"] == 3
     assert licenses.render([]).startswith("package")
 
