@@ -11,9 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-LICENCE = re.compile(r"^(licen[cs]e|copying|notice)([._-][^/]*)?$", re.IGNORECASE)
-NOT_TEXT = (".py", ".pyc", ".pyi", ".so", ".pyd", ".dll", ".dylib", ".json", ".js", ".html")
-
+from ci.supply_chain import licenses as licences
 
 INDEX_PAGE = re.compile(rb"https?://[^\s/]+/project/[^\s)>\]]*")
 KEEP = ("Metadata-Version", "Name", "Version", "License", "License-Expression", "License-File")
@@ -40,27 +38,19 @@ def main(project: str, venv: Path) -> None:
     out = Path(__file__).parent / project / "site"
     shutil.rmtree(out, ignore_errors=True)
     for dist in metadata.distributions(path=[str(site)]):
-        info = Path(str(dist._path)).name  # type: ignore[attr-defined]
-        if dist.metadata["Name"] in {"pip", "setuptools"} and not dist.files:
-            continue
-        kept: list[str] = []
-        for rel in sorted(str(f) for f in dist.files or ()):
-            parts = rel.split("/")
-            if rel.startswith("../") or rel.lower().endswith(NOT_TEXT):
-                continue
-            in_info = parts[0].endswith(".dist-info")
-            if not ((in_info and len(parts) > 2 and parts[1] == "licenses") or LICENCE.match(parts[-1])):
-                continue
+        info = Path(str(getattr(dist, "_path", ""))).name
+        kept = [file.path for file in licences.licence_files(dist)]  # what the toolkit reads
+        for rel in kept:
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             data = (site / rel).read_bytes()
             # Package-index project pages (no index host is written into this repository).
             target.write_bytes(INDEX_PAGE.sub(b"<project page>", data))
-            kept.append(rel)
         meta = (site / info / "METADATA").read_text(encoding="utf-8")
-        header = keep_licence_fields(meta.split("\n\n", 1)[0])
         (out / info).mkdir(parents=True, exist_ok=True)
-        (out / info / "METADATA").write_text(header, encoding="utf-8")
+        (out / info / "METADATA").write_text(
+            keep_licence_fields(meta.split("\n\n", 1)[0]), encoding="utf-8"
+        )
         (out / info / "RECORD").write_text("".join(f"{k},,\n" for k in kept), encoding="utf-8")
 
 
