@@ -259,7 +259,7 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     locks = _paths(root, args.lock)
     built = sbom.generate(
         root,
-        toolchain.find_uv(args.uv),
+        None if args.venv else toolchain.find_uv(args.uv),
         locks,
         root / args.pyproject if args.pyproject else None,
         venv=root / args.venv if args.venv else None,

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -114,9 +113,11 @@ def marker_environment(python: Path) -> dict[str, str]:
 def cyclonedx_environment(python: Path, pyproject: Path | None, out: Path) -> dict[str, Any]:
     """Run ``cyclonedx-py environment`` on a venv's interpreter and read its JSON."""
     root = ["--pyproject", str(pyproject)] if pyproject is not None else []
+    # --no-validate: the enriched result is validated strictly by validate(); validating
+    # twice would load the schema validator twice (most of the time either run takes).
     _run(
         [sys.executable, "-m", "cyclonedx_py", "environment", "--output-reproducible",
-         "--sv", SPEC, "--of", "JSON", *root, "-o", str(out), str(python)],
+         "--sv", SPEC, "--of", "JSON", "--no-validate", *root, "-o", str(out), str(python)],
         "cyclonedx-py environment",
     )  # fmt: skip
     data: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
@@ -209,7 +210,13 @@ def serialize(bom: Mapping[str, Any]) -> str:
 
 
 def validate(text: str) -> None:
-    """Strict CycloneDX 1.6 JSON schema validation."""
+    """Strict CycloneDX 1.6 JSON schema validation.
+
+    Imported here, not at the top: the validator's format checkers compile dozens of
+    grammars on import (seconds), which every other ``python -m ci`` command would pay.
+    """
+    from cyclonedx.validation.json import JsonStrictValidator  # noqa: PLC0415
+
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
     if error is not None:
         first = str(error).splitlines()[0]
@@ -226,7 +233,7 @@ class Built:
 
 def generate(
     root: Path,
-    uv: str,
+    uv: str | None,
     locks: Sequence[Path],
     pyproject: Path | None,
     index_args: Sequence[str] = (),
@@ -241,6 +248,8 @@ def generate(
     ]
     with tempfile.TemporaryDirectory(prefix="bot4-sbom-") as tmp:
         if venv is None:
+            if uv is None:
+                raise GateError("uv is needed to build the throwaway venv (or pass --venv)")
             python = install_runtime(uv, locks, Path(tmp) / "venv", index_args)
         else:
             python = venv / "bin" / "python"

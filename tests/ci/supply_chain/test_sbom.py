@@ -252,15 +252,15 @@ def test_universal_lock_without_pyproject_and_an_existing_venv(
     assert cli.main(base) == 0
     out = capsys.readouterr().out
     assert out.startswith(
-        "sbom: not installed here (environment markers): "
-        "colorama 0.4.6 ; sys_platform == \"win32\"\n"
+        'sbom: not installed here (environment markers): colorama 0.4.6 ; sys_platform == "win32"\n'
     )
     printed = json.loads(out.split("\n", 1)[1])
     assert [c["purl"] for c in printed["components"]] == ["pkg:pypi/demo-pkg@1.0"]
     assert "component" not in printed["metadata"]  # no root component without --pyproject
     venv = project / "venv"
     sbom.install_runtime(uv, [lock], venv, ["--no-index", "--find-links", str(project / "wheels")])
-    assert cli.main([*base, "--venv", "venv", "--output", "out.json"]) == 0
+    no_uv = ["--root", str(project), "sbom", "--lock", "locks/runtime.txt"]  # --venv: no uv
+    assert cli.main([*no_uv, "--venv", "venv", "--output", "out.json"]) == 0
     assert json.loads((project / "out.json").read_text(encoding="utf-8")) == printed
     # A pin that does apply but is not installed is still an error.
     lock.write_text(
@@ -286,6 +286,8 @@ def test_sbom_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         f"ci: error: {tmp_path}/nowhere: not a virtualenv (no bin/python)\n"
     )
     assert not list(tmp_path.glob("*.json"))
+    with pytest.raises(GateError, match=r"uv is needed to build the throwaway venv \(or pass"):
+        sbom.generate(tmp_path, None, [tmp_path / "l.txt"], None)
 
 
 def test_applicable_pins_conflict_between_locks() -> None:
