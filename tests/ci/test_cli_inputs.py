@@ -4,11 +4,19 @@ pyproject.toml), and the toolkit's neutral default policy applies."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import venv
 from pathlib import Path
 
 import pytest
 
 from ci import cli
+from ci.gate.requirements import read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses
 
 HASH = " --hash=sha256:" + "a" * 64
@@ -94,3 +102,62 @@ def test_audit_with_a_lock_and_the_shipped_snapshot(
     assert "auditing 1 pins from requirements.txt" in out
     assert "scope: the locked pins only" in out
     assert "ci: error: urllib3 2.0.3: " in err
+
+
+def readme_commands() -> list[str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- any-project: begin -->", 1)[1].split("<!-- any-project: end -->")[0]
+    return [line for line in block.splitlines() if line.startswith("python -m ci ")]
+
+
+def test_readme_three_commands_on_another_project(tmp_path: Path) -> None:
+    """The README's three commands, as written, on flask 3.1.2 (the corpus' lock and wheel
+    metadata): run as processes from the project's directory, with only the environment a
+    user's machine would give them — a package index (here a file:// one serving the
+    locked hashes) and a pip-audit service that cannot be reached (a refused proxy)."""
+    commands = readme_commands()
+    assert [c.split()[3] for c in commands] == ["licenses", "audit", "sbom"]
+    corpus = Path(__file__).resolve().parent / "data" / "corpus" / "flask"
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copyfile(corpus / "requirements.txt", project / "requirements.txt")
+    env_dir = project / ".venv"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(env_dir)
+    site_dir = next(env_dir.glob("lib/python3*/site-packages"))
+    site_dir.rmdir()
+    site_dir.symlink_to(corpus / "site", target_is_directory=True)
+    index = tmp_path / "index" / "simple"
+    for pin in read_lock(project / "requirements.txt"):
+        page = index / pin.name
+        page.mkdir(parents=True)
+        links = "".join(
+            f'<a href="../../f/{pin.name}-{pin.version}.tar.gz#{h.replace(":", "=")}">f</a>\n'
+            for h in pin.hashes
+        )
+        (page / "index.html").write_text(links, encoding="utf-8")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "BOT4_", "UV_"))}
+    environ |= {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": index.as_uri(),
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
+    }
+    outputs = []
+    for command in commands:
+        argv = [sys.executable, *shlex.split(command)[1:]]
+        done = subprocess.run(  # nosec B603
+            argv, cwd=project, env=environ, capture_output=True, text=True, timeout=600,
+            check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        outputs.append(done.stdout)
+    licences, audit_out, sbom_out = outputs
+    assert licences.endswith("licenses: 7 distributions allowed; sources: 1 locks clean\n")
+    assert "jinja2" in licences.lower() and "licence file jinja2-3.1.6.dist-info" in licences
+    assert "auditing 7 pins from requirements.txt" in audit_out
+    assert "index: 7 pins checked" in audit_out and audit_out.endswith("audit: passed\n")
+    assert sbom_out == "sbom: wrote sbom.cdx.json (requirements.txt, CycloneDX 1.6, valid)\n"
+    bom = json.loads((project / "sbom.cdx.json").read_text(encoding="utf-8"))
+    assert sorted(c["purl"] for c in bom["components"])[0] == "pkg:pypi/blinker@1.9.0"
+    assert not (project / "toolchain.lock").exists() and not (project / "ci").exists()
