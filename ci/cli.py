@@ -140,6 +140,15 @@ def _paths(root: Path, values: Sequence[str] | None) -> list[Path]:
     return [root / v for v in values or ()]
 
 
+def _locks(root: Path, values: Sequence[str] | None) -> list[Path]:
+    """--lock files, each of which must exist (checked before anything reads them)."""
+    paths = _paths(root, values)
+    for path in paths:
+        if not path.is_file():
+            raise GateError(f"{path}: lock file not found")
+    return paths
+
+
 def _policy(root: Path, value: str | None) -> Path:
     """--policy, or the toolkit's neutral default policy."""
     return root / value if value else DEFAULT_POLICY
@@ -153,7 +162,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
     root = Path(args.root).resolve()
     pol = audit.load_policy(_policy(root, args.policy))
-    locks = audit.lock_paths(_paths(root, args.lock), pol.locks)
+    locks = audit.lock_paths(_locks(root, args.lock), pol.locks)
     pins = list(audit.collect_pins(locks).values())
     if not pins:
         raise GateError("no pins found in the locks; nothing to audit")
@@ -221,7 +230,7 @@ def cmd_licenses(args: argparse.Namespace) -> int:
     runtime: set[str] | None = None
     if args.runtime_lock:
         runtime = set()
-        for lock in _paths(root, args.runtime_lock):
+        for lock in _locks(root, args.runtime_lock):
             try:
                 runtime |= {str(p.name) for p in read_lock(lock)}
             except GateError:
@@ -256,7 +265,9 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     root = Path(args.root).resolve()
     if args.check and not args.output:
         raise GateError("--check needs --output FILE (the committed SBOM to compare)")
-    locks = _paths(root, args.lock)
+    locks = _locks(root, args.lock)
+    for lock in locks:  # refuse a bad lock before looking for uv or installing anything
+        read_lock(lock)
     built = sbom.generate(
         root,
         None if args.venv else toolchain.find_uv(args.uv),

@@ -161,3 +161,44 @@ def test_readme_three_commands_on_another_project(tmp_path: Path) -> None:
     bom = json.loads((project / "sbom.cdx.json").read_text(encoding="utf-8"))
     assert sorted(c["purl"] for c in bom["components"])[0] == "pkg:pypi/blinker@1.9.0"
     assert not (project / "toolchain.lock").exists() and not (project / "ci").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["audit", "--lock", "gone.txt"], "{root}/gone.txt: lock file not found"),
+        (["sbom", "--lock", "gone.txt"], "{root}/gone.txt: lock file not found"),
+        (
+            ["licenses", "--venv", "v", "--runtime-lock", "gone.txt"],
+            "{root}/gone.txt: lock file not found",
+        ),
+        (
+            ["licenses", "--venv", "v", "--policy", "nope.toml"],
+            "{root}/nope.toml: policy file not found",
+        ),
+        (
+            ["audit", "--lock", "requirements.txt", "--policy", "bad.toml"],
+            "{root}/bad.toml: malformed policy TOML",
+        ),
+        (
+            ["sbom", "--lock", "evil.txt", "--output", "out.json"],
+            "{root}/evil.txt:1: option '--index-url' is not allowed in a lock",
+        ),
+    ],
+)
+def test_hostile_or_missing_inputs_are_one_line_refusals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    """Nothing is installed, contacted or written: the inputs are refused first."""
+    root = bare_project(tmp_path, f"six==1.17.0{HASH}\n")
+    site(root, {"fine": "License-Expression: MIT\n"})
+    (root / "v").symlink_to(root / "venv")
+    (root / "bad.toml").write_text("[licenses\n", encoding="utf-8")
+    (root / "evil.txt").write_text(
+        f"--index-url https://mirror.invalid/simple\nsix==1.17.0{HASH}\n", encoding="utf-8"
+    )
+    before = sorted(p.name for p in root.iterdir())
+    assert cli.main(["--root", str(root), *argv]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ci: error: " + message.format(root=root)) and err.count("\n") == 1
+    assert sorted(p.name for p in root.iterdir()) == before
