@@ -45,7 +45,8 @@ DB_ENV = "BOT4_ADVISORY_DB"
 ONLINE_MODES = ("auto", "require", "never")
 SCOPE_NOTE = (
     "scope: the locked pins only; the installer packages of the environment that installs "
-    "them (pip, setuptools) are not audited"
+    "them (pip, setuptools) are not audited, and advisories only in GitHub's database (not "
+    "in the PyPA one) are found only by the online audit"
 )
 
 
