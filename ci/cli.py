@@ -26,9 +26,8 @@ from ci.gate import coverage as coverage_gate
 from ci.gate import security as security_scan
 from ci.gate import toolchain
 from ci.gate.requirements import read_lock
-from ci.supply_chain import DEFAULT_POLICY, index, licenses, sbom, sources
+from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
-from ci.supply_chain.advisories import database as advisories
 from ci.supply_chain.advisories import online as online_audit
 
 
@@ -160,6 +159,11 @@ def _shown(root: Path, path: Path) -> str:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
+    # Imported here: the DB loader (yaml, cvss) and the index client are the audit's alone,
+    # and every other command would pay their import time.
+    from ci.supply_chain import index  # noqa: PLC0415
+    from ci.supply_chain.advisories import database as advisories  # noqa: PLC0415
+
     root = Path(args.root).resolve()
     pol = audit.load_policy(_policy(root, args.policy))
     locks = audit.lock_paths(_locks(root, args.lock), pol.locks)
@@ -309,6 +313,8 @@ def cmd_sbom(args: argparse.Namespace) -> int:
 
 def cmd_advisories_update(args: argparse.Namespace) -> int:
     """Rebuild the advisory DB snapshot from a local copy of the PyPA advisory database."""
+    from ci.supply_chain.advisories import database as advisories  # noqa: PLC0415 - see audit
+
     root = Path(args.root).resolve()
     snapshot, warnings = advisories.update_snapshot(Path(args.source), root / args.out)
     for line in warnings:

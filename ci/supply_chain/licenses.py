@@ -25,6 +25,7 @@ fix: a ``clarify`` entry.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -185,6 +186,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.lru_cache(maxsize=4096)  # the same few expressions recur across an environment
 def spdx(expression: str) -> str | None:
     """The canonical SPDX rendering, or None when it is not a valid SPDX expression."""
     try:
@@ -269,12 +271,13 @@ def bundled_licenses(files: Iterable[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _families(expression: str) -> set[str]:
+@functools.lru_cache(maxsize=4096)
+def _families(expression: str) -> frozenset[str]:
     """Licence ids without -only/-or-later; LGPL texts come with the GPL they amend."""
     keys = {_VERSION_SUFFIX.sub("", str(k)) for k in LICENSING.license_keys(expression)}
     keys |= {"GPL-3.0" for k in keys if k.startswith("LGPL-3.0")}
     keys |= {"GPL-2.0" for k in keys if k.startswith(("LGPL-2.1", "LGPL-2.0"))}
-    return keys
+    return frozenset(keys)
 
 
 def _main(meta: Metadata, files: Sequence[LicenceFile]) -> tuple[str | None, str]:
@@ -304,7 +307,7 @@ def _main(meta: Metadata, files: Sequence[LicenceFile]) -> tuple[str | None, str
 def declared(meta: Metadata, files: Sequence[LicenceFile] = ()) -> Declared:
     """License-Expression → License → classifiers → own licence files; then what is bundled."""
     expression, source = _main(meta, files)
-    covered = _families(expression) if expression else set()
+    covered = set(_families(expression)) if expression else set()
     bundled: list[Bundled] = []
     unrecognised: list[str] = []
     for file in files:
@@ -347,11 +350,16 @@ def _symbol_ok(
     return False, f"{key} is not in allow"
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(expression: str) -> Any:  # noqa: ANN401 - license-expression ships no types
+    return LICENSING.parse(expression)
+
+
 def evaluate(
     expression: str, package: str, pol: LicensePolicy, scope: str, used: set[PolicyException]
 ) -> tuple[bool, list[str]]:
     """Evaluate an SPDX expression tree: OR needs one branch, AND needs every part."""
-    node: Any = LICENSING.parse(expression)
+    node: Any = _parsed(expression)
     return _eval(node, package, pol, scope, used)
 
 
@@ -388,10 +396,11 @@ def _read(dist: metadata.Distribution, rel: str) -> str | None:
         return None
 
 
-def licence_files(dist: metadata.Distribution) -> list[LicenceFile]:
+def licence_files(dist: metadata.Distribution, meta: Metadata | None = None) -> list[LicenceFile]:
     """Every licence file the distribution installs (see the module docstring)."""
     info = Path(str(getattr(dist, "_path", ""))).name  # "<name>-<version>.dist-info"
-    declared_files = {str(f) for f in dist.metadata.get_all("License-File") or []}
+    meta = dist.metadata if meta is None else meta  # importlib parses METADATA on every access
+    declared_files = {str(f) for f in meta.get_all("License-File") or []}
     chosen: dict[str, bool] = {}
     for rel in sorted(str(f) for f in dist.files or ()):
         parts = rel.split("/")
@@ -491,14 +500,22 @@ def check_environment(
     rows: list[Row] = []
     seen: set[str] = set()
     for dist in metadata.distributions(path=[str(site_packages)]):
-        name = str(dist.metadata["Name"])
+        meta = dist.metadata  # parsed once: importlib re-reads METADATA on every access
+        name = str(meta["Name"])
         if _normalize(name) in seen:
             continue
         seen.add(_normalize(name))
         scope = "runtime" if runtime is None or _normalize(name) in runtime else "toolchain"
         rows.append(
             check_distribution(
-                name, dist.version, dist.metadata, licence_files(dist), pol, scope, used, clarified
+                name,
+                str(meta["Version"]),
+                meta,
+                licence_files(dist, meta),
+                pol,
+                scope,
+                used,
+                clarified,
             )
         )
     rows.sort(key=lambda r: _normalize(r.package))

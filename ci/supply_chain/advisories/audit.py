@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import NormalizedName
 
@@ -35,9 +35,11 @@ from ci import policy
 from ci.errors import GateError
 from ci.gate.requirements import Pin, read_lock
 from ci.supply_chain.advisories import online as online_audit
-from ci.supply_chain.advisories.database import Database, age_warning
-from ci.supply_chain.advisories.osv import Advisory
-from ci.supply_chain.index import ProjectPage
+
+if TYPE_CHECKING:  # types only: the DB loader (yaml, cvss) is imported when an audit runs
+    from ci.supply_chain.advisories.database import Database
+    from ci.supply_chain.advisories.osv import Advisory
+    from ci.supply_chain.index import ProjectPage
 
 # The PyPA advisory snapshot shipped in this package (ci/advisories/).
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "advisories" / "pypa-advisory-db.zip"
@@ -262,6 +264,8 @@ def offline(
         f"{db.withdrawn} withdrawn)"
     )
     report.warnings.extend(db.warnings)
+    from ci.supply_chain.advisories.database import age_warning  # noqa: PLC0415 - see above
+
     stale = age_warning(db, today, audit_policy.max_age_days)
     if stale:
         report.warnings.append(stale)
