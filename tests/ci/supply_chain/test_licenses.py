@@ -375,3 +375,79 @@ def test_repository_policy_passes_this_environment() -> None:
     assert denied == []
     numpy = next(r for r in rows if r.package == "numpy")
     assert "GPL-3.0-or-later WITH GCC-exception-3.1" in numpy.expression
+
+
+MPL = "Mozilla Public License Version 2.0\n=====\n1.4. Covered Software\n"
+ISC_TEXT = (
+    "Permission to use, copy, modify, and/or distribute this software for any purpose with or "
+    "without fee is hereby granted, provided that the above copyright notice and this "
+    "permission notice appear in all copies.\n"
+)
+
+
+def test_every_licence_file_is_read_not_only_license_file_lines(tmp_path: Path) -> None:
+    """A pyzmq-shaped wheel: no License-File line, licences of bundled libraries under
+    .dist-info/licenses/licenses/, a vendored LICENSE, and names that only look like one."""
+    site = tmp_path / "site"
+    info = site / "zmqlike-1.0.dist-info"
+    files = {
+        f"{info.name}/licenses/LICENSE.md": "BSD 3-Clause License\n\nCopyright (c) 2009\n",
+        f"{info.name}/licenses/licenses/LICENSE.zeromq.txt": MPL,
+        f"{info.name}/licenses/licenses/LICENSE.libsodium.txt": ISC_TEXT,
+        "zmqlike/_vendor/thing/LICENSE": "The MIT License (MIT)\n",
+        "zmqlike/licenses_app.py": MPL,  # code, not a licence file
+        "zmqlike.libs/libzmq.so": MPL,  # a binary
+        "zmqlike/NOTICE": "nothing recognisable here\n",
+        "zmqlike/LICENSE.weird": "Some licence nobody knows\n",
+    }
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text, encoding="utf-8")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.4\nName: zmqlike\nVersion: 1.0\nLicense-Expression: BSD-3-Clause\n",
+        encoding="utf-8",
+    )
+    (info / "RECORD").write_text(
+        "".join(f"{rel},,\n" for rel in files) + "../../bin/outside,,\n", encoding="utf-8"
+    )
+    pol = licenses.load_policy(
+        write_policy(tmp_path, '[licenses]\nallow = ["BSD-3-Clause", "ISC", "MIT"]\n')
+    )
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert (row.verdict, row.expression) == (
+        "deny",
+        "BSD-3-Clause + bundled ISC + bundled MPL-2.0 + bundled MIT",
+    )
+    assert row.source == (
+        "License-Expression; bundled ISC from zmqlike-1.0.dist-info/licenses/licenses/"
+        "LICENSE.libsodium.txt, MPL-2.0 from zmqlike-1.0.dist-info/licenses/licenses/"
+        "LICENSE.zeromq.txt, MIT from zmqlike/_vendor/thing/LICENSE; licence text not "
+        "recognised (read it): zmqlike/LICENSE.weird"
+    )
+    assert row.reason == (
+        "bundled MPL-2.0: MPL-2.0 is copyleft (copyleft = deny); add an exception with a reason"
+    )
+
+
+def test_licence_files_without_record_and_the_own_file_as_the_source(tmp_path: Path) -> None:
+    """No RECORD: the License-File entries are read; with only a 'BSD License' classifier
+    the verdict comes from the package's own licence file, and says so."""
+    site = tmp_path / "site"
+    dist(
+        site,
+        "oldbsd",
+        "1.0",
+        "Classifier: License :: OSI Approved :: BSD License\n",
+        {"LICENSE": "BSD 2-Clause License\n\nCopyright (c) 2018\n"},
+    )
+    pol = licenses.load_policy(write_policy(tmp_path, '[licenses]\nallow = ["BSD-2-Clause"]\n'))
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert (row.verdict, row.expression, row.source) == (
+        "allow",
+        "BSD-2-Clause",
+        "licence file oldbsd-1.0.dist-info/licenses/LICENSE",
+    )
+    big = site / "oldbsd-1.0.dist-info" / "licenses" / "LICENSE"
+    big.write_text("BSD 2-Clause License\n" + " " * licenses.MAX_FILE, encoding="utf-8")
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert row.verdict == "deny" and row.source == "none usable"  # too big to read: not guessed
