@@ -281,8 +281,9 @@ def cmd_sbom(args: argparse.Namespace) -> int:
     )
     text, skipped = built.text, built.not_installed
     what = ", ".join(_shown(root, lock) for lock in locks)
-    if skipped:
-        print(f"sbom: not installed here (environment markers): {', '.join(skipped)}")
+    if skipped:  # on stderr: without --output, stdout is the SBOM itself
+        print(f"sbom: not installed here (environment markers): {', '.join(skipped)}",
+              file=sys.stderr)  # fmt: skip
     if not args.output:
         sys.stdout.write(text)
         return 0
