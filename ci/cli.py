@@ -205,7 +205,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if report.failures:
         _err(f"audit: {len(report.failures)} problem(s)")
         return 1
-    print("audit: passed")
+    print("audit: passed", file=sys.stderr if args.json else sys.stdout)  # --json: stdout is JSON
     return 0
 
 
@@ -260,7 +260,8 @@ def cmd_licenses(args: argparse.Namespace) -> int:
     if denied or problems:
         return 1
     checked = f"{len(locks)} locks clean" if locks else "not checked (no --lock given)"
-    print(f"licenses: {len(rows)} distributions allowed; sources: {checked}")
+    summary = f"licenses: {len(rows)} distributions allowed; sources: {checked}"
+    print(summary, file=sys.stderr if args.json else sys.stdout)  # --json: stdout is JSON
     return 0
 
 

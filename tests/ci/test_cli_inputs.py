@@ -79,6 +79,10 @@ def test_licenses_with_the_default_policy(
     )
     assert cli.main([*args, "--lock", "requirements.txt"]) == 0
     assert capsys.readouterr().out.endswith("sources: 1 locks clean\n")
+    assert cli.main([*args, "--lock", "requirements.txt", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["denied"] == 0  # stdout is the JSON alone
+    assert err == "licenses: 1 distributions allowed; sources: 1 locks clean\n"
     # certifi passes in bot4 only through bot4's own (toolchain-scoped) exception.
     site(root / "other", {"certifi": "License-Expression: MPL-2.0\n"})
     assert cli.main(["--root", str(root), "licenses", "--venv", "other/venv"]) == 1
