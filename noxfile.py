@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -129,6 +130,14 @@ def install_locked(session: nox.Session) -> None:
         session.error(f"{venv.name} differs from the lock after installing: {left[0]}")
 
 
+def bot4_inputs() -> list[str]:
+    """bot4's own inputs to the supply-chain commands: its policy and every lock
+    toolchain.lock lists (the toolkit itself assumes neither)."""
+    data = tomllib.loads((ROOT / "toolchain.lock").read_text(encoding="utf-8"))
+    paths = [str(entry["path"]) for entry in data["locks"].values()]
+    return ["--policy", "ci/policy.toml", *(arg for path in paths for arg in ("--lock", path))]
+
+
 def pinned_uv() -> dict[str, str]:
     """$UV for tools that drive uv themselves: the pinned uv nox runs with."""
     return {"UV": str(Path(sys.executable).parent / "uv")}
@@ -240,14 +249,17 @@ def bench(session: nox.Session) -> None:
 def audit(session: nox.Session) -> None:
     """Audit every locked pin: PyPA advisory snapshot, strict pip-audit, yanked = deny."""
     install_locked(session)
-    session.run("python", "-m", "ci", "audit", *session.posargs)
+    session.run("python", "-m", "ci", "audit", *bot4_inputs(), *session.posargs)
 
 
 @nox.session(python=PYTHON, tags=["gate"])
 def licenses(session: nox.Session) -> None:
     """Licence policy over this venv (installed from the lock) and source policy over the locks."""
     install_locked(session)
-    session.run("python", "-m", "ci", "licenses", *session.posargs)
+    session.run(
+        "python", "-m", "ci", "licenses", *bot4_inputs(), "--runtime-lock", "locks/runtime.txt",
+        *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON, tags=["gate"])
@@ -256,7 +268,9 @@ def sbom(session: nox.Session) -> None:
     install_locked(session)
     mode = [] if "--write" in session.posargs else ["--check"]
     args = [a for a in session.posargs if a != "--write"]
-    session.run("python", "-m", "ci", "sbom", *mode, *args, env=pinned_uv())
+    inputs = ["--lock", "locks/runtime.txt", "--pyproject", "pyproject.toml"]
+    output = ["--output", "sbom/bot4-python.cdx.json"]
+    session.run("python", "-m", "ci", "sbom", *inputs, *output, *mode, *args, env=pinned_uv())
 
 
 @nox.session(name="advisories-update", python=PYTHON, default=False, tags=["maintenance"])

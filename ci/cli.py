@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import shutil
 import sys
 import sysconfig
@@ -25,9 +26,8 @@ from ci.gate import coverage as coverage_gate
 from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
 from ci.gate.requirements import read_lock
-from ci.supply_chain import index, licenses, sbom, sources
+from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
-from ci.supply_chain.advisories import database as advisories
 from ci.supply_chain.advisories import online as online_audit
 
 
@@ -134,18 +134,47 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paths(root: Path, values: Sequence[str] | None) -> list[Path]:
+    """Command-line paths, relative to --root (default: the current directory)."""
+    return [root / v for v in values or ()]
+
+
+def _locks(root: Path, values: Sequence[str] | None) -> list[Path]:
+    """--lock files, each of which must exist (checked before anything reads them)."""
+    paths = _paths(root, values)
+    for path in paths:
+        if not path.is_file():
+            raise GateError(f"{path}: lock file not found")
+    return paths
+
+
+def _policy(root: Path, value: str | None) -> Path:
+    """--policy, or the toolkit's neutral default policy."""
+    return root / value if value else DEFAULT_POLICY
+
+
+def _shown(root: Path, path: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
+    # Imported here: the DB loader (yaml, cvss) and the index client are the audit's alone,
+    # and every other command would pay their import time.
+    from ci.supply_chain import index  # noqa: PLC0415
+    from ci.supply_chain.advisories import database as advisories  # noqa: PLC0415
+
     root = Path(args.root).resolve()
-    pol = audit.load_policy(root / args.policy)
-    locks = audit.lock_paths(root, pol.locks)
+    pol = audit.load_policy(_policy(root, args.policy))
+    locks = audit.lock_paths(_locks(root, args.lock), pol.locks)
     pins = list(audit.collect_pins(locks).values())
     if not pins:
         raise GateError("no pins found in the locks; nothing to audit")
     today = _today(args.today)
     report = audit.Report()
-    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in locks]
+    names = [_shown(root, p) for p in locks]
     report.info.append(f"auditing {len(pins)} pins from {', '.join(names)}")
+    report.info.append(audit.SCOPE_NOTE)
     db = advisories.load_db(audit.db_path(root, args.db, pol.db, os.environ))
     audit.offline(report, pins, db, pol, today)
     if args.online != "never":
@@ -176,25 +205,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if report.failures:
         _err(f"audit: {len(report.failures)} problem(s)")
         return 1
-    print("audit: passed")
+    print("audit: passed", file=sys.stderr if args.json else sys.stdout)  # --json: stdout is JSON
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace) -> int:
+    """Source policy over the locks: name==version with sha256 hashes, nothing else."""
+    root = Path(args.root).resolve()
+    locks = _paths(root, args.lock)
+    problems = sources.check_locks(locks)
+    for problem in problems:
+        _err(f"source: {problem}")
+    if problems:
+        return 1
+    print(f"sources: {len(locks)} locks clean")
     return 0
 
 
 def cmd_licenses(args: argparse.Namespace) -> int:
     """Licence policy over an installed environment, and source policy over the locks."""
     root = Path(args.root).resolve()
-    pol = licenses.load_policy(root / args.policy)
-    venv = Path(args.venv) if args.venv else Path(sys.prefix)
+    policy_path = _policy(root, args.policy)
+    pol = licenses.load_policy(policy_path)
+    venv = root / args.venv if args.venv else Path(sys.prefix)
     site = toolchain.environment_from_venv(str(venv), "session", venv).site_packages
-    locks = audit.lock_paths(root, ())
+    locks = _paths(root, args.lock)
     problems = sources.check_locks(locks)
-    try:
-        runtime = {str(p.name) for p in read_lock(root / args.runtime_lock)}
-    except GateError:
-        if not problems:
-            raise
-        runtime = set()  # a bad runtime lock is already reported by the source check
-    rows, warnings = licenses.check_environment(site, pol, runtime)
+    runtime: set[str] | None = None
+    if args.runtime_lock:
+        runtime = set()
+        for lock in _locks(root, args.runtime_lock):
+            try:
+                runtime |= {str(p.name) for p in read_lock(lock)}
+            except GateError:
+                if not problems:
+                    raise
+                # a bad runtime lock is already reported by the source check
+    rows, warnings = licenses.check_environment(site, pol, runtime, policy_path)
     if not rows:
         raise GateError(f"{venv}: no installed distributions found; is it a venv from the lock?")
     denied = [r for r in rows if r.verdict == "deny"]
@@ -212,37 +259,64 @@ def cmd_licenses(args: argparse.Namespace) -> int:
         _err(f"source: {problem}")
     if denied or problems:
         return 1
-    print(f"licenses: {len(rows)} distributions allowed; sources: {len(locks)} locks clean")
+    checked = f"{len(locks)} locks clean" if locks else "not checked (no --lock given)"
+    summary = f"licenses: {len(rows)} distributions allowed; sources: {checked}"
+    print(summary, file=sys.stderr if args.json else sys.stdout)  # --json: stdout is JSON
     return 0
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    """Write the CycloneDX SBOM of the runtime lock; --check fails when it is stale."""
+    """Write the CycloneDX SBOM of the locks; --check fails when the file is stale."""
     root = Path(args.root).resolve()
+    if args.check and not args.output:
+        raise GateError("--check needs --output FILE (the committed SBOM to compare)")
+    locks = _locks(root, args.lock)
+    for lock in locks:  # refuse a bad lock before looking for uv or installing anything
+        read_lock(lock)
+    built = sbom.generate(
+        root,
+        None if args.venv else toolchain.find_uv(args.uv),
+        locks,
+        root / args.pyproject if args.pyproject else None,
+        venv=root / args.venv if args.venv else None,
+    )
+    text, skipped = built.text, built.not_installed
+    what = ", ".join(_shown(root, lock) for lock in locks)
+    if skipped:  # on stderr: without --output, stdout is the SBOM itself
+        print(f"sbom: not installed here (environment markers): {', '.join(skipped)}",
+              file=sys.stderr)  # fmt: skip
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
     output = root / args.output
-    text = sbom.generate(root, toolchain.find_uv(args.uv), root / args.lock, root / args.pyproject)
     if args.check:
+        write = shlex.join(
+            ["python", "-m", "ci", "--root", args.root, "sbom"]
+            + [a for lock in args.lock for a in ("--lock", lock)]
+            + [a for opt in ("venv", "pyproject", "output") if getattr(args, opt)
+               for a in (f"--{opt}", getattr(args, opt))]
+        )  # fmt: skip
         try:
             committed = output.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise GateError(
-                f"{args.output} does not exist; generate it with nox -s sbom -- --write"
-            ) from None
+            raise GateError(f"{args.output} does not exist; generate it with {write}") from None
         if committed != text:
             for line in sbom.diff_summary(committed, text):
                 print(f"  {line}")
-            _err(f"{args.output} is stale; regenerate it with nox -s sbom -- --write and commit it")
+            _err(f"{args.output} is stale; regenerate it with {write} and commit it")
             return 1
-        print(f"sbom: {args.output} is up to date ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
+        print(f"sbom: {args.output} is up to date ({what}, CycloneDX {sbom.SPEC}, valid)")
         return 0
     output.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(output, text)
-    print(f"sbom: wrote {args.output} ({args.lock}, CycloneDX {sbom.SPEC}, valid)")
+    print(f"sbom: wrote {args.output} ({what}, CycloneDX {sbom.SPEC}, valid)")
     return 0
 
 
 def cmd_advisories_update(args: argparse.Namespace) -> int:
     """Rebuild the advisory DB snapshot from a local copy of the PyPA advisory database."""
+    from ci.supply_chain.advisories import database as advisories  # noqa: PLC0415 - see audit
+
     root = Path(args.root).resolve()
     try:
         date = dt.date.fromisoformat(args.date) if args.date else None
@@ -269,8 +343,11 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private subparsers type
     """The supply-chain commands: audit, licenses, sbom, image, advisories-update."""
+    policy_help = "policy file (default: the toolkit's neutral default-policy.toml)"
+    lock_help = "a hashed requirements lock (repeatable)"
     p = sub.add_parser("audit", help=cmd_audit.__doc__)
-    p.add_argument("--policy", default="ci/policy.toml", help="holds [advisories]")
+    p.add_argument("--lock", action="append", metavar="FILE", help=lock_help + " to audit")
+    p.add_argument("--policy", help=policy_help + "; holds [advisories]")
     p.add_argument(
         "--db", help=f"OSV database dir or zip (default: ${audit.DB_ENV}, then the policy's)"
     )
@@ -299,21 +376,37 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_audit)
 
+    p = sub.add_parser("sources", help=cmd_sources.__doc__)
+    p.add_argument("--lock", action="append", metavar="FILE", required=True, help=lock_help)
+    p.set_defaults(func=cmd_sources)
+
     p = sub.add_parser("licenses", help=cmd_licenses.__doc__)
-    p.add_argument("--policy", default="ci/policy.toml", help="holds [licenses]")
+    p.add_argument("--policy", help=policy_help + "; holds [licenses]")
     p.add_argument("--venv", help="virtualenv installed from the lock (default: this one)")
-    p.add_argument("--runtime-lock", default="locks/runtime.txt", help="marks shipped packages")
+    p.add_argument(
+        "--lock", action="append", metavar="FILE", help=lock_help + "; source policy over it"
+    )
+    p.add_argument(
+        "--runtime-lock",
+        action="append",
+        metavar="FILE",
+        help="marks shipped packages (repeatable); without it every package counts as shipped",
+    )
     p.add_argument("--json", action="store_true", help="print the table as JSON")
     p.set_defaults(func=cmd_licenses)
 
     p = sub.add_parser("sbom", help=cmd_sbom.__doc__)
-    p.add_argument("--lock", default=sbom.DEFAULT_LOCK, help="the lock the SBOM describes")
-    p.add_argument("--pyproject", default="pyproject.toml", help="the root component")
-    p.add_argument("--output", default=sbom.DEFAULT_OUTPUT, help="the committed SBOM")
-    p.add_argument("--uv", help="uv executable (default: $UV, PATH, or beside this python)")
     p.add_argument(
-        "--check", action="store_true", help="compare with the committed file instead of writing"
+        "--lock", action="append", metavar="FILE", required=True, help=lock_help + " to describe"
     )
+    p.add_argument(
+        "--venv", help="describe this venv (must hold exactly the lock's pins) instead of "
+        "installing the locks into a throwaway one"
+    )  # fmt: skip
+    p.add_argument("--pyproject", help="pyproject.toml of the root component (default: none)")
+    p.add_argument("--output", help="the SBOM file (default: print it)")
+    p.add_argument("--uv", help="uv executable (default: $UV, PATH, or beside this python)")
+    p.add_argument("--check", action="store_true", help="compare with --output instead of writing")
     p.set_defaults(func=cmd_sbom)
 
     p = sub.add_parser(

@@ -43,19 +43,17 @@ def main() -> int:
     repeat = 1 if args.quick else 3
     uv = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".venv-gate" / "bin" / "uv")
     base = {**os.environ, "UV": uv}
+    ci = [sys.executable, "-m", "ci"]
+    inputs = ["--policy", "ci/policy.toml", *(a for lock in LOCKS for a in ("--lock", lock))]
+    sbom = ["--lock", "locks/runtime.txt", "--pyproject", "pyproject.toml"]
     ours = {
-        "audit (offline DB + index, --online never)": [
-            sys.executable,
-            "-m",
-            "ci",
-            "audit",
-            "--online",
-            "never",
+        "audit (offline DB + index, --online never)": [*ci, "audit", *inputs, "--online", "never"],
+        "audit (+ pip-audit probe, --online auto)": [*ci, "audit", *inputs],
+        "licenses (+ sources)": [
+            *ci, "licenses", *inputs, "--runtime-lock", "locks/runtime.txt"
         ],
-        "audit (+ pip-audit probe, --online auto)": [sys.executable, "-m", "ci", "audit"],
-        "licenses (+ sources)": [sys.executable, "-m", "ci", "licenses"],
-        "sbom --check": [sys.executable, "-m", "ci", "sbom", "--check"],
-    }
+        "sbom --check": [*ci, "sbom", *sbom, "--output", "sbom/bot4-python.cdx.json", "--check"],
+    }  # fmt: skip
     pip_audit = [
         str(BIN / "pip-audit"),
         "--disable-pip",

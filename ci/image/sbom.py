@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from packageurl import PackageURL
+
 from ci.image.deb import unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
@@ -40,14 +42,17 @@ class Engine:
 
 
 def deb_purl(pin: DebPin, release: str) -> str:
-    """``pkg:deb/debian/NAME@VERSION?arch=…&distro=debian-12`` (version percent-encoded)."""
-    version = quote(pin.version, safe="")
-    return f"pkg:deb/debian/{pin.name}@{version}?arch={pin.architecture}&distro=debian-{release}"
+    """``pkg:deb/debian/NAME@VERSION?arch=…&distro=debian-12``, encoded by packageurl-python
+    (``libstdc++6`` → ``libstdc%2B%2B6``)."""
+    qualifiers = {"arch": pin.architecture, "distro": f"debian-{release}"}
+    return PackageURL(
+        type="deb", namespace="debian", name=pin.name, version=pin.version, qualifiers=qualifiers
+    ).to_string()
 
 
 def pypi_purl(name: str, version: str) -> str:
-    """``pkg:pypi/name@version`` with the name normalised as the purl spec says."""
-    return f"pkg:pypi/{name.lower().replace('_', '-')}@{quote(version, safe='')}"
+    """``pkg:pypi/name@version`` normalised by packageurl-python (dots kept: jaraco.classes)."""
+    return PackageURL(type="pypi", name=name, version=version).to_string()
 
 
 def _licenses(names: Sequence[str], expression: str | None = None) -> list[dict[str, Any]]:

@@ -1,11 +1,20 @@
 """``python -m ci licenses``: the licence policy over an environment installed from the lock.
 
 For each installed distribution the licence is taken from, in order: a ``clarify`` entry
-of the policy (exact version), PEP 639 ``License-Expression``, the ``License`` field when
-it is an SPDX expression (or a well-known spelling of one), then the trove classifiers
-(several are read as AND — the strict reading). Licences that a wheel *bundles* for
-vendored binaries are read from ``License:`` lines of its licence files (numpy documents
-OpenBLAS, LAPACK, the gfortran runtime and libquadmath this way) and must pass too.
+of the policy (exact version), PEP 639 ``License-Expression``, the ``License`` field —
+an SPDX expression, a well-known spelling of one, or, when the field holds a whole licence
+text, the licence that text is (:mod:`ci.supply_chain.licence_texts`) — then the trove
+classifiers (several are read as AND — the strict reading), and last the texts of the
+distribution's own licence files. Every verdict says which of these it came from.
+
+Every licence file the wheel installs is read, not only those ``License-File`` names:
+the whole ``.dist-info/licenses/`` tree and any ``LICENSE*``/``LICENCE*``/``COPYING*``/
+``NOTICE*`` file in its RECORD (vendored packages, ``*.libs`` native code). A licence one
+of them carries that the declared licence does not cover is a *bundled* licence and must
+pass too — pyzmq's wheel bundles libzmq (MPL-2.0, ``LICENSE.zeromq.txt``) and libsodium
+(ISC) with no ``License-File`` line at all. ``License:`` lines in a licence file (numpy
+documents OpenBLAS, LAPACK, the gfortran runtime and libquadmath this way) are bundled
+licences as written.
 
 SPDX expressions are evaluated with ``license-expression``: an OR passes when one branch
 does, an AND when every part does. A licence passes when it is in ``allow`` and is not
@@ -16,6 +25,7 @@ fix: a ``clarify`` entry.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +37,7 @@ from license_expression import ExpressionError, get_spdx_licensing
 
 from ci import policy
 from ci.errors import GateError
+from ci.supply_chain.licence_texts import identify, normalise
 
 LICENSING = get_spdx_licensing()
 # SPDX id prefixes of copyleft licences (strong and weak).
@@ -75,7 +86,14 @@ ALIASES = {
     "gplv2+": "GPL-2.0-or-later",
 }
 MAX_CELL = 60
+MAX_FIELD = 200  # a longer License field is a licence text, not a name
+MAX_FILE = 2_000_000  # bytes of one licence file read
 _BUNDLED = re.compile(r"^License:\s*(?P<expr>\S.*?)\s*$", re.MULTILINE)
+# Names of licence files anywhere in a wheel (vendored code, *.libs): LICENSE.zeromq.txt,
+# COPYING, NOTICE, LICENCE.rst — not licenses_app.py nor third-party-licenses.json.
+_LICENCE_FILE = re.compile(r"^(licen[cs]e|copying|notice)([._-][^/]*)?$", re.IGNORECASE)
+_NOT_TEXT = (".py", ".pyc", ".pyi", ".so", ".pyd", ".dll", ".dylib", ".json", ".js", ".html")
+_VERSION_SUFFIX = re.compile(r"(-only|-or-later|\+)$")
 
 
 class Metadata(Protocol):
@@ -121,12 +139,30 @@ class LicensePolicy:
 
 
 @dataclass(frozen=True)
+class LicenceFile:
+    """A licence file a distribution installs: its RECORD path and its text."""
+
+    path: str
+    text: str
+    own: bool = True  # the distribution's own licence, not one of a bundled component
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A licence a distribution carries besides its own, and the file that says so."""
+
+    expression: str
+    where: str
+
+
+@dataclass(frozen=True)
 class Declared:
     """A distribution's licence as found, and where it was found."""
 
     expression: str | None
     source: str
-    bundled: tuple[str, ...]
+    bundled: tuple[Bundled, ...] = ()
+    unrecognised: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -150,6 +186,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.lru_cache(maxsize=4096)  # the same few expressions recur across an environment
 def spdx(expression: str) -> str | None:
     """The canonical SPDX rendering, or None when it is not a valid SPDX expression."""
     try:
@@ -208,11 +245,19 @@ def load_policy(path: Path) -> LicensePolicy:
     )
 
 
-def _from_text(text: str) -> str | None:
-    text = " ".join(text.split())
-    if not text or text.upper() == "UNKNOWN" or len(text) > 200:
-        return None
-    return ALIASES.get(text.lower()) or spdx(text)
+def _from_text(text: str) -> tuple[str | None, str]:
+    """A ``License`` field: a name or expression when short, else the licence text's."""
+    flat = " ".join(text.split())
+    if not flat or flat.upper() == "UNKNOWN":
+        return None, ""
+    if len(flat) <= MAX_FIELD:
+        named = ALIASES.get(flat.lower()) or spdx(flat)
+        if named is not None:
+            return named, "License field"
+    found = identify(text)
+    if found:
+        return " AND ".join(found), f"License field (licence text: {', '.join(found)})"
+    return None, ""
 
 
 def bundled_licenses(files: Iterable[str]) -> tuple[str, ...]:
@@ -226,23 +271,60 @@ def bundled_licenses(files: Iterable[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def declared(meta: Metadata, license_texts: Sequence[str] = ()) -> Declared:
-    """Where the licence comes from: License-Expression → License → classifiers."""
-    bundled = bundled_licenses(license_texts)
+@functools.lru_cache(maxsize=4096)
+def _families(expression: str) -> frozenset[str]:
+    """Licence ids without -only/-or-later; LGPL texts come with the GPL they amend."""
+    keys = {_VERSION_SUFFIX.sub("", str(k)) for k in LICENSING.license_keys(expression)}
+    keys |= {"GPL-3.0" for k in keys if k.startswith("LGPL-3.0")}
+    keys |= {"GPL-2.0" for k in keys if k.startswith(("LGPL-2.1", "LGPL-2.0"))}
+    return frozenset(keys)
+
+
+def _main(meta: Metadata, files: Sequence[LicenceFile]) -> tuple[str | None, str]:
     raw_expr = _first(meta, "License-Expression")
     if raw_expr:
-        return Declared(spdx(raw_expr), "License-Expression", bundled)
+        return spdx(raw_expr), "License-Expression"
     raw = _first(meta, "License")
-    if raw and (expr := _from_text(raw)) is not None:
-        return Declared(expr, "License", bundled)
+    if raw:
+        expr, source = _from_text(raw)
+        if expr is not None:
+            return expr, source
     classifiers = [
         str(c) for c in meta.get_all("Classifier") or [] if str(c).startswith("License ::")
     ]
     mapped = [CLASSIFIERS.get(c.rsplit(" :: ", 1)[-1]) for c in classifiers]
     if mapped and all(mapped):
         unique = list(dict.fromkeys(m for m in mapped if m))
-        return Declared(" AND ".join(unique), "classifiers", bundled)
-    return Declared(None, "none usable", bundled)
+        return " AND ".join(unique), "classifiers"
+    own = [(f.path, identify(f.text)) for f in files if f.own]
+    ids = list(dict.fromkeys(i for _, found in own for i in found))
+    if ids:
+        paths = ", ".join(path for path, found in own if found)
+        return " AND ".join(ids), f"licence file {paths}"
+    return None, "none usable"
+
+
+def declared(meta: Metadata, files: Sequence[LicenceFile] = ()) -> Declared:
+    """License-Expression → License → classifiers → own licence files; then what is bundled."""
+    expression, source = _main(meta, files)
+    covered = set(_families(expression)) if expression else set()
+    bundled: list[Bundled] = []
+    unrecognised: list[str] = []
+    for file in files:
+        lines = bundled_licenses([file.text])
+        bundled += [Bundled(expr, f"{file.path} (License: line)") for expr in lines]
+        for expr in lines:
+            covered |= _families(expr)
+    for file in files:
+        found = identify(file.text)
+        for spdx_id in found:
+            if _VERSION_SUFFIX.sub("", spdx_id) not in covered:
+                bundled.append(Bundled(spdx_id, file.path))
+                covered |= _families(spdx_id)
+        name = file.path.rsplit("/", 1)[-1].lower()
+        if not found and name.startswith(("licen", "copying")) and normalise(file.text):
+            unrecognised.append(file.path)
+    return Declared(expression, source, tuple(bundled), tuple(unrecognised))
 
 
 def _is_copyleft(key: str) -> bool:
@@ -268,11 +350,16 @@ def _symbol_ok(
     return False, f"{key} is not in allow"
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(expression: str) -> Any:  # noqa: ANN401 - license-expression ships no types
+    return LICENSING.parse(expression)
+
+
 def evaluate(
     expression: str, package: str, pol: LicensePolicy, scope: str, used: set[PolicyException]
 ) -> tuple[bool, list[str]]:
     """Evaluate an SPDX expression tree: OR needs one branch, AND needs every part."""
-    node: Any = LICENSING.parse(expression)
+    node: Any = _parsed(expression)
     return _eval(node, package, pol, scope, used)
 
 
@@ -299,22 +386,55 @@ def _eval(
     return True, [why for _, whys in results for why in whys]
 
 
-def _license_texts(dist: metadata.Distribution) -> list[str]:
-    texts: list[str] = []
-    for rel in dist.metadata.get_all("License-File") or []:
-        for candidate in (f"licenses/{rel}", str(rel)):
-            text = dist.read_text(candidate)
-            if text is not None:
-                texts.append(text)
-                break
-    return texts
+def _read(dist: metadata.Distribution, rel: str) -> str | None:
+    path = Path(str(dist.locate_file(rel)))
+    try:
+        if path.stat().st_size > MAX_FILE:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def licence_files(dist: metadata.Distribution, meta: Metadata | None = None) -> list[LicenceFile]:
+    """Every licence file the distribution installs (see the module docstring)."""
+    info = Path(str(getattr(dist, "_path", ""))).name  # "<name>-<version>.dist-info"
+    meta = dist.metadata if meta is None else meta  # importlib parses METADATA on every access
+    declared_files = {str(f) for f in meta.get_all("License-File") or []}
+    chosen: dict[str, bool] = {}
+    for rel in sorted(str(f) for f in dist.files or ()):
+        parts = rel.split("/")
+        if rel.startswith("../") or rel.lower().endswith(_NOT_TEXT):
+            continue
+        in_info = parts[0] == info or parts[0].endswith(".dist-info")
+        under_licenses = in_info and len(parts) > 2 and parts[1] == "licenses"
+        if not (under_licenses or _LICENCE_FILE.match(parts[-1])):
+            continue
+        relative = "/".join(parts[2:] if under_licenses else parts[1:])
+        if declared_files:
+            own = in_info and relative in declared_files
+        else:  # no License-File lines: the files at the top of .dist-info(/licenses)
+            own = in_info and len(parts) == (3 if under_licenses else 2)
+        chosen[rel] = own
+    if not chosen:  # no RECORD: what License-File names
+        for rel in sorted(declared_files):
+            for candidate in (f"{info}/licenses/{rel}", f"{info}/{rel}"):
+                if dist.locate_file(candidate) and Path(str(dist.locate_file(candidate))).is_file():
+                    chosen[candidate] = True
+                    break
+    files: list[LicenceFile] = []
+    for rel, own in chosen.items():
+        text = _read(dist, rel)
+        if text is not None:
+            files.append(LicenceFile(rel, text, own))
+    return files
 
 
 def check_distribution(
     name: str,
     version: str,
     meta: Metadata,
-    texts: Sequence[str],
+    files: Sequence[LicenceFile],
     pol: LicensePolicy,
     scope: str,
     used: set[PolicyException],
@@ -322,18 +442,22 @@ def check_distribution(
 ) -> Row:
     """The verdict for one installed distribution."""
     package = _normalize(name)
-    found = declared(meta, texts)
+    found = declared(meta, files)
     clar = next((c for c in pol.clarify if c.package == package and c.version == version), None)
     expression, source = found.expression, found.source
     if clar is not None:
         clarified.add(clar)
         expression, source = clar.expression, f"clarify: {clar.reason}"
+    if found.bundled:
+        source += "; bundled " + ", ".join(f"{b.expression} from {b.where}" for b in found.bundled)
+    if found.unrecognised:
+        source += "; licence text not recognised (read it): " + ", ".join(found.unrecognised)
     if expression is None:
         return Row(
             name,
             version,
             "?",
-            found.source,
+            source,
             "deny",
             f"no usable licence metadata; add a [[licenses.clarify]] entry for {package} "
             f"{version} (expression + reason)",
@@ -342,9 +466,9 @@ def check_distribution(
     notes = [("", *evaluate(expression, package, pol, scope, used))]
     notes += [
         (f"bundled {extra}: ", *evaluate(extra, package, pol, scope, used))
-        for extra in found.bundled
+        for extra in dict.fromkeys(b.expression for b in found.bundled)
     ]
-    shown = " + bundled ".join([expression, *found.bundled])
+    shown = " + bundled ".join([expression, *dict.fromkeys(b.expression for b in found.bundled)])
     ok = all(passed for _, passed, _ in notes)
     if ok:
         messages = [p + r for p, _, rs in notes for r in rs if r != "allowed"] or ["allowed"]
@@ -361,32 +485,47 @@ def check_distribution(
 
 
 def check_environment(
-    site_packages: Path, pol: LicensePolicy, runtime: set[str]
+    site_packages: Path,
+    pol: LicensePolicy,
+    runtime: set[str] | None,
+    policy_file: Path | str = "the policy file",
 ) -> tuple[list[Row], list[str]]:
-    """Every distribution installed in ``site_packages``; returns rows and stale-policy warnings."""
+    """Every distribution installed in ``site_packages``; returns rows and stale-policy warnings.
+
+    ``runtime`` names the shipped packages; ``None`` (no runtime lock given) counts every
+    package as shipped, so ``scope = "toolchain"`` exceptions never apply — the strict reading.
+    """
     used: set[PolicyException] = set()
     clarified: set[Clarify] = set()
     rows: list[Row] = []
     seen: set[str] = set()
     for dist in metadata.distributions(path=[str(site_packages)]):
-        name = str(dist.metadata["Name"])
+        meta = dist.metadata  # parsed once: importlib re-reads METADATA on every access
+        name = str(meta["Name"])
         if _normalize(name) in seen:
             continue
         seen.add(_normalize(name))
-        scope = "runtime" if _normalize(name) in runtime else "toolchain"
+        scope = "runtime" if runtime is None or _normalize(name) in runtime else "toolchain"
         rows.append(
             check_distribution(
-                name, dist.version, dist.metadata, _license_texts(dist), pol, scope, used, clarified
+                name,
+                str(meta["Version"]),
+                meta,
+                licence_files(dist, meta),
+                pol,
+                scope,
+                used,
+                clarified,
             )
         )
     rows.sort(key=lambda r: _normalize(r.package))
     warnings = [
-        f"exception for {e.package} ({e.license}) is not used; remove it from ci/policy.toml"
+        f"exception for {e.package} ({e.license}) is not used; remove it from {policy_file}"
         for e in pol.exceptions
         if e not in used
     ] + [
         f"clarify entry for {c.package} {c.version} matches no installed release; "
-        "update or remove it"
+        f"update or remove it in {policy_file}"
         for c in pol.clarify
         if c not in clarified
     ]
@@ -394,18 +533,18 @@ def check_environment(
 
 
 def render(rows: Sequence[Row]) -> str:
-    """The licence table: package, version, licence expression, verdict, reason."""
-    headers = ("package", "version", "licence", "verdict", "reason")
-    table = [(r.package, r.version, r.expression, r.verdict, r.reason) for r in rows]
-    # Long expressions (numpy's bundled licences) overflow their cell instead of widening all.
+    """The licence table: package, version, licence expression, verdict, reason, source."""
+    headers = ("package", "version", "licence", "verdict", "reason", "source")
+    table = [(r.package, r.version, r.expression, r.verdict, r.reason, r.source) for r in rows]
+    # Long cells (numpy's bundled licences) overflow instead of widening the whole column.
     widths = [
         min(MAX_CELL, max(len(h), *(len(t[i]) for t in table))) if table else len(h)
-        for i, h in enumerate(headers[:4])
+        for i, h in enumerate(headers[:5])
     ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:4], widths, strict=True)) + "  reason"]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers[:5], widths, strict=True)) + "  source"]
     lines.append("-" * len(lines[0]))
     lines += [
-        "  ".join(c.ljust(w) for c, w in zip(t[:4], widths, strict=True)) + "  " + t[4]
+        "  ".join(c.ljust(w) for c, w in zip(t[:5], widths, strict=True)) + "  " + t[5]
         for t in table
     ]
     return "\n".join(lines)

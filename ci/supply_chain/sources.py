@@ -42,7 +42,7 @@ def check_locks(locks: Iterable[Path]) -> list[str]:
         try:
             text = lock.read_text(encoding="utf-8")
         except FileNotFoundError:
-            problems.append(f"{lock}: lock file not found; run nox -s lock")
+            problems.append(f"{lock}: lock file not found")
             continue
         problems.extend(check_text(text, str(lock)))
     return problems

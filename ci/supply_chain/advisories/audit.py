@@ -11,32 +11,45 @@ Three independent checks, each able to fail the gate on its own:
    pin whose hashes no configured index serves is denied, PEP 792 archived/deprecated
    projects are warned about and quarantined ones denied.
 
-Ignores live in ``[advisories]`` of ``ci/policy.toml`` with an id, a reason and an
-expiry date; an expired ignore fails the gate, an unused one is a warning.
+Ignores live in ``[advisories]`` of the policy file with an id, a reason and an expiry
+date; an expired ignore fails the gate, an unused one is a warning. Paths in the policy
+(``db``, ``locks``) are relative to the policy file; without ``db`` the snapshot shipped
+in this package is used, so any project can audit its own locks with ``--lock``.
+
+Out of scope, said in every report: the installer packages of whatever environment
+installs the locks (pip, setuptools) are not audited — only the locked pins are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import NormalizedName
 
 from ci import policy
 from ci.errors import GateError
 from ci.gate.requirements import Pin, read_lock
-from ci.gate.toolchain import LOCK_FILE, load_toolchain
 from ci.supply_chain.advisories import online as online_audit
-from ci.supply_chain.advisories.database import Database, age_warning
-from ci.supply_chain.advisories.osv import Advisory
-from ci.supply_chain.index import ProjectPage
 
-DEFAULT_DB = "ci/advisories/pypa-advisory-db.zip"
+if TYPE_CHECKING:  # types only: the DB loader (yaml, cvss) is imported when an audit runs
+    from ci.supply_chain.advisories.database import Database
+    from ci.supply_chain.advisories.osv import Advisory
+    from ci.supply_chain.index import ProjectPage
+
+# The PyPA advisory snapshot shipped in this package (ci/advisories/).
+DEFAULT_DB = Path(__file__).resolve().parents[2] / "advisories" / "pypa-advisory-db.zip"
 DB_ENV = "BOT4_ADVISORY_DB"
 ONLINE_MODES = ("auto", "require", "never")
+SCOPE_NOTE = (
+    "scope: the locked pins only; the installer packages of the environment that installs "
+    "them (pip, setuptools) are not audited, and advisories only in GitHub's database (not "
+    "in the PyPA one) are found only by the online audit"
+)
 
 
 @dataclass(frozen=True)
@@ -52,15 +65,15 @@ class Ignore:
 class AuditPolicy:
     """``[advisories]`` of the policy file."""
 
-    db: str = DEFAULT_DB
+    db: Path = DEFAULT_DB
     max_age_days: int = 30
     yanked: str = "deny"
-    locks: tuple[str, ...] = ()
+    locks: tuple[Path, ...] = ()
     ignores: tuple[Ignore, ...] = ()
 
 
 def load_policy(path: Path) -> AuditPolicy:
-    """Read and validate ``[advisories]``."""
+    """Read and validate ``[advisories]``; its paths are relative to the policy file."""
     table = policy.load_section(path, "advisories")
     where = f"{path} [advisories]"
     ignores: list[Ignore] = []
@@ -79,17 +92,29 @@ def load_policy(path: Path) -> AuditPolicy:
     max_age = table.get("max-age-days", 30)
     if not isinstance(max_age, int) or isinstance(max_age, bool) or max_age < 1:
         raise GateError(f"{where}: max-age-days must be a positive integer")
-    db = table.get("db", DEFAULT_DB)
-    if not isinstance(db, str):
+    db = table.get("db")
+    if db is not None and not isinstance(db, str):
         raise GateError(f"{where}: db must be a path string")
-    return AuditPolicy(db, max_age, yanked, policy.strings(table, "locks", where), tuple(ignores))
+    return AuditPolicy(
+        _beside(path, db) if db else DEFAULT_DB,
+        max_age,
+        yanked,
+        tuple(_beside(path, p) for p in policy.strings(table, "locks", where)),
+        tuple(ignores),
+    )
 
 
-def lock_paths(root: Path, configured: Sequence[str]) -> list[Path]:
-    """The locks to audit: those configured, else every lock toolchain.lock lists."""
-    if configured:
-        return [root / p for p in configured]
-    return [root / entry.path for entry in load_toolchain(root / LOCK_FILE).locks]
+def _beside(policy_file: Path, relative: str) -> Path:
+    """A path written in a policy file, resolved against that file's directory."""
+    return Path(os.path.normpath(policy_file.parent / relative))
+
+
+def lock_paths(given: Sequence[Path], configured: Sequence[Path]) -> list[Path]:
+    """The locks to audit: ``--lock`` as given, else the policy's; none is an error."""
+    locks = list(given) or list(configured)
+    if not locks:
+        raise GateError("no locks to audit: pass --lock FILE (repeatable)")
+    return locks
 
 
 def collect_pins(locks: Iterable[Path]) -> dict[tuple[NormalizedName, str], Pin]:
@@ -101,9 +126,11 @@ def collect_pins(locks: Iterable[Path]) -> dict[tuple[NormalizedName, str], Pin]
     return dict(sorted(pins.items()))
 
 
-def db_path(root: Path, cli_db: str | None, configured: str, environ: Mapping[str, str]) -> Path:
-    """--db, then $BOT4_ADVISORY_DB, then the policy's (the committed snapshot)."""
-    chosen = cli_db or environ.get(DB_ENV) or configured
+def db_path(root: Path, cli_db: str | None, configured: Path, environ: Mapping[str, str]) -> Path:
+    """--db, then $BOT4_ADVISORY_DB (both relative to ``root``), then the policy's."""
+    chosen = cli_db or environ.get(DB_ENV)
+    if not chosen:
+        return configured
     path = Path(chosen)
     return path if path.is_absolute() else root / path
 
@@ -151,7 +178,7 @@ def apply_ignores(
     """Mark ignored findings; return them, failures (expired ignores), warnings (unused)."""
     failures = [
         f"ignore of {i.id} expired on {i.expires} ({i.reason}): upgrade the package or "
-        "renew the ignore with a new reason and date in ci/policy.toml"
+        "renew the ignore with a new reason and date in the policy file"
         for i in ignores
         if i.expires < today
     ]
@@ -165,7 +192,7 @@ def apply_ignores(
             used.add(hit.id)
         marked.append(Finding(finding.name, finding.version, finding.advisory, hit))
     warnings = [
-        f"ignore of {i} matches no finding; remove it from ci/policy.toml"
+        f"ignore of {i} matches no finding; remove it from the policy file"
         for i in sorted(set(active) - used)
     ]
     return marked, failures, warnings
@@ -237,6 +264,8 @@ def offline(
         f"{db.withdrawn} withdrawn)"
     )
     report.warnings.extend(db.warnings)
+    from ci.supply_chain.advisories.database import age_warning  # noqa: PLC0415 - see above
+
     stale = age_warning(db, today, audit_policy.max_age_days)
     if stale:
         report.warnings.append(stale)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,11 @@ def test_purls() -> None:
         == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u7?arch=amd64&distro=debian-12"
     )
     assert sbom.pypi_purl("Prometheus_Client", "0.26.0") == "pkg:pypi/prometheus-client@0.26.0"
+    assert sbom.pypi_purl("jaraco.classes", "3.4.0") == "pkg:pypi/jaraco.classes@3.4.0"
+    cxx = dataclasses.replace(pin, name="libstdc++6", version="12.2.0-14+deb12u1")
+    assert sbom.deb_purl(cxx, "12") == (
+        "pkg:deb/debian/libstdc%2B%2B6@12.2.0-14%2Bdeb12u1?arch=amd64&distro=debian-12"
+    )
 
 
 def test_missing_inputs(locked: Any, tmp_path: Path) -> None:

@@ -100,14 +100,14 @@ def dist(
             {"License_Expression": "mit OR apache-2.0", "License": "GPL"},
             ("MIT OR Apache-2.0", "License-Expression"),
         ),
-        ({"License": "Apache License 2.0"}, ("Apache-2.0", "License")),
-        ({"License": "BSD-3-Clause"}, ("BSD-3-Clause", "License")),
+        ({"License": "Apache License 2.0"}, ("Apache-2.0", "License field")),
+        ({"License": "BSD-3-Clause"}, ("BSD-3-Clause", "License field")),
         (
             {
                 "License": "MIT License",
                 "Classifier": ["License :: OSI Approved :: Apache Software License"],
             },
-            ("MIT", "License"),
+            ("MIT", "License field"),
         ),
         (
             {"License": "UNKNOWN", "Classifier": ["License :: OSI Approved :: ISC License (ISCL)"]},
@@ -140,10 +140,20 @@ def test_declared_order(
 
 
 def test_bundled_licences_from_licence_files() -> None:
-    found = licenses.declared(
-        meta(License_Expression="BSD-3-Clause"), [NUMPY_LICENSE, NUMPY_LICENSE]
-    )
-    assert found.bundled == ("BSD-3-Clause", "GPL-3.0-or-later WITH GCC-exception-3.1")
+    files = [licenses.LicenceFile(f"numpy-2.4.6.dist-info/LICENSE{n}", NUMPY_LICENSE) for n in "12"]
+    found = licenses.declared(meta(License_Expression="BSD-3-Clause"), files)
+    assert [(b.expression, b.where) for b in found.bundled] == [
+        ("BSD-3-Clause", "numpy-2.4.6.dist-info/LICENSE1 (License: line)"),
+        (
+            "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "numpy-2.4.6.dist-info/LICENSE1 (License: line)",
+        ),
+        ("BSD-3-Clause", "numpy-2.4.6.dist-info/LICENSE2 (License: line)"),
+        (
+            "GPL-3.0-or-later WITH GCC-exception-3.1",
+            "numpy-2.4.6.dist-info/LICENSE2 (License: line)",
+        ),
+    ]
 
 
 def test_evaluate_and_or_with(tmp_path: Path) -> None:
@@ -223,11 +233,19 @@ def test_environment_table_and_verdicts(tmp_path: Path) -> None:
     assert (jinja.verdict, jinja.source) == ("allow", "clarify: LICENSE.txt is the 3-clause text")
     assert by_name["python-debian"].verdict == "allow"
     assert warnings == [
-        "exception for unused (MIT) is not used; remove it from ci/policy.toml",
-        "clarify entry for jinja2 2.0 matches no installed release; update or remove it",
+        "exception for unused (MIT) is not used; remove it from the policy file",
+        "clarify entry for jinja2 2.0 matches no installed release; update or remove it in "
+        "the policy file",
     ]
     table = licenses.render(rows)
-    assert table.splitlines()[0].split() == ["package", "version", "licence", "verdict", "reason"]
+    assert table.splitlines()[0].split() == [
+        "package",
+        "version",
+        "licence",
+        "verdict",
+        "reason",
+        "source",
+    ]
     assert licenses.rows_json(rows, warnings)["denied"] == 3
     assert licenses.render([]).startswith("package")
 
@@ -284,6 +302,15 @@ def venv(root: Path) -> Path:
     return site
 
 
+def run_licenses(root: Path, *extra: str) -> int:
+    """bot4's way of calling it: its policy, its lock for the source check and the scope."""
+    return cli.main(
+        ["--root", str(root), "licenses", "--venv", str(root / "venv"), "--policy",
+         "ci/policy.toml", "--lock", "locks/runtime.txt", "--runtime-lock", "locks/runtime.txt",
+         *extra]
+    )  # fmt: skip
+
+
 def test_cli_licenses_gpl_dependency_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -292,7 +319,7 @@ def test_cli_licenses_gpl_dependency_fails(
     site = venv(tmp_path)
     dist(site, "gplonly", "1.0", "License-Expression: GPL-3.0-only\n")
     dist(site, "nometa", "2.0", "")
-    code = cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")])
+    code = run_licenses(tmp_path)
     out, err = capsys.readouterr()
     assert code == 1
     assert "gplonly" in out and "deny" in out
@@ -311,7 +338,7 @@ def test_cli_licenses_json_and_sources(tmp_path: Path, capsys: pytest.CaptureFix
     lock_repo(tmp_path)
     site = venv(tmp_path)
     dist(site, "fine", "1.0", "License-Expression: MIT\n")
-    assert cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")]) == 0
+    assert run_licenses(tmp_path) == 0
     assert "licenses: 1 distributions allowed; sources: 1 locks clean" in capsys.readouterr().out
     (tmp_path / "locks" / "runtime.txt").write_text(
         "--extra-index-url https://mirror.invalid/simple\nfine==1.0 --hash=sha256:"
@@ -319,10 +346,7 @@ def test_cli_licenses_json_and_sources(tmp_path: Path, capsys: pytest.CaptureFix
         + "\n",
         encoding="utf-8",
     )
-    assert (
-        cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv"), "--json"])
-        == 1
-    )
+    assert run_licenses(tmp_path, "--json") == 1
     out, err = capsys.readouterr()
     payload = json.loads(out)
     assert payload["denied"] == 0 and payload["packages"][0]["package"] == "fine"
@@ -336,7 +360,7 @@ def test_cli_licenses_empty_venv(tmp_path: Path, capsys: pytest.CaptureFixture[s
     write_policy(tmp_path)
     lock_repo(tmp_path)
     venv(tmp_path)
-    assert cli.main(["--root", str(tmp_path), "licenses", "--venv", str(tmp_path / "venv")]) == 1
+    assert run_licenses(tmp_path) == 1
     assert "no installed distributions found" in capsys.readouterr().err
 
 
@@ -351,3 +375,79 @@ def test_repository_policy_passes_this_environment() -> None:
     assert denied == []
     numpy = next(r for r in rows if r.package == "numpy")
     assert "GPL-3.0-or-later WITH GCC-exception-3.1" in numpy.expression
+
+
+MPL = "Mozilla Public License Version 2.0\n=====\n1.4. Covered Software\n"
+ISC_TEXT = (
+    "Permission to use, copy, modify, and/or distribute this software for any purpose with or "
+    "without fee is hereby granted, provided that the above copyright notice and this "
+    "permission notice appear in all copies.\n"
+)
+
+
+def test_every_licence_file_is_read_not_only_license_file_lines(tmp_path: Path) -> None:
+    """A pyzmq-shaped wheel: no License-File line, licences of bundled libraries under
+    .dist-info/licenses/licenses/, a vendored LICENSE, and names that only look like one."""
+    site = tmp_path / "site"
+    info = site / "zmqlike-1.0.dist-info"
+    files = {
+        f"{info.name}/licenses/LICENSE.md": "BSD 3-Clause License\n\nCopyright (c) 2009\n",
+        f"{info.name}/licenses/licenses/LICENSE.zeromq.txt": MPL,
+        f"{info.name}/licenses/licenses/LICENSE.libsodium.txt": ISC_TEXT,
+        "zmqlike/_vendor/thing/LICENSE": "The MIT License (MIT)\n",
+        "zmqlike/licenses_app.py": MPL,  # code, not a licence file
+        "zmqlike.libs/libzmq.so": MPL,  # a binary
+        "zmqlike/NOTICE": "nothing recognisable here\n",
+        "zmqlike/LICENSE.weird": "Some licence nobody knows\n",
+    }
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text, encoding="utf-8")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.4\nName: zmqlike\nVersion: 1.0\nLicense-Expression: BSD-3-Clause\n",
+        encoding="utf-8",
+    )
+    (info / "RECORD").write_text(
+        "".join(f"{rel},,\n" for rel in files) + "../../bin/outside,,\n", encoding="utf-8"
+    )
+    pol = licenses.load_policy(
+        write_policy(tmp_path, '[licenses]\nallow = ["BSD-3-Clause", "ISC", "MIT"]\n')
+    )
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert (row.verdict, row.expression) == (
+        "deny",
+        "BSD-3-Clause + bundled ISC + bundled MPL-2.0 + bundled MIT",
+    )
+    assert row.source == (
+        "License-Expression; bundled ISC from zmqlike-1.0.dist-info/licenses/licenses/"
+        "LICENSE.libsodium.txt, MPL-2.0 from zmqlike-1.0.dist-info/licenses/licenses/"
+        "LICENSE.zeromq.txt, MIT from zmqlike/_vendor/thing/LICENSE; licence text not "
+        "recognised (read it): zmqlike/LICENSE.weird"
+    )
+    assert row.reason == (
+        "bundled MPL-2.0: MPL-2.0 is copyleft (copyleft = deny); add an exception with a reason"
+    )
+
+
+def test_licence_files_without_record_and_the_own_file_as_the_source(tmp_path: Path) -> None:
+    """No RECORD: the License-File entries are read; with only a 'BSD License' classifier
+    the verdict comes from the package's own licence file, and says so."""
+    site = tmp_path / "site"
+    dist(
+        site,
+        "oldbsd",
+        "1.0",
+        "Classifier: License :: OSI Approved :: BSD License\n",
+        {"LICENSE": "BSD 2-Clause License\n\nCopyright (c) 2018\n"},
+    )
+    pol = licenses.load_policy(write_policy(tmp_path, '[licenses]\nallow = ["BSD-2-Clause"]\n'))
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert (row.verdict, row.expression, row.source) == (
+        "allow",
+        "BSD-2-Clause",
+        "licence file oldbsd-1.0.dist-info/licenses/LICENSE",
+    )
+    big = site / "oldbsd-1.0.dist-info" / "licenses" / "LICENSE"
+    big.write_text("BSD 2-Clause License\n" + " " * licenses.MAX_FILE, encoding="utf-8")
+    (row,) = licenses.check_environment(site, pol, None)[0]
+    assert row.verdict == "deny" and row.source == "none usable"  # too big to read: not guessed

@@ -75,10 +75,10 @@ def generate(root: Path, uv: str) -> str:
     return sbom.generate(
         root,
         uv,
-        root / "locks" / "runtime.txt",
+        [root / "locks" / "runtime.txt"],
         root / "pyproject.toml",
         ["--no-index", "--find-links", str(root / "wheels")],
-    )
+    ).text
 
 
 def test_generate_is_valid_enriched_and_byte_stable(project: Path, uv: str) -> None:
@@ -102,9 +102,14 @@ def test_cli_writes_then_checks_and_reports_drift(
 ) -> None:
     monkeypatch.setenv("UV_NO_INDEX", "1")
     monkeypatch.setenv("UV_FIND_LINKS", str(project / "wheels"))
-    base = ["--root", str(project), "sbom", "--uv", uv]
+    base = ["--root", str(project), "sbom", "--uv", uv, "--lock", "locks/runtime.txt"]
+    base += ["--pyproject", "pyproject.toml", "--output", "sbom/bot4-python.cdx.json"]
+    write = (
+        f"python -m ci --root {project} sbom --lock locks/runtime.txt --pyproject "
+        "pyproject.toml --output sbom/bot4-python.cdx.json"
+    )
     assert cli.main([*base, "--check"]) == 1
-    assert "does not exist; generate it with nox -s sbom -- --write" in capsys.readouterr().err
+    assert f"does not exist; generate it with {write}\n" in capsys.readouterr().err
     assert cli.main(base) == 0
     written = project / "sbom" / "bot4-python.cdx.json"
     assert "wrote sbom/bot4-python.cdx.json" in capsys.readouterr().out
@@ -116,9 +121,8 @@ def test_cli_writes_then_checks_and_reports_drift(
     assert cli.main([*base, "--check"]) == 1
     out, err = capsys.readouterr()
     assert "~ demo-pkg 0.9 → 1.0" in out
-    assert (
-        err == "ci: error: sbom/bot4-python.cdx.json is stale; regenerate it with "
-        "nox -s sbom -- --write and commit it\n"
+    assert err == (
+        f"ci: error: sbom/bot4-python.cdx.json is stale; regenerate it with {write} and commit it\n"
     )
 
 
@@ -130,7 +134,7 @@ def test_install_failure_is_one_line(project: Path, uv: str) -> None:
         generate(project, uv)
     with pytest.raises(GateError, match="uv venv failed: "):
         sbom.install_runtime(
-            str(project / "no-uv"), project / "locks" / "runtime.txt", project / "v"
+            str(project / "no-uv"), [project / "locks" / "runtime.txt"], project / "v"
         )
 
 
@@ -143,10 +147,18 @@ def bom(*components: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-PINS = parse_lock(
-    "six==1.17.0 --hash=sha256:" + "b" * 64 + " --hash=sha256:" + "a" * 64 + "\n"
-    "Prometheus_Client==0.26.0 --hash=sha256:" + "c" * 64 + "\n",
-    "locks/runtime.txt",
+PINS, _ = sbom.applicable_pins(
+    [
+        (
+            "locks/runtime.txt",
+            parse_lock(
+                "six==1.17.0 --hash=sha256:" + "b" * 64 + " --hash=sha256:" + "a" * 64 + "\n"
+                "Prometheus_Client==0.26.0 --hash=sha256:" + "c" * 64 + "\n",
+                "locks/runtime.txt",
+            ),
+        )
+    ],
+    {},
 )
 
 
@@ -160,7 +172,7 @@ def test_enrich_requires_exactly_the_lock() -> None:
         },
         {"type": "library", "name": "prometheus_client", "version": "0.26.0"},
     )
-    enriched = sbom.enrich(copy.deepcopy(good), PINS, "locks/runtime.txt")
+    enriched = sbom.enrich(copy.deepcopy(good), PINS)
     assert [c["purl"] for c in enriched["components"]] == [
         "pkg:pypi/prometheus-client@0.26.0",
         "pkg:pypi/six@1.17.0",
@@ -170,19 +182,13 @@ def test_enrich_requires_exactly_the_lock() -> None:
     assert [p["name"] for p in six["properties"]] == ["bot4:hashes", "bot4:lock"]
     sbom.validate(sbom.serialize(enriched))
     with pytest.raises(GateError, match=r"component extra is not pinned in locks/runtime\.txt"):
-        sbom.enrich(
-            bom({"type": "library", "name": "extra", "version": "1"}), PINS, "locks/runtime.txt"
-        )
+        sbom.enrich(bom({"type": "library", "name": "extra", "version": "1"}), PINS)
     with pytest.raises(GateError, match=r"six 1.16.0 differs from locks/runtime.txt \(1.17.0\)"):
-        sbom.enrich(
-            bom({"type": "library", "name": "six", "version": "1.16.0"}), PINS, "locks/runtime.txt"
-        )
+        sbom.enrich(bom({"type": "library", "name": "six", "version": "1.16.0"}), PINS)
     with pytest.raises(
-        GateError, match="pins prometheus-client but the SBOM has no such component"
+        GateError, match="pins prometheus-client for this environment but the SBOM has no such"
     ):
-        sbom.enrich(
-            bom({"type": "library", "name": "six", "version": "1.17.0"}), PINS, "locks/runtime.txt"
-        )
+        sbom.enrich(bom({"type": "library", "name": "six", "version": "1.17.0"}), PINS)
 
 
 def test_validate_rejects_invalid_cyclonedx() -> None:
@@ -224,3 +230,80 @@ def test_committed_sbom_describes_the_runtime_lock() -> None:
     pins = {str(p.name): str(p.version) for p in read_lock(repo / sbom.DEFAULT_LOCK)}
     assert {c["purl"].split("/")[1].split("@")[0]: c["version"] for c in data["components"]} == pins
     sbom.validate((repo / sbom.DEFAULT_OUTPUT).read_text(encoding="utf-8"))
+
+
+def test_universal_lock_without_pyproject_and_an_existing_venv(
+    project: Path, uv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another project's `uv pip compile --universal` lock: a pin for another platform is
+    not missing, no pyproject.toml is needed, and --venv describes a venv as it is."""
+    monkeypatch.setenv("UV_NO_INDEX", "1")
+    monkeypatch.setenv("UV_FIND_LINKS", str(project / "wheels"))
+    (project / "pyproject.toml").unlink()
+    lock = project / "locks" / "runtime.txt"
+    lock.write_text(
+        lock.read_text(encoding="utf-8")
+        + "colorama==0.4.6 ; sys_platform == 'win32' --hash=sha256:"
+        + "c" * 64
+        + "\n",
+        encoding="utf-8",
+    )
+    base = ["--root", str(project), "sbom", "--uv", uv, "--lock", "locks/runtime.txt"]
+    assert cli.main(base) == 0
+    out, err = capsys.readouterr()
+    assert err == (
+        'sbom: not installed here (environment markers): colorama 0.4.6 ; sys_platform == "win32"\n'
+    )
+    printed = json.loads(out)  # stdout is the SBOM alone
+    assert [c["purl"] for c in printed["components"]] == ["pkg:pypi/demo-pkg@1.0"]
+    assert "component" not in printed["metadata"]  # no root component without --pyproject
+    venv = project / "venv"
+    sbom.install_runtime(uv, [lock], venv, ["--no-index", "--find-links", str(project / "wheels")])
+    no_uv = ["--root", str(project), "sbom", "--lock", "locks/runtime.txt"]  # --venv: no uv
+    assert cli.main([*no_uv, "--venv", "venv", "--output", "out.json"]) == 0
+    assert json.loads((project / "out.json").read_text(encoding="utf-8")) == printed
+    # A pin that does apply but is not installed is still an error.
+    lock.write_text(
+        lock.read_text(encoding="utf-8") + "six==1.17.0 --hash=sha256:" + "d" * 64 + "\n",
+        encoding="utf-8",
+    )
+    assert cli.main([*base, "--venv", "venv"]) == 1
+    assert capsys.readouterr().err.endswith(
+        "ci: error: locks/runtime.txt pins six for this environment but the SBOM has no such "
+        "component\n"
+    )
+
+
+def test_sbom_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "l.txt").write_text("six==1.17.0 --hash=sha256:" + "d" * 64 + "\n", "utf-8")
+    base = ["--root", str(tmp_path), "sbom", "--lock", "l.txt"]
+    assert cli.main([*base, "--check"]) == 1
+    assert capsys.readouterr().err == (
+        "ci: error: --check needs --output FILE (the committed SBOM to compare)\n"
+    )
+    assert cli.main([*base, "--venv", "nowhere"]) == 1
+    assert capsys.readouterr().err == (
+        f"ci: error: {tmp_path}/nowhere: not a virtualenv (no bin/python)\n"
+    )
+    assert not list(tmp_path.glob("*.json"))
+    with pytest.raises(GateError, match=r"uv is needed to build the throwaway venv \(or pass"):
+        sbom.generate(tmp_path, None, [tmp_path / "l.txt"], None)
+
+
+def test_applicable_pins_conflict_between_locks() -> None:
+    a = parse_lock("six==1.17.0 --hash=sha256:" + "a" * 64 + "\n", "a.txt")
+    b = parse_lock("six==1.16.0 --hash=sha256:" + "b" * 64 + "\n", "b.txt")
+    with pytest.raises(GateError, match=r"six is pinned to 1.17.0 in a.txt:1 and to 1.16.0"):
+        sbom.applicable_pins([("a.txt", a), ("b.txt", b)], {})
+
+
+@pytest.mark.parametrize(
+    ("name", "purl"),
+    [
+        ("jaraco.classes", "pkg:pypi/jaraco.classes@3.4.0"),
+        ("Jinja2", "pkg:pypi/jinja2@3.4.0"),
+        ("prometheus_client", "pkg:pypi/prometheus-client@3.4.0"),
+    ],
+)
+def test_pypi_purls_follow_the_purl_spec(name: str, purl: str) -> None:
+    assert sbom.pypi_purl(name, "3.4.0") == purl

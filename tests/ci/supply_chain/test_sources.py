@@ -48,7 +48,7 @@ def test_cross_line_problems_and_missing_lock(tmp_path: Path) -> None:
     good = tmp_path / "good.txt"
     good.write_text(f"six==1.17.0 {H}\n", encoding="utf-8")
     assert sources.check_locks([good, tmp_path / "gone.txt"]) == [
-        f"{tmp_path}/gone.txt: lock file not found; run nox -s lock"
+        f"{tmp_path}/gone.txt: lock file not found"
     ]
 
 

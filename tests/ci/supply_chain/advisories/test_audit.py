@@ -38,7 +38,7 @@ PIP_AUDIT = str(Path(sys.executable).parent / "pip-audit")
 def policy_file(root: Path, body: str = "") -> Path:
     path = root / "ci" / "policy.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    locks = "" if "locks =" in body else 'locks = ["locks/a.txt"]\n'
+    locks = "" if "locks =" in body else 'locks = ["../locks/a.txt"]\n'
     path.write_text(f"[advisories]\n{locks}{body}", encoding="utf-8")
     return path
 
@@ -60,9 +60,11 @@ def test_policy_parsing(tmp_path: Path) -> None:
     assert (pol.yanked, pol.max_age_days, pol.db, pol.locks) == (
         "warn",
         7,
-        "x.zip",
-        ("locks/a.txt",),
+        tmp_path / "ci" / "x.zip",  # policy paths are relative to the policy file
+        (tmp_path / "locks" / "a.txt",),
     )
+    assert audit.load_policy(policy_file(tmp_path / "p")).db == audit.DEFAULT_DB
+    assert audit.DEFAULT_DB.is_file()  # the snapshot ships with the toolkit
     assert pol.ignores == (audit.Ignore("CVE-1", "r", dt.date(2027, 1, 31)),)
 
 
@@ -130,9 +132,9 @@ def test_ignores_expire_and_unused_ones_warn() -> None:
     assert "IGNORED until 2027-01-01: no redirects in our use" in marked[0].render()
     assert failures == [
         "ignore of PYSEC-2022-42969 expired on 2026-01-01 (old): upgrade the package or renew "
-        "the ignore with a new reason and date in ci/policy.toml"
+        "the ignore with a new reason and date in the policy file"
     ]
-    assert warnings == ["ignore of GHSA-none matches no finding; remove it from ci/policy.toml"]
+    assert warnings == ["ignore of GHSA-none matches no finding; remove it from the policy file"]
 
 
 def test_offline_report_counts() -> None:
@@ -208,18 +210,22 @@ def test_index_checks_unreachable_is_a_failure_unless_allowed() -> None:
 
 
 def test_db_path_precedence(tmp_path: Path) -> None:
-    assert audit.db_path(tmp_path, "/abs/db.zip", "c.zip", {audit.DB_ENV: "e.zip"}) == Path(
+    configured = tmp_path / "ci" / "c.zip"
+    assert audit.db_path(tmp_path, "/abs/db.zip", configured, {audit.DB_ENV: "e.zip"}) == Path(
         "/abs/db.zip"
     )
-    assert audit.db_path(tmp_path, None, "c.zip", {audit.DB_ENV: "e.zip"}) == tmp_path / "e.zip"
-    assert audit.db_path(tmp_path, None, "c.zip", {}) == tmp_path / "c.zip"
+    assert audit.db_path(tmp_path, None, configured, {audit.DB_ENV: "e.zip"}) == tmp_path / "e.zip"
+    assert audit.db_path(tmp_path, None, configured, {}) == configured
 
 
-def test_lock_paths_default_to_toolchain_lock() -> None:
+def test_lock_paths_given_then_policy_else_refused(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    assert audit.lock_paths([a], [b]) == [a]
+    assert audit.lock_paths([], [b]) == [b]
+    with pytest.raises(GateError, match=r"^no locks to audit: pass --lock FILE \(repeatable\)$"):
+        audit.lock_paths([], [])
     root = Path(__file__).resolve().parents[4]
-    paths = audit.lock_paths(root, ())
-    assert {p.name for p in paths} >= {"runtime.txt", "toolchain.txt", "bootstrap.txt"}
-    pins = audit.collect_pins(paths)
+    pins = audit.collect_pins([root / "locks" / "runtime.txt"])
     assert (canonicalize_name("numpy"), "2.4.6") in pins
 
 
@@ -369,6 +375,8 @@ def test_cli_audit_end_to_end(
             "--root",
             str(root),
             "audit",
+            "--policy",
+            "ci/policy.toml",
             "--db",
             str(DATA),
             "--online",
@@ -394,7 +402,20 @@ def test_cli_audit_passes_and_json(
     pip_env.setenv("PIP_INDEX_URL", file_index(tmp_path / "idx", yanked=False))
     pip_env.setenv(audit.DB_ENV, str(DATA))
     assert (
-        cli.main(["--root", str(root), "audit", "--online", "never", "--today", "2024-02-20"]) == 0
+        cli.main(
+            [
+                "--root",
+                str(root),
+                "audit",
+                "--policy",
+                "ci/policy.toml",
+                "--online",
+                "never",
+                "--today",
+                "2024-02-20",
+            ]
+        )
+        == 0
     )
     assert capsys.readouterr().out.endswith("audit: passed\n")
     assert (
@@ -403,6 +424,8 @@ def test_cli_audit_passes_and_json(
                 "--root",
                 str(root),
                 "audit",
+                "--policy",
+                "ci/policy.toml",
                 "--online",
                 "never",
                 "--json",
@@ -424,10 +447,40 @@ def test_cli_audit_bad_inputs(
     tmp_path: Path, pip_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = repo(tmp_path, lock="")
-    assert cli.main(["--root", str(root), "audit", "--db", str(DATA), "--online", "never"]) == 1
+    assert (
+        cli.main(
+            [
+                "--root",
+                str(root),
+                "audit",
+                "--policy",
+                "ci/policy.toml",
+                "--db",
+                str(DATA),
+                "--online",
+                "never",
+            ]
+        )
+        == 1
+    )
     assert capsys.readouterr().err == "ci: error: no pins found in the locks; nothing to audit\n"
     root.joinpath("locks", "a.txt").write_text(LOCK, encoding="utf-8")
-    assert cli.main(["--root", str(root), "audit", "--db", str(DATA), "--today", "30.11.2026"]) == 1
+    assert (
+        cli.main(
+            [
+                "--root",
+                str(root),
+                "audit",
+                "--policy",
+                "ci/policy.toml",
+                "--db",
+                str(DATA),
+                "--today",
+                "30.11.2026",
+            ]
+        )
+        == 1
+    )
     assert capsys.readouterr().err == "ci: error: --today expects YYYY-MM-DD, got '30.11.2026'\n"
     policy_file(
         root, 'ignore = [{ id = "PYSEC-2022-42969", reason = "r", expires = 2026-01-01 }]\n'
@@ -437,6 +490,8 @@ def test_cli_audit_bad_inputs(
             "--root",
             str(root),
             "audit",
+            "--policy",
+            "ci/policy.toml",
             "--db",
             str(DATA),
             "--online",
@@ -459,6 +514,8 @@ def test_cli_audit_unreachable_index(
         "--root",
         str(root),
         "audit",
+        "--policy",
+        "ci/policy.toml",
         "--db",
         str(DATA),
         "--online",

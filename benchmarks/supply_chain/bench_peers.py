@@ -1,0 +1,99 @@
+"""`python -m ci licenses` against pip-licenses and `python -m ci sbom --venv` against
+`cyclonedx-py environment`, on the same environment, in the same run: ratios printed.
+
+The environment is the real-project corpus's jupyterlab (91 distributions,
+tests/ci/data/corpus/jupyterlab): a venv whose site-packages is that directory, so the run
+needs no network and every tool reads the same metadata. Each command runs `--repeat`
+times (default 5) after one untimed warm-up; the median wall time is compared. Ours does
+more than the peer: the licence policy, licence-text identification, every licence file
+in the wheels (pip-licenses prints metadata); the lock's hashes, markers, purls and strict schema
+validation on top of cyclonedx-py's own output (which it runs).
+
+    .nox/tests/bin/python benchmarks/supply_chain/bench_peers.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "tests" / "ci" / "data" / "corpus" / "jupyterlab"
+BIN = Path(sys.executable).parent
+
+
+def corpus_venv(where: Path) -> Path:
+    """A real venv whose site-packages is the corpus (read only)."""
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(where)
+    site = next(where.glob("lib/python3*/site-packages"))
+    site.rmdir()
+    site.symlink_to(CORPUS / "site", target_is_directory=True)
+    return where
+
+
+# Warm runs, as a developer's or CI's repeated gate: bytecode may be cached (a
+# PYTHONDONTWRITEBYTECODE in the caller's environment would make every run compile every
+# module, which penalises whichever tool imports more), and one untimed run comes first.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def median_time(argv: list[str], repeat: int) -> tuple[float, int]:
+    subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
+    times: list[float] = []
+    code = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
+        times.append(time.perf_counter() - start)
+        code = proc.returncode
+    return statistics.median(times), code
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per command (median)")
+    parser.add_argument("--quick", action="store_true", help="two runs per command")
+    args = parser.parse_args()
+    repeat = 2 if args.quick else args.repeat
+    with tempfile.TemporaryDirectory(prefix="bench-peers-") as tmp:
+        env = corpus_venv(Path(tmp) / "venv")
+        python = str(env / "bin" / "python")
+        lock = str(CORPUS / "requirements.txt")
+        pairs = [
+            (
+                "licenses",
+                [sys.executable, "-m", "ci", "licenses", "--venv", str(env), "--lock", lock],
+                "pip-licenses --from=mixed",
+                [str(BIN / "pip-licenses"), "--python", python, "--from=mixed"],
+            ),
+            (
+                "sbom --venv",
+                [sys.executable, "-m", "ci", "sbom", "--lock", lock, "--venv", str(env)],
+                "cyclonedx-py environment",
+                [sys.executable, "-m", "cyclonedx_py", "environment", "--output-reproducible",
+                 "--sv", "1.6", "--of", "JSON", python],
+            ),
+        ]  # fmt: skip
+        print(
+            f"same environment: {CORPUS.relative_to(ROOT)} (91 distributions), median of {repeat}"
+        )
+        print(f"{'ours':14} {'s':>6}  {'peer':26} {'s':>6}  ratio  exit (ours/peer)")
+        for label, ours, peer_label, peer in pairs:
+            t_ours, c_ours = median_time(ours, repeat)
+            t_peer, c_peer = median_time(peer, repeat)
+            print(
+                f"{label:14} {t_ours:6.2f}  {peer_label:26} {t_peer:6.2f}  "
+                f"{t_ours / t_peer:4.2f}x  {c_ours}/{c_peer}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
