@@ -26,7 +26,10 @@ GROUP = f"root:x:0:\nnobody:x:65534:\nnonroot:x:{NONROOT_UID}:\n"
 REPLACED = frozenset({"usr/sbin/update-ca-certificates"})
 # "localhost" must resolve without DNS (runc, unlike docker, mounts no /etc/hosts): the
 # engine's metrics endpoint listens on localhost by default.
-HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+HOSTS = (  # the image's /etc/hosts names the loopback addresses themselves
+    "127.0.0.1\tlocalhost\n"  # bot4: allow-ip (loopback in /etc/hosts)
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"  # bot4: allow-ip (loopback in /etc/hosts)
+)
 NSSWITCH = (
     "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
     "networks: files\nprotocols: files\nservices: files\n"

@@ -12,10 +12,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_two_first_runs_share_one_bootstrap(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
-    (clone / "scripts").mkdir(parents=True)
-    (clone / "locks").mkdir()
-    shutil.copy2(ROOT / "scripts" / "gate", clone / "scripts" / "gate")
-    shutil.copy2(ROOT / "locks" / "bootstrap.txt", clone / "locks" / "bootstrap.txt")
+    # What the bootstrap reads: the script, the locks and their index, the declarations
+    # the pre-install verifier digests, and the verifier itself.
+    for name in ("scripts/gate", "toolchain.lock", "pyproject.toml", "ci/pyproject.toml"):
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, clone / name)
+    shutil.copytree(ROOT / "locks", clone / "locks")
+    shutil.copytree(
+        ROOT / "ci" / "gate", clone / "ci" / "gate", ignore=shutil.ignore_patterns("__pycache__")
+    )
     env = {**os.environ, "BOT4_SKIP_DEBS": "1"}
     runs = [
         subprocess.Popen(
