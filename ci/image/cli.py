@@ -220,7 +220,7 @@ def write_sbom(root: Path, cache: Cache, check: bool) -> int:
         if old != text:
             for line in diff_summary(old, text):
                 print(line)
-            _err(f"{sbom.SBOM_FILE} is out of date; run python -m ci.image sbom and commit it")
+            _err(f"{sbom.SBOM_FILE} is out of date; run scripts/gate -s image-sbom and commit it")
             return 1
         print(f"{sbom.SBOM_FILE}: up to date ({len(lock.debs)} debs, {len(lock.wheels)} wheels)")
         return 0
