@@ -25,6 +25,7 @@ from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
 from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
+from ci.gate.lock import relock
 from ci.gate.requirements import read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
@@ -87,20 +88,7 @@ def cmd_security_scan(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Regenerate locks/*.txt and toolchain.lock with uv."""
-    root = Path(args.root).resolve()
-    data = toolchain.read_pyproject(root / "pyproject.toml")
-    tc = toolchain.compile_locks(
-        root,
-        toolchain.find_uv(args.uv),
-        toolchain.python_pin(data),
-        toolchain.platform_pin(data),
-        upgrade=args.upgrade,
-        log=lambda msg: print(f"lock: {msg}", file=sys.stderr, flush=True),
-    )
-    for entry in tc.locks:
-        print(f"{entry.path}  sha256:{entry.sha256}")
-    print(f"wrote {toolchain.LOCK_FILE}")
-    return 0
+    return relock(args)
 
 
 def _parse_env(spec: str) -> toolchain.Environment:

@@ -17,7 +17,8 @@ from ci.errors import run_command
 from ci.gate import toolchain
 
 
-def _lock(args: argparse.Namespace) -> int:
+def relock(args: argparse.Namespace) -> int:
+    """Regenerate locks/*.txt and toolchain.lock with uv (``--root``, ``--uv``, ``--upgrade``)."""
     root = Path(args.root).resolve()
     data = toolchain.read_pyproject(root / "pyproject.toml")
     tc = toolchain.compile_locks(
@@ -40,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="repository root (default: .)")
     parser.add_argument("--uv", help="the uv to compile with (default: $UV, PATH, beside python)")
     parser.add_argument("--upgrade", action="store_true", help="move every pin to the newest")
-    parser.set_defaults(func=_lock)
+    parser.set_defaults(func=relock)
     args = parser.parse_args(argv)
     return run_command(args, lambda msg: print(f"lock: error: {msg}", file=sys.stderr))
 

@@ -144,6 +144,15 @@ def run(
     for name in COPIED:
         shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(root / "pyproject.toml", src / "pyproject.toml")
+    # The no-silent-skips plugin the tests load (stdlib + pytest only), importable from
+    # the working directory: a test that skips in the image fails as it does outside.
+    (src / "ci").mkdir()
+    shutil.copy2(root / "ci" / "__init__.py", src / "ci" / "__init__.py")
+    shutil.copytree(
+        root / "ci" / "testing",
+        src / "ci" / "testing",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     for path in [src, *src.rglob("*")]:
         os.lchown(path, NONROOT_UID, NONROOT_UID)
     argv = ["/usr/bin/python3.11", "-m", "pytest", "-p", "no:cacheprovider", *args]
@@ -153,6 +162,7 @@ def run(
         "HOME=/tmp",
         "HYPOTHESIS_STORAGE_DIRECTORY=/tmp/.hypothesis",
         f"BOT4_EXAMPLES_DIR={CWD}/examples",  # the drills' market, outside the package
+        "BOT4_ABSENT=root",  # uid 65532 by design: root-only tests are declared, and listed
     ]
     spec["mounts"].append(
         {"destination": CWD, "type": "bind", "source": str(src), "options": ["rbind", "rw"]}
