@@ -478,8 +478,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
+    from ci.image.output import run_scratch  # noqa: PLC0415
+
     try:
-        return run_command(args, _err)
+        with run_scratch():  # $TMPDIR for this run and its children; a killed run's is swept
+            return run_command(args, _err)
     except OSError as exc:  # a file or directory the user named, as one line
         _err(f"{exc.filename or ''}: {exc.strerror or exc}".removeprefix(": "))
         return ERROR

@@ -33,6 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ci.image import output
 from ci.release import attest, e2e, gpg, keys, layout, sign
 from ci.release.docker_check import Dockerd
 from ci.release.errors import ReleaseError
@@ -149,7 +150,7 @@ class Podman:
         self.runc = runc
         # podman refuses a runroot longer than 50 characters: keep it short, whatever the
         # caller's directory (removed by close()).
-        self._runbase = Path(tempfile.mkdtemp(prefix="b4p-"))
+        self._runbase = output.scratch(output.outer_tmp(), "p")
         if len(str(self._runbase)) > 40:
             shutil.rmtree(self._runbase)
             raise ReleaseError(
