@@ -447,6 +447,47 @@ def image_sbom(session: nox.Session) -> None:
     session.run("python", "-m", "ci.image", "sbom")
 
 
+@nox.session(python=PYTHON, default=False, tags=["maintenance"])
+def refresh(session: nox.Session) -> None:
+    """Re-lock image.lock, rebuild, rewrite the SBOMs, scan before and after: the patch and
+    the pull-request body (lock diff + scan delta) in reports/refresh/ (scheduled workflow)."""
+    install_locked(session)
+    out = REPORTS / "refresh"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    scan = ["python", "-m", "ci.image", "scan", "--layout", f"{IMAGE_OUT}/oci", "--json"]
+    ensure_image(session)
+    session.run(*scan, str(out / "scan-before.json"), success_codes=[0, 1])
+    shutil.copy2(ROOT / "image.lock", out / "image.lock.before")
+    if os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+    session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "lock")
+    ensure_image(session)
+    session.run("python", "-m", "ci.image", "sbom")
+    runtime = ["--lock", "locks/runtime.txt", "--pyproject", "pyproject.toml"]
+    session.run(
+        "python", "-m", "ci", "sbom", *runtime, "--output", "sbom/bot4-python.cdx.json",
+        env=pinned_uv(),
+    )  # fmt: skip
+    session.run(*scan, str(out / "scan-after.json"), success_codes=[0, 1])
+    session.run(
+        "python", "-m", "ci.image", "refresh-report", "--old-lock", str(out / "image.lock.before"),
+        "--before", str(out / "scan-before.json"), "--after", str(out / "scan-after.json"),
+        "--out", str(out / "pr.md"),
+    )  # fmt: skip
+    session.run(
+        "git", "diff", "--binary", f"--output={out / 'changes.patch'}", "--",
+        "image.lock", "sbom", external=True,
+    )  # fmt: skip
+
+
+@nox.session(name="refresh-pr", python=PYTHON, default=False, tags=["maintenance"])
+def refresh_pr(session: nox.Session) -> None:
+    """Open the refresh's pull request from reports/refresh/ (git + gh: on GitHub only)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.image", "refresh-pr", "--dir", "reports/refresh")
+
+
 @nox.session(name="image-tests", python=PYTHON, tags=["image"])
 def image_tests(session: nox.Session) -> None:
     """Run tests/bot4 with the image's own interpreter and libraries (runc, no network)."""

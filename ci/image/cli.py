@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ci.errors import GateError, run_command
 from ci.image import debian, lockfile, locking
@@ -272,6 +273,46 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh_report(args: argparse.Namespace) -> int:
+    """The scheduled refresh's pull-request body: lock diff and scan delta."""
+    from ci.files import atomic_write  # noqa: PLC0415
+    from ci.image import refresh  # noqa: PLC0415
+
+    text = refresh.report(
+        Path(args.old_lock), Path(args.new_lock), Path(args.before), Path(args.after)
+    )
+    if args.out:
+        atomic_write(Path(args.out), text)
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_refresh_pr(args: argparse.Namespace) -> int:
+    """Branch, commit, push and open the refresh pull request (git and gh; GitHub only)."""
+    import datetime as dt  # noqa: PLC0415
+
+    from ci.image import refresh  # noqa: PLC0415
+
+    print(refresh.open_pr(Path(args.dir), dt.datetime.now(dt.UTC).date()))
+    return 0
+
+
+SubParsers = Any  # argparse's _SubParsersAction is private
+
+
+def _refresh_commands(sub: SubParsers) -> None:
+    p = sub.add_parser("refresh-report", help="lock diff + scan delta as a pull-request body")
+    p.add_argument("--old-lock", required=True, help="image.lock before the re-lock")
+    p.add_argument("--new-lock", default="image.lock", help="image.lock after (default: it)")
+    p.add_argument("--before", required=True, help="scan --json report before")
+    p.add_argument("--after", required=True, help="scan --json report after")
+    p.add_argument("--out", help="also write the body here")
+    p.set_defaults(func=cmd_refresh_report)
+    p = sub.add_parser("refresh-pr", help="open the refresh pull request (git + gh, GitHub only)")
+    p.add_argument("--dir", default="reports/refresh", help="the refresh session's output")
+    p.set_defaults(func=cmd_refresh_pr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="python -m ci.image", description=__doc__.splitlines()[0])
@@ -374,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sarif", help="write SARIF 2.1.0 here")
     p.add_argument("--today", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_scan)
+    _refresh_commands(sub)
     return parser
 
 
