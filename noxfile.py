@@ -337,6 +337,13 @@ def ops(session: nox.Session) -> None:
     session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False, tags=["maintenance"])
+def dashboards(session: nox.Session) -> None:
+    """Rewrite ops/dashboards/*.json from ci/ops/dashboards.py (the remedy `ops` prints)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.ops", "dashboards", "--write")
+
+
 @nox.session(python=PYTHON, tags=["gate"])
 def workflows(session: nox.Session) -> None:
     """zizmor --offline, actionlint and the project check over .github/workflows."""
