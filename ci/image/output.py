@@ -94,6 +94,17 @@ def outer_tmp() -> Path:
     return _outer[-1] if _outer else Path(tempfile.gettempdir())
 
 
+@contextlib.contextmanager
+def short_scratch(kind: str) -> Iterator[Path]:
+    """A scratch directory directly in the temporary directory outside this run's own
+    (daemons' unix sockets must stay under 108 bytes); removed at the end, swept if killed."""
+    path = scratch(outer_tmp(), kind)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths (Linux renameat2); False when unsupported."""
     try:

@@ -29,7 +29,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,8 +213,7 @@ def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
     if not tag:
         raise ReleaseError(f"host-check: {src} names no tag for skopeo (oci:DIR:TAG)")
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
-    with tempfile.TemporaryDirectory(prefix="bot4-host-check-") as name:
-        tmp = Path(name)
+    with output.short_scratch("hc") as tmp:
         homes = [tmp / "gnupg-release", tmp / "gnupg-other"]
         signer, _stranger = e2e.signers(tmp)
         try:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,49 @@ def test_kill_9_anywhere(locked: Any, tmp_path: Path, capsys: pytest.CaptureFixt
         print("\n" + "\n".join(lines), file=sys.stderr)
     for operation, _points, ok, trusted, leaked in rows:
         assert (ok, trusted, leaked) == (KILLS[operation], 0, 0), lines
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_a_release_command_reclaims_what_a_killed_one_left(tmp_path: Path) -> None:
+    """``python -m ci.release`` sweeps the scratch of a dead run and leaves none of its own,
+    even when it fails (here: a malformed reference, exit 2)."""
+    left = tmp_path / f"{output.TAG}-run-{_dead_pid()}-abcd1234"
+    (left / "bot4-deploy-x").mkdir(parents=True)
+    (left / "bot4-deploy-x" / "layer").write_bytes(b"x" * 4096)
+    live = tmp_path / f"{output.TAG}-run-{os.getpid()}-keepme00"  # a running process's
+    live.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ci.release", "resolve", "Not A Reference"],
+        env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]
+
+
+def test_short_scratch_sits_outside_the_run_directory(tmp_path: Path) -> None:
+    """Daemon sockets need short paths: short_scratch is made beside the run's $TMPDIR,
+    not in it, and removed afterwards."""
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp_path)
+    tempfile_dir = tempfile.tempdir
+    tempfile.tempdir = None
+    try:
+        with output.run_scratch() as run:
+            assert output.outer_tmp() == tmp_path
+            with output.short_scratch("hc") as short:
+                assert short.parent == tmp_path and short != run
+                assert short.name.startswith(f"{output.TAG}-hc-{os.getpid()}-")
+            assert not short.exists()
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        tempfile.tempdir = tempfile_dir
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
