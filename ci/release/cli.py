@@ -102,6 +102,20 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push_inputs(args: argparse.Namespace) -> int:
+    """Push the locked .debs and wheels as one artifact; print REF@sha256:…."""
+    from ci.image.fetch import Cache, default_cache  # noqa: PLC0415
+    from ci.image.lockfile import LOCK_FILE, read_lock  # noqa: PLC0415
+    from ci.release import inputs  # noqa: PLC0415
+
+    ref = parse(args.ref)
+    cache = Cache(Path(args.cache)) if args.cache else Cache(default_cache())
+    lock = read_lock(Path(args.root) / LOCK_FILE)
+    digest = inputs.push(_registry(args, ref), ref.repository, ref.tag or "inputs", lock, cache)
+    print(ref.with_digest(digest))
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image by digest into a new OCI layout."""
     registry, ref = _pinned(args)
@@ -368,6 +382,11 @@ def _registry_commands(sub: SubParsers) -> None:
     p.add_argument("ref", help="HOST[:PORT]/REPO[:TAG]")
     p.add_argument("--layout-tag", help="which manifest of the layout (default: its only one)")
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("push-inputs", help="push image.lock's .debs and wheels as one artifact")
+    p.add_argument("ref", help="HOST[:PORT]/REPO[:TAG]")
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
+    p.set_defaults(func=cmd_push_inputs)
 
     p = sub.add_parser("pull", help="pull REF@sha256:… into a new OCI layout")
     p.add_argument("ref")
