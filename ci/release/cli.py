@@ -102,17 +102,21 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_push_inputs(args: argparse.Namespace) -> int:
-    """Push the locked .debs and wheels as one artifact; print REF@sha256:…."""
+def _push_inputs(args: argparse.Namespace, registry: Registry, ref: Reference) -> str:
     from ci.image.fetch import Cache, default_cache  # noqa: PLC0415
     from ci.image.lockfile import LOCK_FILE, read_lock  # noqa: PLC0415
     from ci.release import inputs  # noqa: PLC0415
 
-    ref = parse(args.ref)
     cache = Cache(Path(args.cache)) if args.cache else Cache(default_cache())
     lock = read_lock(Path(args.root) / LOCK_FILE)
-    digest = inputs.push(_registry(args, ref), ref.repository, ref.tag or "inputs", lock, cache)
-    print(ref.with_digest(digest))
+    tag = f"{ref.tag}-inputs" if args.command == "release" and ref.tag else ref.tag or "inputs"
+    return str(ref.with_digest(inputs.push(registry, ref.repository, tag, lock, cache)))
+
+
+def cmd_push_inputs(args: argparse.Namespace) -> int:
+    """Push the locked .debs and wheels as one artifact; print REF@sha256:…."""
+    ref = parse(args.ref)
+    print(_push_inputs(args, _registry(args, ref), ref))
     return 0
 
 
@@ -151,7 +155,8 @@ def _provenance(args: argparse.Namespace, registry: Registry, ref: Reference) ->
         commit = (annotations or {}).get("org.opencontainers.image.revision") or "HEAD"
     params = {"command": "python -m ci.image build", **_pairs(args.param, "--param")}
     builder = args.builder_id or os.environ.get("BOT4_BUILDER_ID") or "urn:bot4:builder:local"
-    return attest.provenance(Path(args.root), str(commit), builder, params)
+    inputs_ref = getattr(args, "inputs_ref", None)
+    return attest.provenance(Path(args.root), str(commit), builder, params, inputs=inputs_ref)
 
 
 def _attest_all(
@@ -207,6 +212,9 @@ def cmd_release(args: argparse.Namespace) -> int:
         _say(f"pushed {pinned}")
         sign.sign(registry, pinned, signer)
         _say("signed")
+        if args.inputs:
+            args.inputs_ref = _push_inputs(args, registry, ref)
+            _say(f"pushed the inputs {args.inputs_ref}")
         args.sbom = args.sbom or str(src.parent / "sbom.cdx.json")
         args.provenance = True
         _attest_all(args, registry, pinned, signer)
@@ -421,6 +429,12 @@ def _signing_commands(sub: SubParsers) -> None:
     p.add_argument("layout")
     p.add_argument("ref", help="HOST[:PORT]/REPO:TAG")
     p.add_argument("--layout-tag", help="which manifest of the layout")
+    p.add_argument(
+        "--inputs",
+        action="store_true",
+        help="also push image.lock's .debs and wheels (TAG-inputs) and name them in the provenance",
+    )
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
     _key_option(p)
     _attest_options(p)
     p.set_defaults(func=cmd_release)
