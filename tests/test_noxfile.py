@@ -43,7 +43,11 @@ def test_two_runs_of_one_session_share_its_venv_one_after_the_other(tmp_path: Pa
     other says it waits, then reuses it whole; neither half-builds it under the other."""
     assert NOX.exists(), "run scripts/gate once: it bootstraps .venv-gate/bin/nox"
     envdir = tmp_path / "envs"
-    env = {k: v for k, v in os.environ.items() if k != "BOT4_GATE_VENV_LOCKS"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "BOT4_GATE_VENV_LOCKS" and not k.startswith(("COV_", "COVERAGE_"))
+    }
     argv = [str(NOX), "--envdir", str(envdir), "-s", "workflows"]
     runs = []
     for _ in range(2):
