@@ -7,15 +7,19 @@ tools themselves or by `python -m ci <command>`; nothing here decides a verdict.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import os
 import shutil
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import nox
+import nox.sessions
 
 nox.needs_version = ">=2025.5.1"
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -83,6 +87,51 @@ def refused_locks() -> list[str]:
 if not _installs_nothing(sys.argv[1:]) and (_REFUSED := refused_locks()):
     print("\n".join(_REFUSED), file=sys.stderr)
     raise SystemExit(1)
+
+
+HELD = "BOT4_GATE_VENV_LOCKS"  # the venv locks this process tree holds
+
+
+@contextlib.contextmanager
+def venv_lock(envdir: Path) -> Iterator[None]:
+    """Hold ``flock`` on ``<venv>.lock`` beside the venv while a session creates, fills
+    and uses it: a second run of the same session in this clone waits (saying so in one
+    line) instead of rebuilding the venv under the first. The kernel drops the lock when
+    its holder dies, kill -9 included. A nox started by the holding session itself (a
+    test of the gate) runs under its parent's lock instead of waiting for it forever."""
+    envdir.parent.mkdir(parents=True, exist_ok=True)
+    lock = (envdir.parent / f"{envdir.name}.lock").resolve()
+    held = [p for p in os.environ.get(HELD, "").split(os.pathsep) if p]
+    if str(lock) in held:
+        yield
+        return
+    with lock.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(
+                f"gate: waiting for another run using {envdir} (it holds {lock})",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        os.environ[HELD] = os.pathsep.join([*held, str(lock)])
+        try:
+            yield
+        finally:
+            os.environ[HELD] = os.pathsep.join(held)
+
+
+_execute = nox.sessions.SessionRunner.execute
+
+
+def _execute_locked(runner: nox.sessions.SessionRunner) -> nox.sessions.Result:
+    """Every session, venv creation included, under its venv's lock."""
+    with venv_lock(Path(runner.envdir)):
+        return _execute(runner)
+
+
+nox.sessions.SessionRunner.execute = _execute_locked  # type: ignore[method-assign]
 
 
 def interpreter_of(venv: Path) -> str:
@@ -288,6 +337,13 @@ def ops(session: nox.Session) -> None:
     session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False, tags=["maintenance"])
+def dashboards(session: nox.Session) -> None:
+    """Rewrite ops/dashboards/*.json from ci/ops/dashboards.py (the remedy `ops` prints)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.ops", "dashboards", "--write")
+
+
 @nox.session(python=PYTHON, tags=["gate"])
 def workflows(session: nox.Session) -> None:
     """zizmor --offline, actionlint and the project check over .github/workflows."""
@@ -396,6 +452,47 @@ def image_sbom(session: nox.Session) -> None:
     install_locked(session)
     ensure_image(session)
     session.run("python", "-m", "ci.image", "sbom")
+
+
+@nox.session(python=PYTHON, default=False, tags=["maintenance"])
+def refresh(session: nox.Session) -> None:
+    """Re-lock image.lock, rebuild, rewrite the SBOMs, scan before and after: the patch and
+    the pull-request body (lock diff + scan delta) in reports/refresh/ (scheduled workflow)."""
+    install_locked(session)
+    out = REPORTS / "refresh"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    scan = ["python", "-m", "ci.image", "scan", "--layout", f"{IMAGE_OUT}/oci", "--json"]
+    ensure_image(session)
+    session.run(*scan, str(out / "scan-before.json"), success_codes=[0, 1])
+    shutil.copy2(ROOT / "image.lock", out / "image.lock.before")
+    if os.geteuid() == 0:
+        session.run("apt-get", "update", "-qq", external=True)
+    session.run("python", "-m", "ci.image", "--pip", GATE_PIP, "lock")
+    ensure_image(session)
+    session.run("python", "-m", "ci.image", "sbom")
+    runtime = ["--lock", "locks/runtime.txt", "--pyproject", "pyproject.toml"]
+    session.run(
+        "python", "-m", "ci", "sbom", *runtime, "--output", "sbom/bot4-python.cdx.json",
+        env=pinned_uv(),
+    )  # fmt: skip
+    session.run(*scan, str(out / "scan-after.json"), success_codes=[0, 1])
+    session.run(
+        "python", "-m", "ci.image", "refresh-report", "--old-lock", str(out / "image.lock.before"),
+        "--before", str(out / "scan-before.json"), "--after", str(out / "scan-after.json"),
+        "--out", str(out / "pr.md"),
+    )  # fmt: skip
+    session.run(
+        "git", "diff", "--binary", f"--output={out / 'changes.patch'}", "--",
+        "image.lock", "sbom", external=True,
+    )  # fmt: skip
+
+
+@nox.session(name="refresh-pr", python=PYTHON, default=False, tags=["maintenance"])
+def refresh_pr(session: nox.Session) -> None:
+    """Open the refresh's pull request from reports/refresh/ (git + gh: on GitHub only)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.image", "refresh-pr", "--dir", "reports/refresh")
 
 
 @nox.session(name="image-tests", python=PYTHON, tags=["image"])

@@ -166,7 +166,7 @@ def load_report(path: Path) -> list[FileCoverage]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GateError(
-            f"{path}: not found; run the tests under coverage first (nox -s tests)"
+            f"{path}: not found; run the tests under coverage first (scripts/gate -s tests)"
         ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise GateError(f"{path}: not valid JSON ({exc})") from None

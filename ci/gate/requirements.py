@@ -84,7 +84,9 @@ def parse_lock(text: str, source: str) -> tuple[Pin, ...]:
         if len(specs) != 1 or specs[0].operator != "==" or "*" in specs[0].version:
             raise GateError(f"{where}: {req.name} must be pinned with ==, got {spec!r}")
         if not hashes:
-            raise GateError(f"{where}: {req.name} has no --hash; regenerate with nox -s lock")
+            raise GateError(
+                f"{where}: {req.name} has no --hash; regenerate with scripts/gate -s lock"
+            )
         if any(not h.startswith("sha256:") for h in hashes):
             raise GateError(f"{where}: {req.name} has a non-sha256 hash")
         try:
@@ -105,7 +107,7 @@ def read_lock(path: Path) -> tuple[Pin, ...]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise GateError(f"{path}: lock file not found; run nox -s lock") from None
+        raise GateError(f"{path}: lock file not found; run scripts/gate -s lock") from None
     return parse_lock(text, str(path))
 
 

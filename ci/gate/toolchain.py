@@ -38,7 +38,10 @@ SCHEMA = 1
 # Distributions that may sit in an environment without being locked: the project's own
 # editable installs and the seed packages a plain `python -m venv` brings.
 UNLOCKED_OK = frozenset({"bot4", "bot4-ci", "pip", "setuptools", "wheel"})
-REMEDY = "reinstall from the lock (nox --reuse-venv=no) or adopt it with nox -s lock"
+REMEDY = (
+    "rerun the session that venv belongs to (scripts/gate rebuilds a session venv that"
+    " differs from the lock) or adopt the version with scripts/gate -s lock"
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ class Toolchain:
         for entry in self.locks:
             if entry.name == name:
                 return entry
-        raise GateError(f"{LOCK_FILE} has no lock named {name!r}; run nox -s lock")
+        raise GateError(f"{LOCK_FILE} has no lock named {name!r}; run scripts/gate -s lock")
 
     def governing(self, role: str) -> tuple[LockEntry, ...]:
         """The locks that govern environments of a role (runner, session, image)."""
@@ -179,7 +182,7 @@ def load_toolchain(path: Path) -> Toolchain:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise GateError(f"{path}: not found; run nox -s lock") from None
+        raise GateError(f"{path}: not found; run scripts/gate -s lock") from None
     except tomllib.TOMLDecodeError as exc:
         raise GateError(f"{path}: invalid TOML ({exc})") from None
     if data.get("schema") != SCHEMA:
@@ -435,17 +438,17 @@ def check_files(root: Path, tc: Toolchain) -> list[str]:
     for entry in tc.locks:
         path = root / entry.path
         if not path.exists():
-            problems.append(f"{entry.path} is missing — run nox -s lock")
+            problems.append(f"{entry.path} is missing — run scripts/gate -s lock")
             continue
         if sha256_file(path) != entry.sha256:
             problems.append(
                 f"{entry.path} differs from the sha256 in {LOCK_FILE} (edited by hand?)"
-                " — run nox -s lock"
+                " — run scripts/gate -s lock"
             )
     if inputs_digest(root / "pyproject.toml") != tc.inputs_sha256:
         problems.append(
             f"pyproject.toml's dependency declarations changed since {LOCK_FILE} was written"
-            " — run nox -s lock"
+            " — run scripts/gate -s lock"
         )
     return problems
 
@@ -474,7 +477,7 @@ def check_environment(
         if name not in pins and name not in UNLOCKED_OK:
             problems.append(
                 f"{name} {have} installed in {env.label} but not in any lock — "
-                "remove it or add it to pyproject.toml and run nox -s lock"
+                "remove it or add it to pyproject.toml and run scripts/gate -s lock"
             )
     return problems
 

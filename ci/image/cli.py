@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ci.errors import GateError, run_command
 from ci.image import debian, lockfile, locking
@@ -136,6 +137,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ci.image import output, reproduce  # noqa: PLC0415
 
     root = Path(args.root).resolve()
+    if args.from_ref:
+        return _reproduce_from(args, root)
     prepare(args, root)
     with tempfile.TemporaryDirectory(prefix="bot4-reproduce-") as tmp:
         if args.digest:
@@ -154,6 +157,43 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                     output.publish(staged, out)
                 finally:
                     shutil.rmtree(staged, ignore_errors=True)
+    print(digest)
+    return 0
+
+
+def _reproduce_from(args: argparse.Namespace, root: Path) -> int:
+    """Rebuild --commit from a release's inputs artifact alone (a fresh cache filled from
+    it; no archive, no index) and confirm --digest."""
+    import os  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from ci.image import engine, reproduce  # noqa: PLC0415
+    from ci.release import inputs  # noqa: PLC0415 - the registry client, only for --from
+    from ci.release.auth import credentials_from_env  # noqa: PLC0415
+    from ci.release.errors import ReleaseError  # noqa: PLC0415
+    from ci.release.reference import parse  # noqa: PLC0415
+    from ci.release.registry import Registry  # noqa: PLC0415
+
+    if not args.digest:
+        raise GateError("--from needs --digest sha256:… (the published image to confirm)")
+    try:
+        ref = parse(args.from_ref)
+    except ReleaseError as exc:
+        raise GateError(f"--from: {exc}") from None
+    commit = engine.resolve(root, args.commit).commit
+    text = engine.git_show(root, commit, lockfile.LOCK_FILE)
+    lock = lockfile.parse_lock(text, f"{commit}:{lockfile.LOCK_FILE}")
+    with tempfile.TemporaryDirectory(prefix="bot4-reproduce-") as tmp:
+        cache = Cache(Path(tmp) / "inputs")
+        registry = Registry(ref.registry, credentials=credentials_from_env(os.environ))
+        got = set(inputs.pull(registry, ref, cache))
+        pins = [(d.name, d.sha256) for d in lock.debs] + [(w.name, w.sha256) for w in lock.wheels]
+        lacking = [name for name, sha in pins if sha not in got]
+        if lacking:
+            raise GateError(f"{ref} lacks inputs {args.commit} locks: {', '.join(lacking)}")
+        _say(f"{len(got)} inputs from {ref}; building with no archive or index")
+        common = ["--cache", str(cache.root), *(["--pip", args.pip] if args.pip else [])]
+        digest = reproduce.confirm(root, Path(tmp), common, args.commit, args.digest, _say)
     print(digest)
     return 0
 
@@ -272,6 +312,46 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh_report(args: argparse.Namespace) -> int:
+    """The scheduled refresh's pull-request body: lock diff and scan delta."""
+    from ci.files import atomic_write  # noqa: PLC0415
+    from ci.image import refresh  # noqa: PLC0415
+
+    text = refresh.report(
+        Path(args.old_lock), Path(args.new_lock), Path(args.before), Path(args.after)
+    )
+    if args.out:
+        atomic_write(Path(args.out), text)
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_refresh_pr(args: argparse.Namespace) -> int:
+    """Branch, commit, push and open the refresh pull request (git and gh; GitHub only)."""
+    import datetime as dt  # noqa: PLC0415
+
+    from ci.image import refresh  # noqa: PLC0415
+
+    print(refresh.open_pr(Path(args.dir), dt.datetime.now(dt.UTC).date()))
+    return 0
+
+
+SubParsers = Any  # argparse's _SubParsersAction is private
+
+
+def _refresh_commands(sub: SubParsers) -> None:
+    p = sub.add_parser("refresh-report", help="lock diff + scan delta as a pull-request body")
+    p.add_argument("--old-lock", required=True, help="image.lock before the re-lock")
+    p.add_argument("--new-lock", default="image.lock", help="image.lock after (default: it)")
+    p.add_argument("--before", required=True, help="scan --json report before")
+    p.add_argument("--after", required=True, help="scan --json report after")
+    p.add_argument("--out", help="also write the body here")
+    p.set_defaults(func=cmd_refresh_report)
+    p = sub.add_parser("refresh-pr", help="open the refresh pull request (git + gh, GitHub only)")
+    p.add_argument("--dir", default="reports/refresh", help="the refresh session's output")
+    p.set_defaults(func=cmd_refresh_pr)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="python -m ci.image", description=__doc__.splitlines()[0])
@@ -313,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", default="HEAD", help="git revision (default: HEAD)")
     p.add_argument("--digest", help="expected manifest digest (sha256:…) of --commit")
     p.add_argument("--out", help="keep the first build's output here")
+    p.add_argument(
+        "--from",
+        dest="from_ref",
+        help="REF@sha256:… of a release's inputs artifact: rebuild from it alone",
+    )
     p.set_defaults(func=cmd_reproduce)
     p = sub.add_parser(
         "smoke", help="run the image under runc (uid 65532, no network, read-only rootfs)"
@@ -374,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sarif", help="write SARIF 2.1.0 here")
     p.add_argument("--today", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_scan)
+    _refresh_commands(sub)
     return parser
 
 

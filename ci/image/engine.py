@@ -45,6 +45,11 @@ def _git(root: Path, *args: str) -> bytes:
     return result.stdout
 
 
+def git_show(root: Path, commit: str, path: str) -> str:
+    """A file as committed (the lock a published image was built from)."""
+    return _git(root, "show", f"{commit}:{path}").decode()
+
+
 def resolve(root: Path, rev: str) -> Revision:
     """The full commit id, its commit time and the project's public repository URL."""
     commit = _git(root, "rev-parse", "--verify", f"{rev}^{{commit}}").decode().strip()

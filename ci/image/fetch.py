@@ -127,7 +127,7 @@ def check_debs(pins: Sequence[DebPin], archive: Archive, cache: Cache) -> list[s
                 raise ImageError(
                     f"{pin.name} {pin.version}: image.lock says sha256 {pin.sha256[:12]}…, "
                     f"the signed archive index says {found.sha256[:12]}…; refusing to build "
-                    "(run nox -s image-lock if the lock was edited by hand)"
+                    "(run scripts/gate -s image-lock if the lock was edited by hand)"
                 )
             continue
         newest = archive.newest(pin.name)
@@ -135,12 +135,16 @@ def check_debs(pins: Sequence[DebPin], archive: Archive, cache: Cache) -> list[s
         reason = "superseded by a security update" if newest else "removed from the archive"
         line = f"{pin.name} {pin.version} {reason} (the index now has {now})"
         if cache.get(pin.sha256) is not None:
-            warnings.append(f"{line}; building from the cached copy — run nox -s image-lock")
+            warnings.append(
+                f"{line}; building from the cached copy — run scripts/gate -s image-lock"
+            )
             continue
         superseded.append(line)
         names.append(pin.name)
     if superseded:
-        raise SupersededError("; ".join(superseded) + "; run nox -s image-lock", tuple(names))
+        raise SupersededError(
+            "; ".join(superseded) + "; run scripts/gate -s image-lock", tuple(names)
+        )
     return warnings
 
 
@@ -158,7 +162,7 @@ def fetch_debs(
         if pin.suite not in uris:
             raise ImageError(
                 f"{pin.name}: suite {pin.suite} is not configured in apt; "
-                "add it or run nox -s image-lock"
+                "add it or run scripts/gate -s image-lock"
             )
     if missing:
         with download_dir(cache) as tmp:
@@ -266,6 +270,8 @@ def fetch_wheels(
             for pin in missing:
                 path = by_file.get(pin.filename)
                 if path is None:
-                    raise ImageError(f"pip did not fetch {pin.filename}; run nox -s image-lock")
+                    raise ImageError(
+                        f"pip did not fetch {pin.filename}; run scripts/gate -s image-lock"
+                    )
                 out[pin.name] = cache.put(path, pin.sha256, pin.filename)
     return out

@@ -194,10 +194,13 @@ def parse_lock(text: str, where: str) -> Lock:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ImageError(f"{where}: not valid TOML ({exc}); run nox -s image-lock") from None
+        raise ImageError(
+            f"{where}: not valid TOML ({exc}); run scripts/gate -s image-lock"
+        ) from None
     if data.get("schema") != SCHEMA:
         raise ImageError(
-            f"{where}: schema {data.get('schema')!r} is not {SCHEMA}; run nox -s image-lock"
+            f"{where}: schema {data.get('schema')!r} is not {SCHEMA}; "
+            "run scripts/gate -s image-lock"
         )
     debs = tuple(_deb(d, where) for d in data.get("deb", []))
     wheels = tuple(_wheel(w, where) for w in data.get("wheel", []))
@@ -206,7 +209,7 @@ def parse_lock(text: str, where: str) -> Lock:
         if dupes:
             raise ImageError(f"{where}: {kind} {dupes[0]} is locked twice")
     if not debs:
-        raise ImageError(f"{where}: no [[deb]] entries; run nox -s image-lock")
+        raise ImageError(f"{where}: no [[deb]] entries; run scripts/gate -s image-lock")
     return Lock(
         spec_sha256=_hex(data.get("spec_sha256"), where),
         runtime_lock_sha256=_hex(data.get("runtime_lock_sha256"), where),
@@ -222,7 +225,7 @@ def read_lock(path: Path) -> Lock:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ImageError(f"{path}: not found; run nox -s image-lock") from None
+        raise ImageError(f"{path}: not found; run scripts/gate -s image-lock") from None
     return parse_lock(text, str(path))
 
 
@@ -264,17 +267,21 @@ def check_fresh(lock: Lock, spec: Spec, runtime_lock: Path) -> list[str]:
     """Why the lock no longer matches its sources (empty when it does)."""
     problems: list[str] = []
     if lock.spec_sha256 != spec.sha256:
-        problems.append(f"{SPEC_FILE} changed since image.lock was made; run nox -s image-lock")
+        problems.append(
+            f"{SPEC_FILE} changed since image.lock was made; run scripts/gate -s image-lock"
+        )
     try:
         runtime = hashlib.sha256(runtime_lock.read_bytes()).hexdigest()
     except FileNotFoundError:
-        raise ImageError(f"{runtime_lock}: not found; run nox -s lock") from None
+        raise ImageError(f"{runtime_lock}: not found; run scripts/gate -s lock") from None
     if lock.runtime_lock_sha256 != runtime:
         problems.append(
-            f"{runtime_lock.name} changed since image.lock was made; run nox -s image-lock"
+            f"{runtime_lock.name} changed since image.lock was made; run scripts/gate -s image-lock"
         )
     if (lock.codename, lock.architecture) != (spec.codename, spec.architecture):
-        problems.append("image.lock is for another release or architecture; run nox -s image-lock")
+        problems.append(
+            "image.lock is for another release or architecture; run scripts/gate -s image-lock"
+        )
     return problems
 
 

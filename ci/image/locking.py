@@ -85,7 +85,7 @@ def wheel_closure(
         if missing:
             raise ImageError(
                 f"{missing[0]} is needed in the image but not pinned in the runtime lock; "
-                "run nox -s lock"
+                "run scripts/gate -s lock"
             )
         got = fetch([pins[n] for n in frontier])
         nxt: set[str] = set()

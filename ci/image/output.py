@@ -26,6 +26,7 @@ MARKER = "complete.json"
 _LEFTOVER = re.compile(rf"^{re.escape(TAG)}-[a-z]+-(\d+)-")
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+_outer: list[Path] = []  # the temporary directory each active run_scratch() replaced
 
 
 def _alive(pid: int) -> bool:
@@ -74,15 +75,34 @@ def run_scratch() -> Iterator[Path]:
     saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
     os.environ["TMPDIR"] = str(run)
     tempfile.tempdir = str(run)
+    _outer.append(base)
     try:
         yield run
     finally:
+        _outer.pop()
         tempfile.tempdir = saved_dir
         if saved_env is None:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = saved_env
         shutil.rmtree(run, ignore_errors=True)
+
+
+def outer_tmp() -> Path:
+    """The temporary directory outside this run's scratch (for the few paths that must
+    stay short, e.g. podman's runroot); a scratch made there is still swept."""
+    return _outer[-1] if _outer else Path(tempfile.gettempdir())
+
+
+@contextlib.contextmanager
+def short_scratch(kind: str) -> Iterator[Path]:
+    """A scratch directory directly in the temporary directory outside this run's own
+    (daemons' unix sockets must stay under 108 bytes); removed at the end, swept if killed."""
+    path = scratch(outer_tmp(), kind)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:

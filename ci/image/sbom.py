@@ -172,7 +172,8 @@ def collect_licenses(lock: Lock, cache: Cache) -> tuple[dict[str, tuple[str, ...
         path = cache.get(pin.sha256)
         if path is None:
             raise ImageError(
-                f"{pin.name} {pin.version} is not in the download cache; run nox -s image first"
+                f"{pin.name} {pin.version} is not in the download cache; "
+                "run scripts/gate -s image first"
             )
         debs[pin.name] = unpack(path, drop=["*"], keep=["usr/share/doc/*/copyright"]).licenses
     wheels: dict[str, str] = {}
@@ -180,7 +181,7 @@ def collect_licenses(lock: Lock, cache: Cache) -> tuple[dict[str, tuple[str, ...
         path = cache.get(wheel.sha256)
         if path is None:
             raise ImageError(
-                f"{wheel.filename} is not in the download cache; run nox -s image first"
+                f"{wheel.filename} is not in the download cache; run scripts/gate -s image first"
             )
         wheels[wheel.name] = read_meta(path).license
     return debs, wheels

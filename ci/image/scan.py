@@ -358,7 +358,7 @@ def pending_updates(comps: Sequence[Component], archive: Archive, severity: str)
                     "pending-security-update",
                     f"{comp.name} {comp.version}",
                     severity,
-                    f"{newer[0].suite} has {newer[0].version}; run nox -s image-lock",
+                    f"{newer[0].suite} has {newer[0].version}; run scripts/gate -s image-lock",
                     fixed=newer[0].version,
                 )
             )

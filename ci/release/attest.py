@@ -145,6 +145,7 @@ def provenance(
     locks: Sequence[str] = LOCKS,
     started: str | None = None,
     finished: str | None = None,
+    inputs: str | None = None,
 ) -> dict[str, Any]:
     """A SLSA provenance v1 predicate for an image built from ``commit`` of the repository
     at ``root``: source and every lock (as committed at that commit) by digest."""
@@ -162,6 +163,11 @@ def provenance(
         digest = _git_bytes_sha256(root, full, path)
         if digest is not None:
             deps.append({"name": path, "digest": {"sha256": digest}})
+    if inputs is not None:  # the release's .debs and wheels, pushed beside the image
+        repository, _, pinned = inputs.partition("@sha256:")
+        deps.append(
+            {"uri": f"oci://{repository}", "name": "image-inputs", "digest": {"sha256": pinned}}
+        )
     metadata = {k: v for k, v in (("startedOn", started), ("finishedOn", finished)) if v}
     run: dict[str, Any] = {"builder": {"id": builder_id}}
     if metadata:

@@ -102,6 +102,24 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def _push_inputs(args: argparse.Namespace, registry: Registry, ref: Reference) -> str:
+    from ci.image.fetch import Cache, default_cache  # noqa: PLC0415
+    from ci.image.lockfile import LOCK_FILE, read_lock  # noqa: PLC0415
+    from ci.release import inputs  # noqa: PLC0415
+
+    cache = Cache(Path(args.cache)) if args.cache else Cache(default_cache())
+    lock = read_lock(Path(args.root) / LOCK_FILE)
+    tag = f"{ref.tag}-inputs" if args.command == "release" and ref.tag else ref.tag or "inputs"
+    return str(ref.with_digest(inputs.push(registry, ref.repository, tag, lock, cache)))
+
+
+def cmd_push_inputs(args: argparse.Namespace) -> int:
+    """Push the locked .debs and wheels as one artifact; print REF@sha256:…."""
+    ref = parse(args.ref)
+    print(_push_inputs(args, _registry(args, ref), ref))
+    return 0
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image by digest into a new OCI layout."""
     registry, ref = _pinned(args)
@@ -137,7 +155,8 @@ def _provenance(args: argparse.Namespace, registry: Registry, ref: Reference) ->
         commit = (annotations or {}).get("org.opencontainers.image.revision") or "HEAD"
     params = {"command": "python -m ci.image build", **_pairs(args.param, "--param")}
     builder = args.builder_id or os.environ.get("BOT4_BUILDER_ID") or "urn:bot4:builder:local"
-    return attest.provenance(Path(args.root), str(commit), builder, params)
+    inputs_ref = getattr(args, "inputs_ref", None)
+    return attest.provenance(Path(args.root), str(commit), builder, params, inputs=inputs_ref)
 
 
 def _attest_all(
@@ -193,6 +212,9 @@ def cmd_release(args: argparse.Namespace) -> int:
         _say(f"pushed {pinned}")
         sign.sign(registry, pinned, signer)
         _say("signed")
+        if args.inputs:
+            args.inputs_ref = _push_inputs(args, registry, ref)
+            _say(f"pushed the inputs {args.inputs_ref}")
         args.sbom = args.sbom or str(src.parent / "sbom.cdx.json")
         args.provenance = True
         _attest_all(args, registry, pinned, signer)
@@ -369,6 +391,11 @@ def _registry_commands(sub: SubParsers) -> None:
     p.add_argument("--layout-tag", help="which manifest of the layout (default: its only one)")
     p.set_defaults(func=cmd_push)
 
+    p = sub.add_parser("push-inputs", help="push image.lock's .debs and wheels as one artifact")
+    p.add_argument("ref", help="HOST[:PORT]/REPO[:TAG]")
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
+    p.set_defaults(func=cmd_push_inputs)
+
     p = sub.add_parser("pull", help="pull REF@sha256:… into a new OCI layout")
     p.add_argument("ref")
     p.add_argument("dest")
@@ -402,6 +429,12 @@ def _signing_commands(sub: SubParsers) -> None:
     p.add_argument("layout")
     p.add_argument("ref", help="HOST[:PORT]/REPO:TAG")
     p.add_argument("--layout-tag", help="which manifest of the layout")
+    p.add_argument(
+        "--inputs",
+        action="store_true",
+        help="also push image.lock's .debs and wheels (TAG-inputs) and name them in the provenance",
+    )
+    p.add_argument("--cache", help="the image download cache (default: as python -m ci.image)")
     _key_option(p)
     _attest_options(p)
     p.set_defaults(func=cmd_release)
@@ -478,8 +511,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s"
     )
+    from ci.image.output import run_scratch  # noqa: PLC0415
+
     try:
-        return run_command(args, _err)
+        with run_scratch():  # $TMPDIR for this run and its children; a killed run's is swept
+            return run_command(args, _err)
     except OSError as exc:  # a file or directory the user named, as one line
         _err(f"{exc.filename or ''}: {exc.strerror or exc}".removeprefix(": "))
         return ERROR

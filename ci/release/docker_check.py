@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -23,7 +22,7 @@ from typing import Any
 
 from ci.daemon import Daemon
 from ci.errors import GateError
-from ci.image import elf, engine
+from ci.image import elf, engine, output
 from ci.image.fetch import Cache, find_pip, pip_download
 from ci.image.lockfile import read_lock, read_spec
 from ci.image.tarball import Entry, read_tar
@@ -186,8 +185,7 @@ def check(
     layers = [lay.blob(layer["digest"]) for layer in manifest["layers"]]
     spec = read_spec(root / "ci" / "image" / "image.toml")
     revision = manifest.get("annotations", {}).get("org.opencontainers.image.revision", "HEAD")
-    with tempfile.TemporaryDirectory(prefix="bot4-dockerfile-") as tmp:
-        work = Path(tmp)
+    with output.short_scratch("df") as work:
         say(f"build context with the engine wheel of {revision[:12]}")
         context = make_context(root, cache, revision, work / "context", work)
         version, hashes = _pin(root / "locks" / "toolchain.txt", "pip")

@@ -77,7 +77,7 @@ def prepare_context(
         if source is None or sha256_file(source) != pin.sha256:
             raise ReleaseError(
                 f"{pin.filename}: missing or not the locked file (sha256 {pin.sha256}); "
-                "build the image first (nox -s image) so the cache holds it"
+                "build the image first (scripts/gate -s image) so the cache holds it"
             )
         shutil.copyfile(source, staging / "wheels" / pin.filename)
     shutil.copyfile(engine, staging / "dist" / engine.name)

@@ -29,10 +29,10 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ci.image import output
 from ci.release import attest, e2e, gpg, keys, layout, sign
 from ci.release.docker_check import Dockerd
 from ci.release.errors import ReleaseError
@@ -149,7 +149,7 @@ class Podman:
         self.runc = runc
         # podman refuses a runroot longer than 50 characters: keep it short, whatever the
         # caller's directory (removed by close()).
-        self._runbase = Path(tempfile.mkdtemp(prefix="b4p-"))
+        self._runbase = output.scratch(output.outer_tmp(), "p")
         if len(str(self._runbase)) > 40:
             shutil.rmtree(self._runbase)
             raise ReleaseError(
@@ -213,8 +213,7 @@ def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
     if not tag:
         raise ReleaseError(f"host-check: {src} names no tag for skopeo (oci:DIR:TAG)")
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
-    with tempfile.TemporaryDirectory(prefix="bot4-host-check-") as name:
-        tmp = Path(name)
+    with output.short_scratch("hc") as tmp:
         homes = [tmp / "gnupg-release", tmp / "gnupg-other"]
         signer, _stranger = e2e.signers(tmp)
         try:

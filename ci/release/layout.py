@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.image import output
 from ci.release.errors import ReleaseError, TamperedError
 from ci.release.reference import Reference, check_digest
 from ci.release.registry import (
@@ -178,7 +178,8 @@ def write(dest: Path, top: Manifest, blobs: dict[str, bytes], tag: str) -> None:
     if dest.exists():
         raise ReleaseError(f"{dest} already exists; choose a new directory")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    output.sweep(dest.parent)  # what a killed pull left beside it
+    tmp = output.scratch(dest.parent, "pull")
     try:
         (tmp / "blobs" / "sha256").mkdir(parents=True)
         for digest, data in sorted(blobs.items()):

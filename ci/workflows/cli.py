@@ -37,7 +37,7 @@ def read_python_version(lock: Path) -> str:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise GateError(
-            f"{lock} is not valid TOML ({exc}); regenerate it with nox -s lock"
+            f"{lock} is not valid TOML ({exc}); regenerate it with scripts/gate -s lock"
         ) from None
     python = data.get("python")
     version = python.get("version") if isinstance(python, dict) else None

@@ -122,7 +122,8 @@ _DATE_SLACK = dt.timedelta(days=1)
 def _future_record(source: str, modified: dt.date, limit: dt.date, what: str) -> GateError:
     return GateError(
         f"{source}: record modified {modified}, after {what} {limit} — a record dated in the "
-        "future is refused; rebuild from a git clone: nox -s advisories-update -- --from CLONE"
+        "future is refused; rebuild from a git clone: "
+        "scripts/gate -s advisories-update -- --from CLONE"
     )
 
 
@@ -161,7 +162,7 @@ def load_db(path: Path, today: dt.date | None = None) -> Database:
         if actual != snapshot.sha256:
             raise GateError(
                 f"{path}: sha256 differs from {SNAPSHOT_META} (edited by hand?); "
-                "rebuild it with nox -s advisories-update"
+                "rebuild it with scripts/gate -s advisories-update"
             )
     return Database(
         source=str(path),
@@ -205,7 +206,7 @@ def age_warning(db: Database, today: dt.date, max_age_days: int) -> str | None:
     if age > max_age_days:
         return (
             f"advisory DB snapshot is {age} days old (from {db.date}, limit {max_age_days}); "
-            "refresh it with nox -s advisories-update -- --from <clone of "
+            "refresh it with scripts/gate -s advisories-update -- --from <clone of "
             f"{UPSTREAM}>"
         )
     return None
@@ -339,9 +340,9 @@ The PyPA advisory database is licensed under the Creative Commons Attribution 4.
 International licence (CC-BY-4.0); its text is in `LICENSE` here. Attribution: "PyPA
 advisory database, © the Python Packaging Authority and contributors, {source}".
 
-Rebuild with `nox -s advisories-update -- --from <clone, git dir, directory or zip>`
-(or `python -m ci advisories-update --from …`). `SNAPSHOT.toml` records the zip's sha256;
-the audit refuses a zip that does not match it.
+Rebuild with `scripts/gate -s advisories-update -- --from <clone, git dir, directory or zip>`
+(or `python -m ci advisories-update --from …` in a session venv). `SNAPSHOT.toml`
+records the zip's sha256; the audit refuses a zip that does not match it.
 """
 
 

@@ -48,7 +48,7 @@ def test_rejects_anything_but_exact_hashed_pins(line: str, message: str) -> None
 
 
 def test_missing_lock_file_says_how_to_fix(tmp_path: Path) -> None:
-    with pytest.raises(GateError, match="run nox -s lock"):
+    with pytest.raises(GateError, match="run scripts/gate -s lock"):
         read_lock(tmp_path / "none.txt")
 
 

@@ -161,7 +161,7 @@ def test_hand_edited_lock_and_changed_inputs_are_caught(repo: Path) -> None:
     pyproject.write_text(PYPROJECT.replace('["ruff"]', '["ruff", "mypy"]'), encoding="utf-8")
     (repo / "locks" / "runtime.txt").unlink()
     problems = toolchain.check_files(repo, toolchain.load_toolchain(repo / "toolchain.lock"))
-    relock = " — run nox -s lock"
+    relock = " — run scripts/gate -s lock"
     assert problems == [
         "locks/toolchain.txt differs from the sha256 in toolchain.lock (edited by hand?)" + relock,
         "locks/runtime.txt is missing" + relock,

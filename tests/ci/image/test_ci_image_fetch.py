@@ -102,7 +102,7 @@ def test_check_debs_superseded_edited_and_cached(tmp_path: Path) -> None:
         "(the index now has 3.0.22-1 in bookworm-security)" in str(info.value)
     )
     assert "libgone1 1 removed from the archive" in str(info.value)
-    assert str(info.value).endswith("run nox -s image-lock")
+    assert str(info.value).endswith("run scripts/gate -s image-lock")
     edited = DebPin(
         "libssl3",
         "3.0.22-1",

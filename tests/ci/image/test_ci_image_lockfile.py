@@ -69,7 +69,7 @@ def test_duplicates_and_empty() -> None:
 
 
 def test_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="run nox -s image-lock"):
+    with pytest.raises(ImageError, match="run scripts/gate -s image-lock"):
         lockfile.read_lock(tmp_path / "image.lock")
     with pytest.raises(ImageError, match="not found"):
         lockfile.read_spec(tmp_path / "image.toml")
@@ -115,8 +115,8 @@ def test_check_fresh(tmp_path: Path) -> None:
         spec.sha256, hashlib.sha256(b"x\n").hexdigest(), "trixie", "amd64", lock().debs, ()
     )
     assert lockfile.check_fresh(fresh, spec, runtime) == [
-        "image.lock is for another release or architecture; run nox -s image-lock"
+        "image.lock is for another release or architecture; run scripts/gate -s image-lock"
     ]
-    with pytest.raises(ImageError, match="run nox -s lock"):
+    with pytest.raises(ImageError, match="run scripts/gate -s lock"):
         lockfile.check_fresh(fresh, spec, tmp_path / "missing.txt")
     assert lockfile.deb_names(lock().debs) == ("libc6",)

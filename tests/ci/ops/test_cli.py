@@ -46,7 +46,7 @@ def test_check_reports_each_problem_and_fails(
 def test_dashboards_check_and_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = ["--root", str(tmp_path)]
     assert ops_cli.main([*root, "dashboards"]) == 1
-    assert "missing — run python -m ci.ops dashboards --write" in capsys.readouterr().err
+    assert "missing — run scripts/gate -s dashboards" in capsys.readouterr().err
     assert ops_cli.main([*root, "dashboards", "--write"]) == 0
     assert capsys.readouterr().out.count("wrote ") == 3
     assert ops_cli.main([*root, "dashboards"]) == 0

@@ -94,7 +94,7 @@ def test_write_then_drift(tmp_path: Path) -> None:
     board = Dashboard("t", "T", "d", (Panel("a", "d", (Target("x"),)),))
     directory = tmp_path / "dash"
     assert ops_dashboards.drift([board], directory) == [
-        f"{directory / 't.json'}: missing — run python -m ci.ops dashboards --write"
+        f"{directory / 't.json'}: missing — run scripts/gate -s dashboards"
     ]
     assert ops_dashboards.write([board], directory) == [directory / "t.json"]
     assert ops_dashboards.drift([board], directory) == []

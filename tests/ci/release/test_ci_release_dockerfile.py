@@ -90,7 +90,7 @@ def test_the_context_holds_exactly_the_locked_wheels_by_hash(tmp_path: Path) -> 
     with pytest.raises(ReleaseError, match="already exists"):
         dockerfile.prepare_context(_lock(pin), {"numpy": path}, engine, DOCKERFILE, out)
     path.write_bytes(b"tampered")
-    with pytest.raises(ReleaseError, match=r"not the locked file .*nox -s image"):
+    with pytest.raises(ReleaseError, match=r"not the locked file .*scripts/gate -s image"):
         dockerfile.prepare_context(_lock(pin), {"numpy": path}, engine, DOCKERFILE, tmp_path / "x")
     with pytest.raises(ReleaseError, match="missing or not the locked file"):
         dockerfile.prepare_context(_lock(pin), {}, engine, DOCKERFILE, tmp_path / "y")

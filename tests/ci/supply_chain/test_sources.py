@@ -32,7 +32,7 @@ def test_every_violation_is_reported_with_its_line() -> None:
         "l.txt:4: option '--find-links' is not allowed in a lock",
         problems[3],
         "l.txt:6: pkg comes from a URL/VCS/path (git+https://github.com/example/pkg.git); pin it",
-        "l.txt:7: nohash has no --hash; regenerate with nox -s lock",
+        "l.txt:7: nohash has no --hash; regenerate with scripts/gate -s lock",
         "l.txt:8: ranged must be pinned with ==, got 'ranged>=1.0'",
         "l.txt:9: option '-e' is not allowed in a lock",
     ]

@@ -56,7 +56,7 @@ GATE = "      - run: scripts/gate -s lint\n"
 
 def test_real_workflows_pass_zizmor_and_actionlint() -> None:
     files = workflows.workflow_files([REAL])
-    assert {p.name for p in files} == {"ci.yml", "release.yml", "chaos.yml"}
+    assert {p.name for p in files} == {"ci.yml", "release.yml", "chaos.yml", "refresh.yml"}
     env = dict(os.environ)
     extra = [ROOT / ".github" / "dependabot.yml"]
     assert workflows.run_zizmor(tools().zizmor, [*files, *extra], ROOT, env) == []
