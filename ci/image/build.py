@@ -18,14 +18,15 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.image import bytecode, debian, elf, engine, oci, output
+from ci.image import assembly, bytecode, debian, elf, engine, output
 from ci.image.deb import DebContents, unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
 from ci.image.lockfile import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
 from ci.image.rootfs import NONROOT_HOME, NONROOT_UID, base_layer
-from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
+from ci.image.tarball import Entry, gzip_bytes, write_tar
 from ci.image.wheels import Installed, finish, install
+from ci.oci.digest import sha256
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Inputs:
 class Result:
     """A finished build."""
 
-    image: oci.Image
+    image: assembly.Image
     layout: Path
     archive: Path
     revision: engine.Revision
@@ -87,14 +88,16 @@ def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
     return Inputs(spec, lock, debs, wheels, tuple(warnings))
 
 
-def _layer(name: str, entries: Sequence[Entry], epoch: int, comment: str) -> tuple[oci.Layer, int]:
+def _layer(
+    name: str, entries: Sequence[Entry], epoch: int, comment: str
+) -> tuple[assembly.Layer, int]:
     tar = write_tar(entries, epoch)
-    return oci.Layer(name, gzip_bytes(tar), sha256(tar), comment), len(tar)
+    return assembly.Layer(name, gzip_bytes(tar), sha256(tar), comment), len(tar)
 
 
-def run_config(spec: Spec, version: str) -> oci.RunConfig:
+def run_config(spec: Spec, version: str) -> assembly.RunConfig:
     """How the image runs: as nonroot, ``bot4`` as the entrypoint."""
-    return oci.RunConfig(
+    return assembly.RunConfig(
         user=f"{NONROOT_UID}:{NONROOT_UID}",
         entrypoint=(f"/{spec.scripts}/bot4",),
         cmd=("doctor",),
@@ -115,7 +118,7 @@ def run_config(spec: Spec, version: str) -> oci.RunConfig:
 
 def assemble(
     inputs: Inputs, engine_wheel: Path, revision: engine.Revision, workdir: Path, say: Log
-) -> tuple[oci.Image, tuple[DebContents, ...], tuple[Installed, ...], int]:
+) -> tuple[assembly.Image, tuple[DebContents, ...], tuple[Installed, ...], int]:
     """Unpack, install, compile and write the three layers and the OCI documents."""
     spec = inputs.spec
     debs = tuple(unpack(inputs.debs[pin.name], spec.drop, spec.keep) for pin in inputs.lock.debs)
@@ -159,18 +162,23 @@ def assemble(
     layers = tuple(layer for layer, _ in done)
     uncompressed = sum(size for _, size in done)
     version = own.meta.version
-    cfg = oci.config(layers, run_config(spec, version), revision.epoch, spec.architecture)
+    cfg = assembly.config(layers, run_config(spec, version), revision.epoch, spec.architecture)
     annotations = {
-        "org.opencontainers.image.created": oci.timestamp(revision.epoch),
+        "org.opencontainers.image.created": assembly.timestamp(revision.epoch),
         "org.opencontainers.image.revision": revision.commit,
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.licenses": LICENSE,
     }
     if revision.source:  # the origin remote's URL, when the clone has one
         annotations["org.opencontainers.image.source"] = revision.source
-    man = oci.manifest(cfg, layers, annotations)
-    idx = oci.index(man, version, {"org.opencontainers.image.revision": revision.commit})
-    return oci.Image(layers, cfg, man, idx, version, REPOSITORY), debs, (*deps, own), uncompressed
+    man = assembly.manifest(cfg, layers, annotations)
+    idx = assembly.index(man, version, {"org.opencontainers.image.revision": revision.commit})
+    return (
+        assembly.Image(layers, cfg, man, idx, version, REPOSITORY),
+        debs,
+        (*deps, own),
+        uncompressed,
+    )
 
 
 def _stripped(dist: Installed, globs: Sequence[str]) -> Installed:
@@ -252,9 +260,9 @@ def build(
     staged = output.scratch(out.parent, "build")
     try:
         staged.chmod(0o755)
-        oci.write_layout(image, staged / "oci")
+        assembly.write_layout(image, staged / "oci")
         for name, body in (
-            (ARCHIVE_NAME, oci.archive(image, revision.epoch)),
+            (ARCHIVE_NAME, assembly.archive(image, revision.epoch)),
             (
                 "sbom.cdx.json",
                 build_sbom(inputs, debs, dists, image.digest, revision.epoch).encode(),

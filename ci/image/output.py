@@ -21,6 +21,10 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from ci.oci.errors import OCIError
+from ci.oci.layout import Layout
+from ci.oci.manifest import children
+
 TAG = ".bot4-tmp"
 MARKER = "complete.json"
 _LEFTOVER = re.compile(rf"^{re.escape(TAG)}-[a-z]+-(\d+)-")
@@ -143,20 +147,15 @@ def current(out: Path, inputs: Mapping[str, str]) -> str | None:
         if marker.get("inputs") != dict(inputs):
             return None
         digest = str(marker["digest"])
-        layout = out / "oci"
-        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
-        if index["manifests"][0]["digest"] != digest:
+        layout = Layout(out / "oci")
+        top = layout.select()
+        if top.digest != digest:
             return None
-        blobs = layout / "blobs" / "sha256"
-        manifest_blob = (blobs / digest.removeprefix("sha256:")).read_bytes()
-        if "sha256:" + hashlib.sha256(manifest_blob).hexdigest() != digest:
-            return None
-        manifest = json.loads(manifest_blob)
-        for desc in [manifest["config"], *manifest["layers"]]:
-            if "sha256:" + file_sha256(blobs / desc["digest"][7:]) != desc["digest"]:
-                return None
+        blobs, _ = children(top)
+        for desc in blobs:
+            layout.blob(str(desc["digest"]))
         if (out / "digest").read_text(encoding="utf-8").strip() != digest:
             return None
-    except (OSError, KeyError, IndexError, TypeError, ValueError):
+    except (OCIError, OSError, KeyError, TypeError, ValueError):
         return None
     return digest

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import run_command
-from ci.release import attest, deploy, gpg, keys, layout, policy, sign, verify
+from ci.oci.layout import Layout
+from ci.release import attest, deploy, gpg, keys, policy, sign, transfer, verify
 from ci.release.auth import credentials_from_env
 from ci.release.errors import ERROR, ReleaseError, UsageError
 from ci.release.reference import Reference
@@ -95,9 +96,7 @@ def _pinned(args: argparse.Namespace) -> tuple[Registry, Reference]:
 def cmd_push(args: argparse.Namespace) -> int:
     """Push an OCI layout; print the digest (unchanged by the push)."""
     ref = parse(args.ref)
-    digest = layout.push(
-        _registry(args, ref), layout.Layout(Path(args.layout)), ref, args.layout_tag
-    )
+    digest = transfer.push(_registry(args, ref), Layout(Path(args.layout)), ref, args.layout_tag)
     print(digest)
     return 0
 
@@ -105,7 +104,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image by digest into a new OCI layout."""
     registry, ref = _pinned(args)
-    layout.pull(registry, ref, Path(args.dest))
+    transfer.pull(registry, ref, Path(args.dest))
     print(ref.digest)
     return 0
 
@@ -188,7 +187,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     src = Path(args.layout)
     signer = keys.open_signer(args.key, os.environ)
     try:
-        digest = layout.push(registry, layout.Layout(src), ref, args.layout_tag)
+        digest = transfer.push(registry, Layout(src), ref, args.layout_tag)
         pinned = ref.with_digest(digest)
         _say(f"pushed {pinned}")
         sign.sign(registry, pinned, signer)

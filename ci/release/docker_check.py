@@ -27,9 +27,9 @@ from ci.image import elf, engine
 from ci.image.fetch import Cache, find_pip, pip_download
 from ci.image.lockfile import read_lock, read_spec
 from ci.image.tarball import Entry, read_tar
+from ci.oci.layout import Layout
 from ci.release import dockerfile
 from ci.release.errors import ReleaseError
-from ci.release.layout import Layout
 from ci.release.local_registry import LocalRegistry
 
 log = logging.getLogger(__name__)

@@ -34,12 +34,16 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bot4.infrastructure.secrets.file import FileSecrets
-from ci.release import attest, cosign, deploy, gpg, keys, layout, sign, verify
+from ci.oci import mediatypes
+from ci.oci.digest import canonical, sha256
+from ci.oci.layout import Layout
+from ci.oci.manifest import Manifest
+from ci.release import attest, cosign, deploy, gpg, keys, sign, transfer, verify
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.policy import TrustedKey
 from ci.release.reference import Reference, parse
-from ci.release.registry import OCI_MANIFEST, Manifest, Registry, sha256
+from ci.release.registry import Registry
 
 TAG = "check"
 
@@ -109,20 +113,20 @@ def crafted(registry: Registry, repo: str, top: Manifest) -> Manifest:
     doc = top.json()
     config = json.loads(registry.blob(repo, str(doc["config"]["digest"])))
     config["rootfs"]["diff_ids"].append(sha256(raw.getvalue()))
-    config_bytes = layout.canonical(config)
+    config_bytes = canonical(config)
     registry.push_blob(repo, layer)
     registry.push_blob(repo, config_bytes)
     doc["config"] = dict(doc["config"], digest=sha256(config_bytes), size=len(config_bytes))
     doc["layers"] = [
         *doc["layers"],
         {
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": mediatypes.LAYER,
             "digest": sha256(layer),
             "size": len(layer),
         },
     ]
-    data = layout.canonical(doc)
-    manifest = Manifest(data, str(doc.get("mediaType", OCI_MANIFEST)), sha256(data))
+    data = canonical(doc)
+    manifest = Manifest(data, str(doc.get("mediaType", mediatypes.MANIFEST)), sha256(data))
     registry.put_manifest(repo, manifest.digest, manifest)
     return manifest
 
@@ -179,8 +183,8 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
         with LocalRegistry(tmp / "registry") as local:
             registry = local.client()
             ref = parse(f"{local.host}/bot4/engine:{TAG}")
-            digest = layout.push(registry, layout.Layout(src), ref)
-            expected = layout.Layout(src).select().digest
+            digest = transfer.push(registry, Layout(src), ref)
+            expected = Layout(src).select().digest
             if digest != expected:
                 raise ReleaseError(
                     f"deploy-check: the push changed the digest: {expected} → {digest}"
@@ -324,7 +328,7 @@ def _tag_only(ref: Reference) -> str:
 
 def _copy_image(registry: Registry, src: Reference, dst: Reference) -> None:
     """The image's blobs and manifest, by digest, into another repository."""
-    image = layout.fetch(registry, src)
+    image = transfer.fetch(registry, src)
     for blob_digest, data in sorted(image.blobs.items()):
         if blob_digest != image.top.digest:
             registry.push_blob(dst.repository, data)
@@ -332,7 +336,7 @@ def _copy_image(registry: Registry, src: Reference, dst: Reference) -> None:
 
 
 def _gpg_checks(src: Path, tmp: Path, host: str, registry: Registry) -> Iterator[str]:
-    tag = layout.Layout(src).index()[0].get("annotations", {}).get(layout.REF_NAME)
+    tag = Layout(src).tag()
     if not tag:
         raise ReleaseError(f"deploy-check: {src} names no tag for skopeo (oci:DIR:TAG)")
     homes = [tmp / "gnupg-release", tmp / "gnupg-other"]

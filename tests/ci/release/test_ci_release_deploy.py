@@ -13,7 +13,8 @@ import pytest
 
 from ci.image import scan as image_scan
 from ci.image import smoke
-from ci.release import attest, deploy, layout, run, sign, verify
+from ci.oci.layout import Layout
+from ci.release import attest, deploy, run, sign, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import PublicKey, Signer
 from ci.release.policy import DeployPolicy, Runtime, TrustedKey
@@ -30,7 +31,7 @@ def released(
     registry: Registry, repo: str, src: Path, signer: Signer, sbom: object = SBOM
 ) -> Reference:
     ref = parse(f"{registry.host}/{repo}:1")
-    pinned = ref.with_digest(layout.push(registry, layout.Layout(src), ref))
+    pinned = ref.with_digest(transfer.push(registry, Layout(src), ref))
     sign.sign(registry, pinned, signer)
     attest.attest(registry, pinned, signer, attest.SBOM, sbom)  # type: ignore[arg-type]
     attest.attest(registry, pinned, signer, attest.PROVENANCE, PROVENANCE)

@@ -1,4 +1,5 @@
-"""The OCI layout writer: whole, index last, modes independent of the umask."""
+"""The image's layout and archive: whole, index last, modes independent of the umask,
+and the same bytes as the documents say."""
 
 from __future__ import annotations
 
@@ -8,23 +9,24 @@ from pathlib import Path
 
 import pytest
 
-from ci.image import oci
-from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
+from ci.image import assembly
+from ci.image.tarball import Entry, gzip_bytes, read_tar, write_tar
+from ci.oci.digest import sha256
 
 
-def tiny() -> oci.Image:
+def tiny() -> assembly.Image:
     tar = write_tar([Entry("etc/x", "file", 0o644, b"x")], 1)
-    layer = oci.Layer("one", gzip_bytes(tar), sha256(tar), "c")
-    run = oci.RunConfig("65532:65532", ("/bin/x",), (), (), "/", {})
-    cfg = oci.config([layer], run, 1)
-    man = oci.manifest(cfg, [layer], {})
-    return oci.Image((layer,), cfg, man, oci.index(man, "1", {}), "1", "bot4")
+    layer = assembly.Layer("one", gzip_bytes(tar), sha256(tar), "c")
+    run = assembly.RunConfig("65532:65532", ("/bin/x",), (), (), "/", {})
+    cfg = assembly.config([layer], run, 1)
+    man = assembly.manifest(cfg, [layer], {})
+    return assembly.Image((layer,), cfg, man, assembly.index(man, "1", {}), "1", "bot4")
 
 
 def test_layout_modes_ignore_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o077)
     try:
-        oci.write_layout(tiny(), tmp_path / "oci")
+        assembly.write_layout(tiny(), tmp_path / "oci")
     finally:
         os.umask(old)
     modes = {
@@ -39,10 +41,7 @@ def test_layout_modes_ignore_the_umask(tmp_path: Path) -> None:
 
 def test_index_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     image = tiny()
-    order = [
-        e.path for e in sorted(oci.layout_entries(image), key=lambda e: e.path == "index.json")
-    ]
-    assert order[-1] == "index.json" and len(order) == 6
+    assert len(assembly.layout_files(image)) == 6
     written: list[str] = []
     real_open = Path.open
 
@@ -51,5 +50,12 @@ def test_index_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(Path, "open", spy)
-    oci.write_layout(image, tmp_path / "oci")
+    assembly.write_layout(image, tmp_path / "oci")
     assert written[-1] == "index.json"
+
+
+def test_the_archive_holds_the_layout_files(tmp_path: Path) -> None:
+    image = tiny()
+    entries = {e.path: e.data for e in read_tar(assembly.archive(image, 1)) if e.kind == "file"}
+    assert entries == assembly.layout_files(image)
+    assert entries["blobs/sha256/" + image.digest.removeprefix("sha256:")] == image.manifest
