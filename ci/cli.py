@@ -23,6 +23,7 @@ from typing import Any
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
+from ci.gate import lock as gate_lock
 from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
 from ci.gate.requirements import read_lock
@@ -86,21 +87,8 @@ def cmd_security_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    """Regenerate locks/*.txt and toolchain.lock with uv."""
-    root = Path(args.root).resolve()
-    data = toolchain.read_pyproject(root / "pyproject.toml")
-    tc = toolchain.compile_locks(
-        root,
-        toolchain.find_uv(args.uv),
-        toolchain.python_pin(data),
-        toolchain.platform_pin(data),
-        upgrade=args.upgrade,
-        log=lambda msg: print(f"lock: {msg}", file=sys.stderr, flush=True),
-    )
-    for entry in tc.locks:
-        print(f"{entry.path}  sha256:{entry.sha256}")
-    print(f"wrote {toolchain.LOCK_FILE}")
-    return 0
+    """Regenerate locks/*.txt and toolchain.lock with uv, and ci/pyproject.toml's dependencies."""
+    return gate_lock.lock(args)
 
 
 def _parse_env(spec: str) -> toolchain.Environment:

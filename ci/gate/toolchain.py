@@ -29,6 +29,7 @@ from packaging.utils import canonicalize_name
 
 from ci.errors import GateError
 from ci.files import atomic_write
+from ci.gate import toolkit_pyproject
 from ci.gate.preinstall import check_text as lock_problems
 from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.gate.requirements import Pin, applicable, read_lock
@@ -490,6 +491,7 @@ def check(root: Path, environments: Iterable[Environment]) -> list[str]:
         "running interpreter",
     )
     problems += check_files(root, tc)
+    problems += toolkit_pyproject.drift(root)
     by_role: dict[str, tuple[dict[str, Pin], str]] = {}  # each lock parsed once per role
     for env in environments:
         problems += check_interpreter(
