@@ -18,11 +18,11 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.image import assembly, bytecode, debian, elf, engine, output
-from ci.image.deb import DebContents, unpack
+from ci.image import apt_index, assembly, bytecode, elf, engine, output
+from ci.image.deb_unpack import DebContents, unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
-from ci.image.lockfile import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
+from ci.image.lock_format import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
 from ci.image.rootfs import NONROOT_HOME, NONROOT_UID, base_layer
 from ci.image.tarball import Entry, gzip_bytes, write_tar
 from ci.image.wheels import Installed, finish, install
@@ -77,8 +77,8 @@ def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
         raise ImageError("; ".join(stale))
     warnings: list[str] = []
     if any(cache.get(pin.sha256) is None for pin in lock.debs):
-        targets = debian.index_targets(spec.architecture, spec.codename)
-        archive = debian.load_archive(targets)
+        targets = apt_index.index_targets(spec.architecture, spec.codename)
+        archive = apt_index.load_archive(targets)
         warnings += check_debs(lock.debs, archive, cache)
         say(f"fetching {sum(cache.get(p.sha256) is None for p in lock.debs)} .deb(s)")
         debs = fetch_debs(lock.debs, targets, cache)

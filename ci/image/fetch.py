@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from ci.image import output
-from ci.image.debian import APT_HELPER, Archive, IndexTarget, repo_uri
+from ci.image.apt_index import APT_HELPER, Archive, IndexTarget, repo_uri
 from ci.image.errors import ImageError, SupersededError
-from ci.image.lockfile import DebPin, WheelPin
+from ci.image.lock_format import DebPin, WheelPin
 
 log = logging.getLogger(__name__)
 

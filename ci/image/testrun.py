@@ -26,8 +26,8 @@ from ci.gate.requirements import read_lock as read_requirements
 from ci.image import bytecode, smoke
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
-from ci.image.lockfile import LOCK_FILE, SPEC_FILE, read_lock, read_spec
-from ci.image.locking import PYTHON_PACKAGE, WheelFetcher, upstream_version
+from ci.image.lock_format import LOCK_FILE, SPEC_FILE, read_lock, read_spec
+from ci.image.lock_resolve import PYTHON_PACKAGE, WheelFetcher, upstream_version
 from ci.image.rootfs import NONROOT_UID
 from ci.image.tarball import Entry
 from ci.image.wheels import finish, install, read_meta, target_environment

@@ -23,7 +23,7 @@ from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ci.image.deb import dropped
+from ci.image.deb_unpack import dropped
 from ci.image.errors import ImageError
 from ci.image.fetch import file_sha256
 from ci.image.tarball import Entry

@@ -19,7 +19,7 @@ from typing import Any
 
 from ci.errors import run_command
 from ci.oci.layout import Layout
-from ci.release import attest, deploy, gpg, keys, policy, sign, transfer, verify
+from ci.release import attest, deploy, gpg, keys, sign, transfer, trust_policy, verify
 from ci.release.auth import credentials_from_env
 from ci.release.errors import ERROR, ReleaseError, UsageError
 from ci.release.reference import Reference
@@ -201,8 +201,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(args: argparse.Namespace) -> policy.DeployPolicy:
-    return policy.load(Path(args.policy))
+def _policy(args: argparse.Namespace) -> trust_policy.DeployPolicy:
+    return trust_policy.load(Path(args.policy))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -294,11 +294,11 @@ def cmd_host_check(args: argparse.Namespace) -> int:
 def cmd_docker_context(args: argparse.Namespace) -> int:
     """Write the Dockerfile's build context (hashed requirements, wheelhouse, engine wheel)."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only these commands need it
-    from ci.release import docker_check  # noqa: PLC0415 - builds the engine wheel
+    from ci.release import dockerfile_check  # noqa: PLC0415 - builds the engine wheel
 
     cache = Path(args.cache) if args.cache else default_cache()
     with tempfile.TemporaryDirectory(prefix="bot4-docker-context-") as tmp:
-        out = docker_check.make_context(
+        out = dockerfile_check.make_context(
             Path(args.root), cache, args.revision, Path(args.dest), Path(tmp)
         )
     print(out)
@@ -308,11 +308,11 @@ def cmd_docker_context(args: argparse.Namespace) -> int:
 def cmd_dockerfile_check(args: argparse.Namespace) -> int:
     """Build the Dockerfile on a local dockerd on our base; compare with the hermetic image."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only this command needs it
-    from ci.release import docker_check  # noqa: PLC0415 - needs dockerd and a built image
+    from ci.release import dockerfile_check  # noqa: PLC0415 - needs dockerd and a built image
 
     cache = Path(args.cache) if args.cache else default_cache()
     pip = [args.pip] if args.pip else None
-    result = docker_check.check(Path(args.root), Path(args.image), cache, _say, pip)
+    result = dockerfile_check.check(Path(args.root), Path(args.image), cache, _say, pip)
     if not result.equivalent:
         raise ReleaseError(
             f"the Dockerfile's image differs from the hermetic one: {result.summary()}"
@@ -413,7 +413,7 @@ def _deploy_commands(sub: SubParsers) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("ref", help="HOST/REPO@sha256:… (a tag alone is refused)")
-        p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy TOML")
+        p.add_argument("--policy", default=trust_policy.POLICY_FILE, help="deploy policy TOML")
         p.add_argument("--allow-tag", action="store_true", help="resolve a tag instead of refusing")
         p.add_argument("--today", help=argparse.SUPPRESS)
         if name == "deploy":
@@ -429,7 +429,7 @@ def _deploy_commands(sub: SubParsers) -> None:
     p.add_argument(
         "--layout", default="build/image/oci", help="built image (default: build/image/oci)"
     )
-    p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy to start from")
+    p.add_argument("--policy", default=trust_policy.POLICY_FILE, help="deploy policy to start from")
     p.set_defaults(func=cmd_deploy_check)
     p = sub.add_parser(
         "host-check", help="podman (signature policy) and docker deploys against a local registry"

@@ -26,9 +26,9 @@ from pathlib import Path
 from ci.image import smoke
 from ci.release import run, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
-from ci.release.policy import DeployPolicy
 from ci.release.reference import Reference
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy
 
 log = logging.getLogger(__name__)
 

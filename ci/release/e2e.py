@@ -41,9 +41,10 @@ from ci.oci.manifest import Manifest
 from ci.release import attest, cosign, deploy, gpg, keys, sign, transfer, verify
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
-from ci.release.policy import TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import TrustedKey
+from ci.release.trust_policy import load as load_policy
 
 TAG = "check"
 
@@ -172,9 +173,7 @@ def swap_hex(data: bytes) -> bytes:
 
 def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) -> Iterator[str]:
     """Run every check; yields one report line per check."""
-    from ci.release import policy as policy_mod  # noqa: PLC0415
-
-    base = policy_mod.load(policy_file)
+    base = load_policy(policy_file)
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bot4-deploy-check-") as name:

@@ -37,7 +37,7 @@ from ci.oci.layout import Layout
 from ci.oci.manifest import Manifest
 from ci.oci.runtime import find_runc
 from ci.release import attest, e2e, gpg, keys, sign, transfer
-from ci.release.docker_check import Dockerd
+from ci.release.dockerfile_check import Dockerd
 from ci.release.errors import ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import Reference, parse

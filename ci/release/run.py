@@ -14,7 +14,7 @@ from typing import Any
 from ci.image import smoke
 from ci.oci.runtime import find_runc
 from ci.release.errors import ReleaseError
-from ci.release.policy import Runtime
+from ci.release.trust_policy import Runtime
 
 
 def hardened_spec(

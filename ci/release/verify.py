@@ -21,9 +21,9 @@ from ci.image import scan as image_scan
 from ci.release import attest, cosign, dsse, transfer
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import unb64
-from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import Reference
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 
 @dataclass(frozen=True)

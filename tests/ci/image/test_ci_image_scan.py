@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ci.image import assembly, debian, scan
+from ci.image import apt_index, assembly, scan
 from ci.image.errors import ImageError
 from ci.image.tarball import Entry, gzip_bytes, write_tar
 from ci.oci.digest import sha256
@@ -165,10 +165,10 @@ def test_pending_security_updates() -> None:
         "Package: libc6\nVersion: 2.36-9+deb12u10\nArchitecture: amd64\nFilename: pool/x.deb\n"
         f"Size: 1\nSHA256: {'1' * 64}\n"
     )
-    archive = debian.build_archive(debian.parse_packages(text, "bookworm-security"))
+    archive = apt_index.build_archive(apt_index.parse_packages(text, "bookworm-security"))
     (finding,) = scan.pending_updates(scan.components(bom()), archive, "HIGH")
     assert finding.rule == "pending-security-update" and finding.fixed == "2.36-9+deb12u10"
-    main_only = debian.build_archive(debian.parse_packages(text, "bookworm"))
+    main_only = apt_index.build_archive(apt_index.parse_packages(text, "bookworm"))
     assert scan.pending_updates(scan.components(bom()), main_only, "HIGH") == []
 
 

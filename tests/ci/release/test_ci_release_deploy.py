@@ -17,9 +17,9 @@ from ci.oci.layout import Layout
 from ci.release import attest, deploy, run, sign, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import PublicKey, Signer
-from ci.release.policy import DeployPolicy, Runtime, TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, Runtime, TrustedKey
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TODAY = dt.date(2026, 11, 30)

@@ -16,9 +16,9 @@ from ci.oci.layout import Layout
 from ci.release import cosign, dsse, sign, transfer, verify
 from ci.release.errors import ReleaseError
 from ci.release.keys import PublicKey, Signer, open_signer, read_public_key
-from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from ci.release import attest, cosign, dsse, sign, transfer, verify
 from ci.release.errors import RefusedError, RegistryError, ReleaseError, TamperedError
 from ci.release.keys import PublicKey, Signer, b64
 from ci.release.local_registry import LocalRegistry
-from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 TODAY = dt.date(2026, 11, 30)
 SBOM = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}

@@ -19,10 +19,10 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from ci.gate.requirements import Pin, applicable, read_lock
-from ci.image import debian
+from ci.image import apt_index
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, download_dir, file_sha256, pip_download
-from ci.image.lockfile import DebPin, Lock, Spec, WheelPin
+from ci.image.lock_format import DebPin, Lock, Spec, WheelPin
 from ci.image.wheels import WheelMeta, read_meta, requirements, target_environment
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def upstream_version(debian_version: str) -> str:
     return no_epoch.rsplit("-", 1)[0] if "-" in no_epoch else no_epoch
 
 
-def deb_pins(spec: Spec, archive: debian.Archive) -> tuple[DebPin, ...]:
+def deb_pins(spec: Spec, archive: apt_index.Archive) -> tuple[DebPin, ...]:
     """The resolved Debian closure as lock entries."""
     return tuple(
         DebPin(
@@ -50,7 +50,7 @@ def deb_pins(spec: Spec, archive: debian.Archive) -> tuple[DebPin, ...]:
             p.size,
             p.sha256,
         )
-        for p in debian.resolve(spec.roots, spec.excludes, archive)
+        for p in apt_index.resolve(spec.roots, spec.excludes, archive)
     )
 
 
@@ -134,7 +134,7 @@ class WheelFetcher:
             return out
 
 
-def make_lock(root: Path, spec: Spec, archive: debian.Archive, fetcher: WheelFetcher) -> Lock:
+def make_lock(root: Path, spec: Spec, archive: apt_index.Archive, fetcher: WheelFetcher) -> Lock:
     """Resolve both sides into a Lock value (not yet written)."""
     debs = deb_pins(spec, archive)
     python = next((d for d in debs if d.name == PYTHON_PACKAGE), None)

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.image.deb import dropped
-from ci.image.lockfile import Lock
+from ci.image.deb_unpack import dropped
+from ci.image.lock_format import Lock
 from ci.image.tarball import Entry
 from ci.release.errors import ReleaseError
 
