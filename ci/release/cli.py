@@ -19,7 +19,7 @@ from typing import Any
 
 from ci.errors import run_command
 from ci.oci.layout import Layout
-from ci.release import attest, deploy, gpg, keys, sign, transfer, trust_policy, verify
+from ci.release import attest, bot4_signer, deploy, gpg, keys, sign, transfer, trust_policy, verify
 from ci.release.auth import credentials_from_env
 from ci.release.errors import ERROR, ReleaseError, UsageError
 from ci.release.reference import Reference
@@ -118,7 +118,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_public_key(args: argparse.Namespace) -> int:
     """Print a signing key's public half (PEM) for the deploy policy."""
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         sys.stdout.write(signer.public_pem.decode())
         _say(f"fingerprint {keys.PublicKey(signer.public_pem).fingerprint}")
@@ -159,7 +159,7 @@ def _attest_all(
 def cmd_sign(args: argparse.Namespace) -> int:
     """cosign-compatible signature of a digest."""
     registry, ref = _pinned(args)
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         print(sign.sign(registry, ref, signer, _pairs(args.annotation, "-a")))
     finally:
@@ -172,7 +172,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
     registry, ref = _pinned(args)
     if not (args.sbom or args.provenance or args.predicate):
         raise UsageError("nothing to attest: give --sbom FILE, --provenance or --predicate FILE")
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         _attest_all(args, registry, ref, signer)
     finally:
@@ -185,7 +185,7 @@ def cmd_release(args: argparse.Namespace) -> int:
     ref = parse(args.ref)
     registry = _registry(args, ref)
     src = Path(args.layout)
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         digest = transfer.push(registry, Layout(src), ref, args.layout_tag)
         pinned = ref.with_digest(digest)

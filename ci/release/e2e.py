@@ -33,12 +33,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from bot4.infrastructure.secrets.file import FileSecrets
 from ci.oci import mediatypes
 from ci.oci.digest import canonical, sha256
 from ci.oci.layout import Layout
 from ci.oci.manifest import Manifest
-from ci.release import attest, cosign, deploy, gpg, keys, sign, transfer, verify
+from ci.release import attest, bot4_signer, cosign, deploy, gpg, keys, sign, transfer, verify
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import Reference, parse
@@ -62,11 +61,12 @@ def _expect_refusal(what: str, run: Callable[[], object], needle: str) -> str:
 def signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     secrets = tmp / "secrets"
     secrets.mkdir(mode=0o700)
-    provider = FileSecrets(secrets)
-    provider.create_signing_key("release")
-    provider.create_signing_key("stranger")
+    bot4_signer.create_file_key(secrets, "release")
+    bot4_signer.create_file_key(secrets, "stranger")
     env = {"BOT4_SECRETS_DIR": str(secrets)}
-    return keys.open_signer("file:release", env), keys.open_signer("file:stranger", env)
+    return bot4_signer.open_signer("file:release", env), bot4_signer.open_signer(
+        "file:stranger", env
+    )
 
 
 def policy_file_for(tmp: Path, base_file: Path, signer: keys.Signer) -> Path:

@@ -14,7 +14,7 @@ import pytest
 from ci.image import scan as image_scan
 from ci.image import smoke
 from ci.oci.layout import Layout
-from ci.release import attest, deploy, run, sign, transfer, verify
+from ci.release import attest, bot4_signer, deploy, run, sign, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import PublicKey, Signer
 from ci.release.reference import Reference, parse
@@ -288,11 +288,10 @@ def test_a_finding_that_fails_the_gates_scan_refuses_the_deploy(
     without the update both pass and the deploy runs."""
     from ci.image import cli as image_cli
     from ci.release import cli as release_cli
-    from ci.release import keys
 
     for name, value in secrets_env.items():
         monkeypatch.setenv(name, value)
-    signer = keys.open_signer("file:release", secrets_env)
+    signer = bot4_signer.open_signer("file:release", secrets_env)
     bom = dict(SBOM, components=[LIBC])
     src, _ = make_layout(host_runtime, entrypoint=("/bin/sh", "-c", "echo ran"), sbom=bom)
     pinned = released(registry, repo, src, signer, bom)

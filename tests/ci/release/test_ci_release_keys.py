@@ -14,8 +14,9 @@ from bot4.infrastructure.secrets.kms import KmsSecrets
 from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets
 from ci.oci.layout import Layout
 from ci.release import cosign, dsse, sign, transfer, verify
+from ci.release.bot4_signer import open_signer
 from ci.release.errors import ReleaseError
-from ci.release.keys import PublicKey, Signer, open_signer, read_public_key
+from ci.release.keys import PublicKey, Signer, read_public_key
 from ci.release.reference import parse
 from ci.release.registry import Registry
 from ci.release.trust_policy import DeployPolicy, TrustedKey
