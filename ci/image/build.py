@@ -18,6 +18,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.files import sha256_file
 from ci.image import apt_index, assembly, bytecode, elf, engine, output
 from ci.image.deb_unpack import DebContents, unpack
 from ci.image.errors import ImageError
@@ -227,7 +228,7 @@ def fingerprint(root: Path, commit: str) -> dict[str, str]:
     out = {"commit": commit}
     for name in (LOCK_FILE, SPEC_FILE, "locks/runtime.txt"):
         path = root / name
-        out[name] = output.file_sha256(path) if path.exists() else "missing"
+        out[name] = sha256_file(path) if path.exists() else "missing"
     toolkit = hashlib.sha256()
     for source in sorted(Path(__file__).parent.glob("*.py")):
         toolkit.update(source.name.encode() + b"\0" + source.read_bytes())

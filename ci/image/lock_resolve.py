@@ -18,10 +18,11 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.files import sha256_file
 from ci.gate.requirements import Pin, applicable, read_lock
 from ci.image import apt_index
 from ci.image.errors import ImageError
-from ci.image.fetch import Cache, download_dir, file_sha256, pip_download
+from ci.image.fetch import Cache, download_dir, pip_download
 from ci.image.lock_format import DebPin, Lock, Spec, WheelPin
 from ci.image.wheels import WheelMeta, read_meta, requirements, target_environment
 
@@ -123,7 +124,7 @@ class WheelFetcher:
                 pin = next((p for p in pins if p.name == name), None)
                 if pin is None:  # pragma: no cover - pip downloads only what it was asked
                     continue
-                sha = file_sha256(path)
+                sha = sha256_file(path)
                 wheel = WheelPin(str(pin.name), str(pin.version), path.name, sha)
                 out[str(name)] = (wheel, self.cache.put(path, sha, path.name))
             for pin in pins:

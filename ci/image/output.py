@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import json
 import os
 import re
@@ -120,11 +119,6 @@ def publish(staged: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
         return
     staged.rename(final)
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stamp(staged: Path, inputs: Mapping[str, str], digest: str) -> None:
