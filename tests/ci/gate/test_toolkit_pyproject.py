@@ -3,14 +3,19 @@ lock session writes them, the toolchain session reports drift with a remedy that
 
 from __future__ import annotations
 
+import ast
 import functools
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Sequence
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ci import cli
 from ci.errors import GateError
@@ -144,3 +149,41 @@ def test_no_group_no_check(repo: Path) -> None:
     (repo / "pyproject.toml").write_text(text, encoding="utf-8")
     assert toolkit_pyproject.drift(repo) == []
     assert toolkit_pyproject.sync(repo) is False
+
+
+def _third_party_imports() -> dict[str, set[str]]:
+    """Top-level module → the ci/ files that import it (standard library and ci excluded)."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO / "ci").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top not in sys.stdlib_module_names and top != "ci":
+                    found.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_third_party_import_of_the_toolkit_is_declared() -> None:
+    """What ci/ imports is what ci/pyproject.toml declares: the toolkit group, the
+    ``signing`` extra (bot4, in ci/release/bot4_signer.py only) and pytest for the pytest
+    plugin in ci/testing (loaded by pytest itself)."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {
+        canonicalize_name(Requirement(r).name) for r in pyproject["dependency-groups"]["toolkit"]
+    }
+    imports = _third_party_imports()
+    assert imports.pop("bot4") == {"ci/release/bot4_signer.py"}
+    assert imports.pop("pytest") == {"ci/testing/skips.py"}
+    providers = packages_distributions()
+    undeclared = {
+        module: sorted(files)
+        for module, files in imports.items()
+        if not {canonicalize_name(d) for d in providers.get(module, [])} & declared
+    }
+    assert undeclared == {}
