@@ -13,7 +13,6 @@ deploying to engine internals, when verifying (public keys only) needs no engine
 from __future__ import annotations
 
 import base64
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ci.oci.digest import sha256
 from ci.release.errors import ReleaseError
 
 
@@ -55,7 +55,7 @@ class PublicKey:
         der = load_public_key(self.pem).public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return "sha256:" + hashlib.sha256(der).hexdigest()
+        return sha256(der)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True when ``signature`` (DER) is this key's ECDSA-SHA256 signature of ``message``."""
