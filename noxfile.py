@@ -571,7 +571,7 @@ def dockerfile(session: nox.Session) -> None:
         "dockerfile",
         "-p",
         "no:cacheprovider",
-        "tests/ci/release/test_ci_release_dockerfile.py",
+        "tests/ci/release/test_ci_release_dockerfile_check.py",
         *session.posargs,
         env={"BOT4_DOCKERFILE_CHECK": "1", "BOT4_DOCKERFILE_PIP": GATE_PIP},
     )

@@ -23,9 +23,9 @@ from typing import Any
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
+from ci.gate import lock as gate_lock
 from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
-from ci.gate.lock import relock
 from ci.gate.requirements import read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
@@ -87,8 +87,8 @@ def cmd_security_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    """Regenerate locks/*.txt and toolchain.lock with uv."""
-    return relock(args)
+    """Regenerate locks/*.txt and toolchain.lock with uv, and ci/pyproject.toml's dependencies."""
+    return gate_lock.lock(args)
 
 
 def _parse_env(spec: str) -> toolchain.Environment:

@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from ci.image import lockfile  # noqa: E402
+from ci.image import lock_format  # noqa: E402
 from ci.image.fetch import Cache, default_cache  # noqa: E402
 
 SOURCE_DATE_EPOCH = "1767225600"
@@ -72,7 +72,7 @@ def ours(cache: Path, out: Path, pip: str | None) -> tuple[float, int, int]:
     return seconds, raw, gz
 
 
-def wheels_dir(lock: lockfile.Lock, cache: Cache, dest: Path) -> Path:
+def wheels_dir(lock: lock_format.Lock, cache: Cache, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for wheel in lock.wheels:
         path = cache.get(wheel.sha256)
@@ -82,7 +82,7 @@ def wheels_dir(lock: lockfile.Lock, cache: Cache, dest: Path) -> Path:
     return dest
 
 
-def distroless(spec: lockfile.Spec, wheels: Path, work: Path) -> tuple[float, int, int]:
+def distroless(spec: lock_format.Spec, wheels: Path, work: Path) -> tuple[float, int, int]:
     out = work / "distroless.tar"
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     site = "usr/local/lib/python3.11/dist-packages"
@@ -97,7 +97,7 @@ def distroless(spec: lockfile.Spec, wheels: Path, work: Path) -> tuple[float, in
     return seconds, out.stat().st_size, gzip_size(out)
 
 
-def slim(spec: lockfile.Spec, wheels: Path, work: Path) -> tuple[float, int, int]:
+def slim(spec: lock_format.Spec, wheels: Path, work: Path) -> tuple[float, int, int]:
     out = work / "slim.tar"
     env = {**os.environ, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     hooks = [
@@ -119,8 +119,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="ours warm + distroless-style only")
     parser.add_argument("--pip", help="pip for wheel downloads (default: this interpreter's)")
     args = parser.parse_args()
-    spec = lockfile.read_spec(ROOT / lockfile.SPEC_FILE)
-    lock = lockfile.read_lock(ROOT / lockfile.LOCK_FILE)
+    spec = lock_format.read_spec(ROOT / lock_format.SPEC_FILE)
+    lock = lock_format.read_lock(ROOT / lock_format.LOCK_FILE)
     pip = args.pip
     rows: list[tuple[str, float, int, int]] = []
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:

@@ -28,8 +28,14 @@ from prometheus_client import CollectorRegistry
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy
 from bot4.trading_engine.checkpoint import NoteSigner
+from bot4.trading_engine.emotion_gate import (
+    EmotionFreeGate,
+    GateConfig,
+    GateMetrics,
+    Reason,
+    Signal,
+)
 from bot4.trading_engine.errors import AuditError
-from bot4.trading_engine.gate import EmotionFreeGate, GateConfig, GateMetrics, Reason, Signal
 
 
 def _canonical(obj: Mapping[str, Any]) -> bytes:

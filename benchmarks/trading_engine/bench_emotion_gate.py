@@ -19,7 +19,13 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy
-from bot4.trading_engine.gate import EmotionFreeGate, GateConfig, GateMetrics, Reason, Signal
+from bot4.trading_engine.emotion_gate import (
+    EmotionFreeGate,
+    GateConfig,
+    GateMetrics,
+    Reason,
+    Signal,
+)
 
 
 def warm_gate(audit: AuditLog | None) -> EmotionFreeGate:

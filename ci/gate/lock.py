@@ -1,4 +1,5 @@
-"""``python -m ci.gate.lock``: regenerate locks/*.txt and toolchain.lock in the runner.
+"""``python -m ci.gate.lock``: regenerate locks/*.txt and toolchain.lock in the runner, and
+ci/pyproject.toml's dependencies from the ``toolkit`` group (``toolkit_pyproject``).
 
 The ``lock`` session runs in the runner's venv (nox, uv and their dependencies only),
 so this entry point imports nothing beyond the standard library, ``packaging`` and
@@ -14,11 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci.errors import run_command
-from ci.gate import toolchain
+from ci.gate import toolchain, toolkit_pyproject
 
 
-def relock(args: argparse.Namespace) -> int:
-    """Regenerate locks/*.txt and toolchain.lock with uv (``--root``, ``--uv``, ``--upgrade``)."""
+def lock(args: argparse.Namespace) -> int:
+    """Re-lock (``--root``, ``--uv``, ``--upgrade``), then generate ci/pyproject.toml's
+    dependencies; shared by ``python -m ci lock``."""
     root = Path(args.root).resolve()
     data = toolchain.read_pyproject(root / "pyproject.toml")
     tc = toolchain.compile_locks(
@@ -32,6 +34,8 @@ def relock(args: argparse.Namespace) -> int:
     for entry in tc.locks:
         print(f"{entry.path}  sha256:{entry.sha256}")
     print(f"wrote {toolchain.LOCK_FILE}")
+    if toolkit_pyproject.sync(root):
+        print(f"wrote {toolkit_pyproject.PATH} (dependencies from the toolkit group)")
     return 0
 
 
@@ -41,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--root", default=".", help="repository root (default: .)")
     parser.add_argument("--uv", help="the uv to compile with (default: $UV, PATH, beside python)")
     parser.add_argument("--upgrade", action="store_true", help="move every pin to the newest")
-    parser.set_defaults(func=relock)
+    parser.set_defaults(func=lock)
     args = parser.parse_args(argv)
     return run_command(args, lambda msg: print(f"lock: error: {msg}", file=sys.stderr))
 

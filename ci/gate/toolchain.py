@@ -10,7 +10,6 @@ toolchain`` checks every environment against it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
@@ -28,7 +27,8 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from ci.errors import GateError
-from ci.files import atomic_write
+from ci.files import atomic_write, sha256_file
+from ci.gate import toolkit_pyproject
 from ci.gate.preinstall import check_text as lock_problems
 from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.gate.requirements import Pin, applicable, read_lock
@@ -115,11 +115,6 @@ class Toolchain:
     def governing(self, role: str) -> tuple[LockEntry, ...]:
         """The locks that govern environments of a role (runner, session, image)."""
         return tuple(entry for entry in self.locks if entry.governs == role)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def inputs_digest(pyproject: Path) -> str:
@@ -493,6 +488,7 @@ def check(root: Path, environments: Iterable[Environment]) -> list[str]:
         "running interpreter",
     )
     problems += check_files(root, tc)
+    problems += toolkit_pyproject.drift(root)
     by_role: dict[str, tuple[dict[str, Pin], str]] = {}  # each lock parsed once per role
     for env in environments:
         problems += check_interpreter(

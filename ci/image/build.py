@@ -18,14 +18,16 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from ci.image import bytecode, debian, elf, engine, oci, output
-from ci.image.deb import DebContents, unpack
+from ci.files import sha256_file
+from ci.image import apt_index, assembly, bytecode, elf, engine, output
+from ci.image.deb_unpack import DebContents, unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, check_debs, fetch_debs, fetch_wheels
-from ci.image.lockfile import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
+from ci.image.lock_format import LOCK_FILE, SPEC_FILE, Lock, Spec, check_fresh, read_lock, read_spec
 from ci.image.rootfs import NONROOT_HOME, NONROOT_UID, base_layer
-from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
+from ci.image.tarball import Entry, gzip_bytes, write_tar
 from ci.image.wheels import Installed, finish, install
+from ci.oci.digest import sha256
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class Inputs:
 class Result:
     """A finished build."""
 
-    image: oci.Image
+    image: assembly.Image
     layout: Path
     archive: Path
     revision: engine.Revision
@@ -76,8 +78,8 @@ def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
         raise ImageError("; ".join(stale))
     warnings: list[str] = []
     if any(cache.get(pin.sha256) is None for pin in lock.debs):
-        targets = debian.index_targets(spec.architecture, spec.codename)
-        archive = debian.load_archive(targets)
+        targets = apt_index.index_targets(spec.architecture, spec.codename)
+        archive = apt_index.load_archive(targets)
         warnings += check_debs(lock.debs, archive, cache)
         say(f"fetching {sum(cache.get(p.sha256) is None for p in lock.debs)} .deb(s)")
         debs = fetch_debs(lock.debs, targets, cache)
@@ -87,14 +89,16 @@ def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
     return Inputs(spec, lock, debs, wheels, tuple(warnings))
 
 
-def _layer(name: str, entries: Sequence[Entry], epoch: int, comment: str) -> tuple[oci.Layer, int]:
+def _layer(
+    name: str, entries: Sequence[Entry], epoch: int, comment: str
+) -> tuple[assembly.Layer, int]:
     tar = write_tar(entries, epoch)
-    return oci.Layer(name, gzip_bytes(tar), sha256(tar), comment), len(tar)
+    return assembly.Layer(name, gzip_bytes(tar), sha256(tar), comment), len(tar)
 
 
-def run_config(spec: Spec, version: str) -> oci.RunConfig:
+def run_config(spec: Spec, version: str) -> assembly.RunConfig:
     """How the image runs: as nonroot, ``bot4`` as the entrypoint."""
-    return oci.RunConfig(
+    return assembly.RunConfig(
         user=f"{NONROOT_UID}:{NONROOT_UID}",
         entrypoint=(f"/{spec.scripts}/bot4",),
         cmd=("doctor",),
@@ -115,7 +119,7 @@ def run_config(spec: Spec, version: str) -> oci.RunConfig:
 
 def assemble(
     inputs: Inputs, engine_wheel: Path, revision: engine.Revision, workdir: Path, say: Log
-) -> tuple[oci.Image, tuple[DebContents, ...], tuple[Installed, ...], int]:
+) -> tuple[assembly.Image, tuple[DebContents, ...], tuple[Installed, ...], int]:
     """Unpack, install, compile and write the three layers and the OCI documents."""
     spec = inputs.spec
     debs = tuple(unpack(inputs.debs[pin.name], spec.drop, spec.keep) for pin in inputs.lock.debs)
@@ -159,18 +163,23 @@ def assemble(
     layers = tuple(layer for layer, _ in done)
     uncompressed = sum(size for _, size in done)
     version = own.meta.version
-    cfg = oci.config(layers, run_config(spec, version), revision.epoch, spec.architecture)
+    cfg = assembly.config(layers, run_config(spec, version), revision.epoch, spec.architecture)
     annotations = {
-        "org.opencontainers.image.created": oci.timestamp(revision.epoch),
+        "org.opencontainers.image.created": assembly.timestamp(revision.epoch),
         "org.opencontainers.image.revision": revision.commit,
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.licenses": LICENSE,
     }
     if revision.source:  # the origin remote's URL, when the clone has one
         annotations["org.opencontainers.image.source"] = revision.source
-    man = oci.manifest(cfg, layers, annotations)
-    idx = oci.index(man, version, {"org.opencontainers.image.revision": revision.commit})
-    return oci.Image(layers, cfg, man, idx, version, REPOSITORY), debs, (*deps, own), uncompressed
+    man = assembly.manifest(cfg, layers, annotations)
+    idx = assembly.index(man, version, {"org.opencontainers.image.revision": revision.commit})
+    return (
+        assembly.Image(layers, cfg, man, idx, version, REPOSITORY),
+        debs,
+        (*deps, own),
+        uncompressed,
+    )
 
 
 def _stripped(dist: Installed, globs: Sequence[str]) -> Installed:
@@ -219,7 +228,7 @@ def fingerprint(root: Path, commit: str) -> dict[str, str]:
     out = {"commit": commit}
     for name in (LOCK_FILE, SPEC_FILE, "locks/runtime.txt"):
         path = root / name
-        out[name] = output.file_sha256(path) if path.exists() else "missing"
+        out[name] = sha256_file(path) if path.exists() else "missing"
     toolkit = hashlib.sha256()
     for source in sorted(Path(__file__).parent.glob("*.py")):
         toolkit.update(source.name.encode() + b"\0" + source.read_bytes())
@@ -252,9 +261,9 @@ def build(
     staged = output.scratch(out.parent, "build")
     try:
         staged.chmod(0o755)
-        oci.write_layout(image, staged / "oci")
+        assembly.write_layout(image, staged / "oci")
         for name, body in (
-            (ARCHIVE_NAME, oci.archive(image, revision.epoch)),
+            (ARCHIVE_NAME, assembly.archive(image, revision.epoch)),
             (
                 "sbom.cdx.json",
                 build_sbom(inputs, debs, dists, image.digest, revision.epoch).encode(),

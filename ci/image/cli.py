@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import GateError, run_command
-from ci.image import debian, lockfile, locking
+from ci.image import apt_index, lock_format, lock_resolve
 from ci.image.errors import SupersededError
 from ci.image.fetch import Cache, default_cache, find_pip
 
@@ -33,29 +33,29 @@ def _cache(args: argparse.Namespace) -> Cache:
     return Cache(Path(args.cache) if args.cache else default_cache())
 
 
-def _targets(args: argparse.Namespace, spec: lockfile.Spec) -> tuple[debian.IndexTarget, ...]:
+def _targets(args: argparse.Namespace, spec: lock_format.Spec) -> tuple[apt_index.IndexTarget, ...]:
     if getattr(args, "index", None):
-        return debian.local_targets(args.index, spec.architecture, spec.codename)
-    return debian.index_targets(spec.architecture, spec.codename)
+        return apt_index.local_targets(args.index, spec.architecture, spec.codename)
+    return apt_index.index_targets(spec.architecture, spec.codename)
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Resolve ci/image/image.toml into image.lock."""
     root = Path(args.root).resolve()
-    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
-    archive = debian.load_archive(_targets(args, spec))
-    fetcher = locking.WheelFetcher(_cache(args), find_pip(args.pip), spec)
-    new = locking.make_lock(root, spec, archive, fetcher)
-    path = root / lockfile.LOCK_FILE
-    old = lockfile.read_lock(path) if path.exists() else None
-    lockfile.write_lock(path, new)
+    spec = lock_format.read_spec(root / lock_format.SPEC_FILE)
+    archive = apt_index.load_archive(_targets(args, spec))
+    fetcher = lock_resolve.WheelFetcher(_cache(args), find_pip(args.pip), spec)
+    new = lock_resolve.make_lock(root, spec, archive, fetcher)
+    path = root / lock_format.LOCK_FILE
+    old = lock_format.read_lock(path) if path.exists() else None
+    lock_format.write_lock(path, new)
     for line in lock_changes(old, new):
         print(line)
-    print(f"wrote {lockfile.LOCK_FILE}: {len(new.debs)} debs, {len(new.wheels)} wheels")
+    print(f"wrote {lock_format.LOCK_FILE}: {len(new.debs)} debs, {len(new.wheels)} wheels")
     return 0
 
 
-def lock_changes(old: lockfile.Lock | None, new: lockfile.Lock) -> list[str]:
+def lock_changes(old: lock_format.Lock | None, new: lock_format.Lock) -> list[str]:
     """One line per package added, removed or moved to another version."""
     if old is None:
         return []
@@ -181,8 +181,8 @@ def _reproduce_from(args: argparse.Namespace, root: Path) -> int:
     except ReleaseError as exc:
         raise GateError(f"--from: {exc}") from None
     commit = engine.resolve(root, args.commit).commit
-    text = engine.git_show(root, commit, lockfile.LOCK_FILE)
-    lock = lockfile.parse_lock(text, f"{commit}:{lockfile.LOCK_FILE}")
+    text = engine.git_show(root, commit, lock_format.LOCK_FILE)
+    lock = lock_format.parse_lock(text, f"{commit}:{lock_format.LOCK_FILE}")
     with tempfile.TemporaryDirectory(prefix="bot4-reproduce-") as tmp:
         cache = Cache(Path(tmp) / "inputs")
         registry = Registry(ref.registry, credentials=credentials_from_env(os.environ))
@@ -249,8 +249,8 @@ def write_sbom(root: Path, cache: Cache, check: bool) -> int:
     from ci.image import sbom  # noqa: PLC0415
     from ci.supply_chain.sbom import diff_summary  # noqa: PLC0415
 
-    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
-    lock = lockfile.read_lock(root / lockfile.LOCK_FILE)
+    spec = lock_format.read_spec(root / lock_format.SPEC_FILE)
+    lock = lock_format.read_lock(root / lock_format.LOCK_FILE)
     debs, wheels = sbom.collect_licenses(lock, cache)
     engine = sbom.Engine("bot4", sbom.engine_version(root / "pyproject.toml"))
     text = sbom.render(sbom.build_bom(lock, spec.release, debs, wheels, engine))

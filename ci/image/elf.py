@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from ci.image.deb import dropped
+from ci.image.deb_unpack import dropped
 from ci.image.tarball import Entry
 
 _MAGIC = b"\x7fELF"

@@ -9,7 +9,6 @@ layer. Network is touched only for cache misses.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import shutil
@@ -18,15 +17,15 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from ci.files import sha256_file
 from ci.image import output
-from ci.image.debian import APT_HELPER, Archive, IndexTarget, repo_uri
+from ci.image.apt_index import APT_HELPER, Archive, IndexTarget, repo_uri
 from ci.image.errors import ImageError, SupersededError
-from ci.image.lockfile import DebPin, WheelPin
+from ci.image.lock_format import DebPin, WheelPin
 
 log = logging.getLogger(__name__)
 
 CACHE_ENV = "BOT4_IMAGE_CACHE"
-_CHUNK = 1 << 20
 
 
 def default_cache() -> Path:
@@ -35,15 +34,6 @@ def default_cache() -> Path:
         return Path(os.environ[CACHE_ENV])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "bot4" / "image"
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Cache:
@@ -61,7 +51,7 @@ class Cache:
         path = self.path(sha256)
         if not path.is_file():
             return None
-        if file_sha256(path) != sha256:
+        if sha256_file(path) != sha256:
             log.warning("cache entry %s is corrupt; evicting it", path)
             path.unlink()
             return None
@@ -69,7 +59,7 @@ class Cache:
 
     def put(self, source: Path, sha256: str, what: str) -> Path:
         """Move a downloaded file into the cache after checking its digest."""
-        actual = file_sha256(source)
+        actual = sha256_file(source)
         if actual != sha256:
             source.unlink(missing_ok=True)
             raise ImageError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,10 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+from ci.oci.errors import OCIError
+from ci.oci.layout import Layout
+from ci.oci.manifest import children
 
 TAG = ".bot4-tmp"
 MARKER = "complete.json"
@@ -138,11 +141,6 @@ def publish(staged: Path, final: Path) -> None:
     staged.rename(final)
 
 
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def stamp(staged: Path, inputs: Mapping[str, str], digest: str) -> None:
     """Write the completion marker (last, after every other file of the output)."""
     body = json.dumps({"digest": digest, "inputs": dict(inputs)}, sort_keys=True, indent=1)
@@ -163,20 +161,15 @@ def current(out: Path, inputs: Mapping[str, str]) -> str | None:
         if marker.get("inputs") != dict(inputs):
             return None
         digest = str(marker["digest"])
-        layout = out / "oci"
-        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
-        if index["manifests"][0]["digest"] != digest:
+        layout = Layout(out / "oci")
+        top = layout.select()
+        if top.digest != digest:
             return None
-        blobs = layout / "blobs" / "sha256"
-        manifest_blob = (blobs / digest.removeprefix("sha256:")).read_bytes()
-        if "sha256:" + hashlib.sha256(manifest_blob).hexdigest() != digest:
-            return None
-        manifest = json.loads(manifest_blob)
-        for desc in [manifest["config"], *manifest["layers"]]:
-            if "sha256:" + file_sha256(blobs / desc["digest"][7:]) != desc["digest"]:
-                return None
+        blobs, _ = children(top)
+        for desc in blobs:
+            layout.blob(str(desc["digest"]))
         if (out / "digest").read_text(encoding="utf-8").strip() != digest:
             return None
-    except (OSError, KeyError, IndexError, TypeError, ValueError):
+    except (OCIError, OSError, KeyError, TypeError, ValueError):
         return None
     return digest

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import GateError
-from ci.image.lockfile import Lock, read_lock
+from ci.image.lock_format import Lock, read_lock
 
 BRANCH_PREFIX = "bot4/refresh-"
 Key = tuple[str, str, str]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from ci.image.deb import DebContents, status_entry
+from ci.image.deb_unpack import DebContents, status_entry
 from ci.image.errors import ImageError
 from ci.image.tarball import Entry
 

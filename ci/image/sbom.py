@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 from packageurl import PackageURL
 
-from ci.image.deb import unpack
+from ci.image.assembly import timestamp
+from ci.image.deb_unpack import unpack
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
-from ci.image.lockfile import DebPin, Lock, WheelPin
-from ci.image.oci import timestamp
+from ci.image.lock_format import DebPin, Lock, WheelPin
 from ci.image.wheels import read_meta
 from ci.supply_chain.sbom import serialize, validate
 

@@ -33,8 +33,8 @@ from packaging.version import InvalidVersion, Version
 
 from ci import policy
 from ci.errors import GateError
-from ci.image import debian, lockfile
-from ci.image.debian import Archive, compare
+from ci.image import apt_index, lock_format
+from ci.image.apt_index import Archive, compare
 from ci.image.errors import ImageError
 from ci.image.smoke import read_image
 from ci.image.tarball import Entry, read_tar
@@ -629,7 +629,7 @@ def scan_image(
     pending security updates are looked up in apt's indexes (or ``index``: ``SUITE=PATH``
     Packages files); a missing advisory database is an error, never a silent pass.
     """
-    spec = lockfile.read_spec(root / lockfile.SPEC_FILE)
+    spec = lock_format.read_spec(root / lock_format.SPEC_FILE)
     chosen = [d if d.is_absolute() else root / d for d in dbs] or default_dbs(root, environ)
     missing = [str(d) for d in chosen if not d.exists()]
     if missing:
@@ -641,11 +641,11 @@ def scan_image(
     archive = None
     if pending and any(c.kind == "deb" for c in comps):  # no .deb: nothing can be pending
         targets = (
-            debian.local_targets(index, spec.architecture, spec.codename)
+            apt_index.local_targets(index, spec.architecture, spec.codename)
             if index
-            else debian.index_targets(spec.architecture, spec.codename)
+            else apt_index.index_targets(spec.architecture, spec.codename)
         )
-        archive = debian.load_archive(targets)
+        archive = apt_index.load_archive(targets)
     path = policy_file or Path(POLICY_FILE)
     scan_policy = load_policy(path if path.is_absolute() else root / path)
     layers, user = layout_layers(layout)

@@ -9,8 +9,6 @@ the image's own layers and config, so what runs is exactly what was built.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -20,6 +18,9 @@ from typing import Any
 
 from ci.image.errors import ImageError
 from ci.image.tarball import extract
+from ci.oci.errors import OCIError
+from ci.oci.layout import Layout
+from ci.oci.runtime import find_runc
 
 TIMEOUT = 120
 
@@ -34,17 +35,12 @@ class Run:
     stderr: str
 
 
-def _blob(layout: Path, digest: str) -> bytes:
-    return (layout / "blobs" / "sha256" / digest.removeprefix("sha256:")).read_bytes()
-
-
 def read_image(layout: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The manifest and config of the single image in an OCI layout."""
+    """The manifest and config of the single image in an OCI layout (hash-checked)."""
     try:
-        index = json.loads((layout / "index.json").read_text(encoding="utf-8"))
-        manifest = json.loads(_blob(layout, index["manifests"][0]["digest"]))
-        config = json.loads(_blob(layout, manifest["config"]["digest"]))
-    except (OSError, KeyError, IndexError, json.JSONDecodeError) as exc:
+        manifest = Layout(layout).select().json()
+        config = json.loads(Layout(layout).blob(str(manifest["config"]["digest"])))
+    except (OCIError, KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ImageError(f"{layout}: not an OCI layout written by ci.image ({exc})") from None
     return manifest, config
 
@@ -56,7 +52,7 @@ def unpack_rootfs(layout: Path, rootfs: Path) -> None:
     for layer in manifest["layers"]:
         # Refuses absolute paths, '..', escaping links and devices (no extractall
         # filter on Debian's 3.11.2); owners kept, the './' entry sets the root's mode.
-        extract(_blob(layout, layer["digest"]), rootfs, owners=True, absolute_links=True)
+        extract(Layout(layout).blob(str(layer["digest"])), rootfs, owners=True, absolute_links=True)
 
 
 def runtime_spec(
@@ -107,16 +103,6 @@ def runtime_spec(
     return spec
 
 
-def find_runc() -> str:
-    """runc's path; refused without root (runc needs it here, as on CI)."""
-    runc = shutil.which("runc") or ("/usr/sbin/runc" if Path("/usr/sbin/runc").exists() else None)
-    if runc is None:
-        raise ImageError("runc is not installed (apt-get install runc)")
-    if os.geteuid() != 0:
-        raise ImageError("the smoke run needs root for runc (as on CI); run it as root")
-    return runc
-
-
 def prepare_bundle(
     runc: str, layout: Path, workdir: Path
 ) -> tuple[Path, dict[str, Any], dict[str, Any]]:
@@ -157,7 +143,7 @@ def run_in(
     binds: Sequence[tuple[str, str]] = (),
 ) -> list[Run]:
     """Run each full command line in a fresh runc container of the image."""
-    runc = find_runc()
+    runc = find_runc("the smoke run")
     bundle, config, template = prepare_bundle(runc, layout, workdir)
     runs: list[Run] = []
     for argv in commands:

@@ -10,7 +10,6 @@ group, symlinks kept as symlinks. gzip with mtime 0, no file name, a fixed level
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import posixpath
@@ -162,11 +161,6 @@ def gzip_bytes(data: bytes, level: int = GZIP_LEVEL) -> bytes:
     with gzip.GzipFile(filename="", mode="wb", fileobj=buf, compresslevel=level, mtime=0) as gz:
         gz.write(data)
     return buf.getvalue()
-
-
-def sha256(data: bytes) -> str:
-    """``sha256:<hex>``, the OCI digest form."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def read_tar(data: bytes) -> list[Entry]:

@@ -26,11 +26,12 @@ from ci.gate.requirements import read_lock as read_requirements
 from ci.image import bytecode, smoke
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
-from ci.image.lockfile import LOCK_FILE, SPEC_FILE, read_lock, read_spec
-from ci.image.locking import PYTHON_PACKAGE, WheelFetcher, upstream_version
+from ci.image.lock_format import LOCK_FILE, SPEC_FILE, read_lock, read_spec
+from ci.image.lock_resolve import PYTHON_PACKAGE, WheelFetcher, upstream_version
 from ci.image.rootfs import NONROOT_UID
 from ci.image.tarball import Entry
 from ci.image.wheels import finish, install, read_meta, target_environment
+from ci.oci.runtime import find_runc
 
 GROUP = "tests"
 TOOLCHAIN_LOCK = "locks/toolchain.txt"
@@ -136,7 +137,7 @@ def run(
 ) -> tuple[smoke.Run, list[str]]:
     """Run ``python3.11 -m pytest ARGS`` in the image plus the test layer; the outcome
     and the test dependencies that resolved to the image's own copy."""
-    runc = smoke.find_runc()
+    runc = find_runc("the in-image test run")
     entries, shared = layer(root, cache, pip)
     bundle, config, template = smoke.prepare_bundle(runc, layout, workdir)
     bytecode.materialize(entries, bundle / "rootfs")

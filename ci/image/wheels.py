@@ -23,9 +23,9 @@ from packaging.markers import UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ci.image.deb import dropped
+from ci.files import sha256_file
+from ci.image.deb_unpack import dropped
 from ci.image.errors import ImageError
-from ci.image.fetch import file_sha256
 from ci.image.tarball import Entry
 
 INSTALLER = "ci.image"
@@ -208,7 +208,7 @@ def install(
                 Entry(f"{scripts}/{script}", "file", 0o755, _launcher(spec, interpreter, where))
             )
     entries.append(Entry(f"{site}/{info}/INSTALLER", "file", 0o644, f"{INSTALLER}\n".encode()))
-    return Installed(meta, f"{site}/{info}", tuple(entries), file_sha256(path))
+    return Installed(meta, f"{site}/{info}", tuple(entries), sha256_file(path))
 
 
 def _target(name: str, data_dir: str, site: str, scripts: str, dist: str) -> str | None:

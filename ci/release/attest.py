@@ -23,10 +23,11 @@ from typing import Any
 
 from ci.image.engine import project_source
 from ci.image.errors import ImageError
+from ci.oci.digest import check_digest
 from ci.release import cosign, dsse
 from ci.release.errors import ReleaseError
 from ci.release.keys import Signer
-from ci.release.reference import Reference, check_digest
+from ci.release.reference import Reference
 from ci.release.registry import Registry
 
 STATEMENT = "https://in-toto.io/Statement/v1"

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.errors import run_command
-from ci.release import attest, deploy, gpg, keys, layout, policy, sign, verify
+from ci.oci.layout import Layout
+from ci.release import attest, bot4_signer, deploy, gpg, keys, sign, transfer, trust_policy, verify
 from ci.release.auth import credentials_from_env
 from ci.release.errors import ERROR, ReleaseError, UsageError
 from ci.release.reference import Reference
@@ -95,16 +96,14 @@ def _pinned(args: argparse.Namespace) -> tuple[Registry, Reference]:
 def cmd_push(args: argparse.Namespace) -> int:
     """Push an OCI layout; print the digest (unchanged by the push)."""
     ref = parse(args.ref)
-    digest = layout.push(
-        _registry(args, ref), layout.Layout(Path(args.layout)), ref, args.layout_tag
-    )
+    digest = transfer.push(_registry(args, ref), Layout(Path(args.layout)), ref, args.layout_tag)
     print(digest)
     return 0
 
 
 def _push_inputs(args: argparse.Namespace, registry: Registry, ref: Reference) -> str:
     from ci.image.fetch import Cache, default_cache  # noqa: PLC0415
-    from ci.image.lockfile import LOCK_FILE, read_lock  # noqa: PLC0415
+    from ci.image.lock_format import LOCK_FILE, read_lock  # noqa: PLC0415
     from ci.release import inputs  # noqa: PLC0415
 
     cache = Cache(Path(args.cache)) if args.cache else Cache(default_cache())
@@ -123,7 +122,7 @@ def cmd_push_inputs(args: argparse.Namespace) -> int:
 def cmd_pull(args: argparse.Namespace) -> int:
     """Pull an image by digest into a new OCI layout."""
     registry, ref = _pinned(args)
-    layout.pull(registry, ref, Path(args.dest))
+    transfer.pull(registry, ref, Path(args.dest))
     print(ref.digest)
     return 0
 
@@ -137,7 +136,7 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 
 def cmd_public_key(args: argparse.Namespace) -> int:
     """Print a signing key's public half (PEM) for the deploy policy."""
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         sys.stdout.write(signer.public_pem.decode())
         _say(f"fingerprint {keys.PublicKey(signer.public_pem).fingerprint}")
@@ -179,7 +178,7 @@ def _attest_all(
 def cmd_sign(args: argparse.Namespace) -> int:
     """cosign-compatible signature of a digest."""
     registry, ref = _pinned(args)
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         print(sign.sign(registry, ref, signer, _pairs(args.annotation, "-a")))
     finally:
@@ -192,7 +191,7 @@ def cmd_attest(args: argparse.Namespace) -> int:
     registry, ref = _pinned(args)
     if not (args.sbom or args.provenance or args.predicate):
         raise UsageError("nothing to attest: give --sbom FILE, --provenance or --predicate FILE")
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
         _attest_all(args, registry, ref, signer)
     finally:
@@ -205,9 +204,9 @@ def cmd_release(args: argparse.Namespace) -> int:
     ref = parse(args.ref)
     registry = _registry(args, ref)
     src = Path(args.layout)
-    signer = keys.open_signer(args.key, os.environ)
+    signer = bot4_signer.open_signer(args.key, os.environ)
     try:
-        digest = layout.push(registry, layout.Layout(src), ref, args.layout_tag)
+        digest = transfer.push(registry, Layout(src), ref, args.layout_tag)
         pinned = ref.with_digest(digest)
         _say(f"pushed {pinned}")
         sign.sign(registry, pinned, signer)
@@ -224,8 +223,8 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
-def _policy(args: argparse.Namespace) -> policy.DeployPolicy:
-    return policy.load(Path(args.policy))
+def _policy(args: argparse.Namespace) -> trust_policy.DeployPolicy:
+    return trust_policy.load(Path(args.policy))
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -317,11 +316,11 @@ def cmd_host_check(args: argparse.Namespace) -> int:
 def cmd_docker_context(args: argparse.Namespace) -> int:
     """Write the Dockerfile's build context (hashed requirements, wheelhouse, engine wheel)."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only these commands need it
-    from ci.release import docker_check  # noqa: PLC0415 - builds the engine wheel
+    from ci.release import dockerfile_check  # noqa: PLC0415 - builds the engine wheel
 
     cache = Path(args.cache) if args.cache else default_cache()
     with tempfile.TemporaryDirectory(prefix="bot4-docker-context-") as tmp:
-        out = docker_check.make_context(
+        out = dockerfile_check.make_context(
             Path(args.root), cache, args.revision, Path(args.dest), Path(tmp)
         )
     print(out)
@@ -331,11 +330,11 @@ def cmd_docker_context(args: argparse.Namespace) -> int:
 def cmd_dockerfile_check(args: argparse.Namespace) -> int:
     """Build the Dockerfile on a local dockerd on our base; compare with the hermetic image."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only this command needs it
-    from ci.release import docker_check  # noqa: PLC0415 - needs dockerd and a built image
+    from ci.release import dockerfile_check  # noqa: PLC0415 - needs dockerd and a built image
 
     cache = Path(args.cache) if args.cache else default_cache()
     pip = [args.pip] if args.pip else None
-    result = docker_check.check(Path(args.root), Path(args.image), cache, _say, pip)
+    result = dockerfile_check.check(Path(args.root), Path(args.image), cache, _say, pip)
     if not result.equivalent:
         raise ReleaseError(
             f"the Dockerfile's image differs from the hermetic one: {result.summary()}"
@@ -447,7 +446,7 @@ def _deploy_commands(sub: SubParsers) -> None:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("ref", help="HOST/REPO@sha256:… (a tag alone is refused)")
-        p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy TOML")
+        p.add_argument("--policy", default=trust_policy.POLICY_FILE, help="deploy policy TOML")
         p.add_argument("--allow-tag", action="store_true", help="resolve a tag instead of refusing")
         p.add_argument("--today", help=argparse.SUPPRESS)
         if name == "deploy":
@@ -463,7 +462,7 @@ def _deploy_commands(sub: SubParsers) -> None:
     p.add_argument(
         "--layout", default="build/image/oci", help="built image (default: build/image/oci)"
     )
-    p.add_argument("--policy", default=policy.POLICY_FILE, help="deploy policy to start from")
+    p.add_argument("--policy", default=trust_policy.POLICY_FILE, help="deploy policy to start from")
     p.set_defaults(func=cmd_deploy_check)
     p = sub.add_parser(
         "host-check", help="podman (signature policy) and docker deploys against a local registry"

@@ -22,13 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ci.oci import mediatypes
+from ci.oci.digest import check_digest, sha256
+from ci.oci.manifest import Manifest
 from ci.release.errors import ReleaseError
-from ci.release.reference import check_digest
-from ci.release.registry import OCI_MANIFEST, Manifest, Registry, sha256
+from ci.release.registry import Registry
 
 SIMPLE_SIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE = "application/vnd.dsse.envelope.v1+json"
-CONFIG = "application/vnd.oci.image.config.v1+json"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 PREDICATE_ANNOTATION = "predicateType"
 SIGNATURE_TYPE = "cosign container image signature"
@@ -137,12 +138,12 @@ def manifest(layers: Sequence[Layer]) -> tuple[Manifest, bytes]:
     config = config_blob(layers)
     doc = {
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": CONFIG, "size": len(config), "digest": sha256(config)},
+        "mediaType": mediatypes.MANIFEST,
+        "config": {"mediaType": mediatypes.CONFIG, "size": len(config), "digest": sha256(config)},
         "layers": [layer.descriptor() for layer in layers],
     }
     data = go_json(doc)
-    return Manifest(data, OCI_MANIFEST, sha256(data)), config
+    return Manifest(data, mediatypes.MANIFEST, sha256(data)), config
 
 
 def attached(registry: Registry, repo: str, digest: str, suffix: str) -> list[Layer]:

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.image import smoke
-from ci.release import layout, run, verify
+from ci.release import run, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
-from ci.release.policy import DeployPolicy
 from ci.release.reference import Reference
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def deploy(
     say(f"attestations: ok ({', '.join(sorted(verified.statements))})")
     say(f"content: ok (manifest and {len(verified.image.blobs) - 1} blob(s) match their digests)")
     image = workdir / "image"
-    layout.write(image, verified.image.top, verified.image.blobs, "latest")
+    transfer.write(image, verified.image.top, verified.image.blobs, "latest")
     report = verify.scan(verify.sbom_of(verified), image, policy, root, today, index=index)
     say(f"scan: ok ({report.summary().removeprefix('image scan: ')})")
     outcome = run.run(image, workdir, policy.runtime)

@@ -33,13 +33,17 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from bot4.infrastructure.secrets.file import FileSecrets
-from ci.release import attest, cosign, deploy, gpg, keys, layout, sign, verify
+from ci.oci import mediatypes
+from ci.oci.digest import canonical, sha256
+from ci.oci.layout import Layout
+from ci.oci.manifest import Manifest
+from ci.release import attest, bot4_signer, cosign, deploy, gpg, keys, sign, transfer, verify
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
-from ci.release.policy import TrustedKey
 from ci.release.reference import Reference, parse
-from ci.release.registry import OCI_MANIFEST, Manifest, Registry, sha256
+from ci.release.registry import Registry
+from ci.release.trust_policy import TrustedKey
+from ci.release.trust_policy import load as load_policy
 
 TAG = "check"
 
@@ -57,11 +61,12 @@ def _expect_refusal(what: str, run: Callable[[], object], needle: str) -> str:
 def signers(tmp: Path) -> tuple[keys.Signer, keys.Signer]:
     secrets = tmp / "secrets"
     secrets.mkdir(mode=0o700)
-    provider = FileSecrets(secrets)
-    provider.create_signing_key("release")
-    provider.create_signing_key("stranger")
+    bot4_signer.create_file_key(secrets, "release")
+    bot4_signer.create_file_key(secrets, "stranger")
     env = {"BOT4_SECRETS_DIR": str(secrets)}
-    return keys.open_signer("file:release", env), keys.open_signer("file:stranger", env)
+    return bot4_signer.open_signer("file:release", env), bot4_signer.open_signer(
+        "file:stranger", env
+    )
 
 
 def policy_file_for(tmp: Path, base_file: Path, signer: keys.Signer) -> Path:
@@ -109,20 +114,20 @@ def crafted(registry: Registry, repo: str, top: Manifest) -> Manifest:
     doc = top.json()
     config = json.loads(registry.blob(repo, str(doc["config"]["digest"])))
     config["rootfs"]["diff_ids"].append(sha256(raw.getvalue()))
-    config_bytes = layout.canonical(config)
+    config_bytes = canonical(config)
     registry.push_blob(repo, layer)
     registry.push_blob(repo, config_bytes)
     doc["config"] = dict(doc["config"], digest=sha256(config_bytes), size=len(config_bytes))
     doc["layers"] = [
         *doc["layers"],
         {
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "mediaType": mediatypes.LAYER,
             "digest": sha256(layer),
             "size": len(layer),
         },
     ]
-    data = layout.canonical(doc)
-    manifest = Manifest(data, str(doc.get("mediaType", OCI_MANIFEST)), sha256(data))
+    data = canonical(doc)
+    manifest = Manifest(data, str(doc.get("mediaType", mediatypes.MANIFEST)), sha256(data))
     registry.put_manifest(repo, manifest.digest, manifest)
     return manifest
 
@@ -168,9 +173,7 @@ def swap_hex(data: bytes) -> bytes:
 
 def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) -> Iterator[str]:
     """Run every check; yields one report line per check."""
-    from ci.release import policy as policy_mod  # noqa: PLC0415
-
-    base = policy_mod.load(policy_file)
+    base = load_policy(policy_file)
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
     today = dt.datetime.now(dt.UTC).date()
     with tempfile.TemporaryDirectory(prefix="bot4-deploy-check-") as name:
@@ -179,8 +182,8 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
         with LocalRegistry(tmp / "registry") as local:
             registry = local.client()
             ref = parse(f"{local.host}/bot4/engine:{TAG}")
-            digest = layout.push(registry, layout.Layout(src), ref)
-            expected = layout.Layout(src).select().digest
+            digest = transfer.push(registry, Layout(src), ref)
+            expected = Layout(src).select().digest
             if digest != expected:
                 raise ReleaseError(
                     f"deploy-check: the push changed the digest: {expected} → {digest}"
@@ -324,7 +327,7 @@ def _tag_only(ref: Reference) -> str:
 
 def _copy_image(registry: Registry, src: Reference, dst: Reference) -> None:
     """The image's blobs and manifest, by digest, into another repository."""
-    image = layout.fetch(registry, src)
+    image = transfer.fetch(registry, src)
     for blob_digest, data in sorted(image.blobs.items()):
         if blob_digest != image.top.digest:
             registry.push_blob(dst.repository, data)
@@ -332,7 +335,7 @@ def _copy_image(registry: Registry, src: Reference, dst: Reference) -> None:
 
 
 def _gpg_checks(src: Path, tmp: Path, host: str, registry: Registry) -> Iterator[str]:
-    tag = layout.Layout(src).index()[0].get("annotations", {}).get(layout.REF_NAME)
+    tag = Layout(src).tag()
     if not tag:
         raise ReleaseError(f"deploy-check: {src} names no tag for skopeo (oci:DIR:TAG)")
     homes = [tmp / "gnupg-release", tmp / "gnupg-other"]

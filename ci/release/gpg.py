@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from ci.oci.digest import check_digest
 from ci.release.errors import RefusedError, ReleaseError
-from ci.release.reference import Reference, check_digest
+from ci.release.reference import Reference
 
 TIMEOUT = 300
 GPGME_DETAIL = re.compile(r":? gpgme\.Signature\{.*$")

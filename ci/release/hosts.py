@@ -33,13 +33,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ci.image import output
-from ci.release import attest, e2e, gpg, keys, layout, sign
-from ci.release.docker_check import Dockerd
+from ci.oci.layout import Layout
+from ci.oci.manifest import Manifest
+from ci.oci.runtime import find_runc
+from ci.release import attest, e2e, gpg, keys, sign, transfer
+from ci.release.dockerfile_check import Dockerd
 from ci.release.errors import ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import Reference, parse
-from ci.release.registry import Manifest, Registry
-from ci.release.run import find_runc
+from ci.release.registry import Registry
 
 HOST_FILES = Path("ops/podman")
 PLACEHOLDER_REPO = "REGISTRY/bot4/engine"
@@ -142,7 +144,7 @@ class Podman:
         if not link.exists():
             link.symlink_to(registries_d.resolve())
         self.env = {**os.environ, "HOME": str(home)}
-        runc = find_runc()
+        runc = find_runc("the host check")
         self.shim = workdir / "runc-no-rlimits"
         self.shim.write_text(SHIM.format(python=sys.executable, runc=runc), encoding="utf-8")
         self.shim.chmod(0o755)
@@ -209,7 +211,7 @@ def _probe(out: str, what: str) -> None:
 
 def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
     """Run every host check; yields one report line per check."""
-    tag = layout.Layout(src).index()[0].get("annotations", {}).get(layout.REF_NAME)
+    tag = Layout(src).tag()
     if not tag:
         raise ReleaseError(f"host-check: {src} names no tag for skopeo (oci:DIR:TAG)")
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
@@ -336,7 +338,7 @@ def _signed_by_other(
     """A second crafted image pushed by skopeo with a signature by another GPG key."""
     wrong = e2e.crafted(registry, pinned.repository, crafted_manifest)
     out = tmp / "wrong-layout"
-    layout.pull(registry, pinned.with_digest(wrong.digest), out, tag="wrong")
+    transfer.pull(registry, pinned.with_digest(wrong.digest), out, tag="wrong")
     env = {**os.environ, "GNUPGHOME": str(other_home)}
     return gpg.sign(out, "wrong", pinned.with_tag("wrong"), other_fpr, regd, env, plain_http=True)
 

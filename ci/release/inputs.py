@@ -13,10 +13,13 @@ import json
 from pathlib import Path
 
 from ci.image.fetch import Cache, download_dir
-from ci.image.lockfile import Lock
+from ci.image.lock_format import Lock
+from ci.oci.digest import sha256
+from ci.oci.manifest import Manifest
+from ci.oci.mediatypes import MANIFEST as OCI_MANIFEST
 from ci.release.errors import ReleaseError
 from ci.release.reference import Reference
-from ci.release.registry import OCI_MANIFEST, Manifest, Registry, sha256
+from ci.release.registry import Registry
 
 ARTIFACT_TYPE = "application/vnd.bot4.image-inputs.v1"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"

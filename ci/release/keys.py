@@ -1,75 +1,43 @@
-"""Signing keys for releases: the engine's secrets providers, so a release key can live
-in a file, in AWS KMS or on a PKCS#11 token and the private half never leaves it.
+"""Release keys: the ``Signer`` protocol every signature goes through, and trusted public
+keys. Signatures are ECDSA P-256 / SHA-256, DER-encoded — what cosign writes and verifies.
 
-A key is named ``BACKEND:KEY_ID`` (``file:release``, ``kms:release``, ``pkcs11:release``)
-or just ``KEY_ID`` for the backend ``BOT4_SECRETS`` selects; each backend is configured
-as the engine configures it (``BOT4_SECRETS_DIR``, ``BOT4_KMS_*``, ``BOT4_PKCS11_*``).
-Signatures are ECDSA P-256 / SHA-256, DER-encoded — what cosign writes and verifies.
+Why a protocol: signing needs four things of a key (its id, its public half, ``sign``,
+``close``), so that is the whole interface the toolkit depends on. The implementation the
+CLI uses, ``ci.release.bot4_signer``, adapts bot4's secrets backends (file, AWS KMS,
+PKCS#11) so a release key lives where the engine's keys live; it is the only module of
+``ci/`` that imports bot4, declared as bot4-ci's ``signing`` extra. Declaring
+``bot4[kms,pkcs11]`` for all of the toolkit instead would tie signing, verifying and
+deploying to engine internals, when verifying (public keys only) needs no engine at all.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bot4.errors import Bot4Error
-from bot4.infrastructure.secrets.interface import SecretsProvider
-from bot4.infrastructure.secrets.selection import BACKEND_ENV, BACKENDS, provider_from_env
+from ci.oci.digest import sha256
 from ci.release.errors import ReleaseError
 
 
-class Signer:
-    """A key that signs inside its backend; holds the provider (a session or client)."""
+class Signer(Protocol):
+    """A private key that signs where it lives (its private half never leaves it)."""
 
-    def __init__(self, provider: SecretsProvider, key_id: str) -> None:
-        self._provider = provider
-        self.key_id = key_id
-        try:
-            self.public_pem = provider.public_key_pem(key_id)
-        except Bot4Error as exc:
-            raise ReleaseError(f"signing key {key_id!r} ({provider.backend}): {exc}") from None
-
-    def __repr__(self) -> str:
-        return f"Signer({self._provider.backend}:{self.key_id})"
+    key_id: str
+    public_pem: bytes
 
     def sign(self, message: bytes) -> bytes:
-        """A DER ECDSA P-256 signature of SHA-256(``message``), made inside the backend."""
-        try:
-            return self._provider.sign(self.key_id, message).der
-        except Bot4Error as exc:
-            raise ReleaseError(f"signing with {self!r} failed: {exc}") from None
+        """A DER ECDSA P-256 signature of SHA-256(``message``)."""
+        ...
 
     def close(self) -> None:
-        """Release the backend's session."""
-        self._provider.close()
-
-
-def open_signer(spec: str, environ: Mapping[str, str]) -> Signer:
-    """``BACKEND:KEY_ID`` or ``KEY_ID`` (backend from ``BOT4_SECRETS``) → a ``Signer``."""
-    backend, sep, key_id = spec.partition(":")
-    if not sep:
-        backend, key_id = environ.get(BACKEND_ENV, "file"), spec
-    if backend not in BACKENDS or not key_id:
-        raise ReleaseError(
-            f"invalid signing key {spec!r}: use BACKEND:KEY_ID with BACKEND one of "
-            f"{', '.join(BACKENDS)} (e.g. kms:release)"
-        )
-    try:
-        provider = provider_from_env({**environ, BACKEND_ENV: backend})
-    except Bot4Error as exc:
-        raise ReleaseError(f"signing key {spec!r}: {exc}") from None
-    try:
-        return Signer(provider, key_id)
-    except ReleaseError:
-        provider.close()
-        raise
+        """Release whatever the key holds open (a session, a client)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +55,7 @@ class PublicKey:
         der = load_public_key(self.pem).public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        return "sha256:" + hashlib.sha256(der).hexdigest()
+        return sha256(der)
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True when ``signature`` (DER) is this key's ECDSA-SHA256 signature of ``message``."""

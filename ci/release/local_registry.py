@@ -13,9 +13,9 @@ from types import TracebackType
 
 from ci.daemon import Daemon, free_port
 from ci.errors import GateError
+from ci.oci.digest import check_digest
 from ci.release.auth import Credentials
 from ci.release.errors import RegistryError
-from ci.release.reference import check_digest
 from ci.release.registry import Registry, Retry
 
 log = logging.getLogger(__name__)

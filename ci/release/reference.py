@@ -9,19 +9,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ci.oci.digest import check_digest
+from ci.oci.errors import OCIError
 from ci.release.errors import ReleaseError
 
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _HOST = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::[0-9]{1,5})?$")
 
 
-def check_digest(digest: str) -> str:
-    """``sha256:`` and 64 lowercase hex digits, or a ``ReleaseError``."""
-    if not DIGEST.match(digest):
-        raise ReleaseError(f"not a sha256 digest: {digest!r} (expected sha256:<64 hex digits>)")
-    return digest
+def _digest(digest: str) -> str:
+    """A reference's digest, checked; malformed, it is a malformed reference."""
+    try:
+        return check_digest(digest)
+    except OCIError as exc:
+        raise ReleaseError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Reference:
 
     def with_digest(self, digest: str) -> Reference:
         """The same repository pinned to ``digest`` (the tag is dropped)."""
-        return Reference(self.registry, self.repository, None, check_digest(digest))
+        return Reference(self.registry, self.repository, None, _digest(digest))
 
     def with_tag(self, tag: str) -> Reference:
         """The same repository under ``tag``."""
@@ -86,4 +88,4 @@ def parse(text: str) -> Reference:
             f"invalid repository {path!r} in {text!r}: lowercase letters, digits and "
             "separators ('.', '_', '-', '/') only"
         )
-    return Reference(host, path, tag, check_digest(digest) if digest else None)
+    return Reference(host, path, tag, _digest(digest) if digest else None)

@@ -24,7 +24,6 @@ token realm, and over plain HTTP only to loopback or when ``plain_http`` is expl
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import ipaddress
 import json
@@ -33,43 +32,18 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from ci.oci.digest import check_digest, sha256
+from ci.oci.manifest import Manifest
+from ci.oci.mediatypes import MANIFEST_TYPES
 from ci.release.auth import PASSWORD_ENV, USERNAME_ENV, Challenge, Credentials, parse_challenges
 from ci.release.errors import RegistryError, TamperedError
-from ci.release.reference import check_digest
 
 log = logging.getLogger(__name__)
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_TYPES = (OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST)
 MAX_MANIFEST = 4 << 20
 MAX_REDIRECTS = 3
-
-
-def sha256(data: bytes) -> str:
-    """``sha256:<hex>`` of ``data``."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A manifest exactly as stored: its bytes, media type and digest."""
-
-    data: bytes = field(repr=False)
-    media_type: str
-    digest: str
-
-    def json(self) -> dict[str, Any]:
-        """The parsed document (the digest stays that of ``data``)."""
-        doc = json.loads(self.data)
-        if not isinstance(doc, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return doc
 
 
 @dataclass(frozen=True)

@@ -8,26 +8,13 @@ exactly what was verified. runc needs root on these machines.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 from ci.image import smoke
+from ci.oci.runtime import find_runc
 from ci.release.errors import ReleaseError
-from ci.release.policy import Runtime
-
-RUNC_PATHS = ("/usr/sbin/runc", "/usr/bin/runc")
-
-
-def find_runc() -> str:
-    """runc (Debian package ``runc``), as root; else one clear error."""
-    found = shutil.which("runc") or next((p for p in RUNC_PATHS if Path(p).exists()), None)
-    if found is None:
-        raise ReleaseError("runc is not installed (apt-get install runc)")
-    if os.geteuid() != 0:
-        raise ReleaseError("running the image needs root for runc; run the deploy as root")
-    return found
+from ci.release.trust_policy import Runtime
 
 
 def hardened_spec(
@@ -63,7 +50,7 @@ def command(config: dict[str, Any], runtime: Runtime) -> list[str]:
 
 def run(layout: Path, workdir: Path, runtime: Runtime) -> smoke.Run:
     """Unpack ``layout`` into a bundle under ``workdir`` and run it once, hardened."""
-    runc = find_runc()
+    runc = find_runc("running the image")
     bundle, config, template = smoke.prepare_bundle(runc, layout, workdir)
     argv = command(config, runtime)
     spec = hardened_spec(template, config, argv, runtime)

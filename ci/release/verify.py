@@ -18,12 +18,12 @@ from typing import Any
 
 from ci.errors import GateError
 from ci.image import scan as image_scan
-from ci.release import attest, cosign, dsse, layout
+from ci.release import attest, cosign, dsse, transfer
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import unb64
-from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import Reference
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Verified:
     ref: Reference
     signer: TrustedKey
     statements: Mapping[str, attest.Statement]
-    image: layout.Fetched
+    image: transfer.Fetched
 
 
 def pinned(ref: Reference) -> str:
@@ -180,7 +180,7 @@ def verify(registry: Registry, ref: Reference, policy: DeployPolicy, today: dt.d
     fetched and must hash to their digests (``TamperedError``, a refusal, if not)."""
     signer = verify_signature(registry, ref, policy, today)
     statements = verify_attestations(registry, ref, policy, today)
-    return Verified(ref, signer, statements, layout.fetch(registry, ref))
+    return Verified(ref, signer, statements, transfer.fetch(registry, ref))
 
 
 # --- the scan of the attested SBOM: the gate's scan, called the same way ------------------

@@ -106,3 +106,15 @@ def test_graph_sees_deferred_and_relative_imports() -> None:
     assert "ci.ops.cli" in edges["ci.ops.__main__"]
     assert "ci.errors" in edges["ci.gate.toolchain"]
     assert "ci.cli" not in edges["ci.errors"]
+
+
+def test_the_toolkit_reaches_the_engine_through_one_adapter() -> None:
+    """ci/ depends on bot4 only in ci.release.bot4_signer (bot4's secrets backends as a
+    ``ci.release.keys.Signer``), declared as bot4-ci's ``signing`` extra."""
+    edges = graph()
+    reaching = {
+        module
+        for module, targets in edges.items()
+        if module.startswith("ci.") and any(t == "bot4" or t.startswith("bot4.") for t in targets)
+    }
+    assert reaching == {"ci.release.bot4_signer"}

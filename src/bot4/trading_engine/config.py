@@ -55,8 +55,8 @@ from bot4.risk.config import parse_limits
 from bot4.risk.errors import RiskError
 from bot4.risk.limits import RiskLimits
 from bot4.simulator.scenario import Scenario
+from bot4.trading_engine.emotion_gate import GateConfig
 from bot4.trading_engine.errors import TradingEngineError
-from bot4.trading_engine.gate import GateConfig
 
 _NS_PER_MS = 1_000_000
 _TOP = {

@@ -44,8 +44,8 @@ from bot4.trading_engine.audit_log import (
 )
 from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import EngineConfig
+from bot4.trading_engine.emotion_gate import EmotionFreeGate, GateMetrics, Signal
 from bot4.trading_engine.errors import TradingEngineError
-from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
 from bot4.trading_engine.strategy import Intent, Quote, Strategy, StrategyContext, load_strategy
 from bot4.trading_engine.venue import Venue
 

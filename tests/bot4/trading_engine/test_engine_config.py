@@ -8,8 +8,8 @@ import pytest
 
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.config import load_engine_config, parse_engine_config
+from bot4.trading_engine.emotion_gate import EmotionFreeGate
 from bot4.trading_engine.errors import TradingEngineError
-from bot4.trading_engine.gate import EmotionFreeGate
 from bot4.trading_engine.strategy import MeanReversion, Quote, StrategyContext, load_strategy
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

@@ -14,8 +14,8 @@ from bot4.risk.config import parse_limits
 from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.config import EngineConfig, load_engine_config
+from bot4.trading_engine.emotion_gate import GateConfig
 from bot4.trading_engine.engine import Engine
-from bot4.trading_engine.gate import GateConfig
 from bot4.trading_engine.strategy import Intent, Quote, StrategyContext
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

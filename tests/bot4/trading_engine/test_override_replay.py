@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
 from bot4.trading_engine.checkpoint import NoteSigner
-from bot4.trading_engine.gate import EmotionFreeGate, Reason, Signal
+from bot4.trading_engine.emotion_gate import EmotionFreeGate, Reason, Signal
 from bot4.trading_engine.override import OverrideKey, OverrideVerifier, issue
 
 KEY = OverrideKey(hmac_secret=b"s" * 32)
@@ -61,7 +61,7 @@ SCRIPT = textwrap.dedent(
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy
     from bot4.trading_engine.checkpoint import NoteSigner
-    from bot4.trading_engine.gate import EmotionFreeGate, Signal
+    from bot4.trading_engine.emotion_gate import EmotionFreeGate, Signal
     from bot4.trading_engine.override import OverrideKey, OverrideVerifier
     signer = NoteSigner.from_private("k", Ed25519PrivateKey.from_private_bytes(b"\\5" * 32))
     log = AuditLog(Path(sys.argv[1]), fsync=FsyncPolicy.ALWAYS, signer=signer)

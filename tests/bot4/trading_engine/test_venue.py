@@ -12,8 +12,8 @@ from bot4.simulator.orders import Order, OrderStatus, OrderType, Side
 from bot4.simulator.reports import Report
 from bot4.simulator.scenario import load_scenario
 from bot4.trading_engine.config import load_engine_config
+from bot4.trading_engine.emotion_gate import GateConfig
 from bot4.trading_engine.engine import Engine
-from bot4.trading_engine.gate import GateConfig
 from bot4.trading_engine.venue import Venue
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -57,7 +57,7 @@ def test_a_critical_package_below_the_line_floor_fails_by_name() -> None:
                 # Plenty of well-covered code elsewhere keeps the overall number high.
                 "src/bot4/simulator/book.py": entry(1000, 1000, 100, 100),
                 "src/bot4/risk/checks.py": entry(100, 94, 10, 10),
-                "src/bot4/trading_engine/gate.py": entry(100, 100, 20, 20),
+                "src/bot4/trading_engine/emotion_gate.py": entry(100, 100, 20, 20),
             }
         ),
         "fixture",

@@ -63,6 +63,7 @@ def test_in_process_lock_with_a_recording_uv(
     """A real re-lock needs the index; here uv is a script that writes the seeded lock back."""
     for rel in (
         "pyproject.toml",
+        "ci/pyproject.toml",
         "locks/bootstrap.txt",
         "locks/toolchain.txt",
         "locks/runtime.txt",
@@ -89,3 +90,7 @@ def test_in_process_lock_with_a_recording_uv(
     assert "aiolimiter==1.3.0\n" in seed
     assert "wrote toolchain.lock" in capsys.readouterr().out
     assert (tmp_path / "toolchain.lock").read_text() == (ROOT / "toolchain.lock").read_text()
+    # already generated: the lock leaves ci/pyproject.toml byte-identical
+    assert (tmp_path / "ci/pyproject.toml").read_bytes() == (
+        ROOT / "ci/pyproject.toml"
+    ).read_bytes()

@@ -9,12 +9,12 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-from ci.image import build, lockfile
+from ci.image import build, lock_format
 from ci.image.fetch import Cache
 
 
 def test_lock_pins_the_closure_and_the_wheels(locked: Any) -> None:
-    lock = lockfile.read_lock(locked.root / "image.lock")
+    lock = lock_format.read_lock(locked.root / "image.lock")
     assert [d.name for d in lock.debs] == [
         "ca-certificates",
         "libc6",

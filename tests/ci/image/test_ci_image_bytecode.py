@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ci.image import bytecode
-from ci.image.deb import unpack
+from ci.image.deb_unpack import unpack
 from ci.image.errors import ImageError
 from ci.image.tarball import Entry
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ci.image import cli, lockfile
+from ci.image import cli, lock_format
 
 needs_runc = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None, reason="needs root and runc"
@@ -172,12 +172,12 @@ def test_build_reuse_trusts_only_a_whole_current_output(
 
 
 def test_lock_changes() -> None:
-    deb = lockfile.DebPin("a", "1", "amd64", "a", "1", "s", "pool/a", 1, "a" * 64)
-    wheel = lockfile.WheelPin("w", "1", "w-1-py3-none-any.whl", "b" * 64)
-    old = lockfile.Lock("c" * 64, "d" * 64, "bookworm", "amd64", (deb,), (wheel,))
-    newer = lockfile.DebPin("a", "2", "amd64", "a", "2", "s", "pool/a", 1, "e" * 64)
-    added = lockfile.DebPin("b", "1", "amd64", "b", "1", "s", "pool/b", 1, "f" * 64)
-    new = lockfile.Lock("c" * 64, "d" * 64, "bookworm", "amd64", (newer, added), ())
+    deb = lock_format.DebPin("a", "1", "amd64", "a", "1", "s", "pool/a", 1, "a" * 64)
+    wheel = lock_format.WheelPin("w", "1", "w-1-py3-none-any.whl", "b" * 64)
+    old = lock_format.Lock("c" * 64, "d" * 64, "bookworm", "amd64", (deb,), (wheel,))
+    newer = lock_format.DebPin("a", "2", "amd64", "a", "2", "s", "pool/a", 1, "e" * 64)
+    added = lock_format.DebPin("b", "1", "amd64", "b", "1", "s", "pool/b", 1, "f" * 64)
+    new = lock_format.Lock("c" * 64, "d" * 64, "bookworm", "amd64", (newer, added), ())
     assert cli.lock_changes(old, new) == ["~ deb a 1 -> 2", "+ deb b 1", "- wheel w 1"]
     assert cli.lock_changes(None, new) == []
 

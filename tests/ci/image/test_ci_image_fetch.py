@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from ci.image import debian, fetch
+from ci.image import apt_index, fetch
 from ci.image.errors import ImageError, SupersededError
-from ci.image.lockfile import DebPin, WheelPin
+from ci.image.lock_format import DebPin, WheelPin
 
 
 def pin_for(deb: Path, name: str, version: str, suite: str = "bookworm") -> DebPin:
@@ -58,7 +58,7 @@ def test_fetch_debs_from_a_file_mirror(tmp_path: Path, distro: Any) -> None:
     pin = pin_for(deb, "tzdata", "2026a-0+t1")
     (tmp_path / "mirror" / pin.filename).parent.mkdir(parents=True)
     (tmp_path / "mirror" / pin.filename).write_bytes(deb.read_bytes())
-    target = debian.IndexTarget(
+    target = apt_index.IndexTarget(
         "bookworm", "bookworm", "main", "amd64", f"file://{tmp_path}/mirror/", tmp_path / "P"
     )
     cache = fetch.Cache(tmp_path / "cache")
@@ -80,7 +80,7 @@ def test_check_debs_superseded_edited_and_cached(tmp_path: Path) -> None:
         "Filename: pool/updates/main/o/openssl/libssl3_3.0.22-1_amd64.deb\nSize: 1\n"
         f"SHA256: {'9' * 64}\n"
     )
-    archive = debian.build_archive(debian.parse_packages(text, "bookworm-security"))
+    archive = apt_index.build_archive(apt_index.parse_packages(text, "bookworm-security"))
     cache = fetch.Cache(tmp_path / "cache")
     old = DebPin(
         "libssl3",

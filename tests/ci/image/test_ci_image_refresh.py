@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ci.image import lockfile
+from ci.image import lock_format
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -37,21 +37,21 @@ def _scan(path: Path, *rows: tuple[str, str, str, str, bool]) -> Path:
     return path
 
 
-def _relocked(tmp_path: Path) -> tuple[Path, Path, lockfile.DebPin]:
+def _relocked(tmp_path: Path) -> tuple[Path, Path, lock_format.DebPin]:
     old = tmp_path / "image.lock.before"
     old.write_bytes((ROOT / "image.lock").read_bytes())
-    lock = lockfile.read_lock(old)
+    lock = lock_format.read_lock(old)
     deb = lock.debs[-1]
     moved = dataclasses.replace(deb, version=deb.version + "+deb12u9", suite="bookworm-security")
     new_lock = dataclasses.replace(lock, debs=(*lock.debs[:-1], moved), wheels=lock.wheels[1:])
     new = tmp_path / "image.lock"
-    lockfile.write_lock(new, new_lock)
+    lock_format.write_lock(new, new_lock)
     return old, new, deb
 
 
 def test_the_body_names_every_moved_pin_and_the_scan_delta(tmp_path: Path) -> None:
     old, new, deb = _relocked(tmp_path)
-    dropped = lockfile.read_lock(old).wheels[0]
+    dropped = lock_format.read_lock(old).wheels[0]
     pending = ("pending-update", deb.name, "HIGH", f"{deb.name} has a security update", True)
     kept = ("hygiene", "/usr/bin/x", "LOW", "setuid bit", False)
     new_cve = ("advisory", deb.name, "MEDIUM", "CVE-2026-0001", False)

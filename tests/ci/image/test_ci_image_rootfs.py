@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ci.image import rootfs
-from ci.image.deb import DebContents
+from ci.image.deb_unpack import DebContents
 from ci.image.errors import ImageError
 from ci.image.tarball import Entry
 

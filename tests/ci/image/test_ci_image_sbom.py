@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from ci.image import lockfile, sbom
+from ci.image import lock_format, sbom
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
 from ci.supply_chain.sbom import validate
 
 
 def test_committed_form_is_valid_stable_and_complete(locked: Any) -> None:
-    lock = lockfile.read_lock(locked.root / "image.lock")
+    lock = lock_format.read_lock(locked.root / "image.lock")
     debs, wheels = sbom.collect_licenses(lock, Cache(locked.cache))
     assert debs["libc6"] == ("LGPL-2.1+", "GPL-2+") and debs["tzdata"] == ()
     assert wheels == {"demo": "MIT", "demodep": "BSD"}
@@ -42,7 +42,7 @@ def test_committed_form_is_valid_stable_and_complete(locked: Any) -> None:
 
 
 def test_build_form_carries_the_digest(locked: Any) -> None:
-    lock = lockfile.read_lock(locked.root / "image.lock")
+    lock = lock_format.read_lock(locked.root / "image.lock")
     digest = "sha256:" + "ab" * 32
     bom = sbom.build_bom(lock, "12", {}, {}, sbom.Engine("bot4", "0.1.0", "cd" * 32), digest, 0)
     validate(sbom.render(bom))
@@ -53,7 +53,7 @@ def test_build_form_carries_the_digest(locked: Any) -> None:
 
 
 def test_purls() -> None:
-    pin = lockfile.DebPin(
+    pin = lock_format.DebPin(
         "libc6",
         "2.36-9+deb12u7",
         "amd64",
@@ -77,7 +77,7 @@ def test_purls() -> None:
 
 
 def test_missing_inputs(locked: Any, tmp_path: Path) -> None:
-    lock = lockfile.read_lock(locked.root / "image.lock")
+    lock = lock_format.read_lock(locked.root / "image.lock")
     with pytest.raises(ImageError, match="not in the download cache"):
         sbom.collect_licenses(lock, Cache(tmp_path))
     only_debs = tmp_path / "only-debs"

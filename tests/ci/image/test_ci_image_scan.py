@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from ci.image import debian, oci, scan
+from ci.image import apt_index, assembly, scan
 from ci.image.errors import ImageError
-from ci.image.tarball import Entry, gzip_bytes, sha256, write_tar
+from ci.image.tarball import Entry, gzip_bytes, write_tar
+from ci.oci.digest import sha256
 
 TODAY = dt.date(2026, 11, 30)
 HIGH = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N"  # 7.5
@@ -164,10 +165,10 @@ def test_pending_security_updates() -> None:
         "Package: libc6\nVersion: 2.36-9+deb12u10\nArchitecture: amd64\nFilename: pool/x.deb\n"
         f"Size: 1\nSHA256: {'1' * 64}\n"
     )
-    archive = debian.build_archive(debian.parse_packages(text, "bookworm-security"))
+    archive = apt_index.build_archive(apt_index.parse_packages(text, "bookworm-security"))
     (finding,) = scan.pending_updates(scan.components(bom()), archive, "HIGH")
     assert finding.rule == "pending-security-update" and finding.fixed == "2.36-9+deb12u10"
-    main_only = debian.build_archive(debian.parse_packages(text, "bookworm"))
+    main_only = apt_index.build_archive(apt_index.parse_packages(text, "bookworm"))
     assert scan.pending_updates(scan.components(bom()), main_only, "HIGH") == []
 
 
@@ -209,12 +210,12 @@ def test_hygiene_finds_planted_problems() -> None:
 
 def layout(tmp_path: Path, entries: list[Entry], user: str) -> Path:
     tar = write_tar(entries, 0)
-    layer = oci.Layer("base", gzip_bytes(tar), sha256(tar), "test")
-    run = oci.RunConfig(user, ("/bin/app",), (), (), "/", {})
-    cfg = oci.config([layer], run, 0)
-    man = oci.manifest(cfg, [layer], {})
-    image = oci.Image((layer,), cfg, man, oci.index(man, "t", {}), "t", "r")
-    oci.write_layout(image, tmp_path / "oci")
+    layer = assembly.Layer("base", gzip_bytes(tar), sha256(tar), "test")
+    run = assembly.RunConfig(user, ("/bin/app",), (), (), "/", {})
+    cfg = assembly.config([layer], run, 0)
+    man = assembly.manifest(cfg, [layer], {})
+    image = assembly.Image((layer,), cfg, man, assembly.index(man, "t", {}), "t", "r")
+    assembly.write_layout(image, tmp_path / "oci")
     return tmp_path / "oci"
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from ci.image import smoke
 from ci.image.errors import ImageError
+from ci.oci.errors import OCIError
 
 needs_runc = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("runc") is None, reason="needs root and runc"
@@ -86,13 +87,13 @@ def test_smoke_reports_a_failing_command(built: Path, tmp_path: Path) -> None:
 
 def test_needs_root_and_runc(monkeypatch: pytest.MonkeyPatch, built: Path, tmp_path: Path) -> None:
     monkeypatch.setattr("shutil.which", lambda _name: None)
-    monkeypatch.setattr(smoke, "Path", lambda _p: Path("/nonexistent"))
-    with pytest.raises(ImageError, match="runc is not installed"):
+    monkeypatch.setattr("ci.oci.runtime.RUNC_PATHS", ())
+    with pytest.raises(OCIError, match="runc is not installed"):
         smoke.run_in(built / "oci", tmp_path, [])
     monkeypatch.undo()
     monkeypatch.setattr("shutil.which", lambda _name: "/usr/sbin/runc")
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    with pytest.raises(ImageError, match="needs root"):
+    with pytest.raises(OCIError, match="the smoke run needs root"):
         smoke.run_in(built / "oci", tmp_path, [])
 
 

@@ -21,9 +21,9 @@ from ci.image.tarball import (
     gzip_bytes,
     normal_mode,
     read_tar,
-    sha256,
     write_tar,
 )
+from ci.oci.digest import sha256
 
 
 def sample() -> list[Entry]:

@@ -13,8 +13,8 @@ from ci.gate.requirements import applicable, parse_lock
 from ci.image import testrun
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache, find_pip
-from ci.image.lockfile import SPEC_FILE, read_spec
-from ci.image.locking import WheelFetcher
+from ci.image.lock_format import SPEC_FILE, read_spec
+from ci.image.lock_resolve import WheelFetcher
 from ci.image.wheels import target_environment
 
 

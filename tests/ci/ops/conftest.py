@@ -22,7 +22,7 @@ from bot4.infrastructure.fuse import Fuse
 from bot4.infrastructure.metrics import Metrics, MetricsEndpoint, MetricsServer, serve_metrics
 from bot4.infrastructure.queues import BoundedQueue
 from bot4.risk.metrics import RiskMetrics
-from bot4.trading_engine.gate import EmotionFreeGate, GateMetrics, Signal
+from bot4.trading_engine.emotion_gate import EmotionFreeGate, GateMetrics, Signal
 from ci.daemon import free_port, wait_until
 from ci.ops.layout import Layout, OpsError
 from ci.ops.live import (

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from bot4.infrastructure.secrets.file import FileSecrets
-from ci.release.keys import Signer, open_signer
+from ci.release.bot4_signer import open_signer
+from ci.release.keys import Signer
 from ci.release.local_registry import LocalRegistry, find_binary
 from ci.release.registry import Registry, Retry
 

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from ci.release import cli, layout
+from ci.oci.layout import Layout
+from ci.release import cli, transfer
 from ci.release.auth import Challenge, Credentials, credentials_from_env, parse_challenges
 from ci.release.errors import RegistryError
 from ci.release.local_registry import LocalRegistry, find_binary
@@ -139,8 +140,8 @@ def test_basic_auth_push_and_pull_keep_the_digest(
     client = basic_registry.client(basic_registry.good)
     src, digest = make_layout()
     ref = parse(f"{client.host}/test/basic:1")
-    assert layout.push(client, layout.Layout(src), ref) == digest
-    pulled = layout.pull(client, ref.with_digest(digest), tmp_path / "pulled")
+    assert transfer.push(client, Layout(src), ref) == digest
+    pulled = transfer.pull(client, ref.with_digest(digest), tmp_path / "pulled")
     assert pulled.digest == digest
     assert "basic auth as user 'alice'" in caplog.text
     assert basic_registry.good.password not in caplog.text
@@ -333,8 +334,8 @@ def test_token_flow_push_and_pull_keep_the_digest(
     src, digest = make_layout()
     ref = parse(f"{client.host}/test/token:1")
     token_registry.server.requests.clear()
-    assert layout.push(client, layout.Layout(src), ref) == digest
-    pulled = layout.pull(client, ref.with_digest(digest), tmp_path / "pulled")
+    assert transfer.push(client, Layout(src), ref) == digest
+    pulled = transfer.pull(client, ref.with_digest(digest), tmp_path / "pulled")
     assert pulled.digest == digest
     assert client.resolve("test/token", "1") == digest
     # the realm got service, the challenged scope and the account, with basic credentials
@@ -375,7 +376,7 @@ def test_token_flow_refusals_are_one_clear_line(
             r"check that this login may"
         ),
     ):
-        layout.push(token_registry.client(reader), layout.Layout(src), parse(f"{host}/test/ro:1"))
+        transfer.push(token_registry.client(reader), Layout(src), parse(f"{host}/test/ro:1"))
 
 
 # -- client side: what the real servers do not exercise --------------------------------------

@@ -13,12 +13,13 @@ import pytest
 
 from ci.image import scan as image_scan
 from ci.image import smoke
-from ci.release import attest, deploy, layout, run, sign, verify
+from ci.oci.layout import Layout
+from ci.release import attest, bot4_signer, deploy, run, sign, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.keys import PublicKey, Signer
-from ci.release.policy import DeployPolicy, Runtime, TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, Runtime, TrustedKey
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TODAY = dt.date(2026, 11, 30)
@@ -30,7 +31,7 @@ def released(
     registry: Registry, repo: str, src: Path, signer: Signer, sbom: object = SBOM
 ) -> Reference:
     ref = parse(f"{registry.host}/{repo}:1")
-    pinned = ref.with_digest(layout.push(registry, layout.Layout(src), ref))
+    pinned = ref.with_digest(transfer.push(registry, Layout(src), ref))
     sign.sign(registry, pinned, signer)
     attest.attest(registry, pinned, signer, attest.SBOM, sbom)  # type: ignore[arg-type]
     attest.attest(registry, pinned, signer, attest.PROVENANCE, PROVENANCE)
@@ -287,11 +288,10 @@ def test_a_finding_that_fails_the_gates_scan_refuses_the_deploy(
     without the update both pass and the deploy runs."""
     from ci.image import cli as image_cli
     from ci.release import cli as release_cli
-    from ci.release import keys
 
     for name, value in secrets_env.items():
         monkeypatch.setenv(name, value)
-    signer = keys.open_signer("file:release", secrets_env)
+    signer = bot4_signer.open_signer("file:release", secrets_env)
     bom = dict(SBOM, components=[LIBC])
     src, _ = make_layout(host_runtime, entrypoint=("/bin/sh", "-c", "echo ran"), sbom=bom)
     pinned = released(registry, repo, src, signer, bom)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.release import cli, e2e, policy
+from ci.release import cli, e2e, trust_policy
 from ci.release.errors import ReleaseError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -37,7 +37,7 @@ def test_deploy_check_passes_on_a_runnable_image(
         host_runtime, entrypoint=("/bin/sh", "-c", "echo ok"), revision=head()
     )
     args = ["--root", str(REPO_ROOT), "deploy-check", "--layout", str(src)]
-    assert cli.main([*args, "--policy", str(REPO_ROOT / policy.POLICY_FILE)]) == 0
+    assert cli.main([*args, "--policy", str(REPO_ROOT / trust_policy.POLICY_FILE)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"ok   push keeps the digest {digest}"
     checks = [line.split(":", 1)[0] for line in lines[1:]]

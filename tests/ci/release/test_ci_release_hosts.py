@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.release import e2e, gpg, hosts, layout
+from ci.release import e2e, gpg, hosts, transfer
 from ci.release.errors import ReleaseError
 from ci.release.reference import parse
 from ci.release.registry import Registry
@@ -108,7 +108,7 @@ def test_podman_enforces_the_shipped_policy(
         assert refused.returncode != 0 and "no signature exists" in refused.stderr
 
         wrong_src = tmp_path / "wrong"
-        layout.pull(registry, ref.with_digest(unsigned.digest), wrong_src, tag="w")
+        transfer.pull(registry, ref.with_digest(unsigned.digest), wrong_src, tag="w")
         other_env = {**os.environ, "GNUPGHOME": str(homes[1])}
         wrong = gpg.sign(wrong_src, "w", ref.with_tag("w"), other, regd, other_env, plain_http=True)
         refused = podman.pull(f"{ref.name}@{wrong}", policy, "refused")

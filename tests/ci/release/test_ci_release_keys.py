@@ -12,12 +12,14 @@ import pytest
 
 from bot4.infrastructure.secrets.kms import KmsSecrets
 from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets
-from ci.release import cosign, dsse, layout, sign, verify
+from ci.oci.layout import Layout
+from ci.release import cosign, dsse, sign, transfer, verify
+from ci.release.bot4_signer import open_signer
 from ci.release.errors import ReleaseError
-from ci.release.keys import PublicKey, Signer, open_signer, read_public_key
-from ci.release.policy import DeployPolicy, TrustedKey
+from ci.release.keys import PublicKey, Signer, read_public_key
 from ci.release.reference import parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 
 @pytest.fixture
@@ -28,7 +30,7 @@ def softhsm(softhsm_tokens: dict[str, dict[str, str]]) -> dict[str, str]:
 
 def _sign_and_verify(registry: Registry, repo: str, src: Path, signer: Signer) -> None:
     ref = parse(f"{registry.host}/{repo}:k")
-    pinned = ref.with_digest(layout.push(registry, layout.Layout(src), ref))
+    pinned = ref.with_digest(transfer.push(registry, Layout(src), ref))
     sign.sign(registry, pinned, signer)
     policy = DeployPolicy((TrustedKey("hsm", PublicKey(signer.public_pem)),))
     assert verify.verify_signature(registry, pinned, policy, dt.date(2026, 11, 30)).name == "hsm"

@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 
 from ci.daemon import free_port
-from ci.release import layout
+from ci.oci.descriptor import REF_NAME
+from ci.oci.digest import sha256
+from ci.oci.errors import OCIError
+from ci.oci.layout import Layout
+from ci.oci.manifest import Manifest
+from ci.release import transfer
 from ci.release.errors import RegistryError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import parse
-from ci.release.registry import Manifest, Registry, Retry, is_loopback, sha256
+from ci.release.registry import Registry, Retry, is_loopback
 
 Reply = tuple[int, dict[str, str], bytes]
 Handler = Callable[[str, str, dict[str, str]], Reply]
@@ -38,16 +43,16 @@ def test_push_keeps_the_digest_and_pull_reproduces_the_layout(
 ) -> None:
     src, digest = make_layout()
     ref = parse(f"{registry.host}/{repo}:0.1.0")
-    assert layout.push(registry, layout.Layout(src), ref) == digest
+    assert transfer.push(registry, Layout(src), ref) == digest
     assert registry.resolve(repo, "0.1.0") == digest
     stored = registry.manifest(repo, digest)
-    assert stored.data == layout.Layout(src).blob(digest)  # the exact bytes
+    assert stored.data == Layout(src).blob(digest)  # the exact bytes
     # pushing again is idempotent (blobs already there)
-    assert layout.push(registry, layout.Layout(src), ref) == digest
+    assert transfer.push(registry, Layout(src), ref) == digest
 
-    pulled = layout.pull(registry, ref.with_digest(digest), tmp_path / "pulled")
+    pulled = transfer.pull(registry, ref.with_digest(digest), tmp_path / "pulled")
     assert pulled.digest == digest
-    again = layout.Layout(tmp_path / "pulled")
+    again = Layout(tmp_path / "pulled")
     assert again.select().digest == digest
     for blob in (src / "blobs" / "sha256").iterdir():
         assert again.blob(f"sha256:{blob.name}") == blob.read_bytes()
@@ -57,25 +62,22 @@ def test_push_by_digest_and_checks(
     registry: Registry, repo: str, make_layout: Callable[..., tuple[Path, str]], tmp_path: Path
 ) -> None:
     src, digest = make_layout()
-    assert (
-        layout.push(registry, layout.Layout(src), parse(f"{registry.host}/{repo}@{digest}"))
-        == digest
-    )
+    assert transfer.push(registry, Layout(src), parse(f"{registry.host}/{repo}@{digest}")) == digest
     other = "sha256:" + "0" * 64
     with pytest.raises(ReleaseError, match="the layout holds"):
-        layout.push(registry, layout.Layout(src), parse(f"{registry.host}/{repo}@{other}"))
+        transfer.push(registry, Layout(src), parse(f"{registry.host}/{repo}@{other}"))
     with pytest.raises(ReleaseError, match="pull needs a digest"):
-        layout.pull(registry, parse(f"{registry.host}/{repo}:0.1.0"), tmp_path / "x")
+        transfer.pull(registry, parse(f"{registry.host}/{repo}:0.1.0"), tmp_path / "x")
     (tmp_path / "exists").mkdir()
-    with pytest.raises(ReleaseError, match="already exists"):
-        layout.pull(registry, parse(f"{registry.host}/{repo}@{digest}"), tmp_path / "exists")
+    with pytest.raises(OCIError, match="already exists"):
+        transfer.pull(registry, parse(f"{registry.host}/{repo}@{digest}"), tmp_path / "exists")
 
 
 def test_an_image_index_is_pushed_with_its_children(
     registry: Registry, repo: str, make_layout: Callable[..., tuple[Path, str]], tmp_path: Path
 ) -> None:
     src, child = make_layout(unique_files("index-child"))
-    child_bytes = layout.Layout(src).blob(child)
+    child_bytes = Layout(src).blob(child)
     index = json.dumps(
         {
             "schemaVersion": 2,
@@ -100,18 +102,18 @@ def test_an_image_index_is_pushed_with_its_children(
                         "mediaType": "application/vnd.oci.image.index.v1+json",
                         "digest": sha256(index),
                         "size": len(index),
-                        "annotations": {layout.REF_NAME: "multi"},
+                        "annotations": {REF_NAME: "multi"},
                     }
                 ],
             }
         )
     )
     ref = parse(f"{registry.host}/{repo}:multi")
-    assert layout.push(registry, layout.Layout(src), ref, "multi") == sha256(index)
+    assert transfer.push(registry, Layout(src), ref, "multi") == sha256(index)
     assert registry.manifest(repo, child).data == child_bytes
-    pulled = layout.pull(registry, ref.with_digest(sha256(index)), tmp_path / "p")
+    pulled = transfer.pull(registry, ref.with_digest(sha256(index)), tmp_path / "p")
     assert pulled.media_type == "application/vnd.oci.image.index.v1+json"
-    assert layout.Layout(tmp_path / "p").blob(child) == child_bytes
+    assert Layout(tmp_path / "p").blob(child) == child_bytes
 
 
 def _stored_blob(local: LocalRegistry, digest: str) -> Path:
@@ -132,12 +134,12 @@ def test_a_tampered_manifest_or_blob_in_the_registry_is_refused(
 ) -> None:
     src, digest = make_layout(unique_files("tamper"))
     ref = parse(f"{registry.host}/{repo}:t")
-    layout.push(registry, layout.Layout(src), ref)
+    transfer.push(registry, Layout(src), ref)
     manifest = registry.manifest(repo, digest).json()
     layer = manifest["layers"][0]["digest"]
     _stored_blob(local_registry, layer).write_bytes(b"evil layer")
     with pytest.raises(RegistryError, match=f"served blob {layer} .*tampered"):
-        layout.pull(registry, ref.with_digest(digest), tmp_path / "p1")
+        transfer.pull(registry, ref.with_digest(digest), tmp_path / "p1")
     assert not (tmp_path / "p1").exists()  # no partial layout
     stored = _stored_blob(local_registry, digest)
     stored.write_bytes(stored.read_bytes().replace(b'"schemaVersion":2', b'"schemaVersion":2 '))
@@ -161,10 +163,10 @@ def test_an_interrupted_push_leaves_no_tag(
     registry: Registry, repo: str, make_layout: Callable[..., tuple[Path, str]]
 ) -> None:
     src, digest = make_layout(unique_files("interrupted"))
-    manifest = json.loads(layout.Layout(src).blob(digest))
+    manifest = json.loads(Layout(src).blob(digest))
     (src / "blobs" / "sha256" / manifest["layers"][0]["digest"][7:]).unlink()
-    with pytest.raises(ReleaseError, match="missing"):
-        layout.push(registry, layout.Layout(src), parse(f"{registry.host}/{repo}:half"))
+    with pytest.raises(OCIError, match="missing"):
+        transfer.push(registry, Layout(src), parse(f"{registry.host}/{repo}:half"))
     assert registry.find_manifest(repo, "half") is None
     assert registry.find_manifest(repo, digest) is None
 
@@ -198,7 +200,7 @@ def test_redirects_are_followed_for_reads_but_not_forever(
     make_layout: Callable[..., tuple[Path, str]],
 ) -> None:
     src, digest = make_layout()
-    layout.push(registry, layout.Layout(src), parse(f"{registry.host}/{repo}:r"))
+    transfer.push(registry, Layout(src), parse(f"{registry.host}/{repo}:r"))
     config = registry.manifest(repo, digest).json()["config"]["digest"]
     target = f"http://{registry.host}/v2/{repo}/blobs/{config}"
     hop = Registry(fake(lambda m, p: (307, {"Location": target}, b"")))
@@ -298,33 +300,6 @@ def test_https_is_attempted_for_remote_hosts(fake: Callable[..., str]) -> None:
     tls = Registry(host, plain_http=False, retry=Retry(attempts=1, timeout=5))
     with pytest.raises(RegistryError, match="SSL"):
         tls.ping()
-
-
-def test_layout_errors(tmp_path: Path, make_layout: Callable[..., tuple[Path, str]]) -> None:
-    with pytest.raises(ReleaseError, match="not an OCI image layout"):
-        layout.Layout(tmp_path).index()
-    (tmp_path / "index.json").write_text('{"manifests": []}')
-    with pytest.raises(ReleaseError, match="lists no manifests"):
-        layout.Layout(tmp_path).index()
-    src, digest = make_layout()
-    lay = layout.Layout(src)
-    with pytest.raises(ReleaseError, match="no manifest tagged 'nope'"):
-        lay.select("nope")
-    assert lay.select("0.1.0").digest == digest
-    index = json.loads((src / "index.json").read_text())
-    index["manifests"].append(index["manifests"][0])
-    (src / "index.json").write_text(json.dumps(index))
-    with pytest.raises(ReleaseError, match="2 manifests; name one"):
-        lay.select()
-    index["manifests"] = [dict(index["manifests"][0], mediaType="application/x-unknown")]
-    (src / "index.json").write_text(json.dumps(index))
-    with pytest.raises(ReleaseError, match="unsupported manifest media type"):
-        lay.select()
-    (src / "blobs" / "sha256" / digest[7:]).write_bytes(b"corrupt")
-    with pytest.raises(ReleaseError, match="is corrupted"):
-        lay.blob(digest)
-    with pytest.raises(RegistryError, match="not a JSON object"):
-        Manifest(b"[]", "x", sha256(b"[]")).json()
 
 
 def test_local_registry_lifecycle(tmp_path: Path) -> None:

@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from ci.release import attest, cosign, dsse, layout, sign, verify
+from ci.oci.digest import sha256
+from ci.oci.layout import Layout
+from ci.oci.manifest import Manifest
+from ci.release import attest, cosign, dsse, sign, transfer, verify
 from ci.release.errors import RefusedError, RegistryError, ReleaseError, TamperedError
 from ci.release.keys import PublicKey, Signer, b64
 from ci.release.local_registry import LocalRegistry
-from ci.release.policy import DeployPolicy, TrustedKey
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
+from ci.release.trust_policy import DeployPolicy, TrustedKey
 
 TODAY = dt.date(2026, 11, 30)
 SBOM = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}
@@ -32,7 +35,7 @@ def publish(
     def push(text: str) -> Reference:
         src, _ = make_layout({"etc/id": (text.encode(), 0o644)})
         ref = parse(f"{registry.host}/{repo}:{text}")
-        return ref.with_digest(layout.push(registry, layout.Layout(src), ref))
+        return ref.with_digest(transfer.push(registry, Layout(src), ref))
 
     return push
 
@@ -259,8 +262,6 @@ def test_a_tag_that_is_not_a_cosign_manifest_is_refused(
             "manifests": [],
         }
     ).encode()
-    from ci.release.registry import Manifest, sha256
-
     registry.put_manifest(
         ref.repository,
         cosign.tag_for(str(ref.digest), "sig"),
@@ -376,7 +377,7 @@ def test_trusted_builders_and_optional_requirements(
         verify.verify_attestations(registry, ref, custom, TODAY)
     none = dataclasses.replace(trust(signer), require=())
     with pytest.raises(RefusedError, match="attestation missing: the image SBOM"):
-        verify.sbom_of(verify.Verified(ref, none.keys[0], {}, layout.fetch(registry, ref)))
+        verify.sbom_of(verify.Verified(ref, none.keys[0], {}, transfer.fetch(registry, ref)))
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,11 @@ from ci.daemon import Daemon
 from ci.errors import GateError
 from ci.image import elf, engine, output
 from ci.image.fetch import Cache, find_pip, pip_download
-from ci.image.lockfile import read_lock, read_spec
+from ci.image.lock_format import read_lock, read_spec
 from ci.image.tarball import Entry, read_tar
-from ci.release import dockerfile
+from ci.oci.layout import Layout
+from ci.release import dockerfile_context
 from ci.release.errors import ReleaseError
-from ci.release.layout import Layout
 from ci.release.local_registry import LocalRegistry
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ def make_context(root: Path, cache: Path, revision: str, out: Path, work: Path) 
     store = Cache(cache)
     wheels = {w.name: p for w in lock.wheels if (p := store.get(w.sha256)) is not None}
     wheel = engine.build_wheel(root, engine.resolve(root, revision), work / "engine")
-    return dockerfile.prepare_context(lock, wheels, wheel, root / "Dockerfile", out)
+    return dockerfile_context.prepare_context(lock, wheels, wheel, root / "Dockerfile", out)
 
 
 def check(
@@ -176,7 +176,7 @@ def check(
     cache: Path,
     say: Callable[[str], None],
     pip: Sequence[str] | None = None,
-) -> dockerfile.Comparison:
+) -> dockerfile_context.Comparison:
     """Build the Dockerfile on our base and compare it with the hermetic image."""
     lay = Layout(image_dir / "oci")
     top = lay.select()
@@ -237,6 +237,6 @@ def check(
     # the same deterministic function applied to pip's files must give the same bytes
     rootfs = list(elf.strip_entries(rootfs, spec.strip))
     hermetic: list[Entry] = [e for blob in layers[1:] for e in read_tar(blob)]
-    return dockerfile.compare(
+    return dockerfile_context.compare(
         rootfs, hermetic, inspected, config.get("config", {}), spec.drop, spec.keep
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ci.image.deb import copyright_licenses, dropped, status_entry, unpack
+from ci.image.deb_unpack import copyright_licenses, dropped, status_entry, unpack
 from ci.image.errors import ImageError
 
 DEP5 = (

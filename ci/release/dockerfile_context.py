@@ -19,15 +19,15 @@ image's Debian layer; ``BUILDER`` is that layer plus pip from its hash-pinned wh
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.image.deb import dropped
-from ci.image.lockfile import Lock
+from ci.files import sha256_file
+from ci.image.deb_unpack import dropped
+from ci.image.lock_format import Lock
 from ci.image.tarball import Entry
 from ci.release.errors import ReleaseError
 
@@ -41,15 +41,6 @@ _INSTALLER_OWNED = re.compile(
     r"\.dist-info/(RECORD|INSTALLER|REQUESTED|direct_url\.json)$|(^|/)__pycache__(/|$)|\.pyc$"
 )
 _CONFIG_KEYS = ("User", "Entrypoint", "Cmd", "WorkingDir")
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def requirements(lock: Lock, engine: Path) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.image import debian
+from ci.image import apt_index
 from ci.image.errors import ImageError
 
 PACKAGES = """\
@@ -122,16 +122,16 @@ Filename: /nonexistent2
 """
 
 
-def archive() -> debian.Archive:
+def archive() -> apt_index.Archive:
     pkgs = [
-        *debian.parse_packages(PACKAGES, "bookworm"),
-        *debian.parse_packages(SECURITY, "bookworm-security"),
+        *apt_index.parse_packages(PACKAGES, "bookworm"),
+        *apt_index.parse_packages(SECURITY, "bookworm-security"),
     ]
-    return debian.build_archive(pkgs)
+    return apt_index.build_archive(pkgs)
 
 
 def test_parse_packages_fields() -> None:
-    pkgs = {p.name: p for p in debian.parse_packages(PACKAGES, "bookworm")}
+    pkgs = {p.name: p for p in apt_index.parse_packages(PACKAGES, "bookworm")}
     assert "no-file" not in pkgs
     assert (
         pkgs["libssl3"].source == "openssl" and pkgs["libssl3"].source_version == "3.0.15-1~deb12u1"
@@ -152,26 +152,26 @@ def test_archive_orders_versions_the_debian_way() -> None:
     old = arch.find("libc6", "2.36-9+deb12u7")
     assert old is not None and old.suite == "bookworm"
     assert arch.find("libc6", "0") is None and arch.newest("nope") is None
-    assert debian.compare("1.0~rc1", "1.0") < 0 and debian.compare("1:0.1", "2.0") > 0
+    assert apt_index.compare("1.0~rc1", "1.0") < 0 and apt_index.compare("1:0.1", "2.0") > 0
 
 
 def test_resolve_closure_with_excludes_and_virtuals() -> None:
-    got = debian.resolve(["app"], ["debconf"], archive())
+    got = apt_index.resolve(["app"], ["debconf"], archive())
     assert [p.name for p in got] == ["app", "exim4", "libc6", "libssl3", "tools"]
 
 
 def test_resolve_prefers_an_already_chosen_provider() -> None:
-    got = debian.resolve(["postfix", "app"], ["debconf"], archive())
+    got = apt_index.resolve(["postfix", "app"], ["debconf"], archive())
     assert "exim4" not in {p.name for p in got}
 
 
 def test_resolve_errors() -> None:
     with pytest.raises(ImageError, match="root package 'ghost'"):
-        debian.resolve(["ghost"], [], archive())
+        apt_index.resolve(["ghost"], [], archive())
     text = PACKAGES.replace("libssl3 (>= 3.0)", "libssl3 (>= 9)")
-    arch = debian.build_archive(debian.parse_packages(text, "bookworm"))
+    arch = apt_index.build_archive(apt_index.parse_packages(text, "bookworm"))
     with pytest.raises(ImageError, match=r"depends on libssl3 \(>= 9\): not satisfiable"):
-        debian.resolve(["app"], ["debconf"], arch)
+        apt_index.resolve(["app"], ["debconf"], arch)
 
 
 @pytest.mark.parametrize(
@@ -186,12 +186,12 @@ def test_resolve_errors() -> None:
     ],
 )
 def test_satisfies(relation: str | None, wanted: str | None, ok: bool) -> None:
-    assert debian.satisfies("1", relation, wanted) is ok
+    assert apt_index.satisfies("1", relation, wanted) is ok
 
 
 def test_unknown_relation() -> None:
     with pytest.raises(ImageError, match="unknown version relation"):
-        debian.satisfies("1", "~=", "1")
+        apt_index.satisfies("1", "~=", "1")
 
 
 def test_index_targets_from_apt_output(tmp_path: Path) -> None:
@@ -200,36 +200,37 @@ def test_index_targets_from_apt_output(tmp_path: Path) -> None:
     security = tmp_path / "security_Packages.gz"
     security.write_bytes(gzip.compress(SECURITY.encode()))
     text = INDEXTARGETS.format(main=main, security=security)
-    targets = debian.index_targets("amd64", "bookworm", text)
+    targets = apt_index.index_targets("amd64", "bookworm", text)
     assert [(t.suite, t.repo_uri) for t in targets] == [
         ("bookworm", "http://mirror.example.invalid/debian/"),
         ("bookworm-security", "http://mirror.example.invalid/debian-security/"),
     ]
-    arch = debian.load_archive(targets)  # the .gz goes through apt-helper cat-file
+    arch = apt_index.load_archive(targets)  # the .gz goes through apt-helper cat-file
     newest = arch.newest("libc6")
     assert newest is not None and newest.version == "2.36-9+deb12u10"
     with pytest.raises(ImageError, match="no trixie/amd64 Packages index"):
-        debian.index_targets("amd64", "trixie", text)
+        apt_index.index_targets("amd64", "trixie", text)
 
 
 def test_local_targets(tmp_path: Path) -> None:
     path = tmp_path / "Packages"
     path.write_text(PACKAGES, encoding="utf-8")
-    (target,) = debian.local_targets([f"bookworm={path}"], "amd64", "bookworm")
+    (target,) = apt_index.local_targets([f"bookworm={path}"], "amd64", "bookworm")
     assert target.suite == "bookworm" and target.path == path
     with pytest.raises(ImageError, match="SUITE=PATH"):
-        debian.local_targets(["nonsense"], "amd64", "bookworm")
+        apt_index.local_targets(["nonsense"], "amd64", "bookworm")
     with pytest.raises(ImageError, match="not found"):
-        debian.local_targets([f"bookworm={tmp_path / 'x'}"], "amd64", "bookworm")
+        apt_index.local_targets([f"bookworm={tmp_path / 'x'}"], "amd64", "bookworm")
 
 
 def test_apt_tools_errors() -> None:
     with pytest.raises(ImageError, match="not found"):
-        debian._run(["/nonexistent/apt-get"])
+        apt_index._run(["/nonexistent/apt-get"])
     with pytest.raises(ImageError, match="failed"):
-        debian._run(["apt-get", "--no-such-option-here"])
+        apt_index._run(["apt-get", "--no-such-option-here"])
     assert (
-        "Identifier" in debian._run(["apt-get", "indextargets", "--format", "Identifier"]) or True
+        "Identifier" in apt_index._run(["apt-get", "indextargets", "--format", "Identifier"])
+        or True
     )
 
 
@@ -238,6 +239,6 @@ def test_repo_uri_overrides() -> None:
         "BOT4_DEBIAN_MIRROR": "http://m.invalid/debian",
         "BOT4_DEBIAN_SECURITY_MIRROR": "http://s.invalid/ds/",
     }
-    assert debian.repo_uri("http://a/", "bookworm", env) == "http://m.invalid/debian/"
-    assert debian.repo_uri("http://a/", "bookworm-security", env) == "http://s.invalid/ds/"
-    assert debian.repo_uri("http://a", "bookworm-updates", {}) == "http://a/"
+    assert apt_index.repo_uri("http://a/", "bookworm", env) == "http://m.invalid/debian/"
+    assert apt_index.repo_uri("http://a/", "bookworm-security", env) == "http://s.invalid/ds/"
+    assert apt_index.repo_uri("http://a", "bookworm-updates", {}) == "http://a/"

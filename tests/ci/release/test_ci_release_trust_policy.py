@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.release import attest, policy
+from ci.release import attest, trust_policy
 from ci.release.errors import ReleaseError
 from ci.release.keys import Signer
 
@@ -16,10 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_committed_policy_loads_and_trusts_no_key_yet() -> None:
-    loaded = policy.load(REPO_ROOT / policy.POLICY_FILE)
+    loaded = trust_policy.load(REPO_ROOT / trust_policy.POLICY_FILE)
     assert loaded.keys == ()
     assert loaded.require == (attest.SBOM, attest.PROVENANCE)
-    assert loaded.runtime == policy.Runtime((65532, 65532), "none", (), 120.0)
+    assert loaded.runtime == trust_policy.Runtime((65532, 65532), "none", (), 120.0)
     assert loaded.scan_policy == Path("ci/image/scan.toml")
     assert loaded.match_repository
 
@@ -49,7 +49,7 @@ timeout = 5
 advisory-db = ["db"]
 """
     )
-    loaded = policy.load(tmp_path / "p.toml")
+    loaded = trust_policy.load(tmp_path / "p.toml")
     key = loaded.keys[0]
     assert (key.name, key.not_before, key.expires, key.revoked, key.reason) == (
         "a",
@@ -60,7 +60,7 @@ advisory-db = ["db"]
     )
     assert loaded.require == (attest.PROVENANCE,)
     assert loaded.builders == ("urn:b",)
-    assert loaded.runtime == policy.Runtime((1000, 1000), "host", ("/bin/true",), 5.0)
+    assert loaded.runtime == trust_policy.Runtime((1000, 1000), "host", ("/bin/true",), 5.0)
     assert loaded.advisory_db == (Path("db"),)
     assert loaded.scan_policy is None
     assert not loaded.match_repository
@@ -88,9 +88,9 @@ advisory-db = ["db"]
 def test_bad_policies_are_one_line(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "p.toml").write_text(text)
     with pytest.raises(ReleaseError, match=message):
-        policy.load(tmp_path / "p.toml")
+        trust_policy.load(tmp_path / "p.toml")
 
 
 def test_a_missing_policy(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match="policy file not found"):
-        policy.load(tmp_path / "absent.toml")
+        trust_policy.load(tmp_path / "absent.toml")

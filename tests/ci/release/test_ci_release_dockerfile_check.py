@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from ci.image.lockfile import Lock, WheelPin
+from ci.image.lock_format import Lock, WheelPin
 from ci.image.tarball import Entry, read_tar
-from ci.release import cli, dockerfile
+from ci.release import cli, dockerfile_context
 from ci.release.errors import ReleaseError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -74,7 +74,7 @@ def test_the_context_holds_exactly_the_locked_wheels_by_hash(tmp_path: Path) -> 
     pin, path = _wheel(tmp_path, "numpy", b"numpy wheel")
     engine = tmp_path / "bot4-0.1.0-py3-none-any.whl"
     engine.write_bytes(b"engine")
-    out = dockerfile.prepare_context(
+    out = dockerfile_context.prepare_context(
         _lock(pin), {"numpy": path}, engine, DOCKERFILE, tmp_path / "ctx"
     )
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
@@ -88,12 +88,14 @@ def test_the_context_holds_exactly_the_locked_wheels_by_hash(tmp_path: Path) -> 
         f"dist/{engine.name} --hash=sha256:{hashlib.sha256(b'engine').hexdigest()}",
     ]
     with pytest.raises(ReleaseError, match="already exists"):
-        dockerfile.prepare_context(_lock(pin), {"numpy": path}, engine, DOCKERFILE, out)
+        dockerfile_context.prepare_context(_lock(pin), {"numpy": path}, engine, DOCKERFILE, out)
     path.write_bytes(b"tampered")
     with pytest.raises(ReleaseError, match=r"not the locked file .*scripts/gate -s image"):
-        dockerfile.prepare_context(_lock(pin), {"numpy": path}, engine, DOCKERFILE, tmp_path / "x")
+        dockerfile_context.prepare_context(
+            _lock(pin), {"numpy": path}, engine, DOCKERFILE, tmp_path / "x"
+        )
     with pytest.raises(ReleaseError, match="missing or not the locked file"):
-        dockerfile.prepare_context(_lock(pin), {}, engine, DOCKERFILE, tmp_path / "y")
+        dockerfile_context.prepare_context(_lock(pin), {}, engine, DOCKERFILE, tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
@@ -143,7 +145,7 @@ def test_equivalent_images_compare_equal_despite_installer_differences() -> None
         _f("usr/local/bin/bot4", OUR_LAUNCHER),
     ]
     env_reordered = dict(CONFIG, Env=list(reversed(CONFIG["Env"])))
-    result = dockerfile.compare(
+    result = dockerfile_context.compare(
         docker, hermetic, env_reordered, CONFIG, drop=("*/tests/*",), keep=()
     )
     assert result.equivalent, result
@@ -160,7 +162,7 @@ def test_differences_are_named() -> None:
         _f("usr/local/bin/bot4", OUR_LAUNCHER),
     ]
     other = dict(CONFIG, User="0:0", Env=["PATH=/bin"])
-    result = dockerfile.compare(
+    result = dockerfile_context.compare(
         docker, hermetic, other, CONFIG, drop=("*/tests/*",), keep=("*/t.py",)
     )
     assert not result.equivalent
@@ -177,20 +179,20 @@ def test_differences_are_named() -> None:
     assert summary.startswith("not equivalent: 6 only in the Docker build (")
     assert " …); 1 only in the hermetic image" in summary
     assert "2 different content" in summary and "2 different configuration" in summary
-    missing = dockerfile.compare([], [], {}, {"Env": "not a list"})
+    missing = dockerfile_context.compare([], [], {}, {"Env": "not a list"})
     assert missing.equivalent
 
 
 def test_the_pip_pin_comes_from_the_toolchain_lock(tmp_path: Path) -> None:
-    from ci.release import docker_check
+    from ci.release import dockerfile_check
 
-    version, hashes = docker_check._pin(REPO_ROOT / "locks" / "toolchain.txt", "pip")
+    version, hashes = dockerfile_check._pin(REPO_ROOT / "locks" / "toolchain.txt", "pip")
     assert re.fullmatch(r"\d+(\.\d+)+", version) and hashes
     assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes)
     empty = tmp_path / "lock.txt"
     empty.write_text("nox==1 \\\n    --hash=sha256:" + "0" * 64 + "\n")
     with pytest.raises(ReleaseError, match="pins no pip"):
-        docker_check._pin(empty, "pip")
+        dockerfile_check._pin(empty, "pip")
 
 
 # -- the real build (~1 min on a vfs dockerd): run by nox -s dockerfile, deselected elsewhere ---
@@ -230,7 +232,7 @@ def test_docker_context_command_makes_the_context(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ci.image.fetch import default_cache
-    from ci.image.lockfile import read_lock
+    from ci.image.lock_format import read_lock
 
     lock = read_lock(REPO_ROOT / "image.lock")
     if any(not (default_cache() / "sha256" / w.sha256).exists() for w in lock.wheels):
@@ -250,7 +252,7 @@ def test_docker_context_command_makes_the_context(
 
 
 def test_a_private_dockerd_starts_imports_exports_and_stops(tmp_path: Path) -> None:
-    from ci.release import docker_check
+    from ci.release import dockerfile_check
 
     if os.geteuid() != 0 or shutil.which("dockerd") is None:
         pytest.fail("needs root and dockerd (Debian package docker.io)")
@@ -259,7 +261,7 @@ def test_a_private_dockerd_starts_imports_exports_and_stops(tmp_path: Path) -> N
         info = tarfile.TarInfo("etc/hello")
         info.size = 6
         tar.addfile(info, io.BytesIO(b"hello\n"))
-    with docker_check.Dockerd(tmp_path / "d") as daemon:
+    with dockerfile_check.Dockerd(tmp_path / "d") as daemon:
         daemon.docker("import", str(layer), "probe:1", what="docker import")
         files = {e.path: e.data for e in read_tar(daemon.export("probe:1")) if e.kind == "file"}
         assert files["etc/hello"] == b"hello\n"
@@ -273,16 +275,16 @@ def test_a_private_dockerd_starts_imports_exports_and_stops(tmp_path: Path) -> N
 def test_dockerd_missing_or_failing_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ci.release import docker_check
+    from ci.release import dockerfile_check
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ReleaseError, match="dockerd is not installed"):
-        docker_check.Dockerd(tmp_path / "d")
+        dockerfile_check.Dockerd(tmp_path / "d")
     failing = tmp_path / "dockerd"
     failing.write_text("#!/bin/sh\necho cannot start: no permission >&2\nexit 1\n")
     failing.chmod(0o755)
     with pytest.raises(ReleaseError, match=r"dockerd did not start: .*cannot start: no permission"):
-        docker_check.Dockerd(tmp_path / "d").__enter__()
-    monkeypatch.setattr(docker_check, "DEBIAN_DOCKER", tmp_path / "absent")
+        dockerfile_check.Dockerd(tmp_path / "d").__enter__()
+    monkeypatch.setattr(dockerfile_check, "DEBIAN_DOCKER", tmp_path / "absent")
     with pytest.raises(ReleaseError, match="docker client is not installed"):
-        docker_check.docker_binary()
+        dockerfile_check.docker_binary()

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ci.image import lockfile
+from ci.image import lock_format
 from ci.image.errors import ImageError
 
 HEX = "a" * 64
 
 
-def lock() -> lockfile.Lock:
-    deb = lockfile.DebPin(
+def lock() -> lock_format.Lock:
+    deb = lock_format.DebPin(
         "libc6",
         "2.36-9",
         "amd64",
@@ -24,19 +24,19 @@ def lock() -> lockfile.Lock:
         10,
         HEX,
     )
-    wheel = lockfile.WheelPin(
+    wheel = lock_format.WheelPin(
         "numpy", "2.4.6", "numpy-2.4.6-cp311-cp311-manylinux_2_28_x86_64.whl", "b" * 64
     )
-    return lockfile.Lock(HEX, "c" * 64, "bookworm", "amd64", (deb,), (wheel,))
+    return lock_format.Lock(HEX, "c" * 64, "bookworm", "amd64", (deb,), (wheel,))
 
 
 def test_render_parse_round_trip_is_byte_stable(tmp_path: Path) -> None:
-    text = lockfile.render_lock(lock())
-    assert lockfile.parse_lock(text, "x") == lock()
+    text = lock_format.render_lock(lock())
+    assert lock_format.parse_lock(text, "x") == lock()
     path = tmp_path / "image.lock"
-    lockfile.write_lock(path, lock())
+    lock_format.write_lock(path, lock())
     assert path.read_text(encoding="utf-8") == text
-    assert lockfile.read_lock(path) == lock()
+    assert lock_format.read_lock(path) == lock()
     assert "://" not in text
 
 
@@ -53,30 +53,30 @@ def test_render_parse_round_trip_is_byte_stable(tmp_path: Path) -> None:
     ],
 )
 def test_invalid_locks(old: str, new: str, message: str) -> None:
-    text = lockfile.render_lock(lock()).replace(old, new, 1)
+    text = lock_format.render_lock(lock()).replace(old, new, 1)
     with pytest.raises(ImageError, match=message):
-        lockfile.parse_lock(text, "image.lock")
+        lock_format.parse_lock(text, "image.lock")
 
 
 def test_duplicates_and_empty() -> None:
-    text = lockfile.render_lock(lock())
+    text = lock_format.render_lock(lock())
     deb_block = text[text.index("[[deb]]") : text.index("[[wheel]]")]
     with pytest.raises(ImageError, match="deb libc6 is locked twice"):
-        lockfile.parse_lock(text + "\n" + deb_block, "x")
+        lock_format.parse_lock(text + "\n" + deb_block, "x")
     no_debs = text.replace(deb_block, "")
     with pytest.raises(ImageError, match="no \\[\\[deb\\]\\] entries"):
-        lockfile.parse_lock(no_debs, "x")
+        lock_format.parse_lock(no_debs, "x")
 
 
 def test_missing_files(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="run scripts/gate -s image-lock"):
-        lockfile.read_lock(tmp_path / "image.lock")
+        lock_format.read_lock(tmp_path / "image.lock")
     with pytest.raises(ImageError, match="not found"):
-        lockfile.read_spec(tmp_path / "image.toml")
+        lock_format.read_spec(tmp_path / "image.toml")
 
 
 def test_the_repository_spec_parses() -> None:
-    spec = lockfile.read_spec(Path(__file__).parents[3] / lockfile.SPEC_FILE)
+    spec = lock_format.read_spec(Path(__file__).parents[3] / lock_format.SPEC_FILE)
     assert "python3.11-minimal" in spec.roots and "dpkg" in spec.excludes
     assert spec.site_packages == "usr/local/lib/python3.11/dist-packages"
     assert len(spec.sha256) == 64
@@ -99,24 +99,24 @@ def test_invalid_specs(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "image.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ImageError, match=message):
-        lockfile.read_spec(path)
+        lock_format.read_spec(path)
 
 
 def test_check_fresh(tmp_path: Path) -> None:
-    spec = lockfile.read_spec(Path(__file__).parents[3] / lockfile.SPEC_FILE)
+    spec = lock_format.read_spec(Path(__file__).parents[3] / lock_format.SPEC_FILE)
     runtime = tmp_path / "runtime.txt"
     runtime.write_text("x\n", encoding="utf-8")
-    problems = lockfile.check_fresh(lock(), spec, runtime)
+    problems = lock_format.check_fresh(lock(), spec, runtime)
     assert any("image.toml changed" in p for p in problems)
     assert any("runtime.txt changed" in p for p in problems)
     import hashlib
 
-    fresh = lockfile.Lock(
+    fresh = lock_format.Lock(
         spec.sha256, hashlib.sha256(b"x\n").hexdigest(), "trixie", "amd64", lock().debs, ()
     )
-    assert lockfile.check_fresh(fresh, spec, runtime) == [
+    assert lock_format.check_fresh(fresh, spec, runtime) == [
         "image.lock is for another release or architecture; run scripts/gate -s image-lock"
     ]
     with pytest.raises(ImageError, match="run scripts/gate -s lock"):
-        lockfile.check_fresh(fresh, spec, tmp_path / "missing.txt")
-    assert lockfile.deb_names(lock().debs) == ("libc6",)
+        lock_format.check_fresh(fresh, spec, tmp_path / "missing.txt")
+    assert lock_format.deb_names(lock().debs) == ("libc6",)

@@ -1,32 +1,24 @@
-"""OCI image-spec 1.1 documents and the two on-disk forms: an image-layout directory and
-one tar that both ``docker load`` and ``skopeo``/``podman`` (``oci-archive:``) read.
-
-Every JSON document is serialised canonically (sorted keys, no spaces), so its digest
-depends only on its content.
+"""The image's own documents (config, manifest, index) and its two on-disk forms: an
+OCI image-layout directory and one tar that both ``docker load`` and ``skopeo``/``podman``
+(``oci-archive:``) read. Digests, descriptors and the layout itself come from ``ci.oci``,
+shared with ``ci.release``; every document is canonical JSON, so its digest depends only
+on its content.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.image.tarball import Entry, sha256, write_tar
-
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-INDEX = "application/vnd.oci.image.index.v1+json"
-CONFIG = "application/vnd.oci.image.config.v1+json"
-LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-REF_NAME = "org.opencontainers.image.ref.name"
-
-
-def canonical(doc: Mapping[str, Any] | Sequence[Any]) -> bytes:
-    """Canonical JSON bytes: sorted keys, compact separators, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+from ci.image.tarball import Entry, write_tar
+from ci.oci import layout
+from ci.oci.descriptor import REF_NAME, descriptor
+from ci.oci.digest import canonical, sha256
+from ci.oci.index import index as index_document
+from ci.oci.mediatypes import CONFIG, LAYER, MANIFEST
 
 
 def timestamp(epoch: int) -> str:
@@ -50,7 +42,7 @@ class Layer:
 
     def descriptor(self) -> dict[str, Any]:
         """The manifest's layer descriptor."""
-        return {"mediaType": LAYER, "digest": self.digest, "size": len(self.blob)}
+        return descriptor(LAYER, self.blob)
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ def manifest(config_blob: bytes, layers: Sequence[Layer], annotations: Mapping[s
     doc = {
         "schemaVersion": 2,
         "mediaType": MANIFEST,
-        "config": {"mediaType": CONFIG, "digest": sha256(config_blob), "size": len(config_blob)},
+        "config": descriptor(CONFIG, config_blob),
         "layers": [layer.descriptor() for layer in layers],
         "annotations": dict(annotations),
     }
@@ -105,13 +97,7 @@ def manifest(config_blob: bytes, layers: Sequence[Layer], annotations: Mapping[s
 
 def index(manifest_blob: bytes, tag: str, annotations: Mapping[str, str]) -> bytes:
     """The layout's index.json pointing at the manifest under ``tag``."""
-    descriptor = {
-        "mediaType": MANIFEST,
-        "digest": sha256(manifest_blob),
-        "size": len(manifest_blob),
-        "annotations": {**annotations, REF_NAME: tag},
-    }
-    return canonical({"schemaVersion": 2, "mediaType": INDEX, "manifests": [descriptor]})
+    return index_document([descriptor(MANIFEST, manifest_blob, {**annotations, REF_NAME: tag})])
 
 
 @dataclass(frozen=True)
@@ -148,38 +134,20 @@ class Image:
         return canonical(doc)
 
 
-def layout_entries(image: Image) -> list[Entry]:
-    """The files of an OCI image layout, plus docker's ``manifest.json``."""
-    entries = [
-        Entry("oci-layout", "file", 0o644, canonical({"imageLayoutVersion": "1.0.0"})),
-        Entry("index.json", "file", 0o644, image.index),
-        Entry("manifest.json", "file", 0o644, image.docker_manifest()),
-    ]
-    entries += [Entry(f"blobs/sha256/{d[7:]}", "file", 0o644, b) for d, b in image.blobs().items()]
-    return entries
+def layout_files(image: Image) -> dict[str, bytes]:
+    """The files of the image's OCI layout, plus docker's ``manifest.json``."""
+    return layout.files(image.blobs(), image.index, {"manifest.json": image.docker_manifest()})
 
 
 def write_layout(image: Image, dest: Path) -> None:
-    """Write the OCI layout directory (``oci:DIR:TAG`` for skopeo) into a new ``dest``:
-    blobs first, ``index.json`` last (a reader never sees an index naming a missing blob),
-    every file 0644 and directory 0755 whatever the umask. Callers build it in a
-    temporary directory and rename it into place (``ci.image.output``)."""
-    entries = sorted(layout_entries(image), key=lambda e: e.path == "index.json")
-    for entry in entries:
-        path = dest / entry.path
-        for parent in reversed(path.relative_to(dest).parents):
-            directory = dest / parent
-            if not directory.is_dir():
-                directory.mkdir(parents=True, exist_ok=True)
-            directory.chmod(0o755)
-        with path.open("wb") as handle:
-            handle.write(entry.data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        path.chmod(0o644)
+    """Write the OCI layout directory (``oci:DIR:TAG`` for skopeo) into a new ``dest``
+    (``ci.oci.layout.write``: index last, modes fixed). Callers build it in a temporary
+    directory and rename it into place (``ci.image.output``)."""
+    layout.write(dest, layout_files(image))
 
 
 def archive(image: Image, epoch: int) -> bytes:
     """One tar holding the layout and docker's manifest: loads with ``docker load`` and
     reads as ``oci-archive:``."""
-    return write_tar(layout_entries(image), epoch)
+    entries = [Entry(path, "file", 0o644, data) for path, data in layout_files(image).items()]
+    return write_tar(entries, epoch)

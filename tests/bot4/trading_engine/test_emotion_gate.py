@@ -9,8 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
-from bot4.trading_engine.errors import GateConfigError
-from bot4.trading_engine.gate import (
+from bot4.trading_engine.emotion_gate import (
     Decision,
     EmotionFreeGate,
     GateConfig,
@@ -18,6 +17,7 @@ from bot4.trading_engine.gate import (
     Reason,
     Signal,
 )
+from bot4.trading_engine.errors import GateConfigError
 from bot4.trading_engine.override import OverrideKey, OverrideVerifier, issue
 
 MIN = 60 * 1_000_000_000

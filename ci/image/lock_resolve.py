@@ -18,11 +18,12 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.files import sha256_file
 from ci.gate.requirements import Pin, applicable, read_lock
-from ci.image import debian
+from ci.image import apt_index
 from ci.image.errors import ImageError
-from ci.image.fetch import Cache, download_dir, file_sha256, pip_download
-from ci.image.lockfile import DebPin, Lock, Spec, WheelPin
+from ci.image.fetch import Cache, download_dir, pip_download
+from ci.image.lock_format import DebPin, Lock, Spec, WheelPin
 from ci.image.wheels import WheelMeta, read_meta, requirements, target_environment
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def upstream_version(debian_version: str) -> str:
     return no_epoch.rsplit("-", 1)[0] if "-" in no_epoch else no_epoch
 
 
-def deb_pins(spec: Spec, archive: debian.Archive) -> tuple[DebPin, ...]:
+def deb_pins(spec: Spec, archive: apt_index.Archive) -> tuple[DebPin, ...]:
     """The resolved Debian closure as lock entries."""
     return tuple(
         DebPin(
@@ -50,7 +51,7 @@ def deb_pins(spec: Spec, archive: debian.Archive) -> tuple[DebPin, ...]:
             p.size,
             p.sha256,
         )
-        for p in debian.resolve(spec.roots, spec.excludes, archive)
+        for p in apt_index.resolve(spec.roots, spec.excludes, archive)
     )
 
 
@@ -123,7 +124,7 @@ class WheelFetcher:
                 pin = next((p for p in pins if p.name == name), None)
                 if pin is None:  # pragma: no cover - pip downloads only what it was asked
                     continue
-                sha = file_sha256(path)
+                sha = sha256_file(path)
                 wheel = WheelPin(str(pin.name), str(pin.version), path.name, sha)
                 out[str(name)] = (wheel, self.cache.put(path, sha, path.name))
             for pin in pins:
@@ -134,7 +135,7 @@ class WheelFetcher:
             return out
 
 
-def make_lock(root: Path, spec: Spec, archive: debian.Archive, fetcher: WheelFetcher) -> Lock:
+def make_lock(root: Path, spec: Spec, archive: apt_index.Archive, fetcher: WheelFetcher) -> Lock:
     """Resolve both sides into a Lock value (not yet written)."""
     debs = deb_pins(spec, archive)
     python = next((d for d in debs if d.name == PYTHON_PACKAGE), None)
