@@ -13,8 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot4 import cli
+from bot4.sweep.cell import CellResult, CellTask, run_cell
+from bot4.sweep.spec import SweepError, load_spec
+from bot4.sweep.store import Store
+from bot4.trading_engine.audit_keys import load_signer
+from bot4.trading_engine.checkpoint import NoteSigner
 
 TABLES = ("results.csv", "results.parquet")
 
@@ -174,3 +180,62 @@ def test_report_writes_stable_pngs_and_a_self_contained_page(
     assert "http://" not in page and "https://" not in page and "<script" not in page
     code, _, err = sweep(capsys, "report", str(workspace / "nowhere"))
     assert code == 2 and "not a sweep results directory" in err
+
+
+def test_a_worker_result_that_its_log_does_not_back_is_not_stored(workspace: Path) -> None:
+    spec = load_spec(workspace / "spec.toml")
+    signer = load_signer("audit-checkpoint")
+    store = Store(workspace / "out", spec, signer.verifier())
+    tasks = [
+        CellTask(c, spec.scenarios[c.scenario], signer.name, signer.verifier().vkey())
+        for c in spec.cells[:2]
+    ]
+    first, second = (run_cell(t) for t in tasks)
+    forged = [
+        CellResult({**first.row, "audit_tree_size": 1}, first.equity, first.audit),
+        CellResult(first.row, first.equity, second.audit),  # another cell's (valid) log
+        CellResult(first.row, first.equity, first.audit.replace(b'"seed":1', b'"seed":9')),
+    ]
+    for result in forged:
+        with pytest.raises(SweepError, match=f"cell {first.row['cell_id']}: the worker's"):
+            store.save(result)
+        assert not (store.cell_dir(first.row["cell_id"]) / "cell.json").exists()
+    other = NoteSigner.from_private("audit-checkpoint", Ed25519PrivateKey.generate())
+    with pytest.raises(SweepError, match="not the key the sweep was started with"):
+        run_cell(CellTask(spec.cells[0], tasks[0].scenario, other.name, other.verifier().vkey()))
+    store.save(first)
+    assert store.load_done(first.row["cell_id"]) == first
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "message"),
+    [
+        ("pyarrow", ["--executor", "serial"], "needs pyarrow, which is in bot4's 'sweep' extra"),
+        ("distributed", ["--executor", "dask"], "needs 'distributed', which is in bot4's"),
+        ("matplotlib", None, "needs matplotlib, which is in bot4's 'sweep' extra"),
+    ],
+)
+def test_a_missing_extra_is_one_line_before_anything_runs(
+    workspace: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    module: str,
+    argv: list[str] | None,
+    message: str,
+) -> None:
+    out = workspace / "out"
+    if argv is None:  # the report: a finished sweep, then no matplotlib
+        assert (
+            sweep(capsys, str(workspace / "spec.toml"), "--out", str(out), "--executor", "serial")[
+                0
+            ]
+            == 0
+        )
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    if argv is None:
+        code, _, err = sweep(capsys, "report", str(out))
+        assert not (out / "report.html").exists()
+    else:
+        code, _, err = sweep(capsys, str(workspace / "spec.toml"), "--out", str(out), *argv)
+        assert not out.exists()
+    assert code == 2 and err.count("\n") == 1 and message in err
