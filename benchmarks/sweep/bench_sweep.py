@@ -5,25 +5,45 @@ run three times into fresh directories: ``serial`` (one process, the peer), ``lo
 (ProcessPoolExecutor, N workers) and ``dask`` (LocalCluster, N worker processes). Wall
 time is end to end as a user sees it (pool or cluster start-up included), and the three
 results tables must be byte-identical or the benchmark fails.
-Run: python benchmarks/sweep/bench_sweep.py [--cells N] [--duration S] [--workers N]
+Run: python benchmarks/sweep/bench_sweep.py [--cells N] [--duration S] [--workers N] [--ray]
+
+``--ray`` adds a local Ray (``ray.init(num_cpus=N)``, ``run_cell`` as a remote task) for
+the Dask-vs-Ray comparison in docs/sweep.md; Ray is not a bot4 dependency, so it must be
+importable from elsewhere (e.g. ``PYTHONPATH`` to a ``pip install --target`` directory).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from bot4.sweep.runner import executor, run_sweep
+from bot4.sweep.cell import CellResult, CellTask, run_cell
+from bot4.sweep.runner import Execute, executor, run_sweep
 from bot4.sweep.spec import load_spec
 from bot4.trading_engine.audit_keys import keygen, load_signer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_ray(tasks: Sequence[CellTask], workers: int) -> Iterator[CellResult]:
+    """The cells as Ray tasks on a local Ray started for this run (measurement only)."""
+    ray = importlib.import_module("ray")
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(run_cell)
+        pending = [remote.remote(t) for t in tasks]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(done[0])
+    finally:
+        ray.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cells", type=int, default=24, help="cells (a multiple of 4)")
     parser.add_argument("--duration", type=float, default=10.0, help="simulated s per cell")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="also time a local Ray")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bot4-bench-sweep-") as tmp:
         ws = Path(tmp)
@@ -50,12 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(ws / "spec.toml")
         n = len(spec.cells)
         results: dict[str, tuple[float, bytes]] = {}
-        for name in ("serial", "local", "dask"):
+        names = ["serial", "local", "dask", *(["ray"] if args.ray else [])]
+        for name in names:
             out = ws / name
+            run: Execute = run_ray if name == "ray" else executor(name, None)
             start = time.perf_counter()
             with Path(os.devnull).open("w") as quiet:  # no progress line while timing
-                run_sweep(spec, out, executor(name, None), workers=args.workers, signer=signer,
-                          stream=quiet)  # fmt: skip
+                run_sweep(spec, out, run, workers=args.workers, signer=signer, stream=quiet)
             wall = time.perf_counter() - start
             results[name] = (wall, (out / "results.parquet").read_bytes())
         base = results["serial"][0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 import tempfile
 from dataclasses import dataclass
@@ -86,7 +87,22 @@ def row_of(cell: Cell, summary: RunSummary, equity: list[float]) -> dict[str, An
 
 
 def run_cell(task: CellTask) -> CellResult:
-    """Run the cell's engine on simulated time and return its row, curve and audit log."""
+    """Run the cell's engine on simulated time and return its row, curve and audit log.
+
+    The engine's warnings (breaker transitions, halts) stay out of the sweep's stderr:
+    they are in the cell's row and audit log, and hundreds of cells would bury the
+    progress line.
+    """
+    quiet = logging.getLogger("bot4")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _run(task)
+    finally:
+        quiet.setLevel(level)
+
+
+def _run(task: CellTask) -> CellResult:
     cell, inp = task.cell, task.scenario
     signer = None
     if task.key_id is not None:

@@ -73,7 +73,7 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def equity_png(cells: Sequence[tuple[dict[str, Any], list[float]]]) -> bytes:
-    """Equity curves of the best and worst cells by P&L (ties: lower cell first)."""
+    """P&L curves of the best and worst cells by final P&L (ties: lower cell first)."""
     plt = _pyplot()
     ranked = sorted(cells, key=lambda c: (-float(c[0]["pnl"]), int(c[0]["cell"])))
     best = ranked[:_SHOWN]
@@ -82,9 +82,11 @@ def equity_png(cells: Sequence[tuple[dict[str, Any], list[float]]]) -> bytes:
         fig, ax = plt.subplots(figsize=(8.0, 4.5))
         for style, group in (("-", best), ("--", worst)):
             for row, equity in group:
-                ax.plot(range(len(equity)), equity, style, label=_label(row), linewidth=1.2)
+                pnl = [e - equity[0] for e in equity]
+                ax.plot(range(len(pnl)), pnl, style, label=_label(row), linewidth=1.2)
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.set_xlabel("simulated seconds")
-        ax.set_ylabel("equity")
+        ax.set_ylabel("P&L (equity − start)")
         ax.set_title("Best (solid) and worst (dashed) cells by P&L")
         ax.legend(fontsize=7, loc="best")
         fig.tight_layout()
@@ -119,7 +121,11 @@ def heatmap_png(cells: Sequence[tuple[dict[str, Any], list[float]]]) -> bytes:
         ax.set_yticks(range(len(ys)), [_tick(y) for y in ys])
         ax.set_xlabel(x_key.removeprefix("param."))
         ax.set_ylabel(y_key.removeprefix("param."))
-        ax.set_title("Mean P&L per cell")
+        for yi, line in enumerate(grid):
+            for xi, value in enumerate(line):
+                if math.isfinite(value):
+                    ax.text(xi, yi, f"{value:.3g}", ha="center", va="center", fontsize=7)
+        ax.set_title("Mean P&L over the other dimensions (scenarios, seeds …)")
         fig.colorbar(image, ax=ax, label="P&L")
         fig.tight_layout()
         data = _png(fig)

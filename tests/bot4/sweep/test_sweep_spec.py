@@ -112,3 +112,9 @@ def test_random_search_is_seeded_and_drops_repeated_draws(workspace: Path) -> No
         encoding="utf-8",
     )
     assert len(load_spec(path).cells) == 2
+
+
+def test_the_example_demo_spec_validates_to_200_cells() -> None:
+    spec = load_spec(Path(__file__).resolve().parents[3] / "examples" / "sweep.toml")
+    assert len(spec.cells) == 200
+    assert {c.scenario for c in spec.cells} == {"reverting.toml", "reverting_outage.toml"}
