@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot4.sweep.spec import SweepError
-from bot4.sweep.store import atomic_write
+from bot4.sweep.store import METRICS, atomic_write
 
 _SHOWN = 3  # best and worst cells drawn
 _RC = {
@@ -154,7 +154,8 @@ def page(
 ) -> str:
     """The self-contained HTML page: no external resource, images inlined."""
     rows = [r for r, _ in cells]
-    columns = [k for k in rows[0] if k not in ("cell_id", "audit_root")]
+    params = sorted(k for k in rows[0] if k.startswith("param."))
+    columns = ["cell", "scenario", "seed", *params, *METRICS[:-2]]
     ranked = sorted(rows, key=lambda r: (-float(r["pnl"]), int(r["cell"])))
     images = "".join(
         f'<figure><img id="{html.escape(key)}" alt="{html.escape(key)}" '
