@@ -239,3 +239,27 @@ def test_a_missing_extra_is_one_line_before_anything_runs(
         code, _, err = sweep(capsys, str(workspace / "spec.toml"), "--out", str(out), *argv)
         assert not out.exists()
     assert code == 2 and err.count("\n") == 1 and message in err
+
+
+def test_usage_and_unreadable_state_are_one_line(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, out = str(workspace / "spec.toml"), workspace / "out"
+    for argv, message in [
+        (["report"], "usage: bot4 sweep report DIR"),
+        ([spec, spec], "usage: bot4 sweep SPEC.toml"),
+        ([spec, "--workers", "0"], "--workers must be ≥ 1"),
+        ([spec, "--out", str(workspace / "spec.toml")], "exists and is not a directory"),
+    ]:
+        code, _, err = sweep(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and message in err, (argv, err)
+    assert sweep(capsys, spec, "--out", str(out), "--executor", "serial")[0] == 0
+    record = sorted((out / "cells").glob("*/cell.json"))[0]
+    record.write_text("{")
+    code, _, err = sweep(capsys, spec, "--out", str(out), "--executor", "serial")
+    assert code == 2 and "unreadable cell record" in err and "rm -r " in err
+    code, _, err = sweep(capsys, "report", str(out))
+    assert code == 2 and "unreadable cell record" in err
+    (out / "sweep.json").write_text("not json")
+    code, _, err = sweep(capsys, spec, "--out", str(out), "--executor", "serial")
+    assert code == 2 and err.count("\n") == 1 and "sweep.json: unreadable" in err

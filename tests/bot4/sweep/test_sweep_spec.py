@@ -40,6 +40,62 @@ BAD = [
         "params.gate.alpha: low must be < high",
     ),
     ("scenarios = ['reverting.toml'", "spec.toml: invalid TOML"),
+    ("name = ''\nscenarios = ['reverting.toml']", "name must be a non-empty string"),
+    ("scenarios = ['reverting.toml', 'reverting.toml']", "scenarios has duplicates"),
+    ("scenarios = [1]", "scenarios must be a non-empty list of scenario file paths"),
+    ("scenarios = ['engine.toml']", "spec.toml: scenario engine.toml:"),
+    (
+        "scenarios = ['reverting.toml', './reverting.toml']",
+        "two cells have identical inputs",
+    ),
+    ("scenarios = ['reverting.toml']\nengine = 3", "engine must be a path"),
+    ("scenarios = ['reverting.toml']\nengine = 'none.toml'", "cannot read engine config"),
+    ("scenarios = ['reverting.toml']\nduration_s = inf", "duration_s must be a finite number"),
+    ("scenarios = ['reverting.toml']\nseeds = {count = 0}", "seeds.count must be ≥ 1"),
+    ("scenarios = ['reverting.toml']\nseeds = {first = 1}", "seeds must be a list of integers or"),
+    ("scenarios = ['reverting.toml']\nseeds = {count = 'x'}", "must be integers"),
+    ("scenarios = ['reverting.toml']\nparams = 3", "[params] must be a table"),
+    ("scenarios = ['reverting.toml']\n[params]\n'gate.alpha' = []", "is an empty list"),
+    ("scenarios = ['reverting.toml']\n[params]\n'gate.alpha' = [[1]]", "must be numbers, strings"),
+    ("scenarios = ['reverting.toml']\n[params]\n'gate.alpha' = [nan]", "values must be finite"),
+    ("scenarios = ['reverting.toml']\n[params]\n'gate.alpha' = [0.1, 0.1]", "duplicate values"),
+    (
+        "scenarios = ['reverting.toml']\nengine = 'engine.toml'\n[params]\n'strategy.x' = [1]",
+        "'strategy' is not a table in the engine config",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 0",
+        "samples must be an integer ≥ 1",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\nsample_seed = 'x'",
+        "sample_seed must be an integer",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\n"
+        "[params]\n'gate.alpha' = 1",
+        "must be a list (choice) or {low, high}",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\n[params]\n"
+        "'gate.alpha' = {low = 0.1, high = 0.5, step = 1}",
+        "params.gate.alpha: unknown key 'step'",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\n[params]\n"
+        "'gate.alpha' = {low = 0.1, high = 0.5, log = 1}",
+        "params.gate.alpha.log must be true or false",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\n[params]\n"
+        "'gate.alpha' = {low = 0.0, high = 0.5, log = true}",
+        "log needs low > 0",
+    ),
+    (
+        "scenarios = ['reverting.toml']\nsearch = 'random'\nsamples = 1\n[params]\n"
+        "'gate.alpha' = {low = 'a', high = 0.5}",
+        "params.gate.alpha.low must be a finite number",
+    ),
 ]
 
 
@@ -118,3 +174,15 @@ def test_the_example_demo_spec_validates_to_200_cells() -> None:
     spec = load_spec(Path(__file__).resolve().parents[3] / "examples" / "sweep.toml")
     assert len(spec.cells) == 200
     assert {c.scenario for c in spec.cells} == {"reverting.toml", "reverting_outage.toml"}
+
+
+def test_mixed_int_and_float_values_become_floats(workspace: Path) -> None:
+    path = workspace / "mixed.toml"
+    path.write_text(
+        "scenarios = ['reverting.toml']\n[params]\n'strategy_params.entry_z' = [1, 0.5]\n",
+        encoding="utf-8",
+    )
+    assert [c.params for c in load_spec(path).cells] == [
+        (("strategy_params.entry_z", 1.0),),
+        (("strategy_params.entry_z", 0.5),),
+    ]
