@@ -199,7 +199,7 @@ def _random(
             _check_dist(key, params[key], source)
         else:
             raise _err(source, f"params.{key} must be a list (choice) or {{low, high}}")
-    rng = random.Random(seed)  # noqa: S311 - a seeded draw, not a secret
+    rng = random.Random(seed)  # noqa: S311  # nosec B311 - a seeded draw, not a secret
     sets: list[dict[str, ParamValue]] = []
     for _ in range(samples):
         drawn = {
