@@ -16,6 +16,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from bot4.sweep.cell import CellResult, CellTask, run_cell
@@ -57,7 +58,14 @@ def run_local(
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=id):
-                    yield future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as exc:
+                        raise SweepError(
+                            f"a worker process died ({exc}); the finished cells are kept: "
+                            "run the same command again to resume"
+                        ) from None
+                    yield result
         finally:
             for future in pending:
                 future.cancel()

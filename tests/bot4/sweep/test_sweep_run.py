@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bot4 import cli
+from bot4.sweep import executors
 from bot4.sweep.cell import CellResult, CellTask, run_cell
 from bot4.sweep.spec import SweepError, load_spec
 from bot4.sweep.store import Store
@@ -263,3 +265,9 @@ def test_usage_and_unreadable_state_are_one_line(
     (out / "sweep.json").write_text("not json")
     code, _, err = sweep(capsys, spec, "--out", str(out), "--executor", "serial")
     assert code == 2 and err.count("\n") == 1 and "sweep.json: unreadable" in err
+
+
+def test_a_dead_local_worker_is_one_line() -> None:
+    exit_now: Any = os._exit  # the worker process vanishes mid-cell (as if OOM-killed)
+    with pytest.raises(SweepError, match=r"a worker process died .*run the same command again"):
+        list(executors.run_local(cast(Any, [3]), 1, fn=exit_now))
