@@ -4,6 +4,7 @@ after SIGKILL without redoing finished cells, and tampered cells refused."""
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from bot4.sweep import executors
 from bot4.sweep.cell import CellResult, CellTask, run_cell
 from bot4.sweep.spec import SweepError, load_spec
 from bot4.sweep.store import Store
-from bot4.trading_engine.audit_keys import load_signer
+from bot4.trading_engine.audit_keys import keygen, load_signer
 from bot4.trading_engine.checkpoint import NoteSigner
 
 TABLES = ("results.csv", "results.parquet")
@@ -271,3 +272,36 @@ def test_a_dead_local_worker_is_one_line() -> None:
     exit_now: Any = os._exit  # the worker process vanishes mid-cell (as if OOM-killed)
     with pytest.raises(SweepError, match=r"a worker process died .*run the same command again"):
         list(executors.run_local(cast(Any, [3]), 1, fn=exit_now))
+
+
+def test_scheduler_address_runs_on_that_cluster_and_its_workers_own_key(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--scheduler: the cluster's workers read the key from their own environment; a worker
+    holding a different key refuses the cell, and nothing is marked done."""
+    distributed = importlib.import_module("distributed")
+    spec = str(workspace / "spec.toml")
+    assert sweep(capsys, spec, "--out", str(workspace / "serial"), "--executor", "serial")[0] == 0
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        out = workspace / "remote"
+        code, _, err = sweep(
+            capsys, spec, "--out", str(out), "--scheduler", cluster.scheduler_address
+        )
+        assert code == 0, err
+        assert tables(out) == tables(workspace / "serial")
+    real = os.environ["BOT4_SECRETS_DIR"]
+    monkeypatch.setenv("BOT4_SECRETS_DIR", str(workspace / "other-secrets"))
+    keygen("audit-checkpoint")  # same name, different key: the workers will hold this one
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        monkeypatch.setenv("BOT4_SECRETS_DIR", real)  # the driver holds the sweep's key
+        out = workspace / "wrong-key"
+        code, _, err = sweep(
+            capsys, spec, "--out", str(out), "--scheduler", cluster.scheduler_address
+        )
+        assert code == 2 and err.count("\n") == 1
+        assert "is not the key the sweep was started with" in err
+        assert not list(out.glob("cells/*/cell.json"))
