@@ -44,6 +44,8 @@ CWD = "/src"
 IGNORED = {
     "tests/bot4/infrastructure/test_secrets.py": "tests the kms/pkcs11 extras, "
     "which the image does not ship (image.toml extras = [])",
+    "tests/bot4/sweep": "tests bot4 sweep, whose sweep extra (pyarrow, distributed, "
+    "matplotlib) the image does not ship (image.toml extras = [])",
 }
 DEFAULT_ARGS = ("-q", "tests/bot4", *(f"--ignore={path}" for path in IGNORED))
 # What the engine's tests read from the repository (never src/: bot4 is the image's).

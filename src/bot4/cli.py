@@ -18,12 +18,20 @@ from bot4.errors import Bot4Error
 from bot4.infrastructure import doctor
 from bot4.infrastructure.settings import load_settings
 from bot4.simulator import cli as simulate_cli
+from bot4.sweep import cli as sweep_cli
 from bot4.trading_engine import audit_cli, chaos_cli, run_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
 # Modules that contribute subcommands, in the order `bot4 --help` lists them.
-COMMAND_MODULES: tuple[ModuleType, ...] = (doctor, simulate_cli, run_cli, chaos_cli, audit_cli)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    doctor,
+    simulate_cli,
+    run_cli,
+    sweep_cli,
+    chaos_cli,
+    audit_cli,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Sweeps: many deterministic engine runs over scenarios, seeds and parameters (docs/sweep.md)."""
