@@ -171,7 +171,7 @@ def run(
         {"destination": CWD, "type": "bind", "source": str(src), "options": ["rbind", "rw"]}
     )
     for mount in spec["mounts"]:
-        if mount["destination"] == "/tmp":  # noqa: S108 - the container's own tmpfs
+        if mount["destination"] == "/tmp":  # noqa: S108  # nosec B108 - the container's own tmpfs
             mount["options"] = [o for o in mount["options"] if not o.startswith("size=")]
             mount["options"].append("size=524288k")
     outcome = smoke.run_container(runc, bundle, spec, argv, TIMEOUT, "bot4-tests")

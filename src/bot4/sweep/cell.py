@@ -24,8 +24,8 @@ from bot4.sweep.spec import Cell, ScenarioInput, SweepError
 from bot4.trading_engine.audit_keys import load_signer
 from bot4.trading_engine.audit_log import FsyncPolicy, verify
 from bot4.trading_engine.config import parse_engine_config
+from bot4.trading_engine.emotion_gate import ALLOWING
 from bot4.trading_engine.engine import Engine, RunSummary
-from bot4.trading_engine.gate import ALLOWING
 
 _NS_PER_S = 1_000_000_000
 SAMPLE_NS = _NS_PER_S  # the equity curve (and the Sharpe ratio) is sampled each second
