@@ -334,7 +334,7 @@ def ops(session: nox.Session) -> None:
     """promtool/amtool checks and rule unit tests, dashboard drift, runbooks, live Prometheus."""
     install_locked(session)
     session.run("python", "-m", "ci.ops", "check")
-    session.run("pytest", "tests/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests/ci/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False, tags=["maintenance"])
