@@ -11,6 +11,7 @@ from bot4.simulator.exchange import ExchangeSimulator
 from bot4.simulator.orders import Order, OrderStatus, OrderType, Side
 from bot4.simulator.reports import Report
 from bot4.simulator.scenario import load_scenario
+from bot4.trading_engine import engine as engine_module
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.emotion_gate import GateConfig
 from bot4.trading_engine.engine import Engine
@@ -69,7 +70,8 @@ def test_engine_runs_on_any_venue_and_uses_only_the_protocol() -> None:
 
 
 def test_engine_module_does_not_build_a_simulator() -> None:
-    tree = ast.parse((ROOT / "src/bot4/trading_engine/engine.py").read_text(encoding="utf-8"))
+    source = Path(engine_module.__file__ or "")  # the installed module (also in the image)
+    tree = ast.parse(source.read_text(encoding="utf-8"))
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
     assert "ExchangeSimulator" not in names | imported
