@@ -137,7 +137,18 @@ def test_fuse_cancels_resting_orders() -> None:
 
 
 def test_metrics_endpoint_and_signals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    stopper = threading.Timer(0.05, lambda: signal.raise_signal(signal.SIGTERM))
+    # SIGTERM only once the CLI has installed its handler: a fixed delay raced it on a busy
+    # machine, and the default action then killed the whole test process (or xdist worker).
+    default = signal.getsignal(signal.SIGTERM)
+    stop = threading.Event()
+
+    def term_when_handled() -> None:
+        while not stop.wait(0.01):
+            if signal.getsignal(signal.SIGTERM) is not default:
+                signal.raise_signal(signal.SIGTERM)
+                return
+
+    stopper = threading.Thread(target=term_when_handled, daemon=True)
     stopper.start()
     argv = [
         "run",
@@ -154,7 +165,8 @@ def test_metrics_endpoint_and_signals(tmp_path: Path, capsys: pytest.CaptureFixt
     try:
         assert cli.main(argv) == 0
     finally:
-        stopper.cancel()
+        stop.set()
+        stopper.join()
     captured = capsys.readouterr()
     assert "metrics on http://127.0.0.1:" in captured.err
     assert "SIGTERM: stopping after this step" in captured.err
