@@ -181,6 +181,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         )
     else:
         report.warnings.append("index: yanked/status check skipped (--no-index-check)")
+    audit.acknowledge(report, pol.acknowledged, today)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))
     else:

@@ -62,6 +62,19 @@ class Ignore:
 
 
 @dataclass(frozen=True)
+class Acknowledged:
+    """A known warning (the text it contains) accepted until ``expires``, and why.
+
+    Quiet when green, never silent: an acknowledged warning prints as one dated line, an
+    expired acknowledgement turns its warnings into failures, an unused one is a warning.
+    """
+
+    warning: str
+    reason: str
+    expires: dt.date
+
+
+@dataclass(frozen=True)
 class AuditPolicy:
     """``[advisories]`` of the policy file."""
 
@@ -70,6 +83,7 @@ class AuditPolicy:
     yanked: str = "deny"
     locks: tuple[Path, ...] = ()
     ignores: tuple[Ignore, ...] = ()
+    acknowledged: tuple[Acknowledged, ...] = ()
 
 
 def load_policy(path: Path) -> AuditPolicy:
@@ -82,6 +96,16 @@ def load_policy(path: Path) -> AuditPolicy:
         ignores.append(
             Ignore(
                 policy.text(entry, "id", here),
+                policy.text(entry, "reason", here),
+                policy.date(entry, "expires", here),
+            )
+        )
+    acknowledged: list[Acknowledged] = []
+    for n, entry in enumerate(policy.entries(table, "acknowledge", where), start=1):
+        here = f"{where} acknowledge #{n}"
+        acknowledged.append(
+            Acknowledged(
+                policy.text(entry, "warning", here),
                 policy.text(entry, "reason", here),
                 policy.date(entry, "expires", here),
             )
@@ -101,6 +125,7 @@ def load_policy(path: Path) -> AuditPolicy:
         yanked,
         tuple(_beside(path, p) for p in policy.strings(table, "locks", where)),
         tuple(ignores),
+        tuple(acknowledged),
     )
 
 
@@ -279,6 +304,32 @@ def offline(
         f"{sum(1 for f in findings if f.ignore is None)} vulnerable, "
         f"{sum(1 for f in findings if f.ignore is not None)} ignored"
     )
+
+
+def acknowledge(report: Report, acknowledged: Sequence[Acknowledged], today: dt.date) -> None:
+    """Fold the policy's acknowledged warnings into one dated line each (see Acknowledged)."""
+    left: list[str] = []
+    hits: dict[Acknowledged, int] = {}
+    for warning in report.warnings:
+        ack = next((a for a in acknowledged if a.warning in warning), None)
+        if ack is None:
+            left.append(warning)
+        elif ack.expires < today:
+            report.failures.append(
+                f"{warning} (acknowledgement expired on {ack.expires}: fix it, or renew the "
+                "acknowledgement with a new reason and date in the policy file)"
+            )
+        else:
+            hits[ack] = hits.get(ack, 0) + 1
+    for ack in acknowledged:
+        if ack in hits:
+            report.info.append(
+                f"acknowledged until {ack.expires}: {hits[ack]} warning(s) containing "
+                f"{ack.warning!r} — {ack.reason}"
+            )
+        elif not any(ack.warning in w for w in report.warnings):
+            left.append(f"acknowledgement of {ack.warning!r} matches no warning; remove it")
+    report.warnings[:] = left
 
 
 def pin_line(pin: Pin) -> str:

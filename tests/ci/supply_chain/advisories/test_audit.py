@@ -537,3 +537,63 @@ def test_beside_python_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda _: None)
     with pytest.raises(GateError, match="no-such-tool not found"):
         cli._beside_python("no-such-tool")
+
+
+def _audit_quietly(root: Path, today: str) -> int:
+    return cli.main(
+        ["--root", str(root), "audit", "--policy", "ci/policy.toml", "--db", str(DATA),
+         "--online", "never", "--no-index-check", "--today", today]
+    )  # fmt: skip
+
+
+def test_an_acknowledged_warning_is_one_dated_line_until_it_expires(
+    tmp_path: Path, pip_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo(
+        tmp_path,
+        lock=f"ansible==2.8.0b1 --hash=sha256:{H3}\n",
+        body="acknowledge = [\n"
+        '  { warning = "has no date", reason = "test data", expires = 2026-12-31 },\n'
+        '  { warning = "status check skipped", reason = "no index", expires = 2026-12-31 },\n'
+        '  { warning = "malformed advisory", reason = "fixtures", expires = 2026-12-31 },\n'
+        "]\n",
+    )
+    assert _audit_quietly(root, "2026-11-30") == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # green and quiet: no warning at all
+    assert (
+        "acknowledged until 2026-12-31: 1 warning(s) containing 'has no date' — test data"
+        in out.splitlines()
+    )
+    assert out.splitlines()[-1] == "audit: passed"
+    # after the date the same warnings fail the gate, and say what to do
+    assert _audit_quietly(root, "2027-01-01") == 1
+    err = capsys.readouterr().err
+    assert f"ci: error: advisory DB {DATA} has no date" in err
+    assert "(acknowledgement expired on 2026-12-31: fix it, or renew" in err
+    assert "ci: error: audit: 4 problem(s)" in err
+
+
+def test_an_acknowledgement_that_matches_nothing_is_a_warning_and_a_bad_one_is_refused(
+    tmp_path: Path, pip_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = repo(
+        tmp_path,
+        lock=f"ansible==2.8.0b1 --hash=sha256:{H3}\n",
+        body='acknowledge = [{ warning = "nothing says", reason = "r", expires = 2026-12-31 }]\n',
+    )
+    assert _audit_quietly(root, "2026-11-30") == 0
+    assert "acknowledgement of 'nothing says' matches no warning" in capsys.readouterr().err
+    policy_file(root, 'acknowledge = [{ warning = "x", reason = "r" }]\n')
+    assert _audit_quietly(root, "2026-11-30") == 1
+    assert capsys.readouterr().err.strip() == (
+        f"ci: error: {root / 'ci' / 'policy.toml'} [advisories] acknowledge #1: expires must be "
+        "a date like 2027-01-31"
+    )
+
+
+def test_the_repository_policy_acknowledges_each_warning_with_a_future_date() -> None:
+    pol = audit.load_policy(Path(__file__).parents[4] / "ci" / "policy.toml")
+    assert pol.acknowledged, "the audit's known warnings are acknowledged in ci/policy.toml"
+    for ack in pol.acknowledged:
+        assert ack.reason and ack.expires > dt.date(2026, 12, 1)
