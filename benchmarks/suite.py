@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import random
 import sys
 import tempfile
 import time
@@ -26,7 +25,6 @@ from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the reference venue (tests/) and the engine bench
@@ -37,18 +35,20 @@ from limits import RateLimitItemPerSecond  # noqa: E402
 from limits.storage import MemoryStorage  # noqa: E402
 from limits.strategies import FixedWindowRateLimiter  # noqa: E402
 
+from benchmarks.risk.bench_risk import (  # noqa: E402
+    N_INSTRUMENTS,
+    make_batch,
+    make_limits,
+)
+from benchmarks.simulator.bench_matching import KINDS, VENUE_SCENARIO, order_stream  # noqa: E402
 from benchmarks.trading_engine.bench_engine import Fanout  # noqa: E402
 from bot4.risk import (  # noqa: E402
-    AccountLimits,
-    InstrumentLimits,
-    OrderBatch,
-    RiskLimits,
     RiskState,
     check_batch_scalar,
     check_batch_vector,
     correlation_vector,
 )
-from bot4.simulator import ExchangeSimulator, Order, OrderType, Side, parse_scenario  # noqa: E402
+from bot4.simulator import ExchangeSimulator, Order, Side, parse_scenario  # noqa: E402
 from bot4.simulator.book import OrderBook  # noqa: E402
 from bot4.simulator.orders import TimeInForce  # noqa: E402
 from bot4.simulator.rate_limit import BucketConfig, RateLimiter  # noqa: E402
@@ -127,27 +127,6 @@ def best(fn: Callable[[], object], repeat: int) -> float:
 
 
 # ---------------------------------------------------------------- venue and bare book
-def order_stream(n: int, seed: int) -> list[Row_]:
-    """Resting limits, marketable limits that partially fill, IOCs, markets, cancels."""
-    rng = random.Random(seed)  # noqa: S311 - seeded benchmark data
-    rows: list[Row_] = []
-    live: list[int] = []
-    for oid in range(1, n + 1):
-        if live and rng.random() < 0.15:
-            rows.append((live.pop(rng.randrange(len(live))), 0, 0, 0, -1))
-        side = 1 if rng.random() < 0.5 else -1
-        draw = rng.random()
-        if draw < 0.05:
-            tif = int(TimeInForce.MARKET)
-        elif draw < 0.20:
-            tif = int(TimeInForce.IOC)
-        else:
-            tif = int(TimeInForce.GTC)
-            live.append(oid)
-        rows.append((oid, side, 10_000 - side * rng.randint(-4, 8), rng.randint(1, 12), tif))
-    return rows
-
-
 def run_book(book_type: type[OrderBook] | type[ReferenceBook], rows: list[Row_]) -> None:
     book = book_type()
     submit, cancel = book.submit, book.cancel
@@ -156,27 +135,6 @@ def run_book(book_type: type[OrderBook] | type[ReferenceBook], rows: list[Row_])
             cancel(oid)
         else:
             submit(oid, side, price, qty, tif)
-
-
-VENUE_SCENARIO: dict[str, Any] = {
-    "instrument": [
-        {
-            "symbol": "X",
-            "tick_size": "1",
-            "lot_size": "1",
-            "initial_mid": "10000",
-            "flow": {"arrival_rate": 1e-9},
-        }
-    ],
-    "latency": {"submit": {"value": 50}, "ack": {"value": 50}},
-    "rate_limits": {"order": {"capacity": 1e12, "rate": 1e12}},
-    "matching": {"self_trade_prevention": "off"},
-}
-KINDS = {
-    int(TimeInForce.GTC): OrderType.LIMIT,
-    int(TimeInForce.IOC): OrderType.IOC,
-    int(TimeInForce.MARKET): OrderType.MARKET,
-}
 
 
 def venue_orders(n: int) -> list[Order]:
@@ -303,49 +261,6 @@ def engine_rows(quick: bool) -> list[Row]:
 
 
 # ---------------------------------------------------------------- risk
-N_ACCOUNTS, N_INSTRUMENTS = 64, 100
-
-
-def risk_limits(*, binding: bool) -> RiskLimits:
-    return RiskLimits(
-        accounts=tuple(
-            AccountLimits(
-                id=k,
-                name=f"acct{k}",
-                max_gross_exposure=2e6 if binding else 5e9,
-                max_net_exposure=1e6 if binding else 2e9,
-                max_open_orders=400 if binding else 1_000_000,
-                max_orders_per_window=2 if binding else 1_000_000,
-            )
-            for k in range(N_ACCOUNTS)
-        ),
-        instruments=tuple(
-            InstrumentLimits(
-                id=k,
-                name=f"inst{k}",
-                max_order_qty=90,
-                max_notional=8_500.0,
-                price_band=0.05,
-                max_position=300 if binding else 200_000,
-            )
-            for k in range(N_INSTRUMENTS)
-        ),
-        duplicate_window_ns=1_000,
-        rate_window_ns=1_000_000,
-    )
-
-
-def risk_batch(n: int, rng: np.random.Generator) -> OrderBatch:
-    return OrderBatch.from_columns(
-        ts=np.sort(rng.integers(0, 10**9, n)),
-        account=rng.integers(0, N_ACCOUNTS + 1, n),
-        instrument=rng.integers(0, N_INSTRUMENTS, n),
-        side=rng.choice(np.array([-1, 1], dtype=np.int8), n),
-        qty=rng.integers(1, 100, n),
-        price=rng.choice(np.array([94.0, 99.5, 100.0, 100.5, 101.0]), n),
-    )
-
-
 def repeat(fn: Callable[..., object], args: tuple[object, ...], k: int) -> None:
     for _ in range(k):
         fn(*args)
@@ -354,11 +269,11 @@ def repeat(fn: Callable[..., object], args: tuple[object, ...], k: int) -> None:
 def risk_rows(quick: bool) -> list[Row]:
     out = []
     for binding, sizes, goal in ((True, (4096, 65536), 20e6), (False, (4096,), 30e6)):
-        limits = risk_limits(binding=binding)
+        limits = make_limits(binding=binding)
         state = RiskState.initial(limits, dict.fromkeys(range(N_INSTRUMENTS), 100.0))
         rng = np.random.default_rng(1)
         for n in sizes:
-            orders = risk_batch(n, rng)
+            orders = make_batch(n, rng)
             vec = check_batch_vector(orders, limits, state)
             if not np.array_equal(vec.failed, check_batch_scalar(orders, limits, state).failed):
                 raise SystemExit("vector and scalar risk paths disagree: this is a bug")

@@ -17,6 +17,7 @@ import argparse
 import random
 import time
 from decimal import Decimal
+from typing import Any
 
 from bot4.simulator import ExchangeSimulator, Order, OrderType, Side, parse_scenario
 from bot4.simulator.book import OrderBook
@@ -71,30 +72,31 @@ def bench_book(rows: list[Row]) -> tuple[float, int, int, int]:
     return orders / elapsed, orders, fills, partial
 
 
-def bench_exchange(n: int) -> tuple[float, int]:
-    scenario = parse_scenario(
+# One instrument, fixed latencies, no rate limit in the way: the venue's own cost.
+VENUE_SCENARIO: dict[str, Any] = {
+    "instrument": [
         {
-            "instrument": [
-                {
-                    "symbol": "X",
-                    "tick_size": "1",
-                    "lot_size": "1",
-                    "initial_mid": "10000",
-                    "flow": {"arrival_rate": 1e-9},
-                }
-            ],
-            "latency": {"submit": {"value": 50}, "ack": {"value": 50}},
-            "rate_limits": {"order": {"capacity": 1e12, "rate": 1e12}},
-            "matching": {"self_trade_prevention": "off"},
+            "symbol": "X",
+            "tick_size": "1",
+            "lot_size": "1",
+            "initial_mid": "10000",
+            "flow": {"arrival_rate": 1e-9},
         }
-    )
-    sim = ExchangeSimulator(scenario)
+    ],
+    "latency": {"submit": {"value": 50}, "ack": {"value": 50}},
+    "rate_limits": {"order": {"capacity": 1e12, "rate": 1e12}},
+    "matching": {"self_trade_prevention": "off"},
+}
+KINDS = {
+    int(TimeInForce.GTC): OrderType.LIMIT,
+    int(TimeInForce.IOC): OrderType.IOC,
+    int(TimeInForce.MARKET): OrderType.MARKET,
+}
+
+
+def bench_exchange(n: int) -> tuple[float, int]:
+    sim = ExchangeSimulator(parse_scenario(VENUE_SCENARIO))
     rows = [r for r in order_stream(n, seed=2) if r[4] >= 0]
-    kinds = {
-        int(TimeInForce.GTC): OrderType.LIMIT,
-        int(TimeInForce.IOC): OrderType.IOC,
-        int(TimeInForce.MARKET): OrderType.MARKET,
-    }
     orders = [
         Order(
             oid,
@@ -102,7 +104,7 @@ def bench_exchange(n: int) -> tuple[float, int]:
             Side.BUY if side > 0 else Side.SELL,
             Decimal(qty),
             None if tif == TimeInForce.MARKET else Decimal(price),
-            kinds[tif],
+            KINDS[tif],
             "a" if oid % 2 else "b",
         )
         for oid, side, price, qty, tif in rows
