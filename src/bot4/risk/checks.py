@@ -9,11 +9,12 @@ included (positions are worst case: open buys and sells never net), so counting
 an order that ends up rejected can only make later checks stricter: an accepted
 order is within limits whatever happens to the others. Running sums per account
 or account×instrument are exclusive cumulative sums within groups, computed after
-one sort of ``(group << 23) | index`` keys — unique, so an unstable SIMD sort keeps
-arrival order inside each group.
+one sort of ``(group << bits) | index`` keys — unique, so an unstable SIMD sort keeps
+arrival order inside each group (int32 keys when they fit: twice as fast).
 
 Duplicate detection and the rate throttle count every submission (rejected ones
-too), including ``state.recent`` from earlier batches.
+too), including ``state.recent`` from earlier batches. Duplicates are found
+without sorting when the window holds only a few submissions (the usual case).
 
 Most table rows are decided without grouping: the batch totals of an account (or
 account × instrument × side) bound every running sum, so when even the largest
@@ -111,19 +112,22 @@ class _Batch:
     @cached_property
     def by_account(self) -> Grouping:
         """The batch grouped by account: shared by the rate and the account rules."""
-        return Grouping.of(self.account)
+        return Grouping.of(self.account, self.per_account.shape[0])
 
-    def grouped(self, keys: I64, undecided: Bools | None) -> tuple[Grouping, NDArray[np.intp]]:
-        """The undecided orders grouped by ``keys``, and the batch index per sorted position.
+    def grouped(
+        self, keys: I64, bound: int, undecided: Bools | None
+    ) -> tuple[Grouping, NDArray[np.intp]]:
+        """The undecided orders grouped by ``keys`` (all below ``bound``), and the batch
+        index per sorted position.
 
         When most orders are undecided, all are grouped: exact sums decide the others
         the same way as their bounds did, and no subset has to be gathered.
         """
         if undecided is None or 2 * int(np.count_nonzero(undecided)) > undecided.shape[0]:
-            grouping = self.by_account if keys is self.account else Grouping.of(keys)
+            grouping = self.by_account if keys is self.account else Grouping.of(keys, bound)
             return grouping, grouping.order
         sub = np.flatnonzero(undecided)
-        grouping = Grouping.of(keys.take(sub))
+        grouping = Grouping.of(keys.take(sub), bound)
         return grouping, sub.take(grouping.order)
 
 
@@ -189,10 +193,10 @@ def _rate_rule(
     m = a_all.shape[0] - a.shape[0]
     if m:
         sub = np.flatnonzero(undecided.take(a_all))
-        by_account = Grouping.of(a_all.take(sub))
+        by_account = Grouping.of(a_all.take(sub), max_rate.shape[0])
         entry = sub.take(by_account.order)  # history + batch index per sorted position
     else:
-        by_account, entry = batch.grouped(a, undecided.take(a))
+        by_account, entry = batch.grouped(a, max_rate.shape[0], undecided.take(a))
     need = np.maximum(max_rate, 1).take(by_account.keys)
     hit = by_account.reaches(ts_all.take(entry), limits.rate_window_ns, need)
     hit |= always.take(by_account.keys)  # decided rows may be grouped too (see grouped)
@@ -316,7 +320,7 @@ def _account_rules_exact(
     rule compares the running sum with a per-account room (limit minus state).
     """
     tab = limits.tables
-    by_account, entry = batch.grouped(batch.account, undecided)
+    by_account, entry = batch.grouped(batch.account, tab.max_rate.shape[0], undecided)
     a = by_account.keys
     buy, minor = batch.buy_count.take(entry), proj.minor.take(entry)
     included = proj.included.take(entry)
@@ -377,7 +381,9 @@ def _position_rule(
     room = np.empty(fail.shape, dtype=np.int64)
     room[0] = short_room  # fails when sells before + qty > position - open sells + max
     np.negative(long_excess, out=room[1])  # buys before + qty > max - position - open buys
-    by_cell, entry = batch.grouped(key, undecided.ravel().take(key) if decided_all else None)
+    by_cell, entry = batch.grouped(
+        key, fail.size, undecided.ravel().take(key) if decided_all else None
+    )
     qty = batch.orders.qty.take(entry)
     lots = by_cell.before(qty * proj.included.take(entry))
     lots += qty
@@ -407,23 +413,43 @@ class Grouping:
 
     order: NDArray[np.intp]  # entry per sorted position
     keys: I64  # key per sorted position (non-decreasing)
-    first: NDArray[np.intp]  # per sorted position: where its group starts
+    heads: NDArray[np.intp]  # sorted position where each group starts
+    sizes: NDArray[np.intp]  # entries per group
 
     @classmethod
-    def of(cls, keys: I64) -> Grouping:
-        """Group ``keys`` (one sort)."""
+    def of(cls, keys: I64, bound: int = 1 << 40) -> Grouping:
+        """Group ``keys`` (one sort); every key is below ``bound``.
+
+        When the key and the index fit in 31 bits together the sort runs on int32,
+        which the SIMD sort handles about twice as fast as int64.
+        """
         n = keys.shape[0]
-        composite = keys << _SHIFT
-        composite |= np.arange(n, dtype=np.int64)
-        composite.sort()
-        order = (composite & _MASK).astype(np.intp)
-        composite >>= _SHIFT
+        bits = max(1, (n - 1).bit_length())
+        if bound << bits <= 1 << 31:
+            narrow = keys.astype(np.int32)
+            narrow <<= bits
+            narrow |= np.arange(n, dtype=np.int32)
+            narrow.sort()
+            order = (narrow & ((1 << bits) - 1)).astype(np.intp)
+            narrow >>= bits
+            composite = narrow.astype(np.int64)
+        else:
+            composite = keys << _SHIFT
+            composite |= np.arange(n, dtype=np.int64)
+            composite.sort()
+            order = (composite & _MASK).astype(np.intp)
+            composite >>= _SHIFT
         starts = np.empty(n, dtype=np.bool_)
         starts[:1] = True
         np.not_equal(composite[1:], composite[:-1], out=starts[1:])
         heads = np.flatnonzero(starts)
-        first = np.repeat(heads, np.diff(heads, append=n))
-        return cls(order=order, keys=composite, first=first)
+        return cls(order=order, keys=composite, heads=heads, sizes=np.diff(heads, append=n))
+
+    @cached_property
+    def first(self) -> NDArray[np.intp]:
+        """Per sorted position: where its group starts."""
+        first: NDArray[np.intp] = np.repeat(self.heads, self.sizes)
+        return first
 
     def before(self, ordered: I64) -> I64:
         """Per sorted position: the sum of ``ordered`` over the earlier positions of its group.
@@ -432,8 +458,8 @@ class Grouping:
         """
         out = np.cumsum(ordered)
         out -= ordered
-        if out.shape[0]:
-            out -= out.take(self.first)
+        if out.shape[0]:  # minus the running sum where the group starts (a tiny gather)
+            out -= np.repeat(out.take(self.heads), self.sizes)
         return out
 
     def exclusive_cumsum(self, values: I64) -> I64:
@@ -497,8 +523,41 @@ def duplicate_mask(
     ts: I64,
     window: int,
     hasher: KeyHash = key_hash,
+    max_scan: int = 8,
 ) -> Bools:
     """Entry k is a duplicate when an earlier entry has the same key and ts[k] - ts[j] ≤ window.
+
+    ``ts`` is non-decreasing, so the entries within the window of k are the few just
+    before it: when none is more than ``max_scan`` places back, each distance is
+    compared exactly (no sort). Otherwise the keys are hashed and sorted.
+    """
+    n = ts.shape[0]
+    dup = np.zeros(n, dtype=np.bool_)
+    if n < 2:
+        return dup
+    columns = (accounts, instruments, side, qty, price)
+    for d in range(1, n):
+        close = np.flatnonzero(ts[d:] - ts[:-d] <= window)  # pairs (k - d, k) in the window
+        if not close.shape[0]:  # farther pairs are farther apart in time too
+            break
+        if d > max_scan:
+            return _duplicate_mask_sorted(*columns, ts, window, hasher)
+        later = close + d
+        dup[later[_equal_keys(later, close, *columns)]] = True
+    return dup
+
+
+def _duplicate_mask_sorted(
+    accounts: I64,
+    instruments: I64,
+    side: NDArray[np.int8],
+    qty: I64,
+    price: NDArray[np.float64],
+    ts: I64,
+    window: int,
+    hasher: KeyHash,
+) -> Bools:
+    """``duplicate_mask`` by sorting (hash, index): equal keys become neighbours.
 
     Sorting by (hash, index) puts equal keys next to each other in arrival order, so
     only the nearest earlier twin (the latest one: ts is non-decreasing) is compared;
@@ -508,8 +567,6 @@ def duplicate_mask(
     """
     n = ts.shape[0]
     dup = np.zeros(n, dtype=np.bool_)
-    if n < 2:
-        return dup
     composite = hasher(accounts, instruments, side, qty, price)
     composite &= np.uint64(~_MASK & 0xFFFF_FFFF_FFFF_FFFF)
     composite |= np.arange(n, dtype=np.uint64)

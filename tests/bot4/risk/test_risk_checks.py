@@ -138,9 +138,10 @@ def test_duplicate_hash_collision_falls_back_to_exact_sort() -> None:
     def constant(*_: object) -> np.ndarray[tuple[int], np.dtype[np.uint64]]:
         return np.zeros(4, dtype=np.uint64)  # every key collides
 
-    exact = duplicate_mask(accounts, zeros, side, qty, price, ts, 10, hasher=constant)
-    hashed = duplicate_mask(accounts, zeros, side, qty, price, ts, 10)
-    assert exact.tolist() == hashed.tolist() == [False, False, True, True]
+    exact = duplicate_mask(accounts, zeros, side, qty, price, ts, 10, constant, max_scan=0)
+    sorted_ = duplicate_mask(accounts, zeros, side, qty, price, ts, 10, max_scan=0)
+    scanned = duplicate_mask(accounts, zeros, side, qty, price, ts, 10)
+    assert exact.tolist() == sorted_.tolist() == scanned.tolist() == [False, False, True, True]
     assert key_hash(accounts, zeros, side, qty, price).dtype == np.uint64
     assert duplicate_mask(
         accounts[:1], zeros[:1], side[:1], qty[:1], price[:1], ts[:1], 10

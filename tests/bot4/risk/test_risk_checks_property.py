@@ -20,6 +20,7 @@ from bot4.risk import (
     check_batch_scalar,
     check_batch_vector,
 )
+from bot4.risk.checks import Grouping, duplicate_mask
 
 STATE_FIELDS = ("open_buy", "open_sell", "open_orders", "gross", "net_long", "net_short")
 
@@ -32,10 +33,11 @@ class Case:
 
 
 @st.composite
-def cases(draw: st.DrawFn, max_orders: int = 60) -> Case:
+def cases(draw: st.DrawFn, max_orders: int = 60, wide: int = 1) -> Case:
+    """Small limits that bind; ``wide`` scales counts and positions for longer batches."""
     n_acct = draw(st.integers(1, 3))
     n_inst = draw(st.integers(1, 3))
-    small = st.integers(0, 8)
+    small = st.integers(0, 8 * wide)
     accounts = tuple(
         AccountLimits(
             id=k * 2,
@@ -54,7 +56,7 @@ def cases(draw: st.DrawFn, max_orders: int = 60) -> Case:
             max_order_qty=draw(st.integers(0, 10)),
             max_notional=draw(st.sampled_from([0.0, 10.0, 100.0, 1e4])),
             price_band=draw(st.sampled_from([0.0, 0.01, 0.1, 1.0])),
-            max_position=draw(st.integers(0, 25)),
+            max_position=draw(st.integers(0, 25 * wide)),
         )
         for k in range(n_inst)
     )
@@ -99,9 +101,7 @@ def cases(draw: st.DrawFn, max_orders: int = 60) -> Case:
     return Case(limits, state, (full.select(slice(0, cut)), full.select(slice(cut, None))))
 
 
-@settings(max_examples=250)
-@given(cases())
-def test_vector_and_scalar_agree_across_batches(case: Case) -> None:
+def assert_paths_agree(case: Case) -> None:
     state_v = state_s = case.state
     for orders in case.batches:
         vector = check_batch_vector(orders, case.limits, state_v)
@@ -113,6 +113,19 @@ def test_vector_and_scalar_agree_across_batches(case: Case) -> None:
         for name in STATE_FIELDS:
             assert np.array_equal(getattr(state_v, name), getattr(state_s, name)), name
         assert np.array_equal(state_v.recent.ts, state_s.recent.ts)
+
+
+@settings(max_examples=250)
+@given(cases())
+def test_vector_and_scalar_agree_across_batches(case: Case) -> None:
+    assert_paths_agree(case)
+
+
+@settings(max_examples=40, deadline=None)
+@given(cases(max_orders=700, wide=30))
+def test_vector_and_scalar_agree_on_long_batches(case: Case) -> None:
+    """Long batches with limits that still bind: grouped running sums, not only bounds."""
+    assert_paths_agree(case)
 
 
 @settings(max_examples=120)
@@ -138,3 +151,77 @@ def test_accepted_orders_respect_limits_sequentially(case: Case) -> None:
     recheck = check_batch_vector(kept, case.limits, case.state)
     stateful = recheck.failed[8:]  # open orders, position, gross, net
     assert not stateful.any()
+
+
+@dataclass(frozen=True)
+class Entries:
+    accounts: np.ndarray[tuple[int], np.dtype[np.int64]]
+    instruments: np.ndarray[tuple[int], np.dtype[np.int64]]
+    side: np.ndarray[tuple[int], np.dtype[np.int8]]
+    qty: np.ndarray[tuple[int], np.dtype[np.int64]]
+    price: np.ndarray[tuple[int], np.dtype[np.float64]]
+    ts: np.ndarray[tuple[int], np.dtype[np.int64]]
+
+    def mask(self, window: int, max_scan: int) -> list[bool]:
+        found = duplicate_mask(
+            self.accounts,
+            self.instruments,
+            self.side,
+            self.qty,
+            self.price,
+            self.ts,
+            window,
+            max_scan=max_scan,
+        )
+        return [bool(x) for x in found.tolist()]
+
+
+@st.composite
+def keyed_entries(draw: st.DrawFn) -> Entries:
+    n = draw(st.integers(0, 200))
+    small = st.lists(st.integers(0, 2), min_size=n, max_size=n)
+    gaps = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    return Entries(
+        accounts=np.array(draw(small), dtype=np.int64),
+        instruments=np.array(draw(small), dtype=np.int64),
+        side=np.array([1 if x else -1 for x in draw(small)], dtype=np.int8),
+        qty=np.array(draw(small), dtype=np.int64) + 1,
+        price=np.array(draw(small), dtype=np.float64) + 0.5,
+        ts=np.cumsum(np.array(gaps, dtype=np.int64)),
+    )
+
+
+@settings(max_examples=200)
+@given(keyed_entries(), st.integers(0, 40), st.integers(0, 10))
+def test_duplicate_scan_equals_sort_and_definition(
+    entries: Entries, window: int, max_scan: int
+) -> None:
+    """The neighbour scan, the hash sort and the definition give the same mask."""
+    e = entries
+    columns = (e.accounts, e.instruments, e.side, e.qty, e.price)
+    keys = list(zip(*(c.tolist() for c in columns), strict=True))
+    times = e.ts.tolist()
+    expected = [
+        any(keys[j] == keys[k] and times[k] - times[j] <= window for j in range(k))
+        for k in range(len(keys))
+    ]
+    assert e.mask(window, max_scan) == expected
+    assert e.mask(window, 0) == expected  # always the hash sort
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(0, 50), max_size=300),
+    st.sampled_from([51, 1 << 40]),  # the int32 sort and the int64 one
+)
+def test_grouping_running_sums_equal_the_definition(keys: list[int], bound: int) -> None:
+    arr = np.array(keys, dtype=np.int64)
+    values = np.arange(1, len(keys) + 1, dtype=np.int64) ** 2
+    grouping = Grouping.of(arr, bound)
+    expected = [
+        sum(int(values[j]) for j in range(k) if keys[j] == keys[k]) for k in range(len(keys))
+    ]
+    assert grouping.exclusive_cumsum(values).tolist() == expected
+    assert grouping.keys.tolist() == sorted(keys)
+    assert grouping.order.tolist() == sorted(range(len(keys)), key=lambda k: (keys[k], k))
+    assert grouping.first.tolist() == [grouping.keys.tolist().index(k) for k in sorted(keys)]
