@@ -443,7 +443,10 @@ class Grouping:
         starts[:1] = True
         np.not_equal(composite[1:], composite[:-1], out=starts[1:])
         heads = np.flatnonzero(starts)
-        return cls(order=order, keys=composite, heads=heads, sizes=np.diff(heads, append=n))
+        sizes = np.empty_like(heads)  # np.diff(heads, append=n) without its concatenation
+        np.subtract(heads[1:], heads[:-1], out=sizes[:-1])
+        sizes[-1:] = n - heads[-1:]
+        return cls(order=order, keys=composite, heads=heads, sizes=sizes)
 
     @cached_property
     def first(self) -> NDArray[np.intp]:
