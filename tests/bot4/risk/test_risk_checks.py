@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,8 +24,9 @@ from bot4.risk import (
     check_batch,
     check_batch_scalar,
     check_batch_vector,
+    checks,
 )
-from bot4.risk.checks import Grouping, duplicate_mask, key_hash
+from bot4.risk.checks import Grouping, Scratch, duplicate_mask, key_hash, scratch
 from bot4.risk.orders import MAX_BATCH
 
 
@@ -431,3 +433,56 @@ def test_loose_and_tight_accounts_mixed(tight: bool) -> None:
     assert result.rejected_by(Reason.POSITION_LIMIT).any()
     near_orders = later.account == near.id
     assert result.rejected_by(Reason.RATE_THROTTLE)[near_orders].any() == tight
+
+
+def random_batch(n: int, seed: int) -> OrderBatch:
+    """Binding for the fixture limits: alpha's open-order and rate limits, positions."""
+    rng = np.random.default_rng(seed)
+    return OrderBatch.from_columns(
+        ts=np.cumsum(rng.integers(0, 3_000, n)),
+        account=rng.choice([7, 9, 8], n),
+        instrument=rng.choice([1, 4], n),
+        side=rng.choice(np.array([-1, 1], dtype=np.int8), n),
+        qty=rng.integers(1, 120, n),
+        price=rng.choice([19.5, 20.0, 99.0, 100.0, 101.0], n),
+    )
+
+
+def test_scratch_reuse_keeps_results_apart(limits: RiskLimits, state: RiskState) -> None:
+    """Results never live in scratch arrays: a later batch leaves an earlier result intact,
+    on both sides of SCRATCH_MAX, with batches growing and shrinking."""
+    sizes = (300, 40, 2_000, 7, 300)
+    kept = []
+    for seed, n in enumerate(sizes):
+        orders = random_batch(n, seed)
+        result = both(orders, limits, state)
+        kept.append((result, result.failed.copy(), result.reasons.copy()))
+    for result, failed, reasons_ in kept:
+        assert np.array_equal(result.failed, failed)
+        assert np.array_equal(result.reasons, reasons_)
+
+
+def test_batches_above_scratch_max_allocate_fresh(
+    limits: RiskLimits, state: RiskState, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checks, "SCRATCH_MAX", 64)
+    for seed, n in enumerate((63, 64, 65, 500, 64, 1)):
+        both(random_batch(n, seed), limits, state)
+    ws = Scratch()
+    small, large = ws.array("x", 64, np.int64), ws.array("x", 65, np.int64)
+    assert np.shares_memory(small, ws.array("x", 10, np.int64))
+    assert not np.shares_memory(large, ws.array("x", 65, np.int64))
+    assert ws.ramp(65).tolist() == list(range(65))
+
+
+def test_scratch_is_per_thread() -> None:
+    mine = scratch()
+    assert scratch() is mine
+    theirs: list[Scratch] = []
+    worker = threading.Thread(target=lambda: theirs.append(scratch()))
+    worker.start()
+    worker.join()
+    assert theirs[0] is not mine
+    ramp = mine.ramp(5)
+    with pytest.raises(ValueError, match="read-only"):
+        ramp[0] = 1
