@@ -69,7 +69,7 @@ class Scratch:
     """
 
     def __init__(self) -> None:
-        self._arrays: dict[tuple[str, str], np.ndarray[Any, Any]] = {}
+        self._arrays: dict[tuple[str, type[np.generic]], np.ndarray[Any, Any]] = {}
         self._ramp = np.arange(1024, dtype=np.int32)
         self._ramp.setflags(write=False)
 
@@ -77,7 +77,7 @@ class Scratch:
         """An uninitialised length-``n`` array of ``dtype`` (fresh when ``n`` is large)."""
         if n > SCRATCH_MAX:
             return np.empty(n, dtype=dtype)
-        key = (name, np.dtype(dtype).str)
+        key = (name, dtype)
         buf = self._arrays.get(key)
         if buf is None or buf.shape[0] < n:
             buf = np.empty(max(n, 1024), dtype=dtype)
@@ -256,7 +256,9 @@ def _rate_rule(
     else:
         by_account, entry = batch.grouped(a, max_rate.shape[0], undecided.take(a), "rate")
     need = np.maximum(max_rate, 1).take(by_account.keys)
-    hit = by_account.reaches(ts_all.take(entry), limits.rate_window_ns, need)
+    ordered_ts = batch.scratch.array("rate.ts", entry.shape[0], np.int64)
+    ts_all.take(entry, out=ordered_ts, mode="wrap")  # entries are in range: no checked copy
+    hit = by_account.reaches(ordered_ts, limits.rate_window_ns, need, batch.scratch)
     hit |= always.take(by_account.keys)  # decided rows may be grouped too (see grouped)
     if m:
         in_batch = entry >= m
@@ -387,11 +389,11 @@ def _account_rules_exact(
     counted = np.multiply(minor, included, out=ws.array("counted", n, np.int64))
     open_before = by_account.before(included, ws.array("open", n, np.int64))
     open_room = tab.max_open_orders - state.open_orders  # fails when open + before + 1 > max
-    failed[_ROW[Reason.MAX_OPEN_ORDERS], entry] = open_before >= open_room.take(a)
+    failed[_ROW[Reason.MAX_OPEN_ORDERS]][entry] = open_before >= open_room.take(a)
     gross = by_account.before(counted, ws.array("gross", n, np.int64))  # buys + sells before
     gross += minor
     gross_room = tab.max_gross_minor - state.gross
-    failed[_ROW[Reason.GROSS_EXPOSURE], entry] = gross > gross_room.take(a)
+    failed[_ROW[Reason.GROSS_EXPOSURE]][entry] = gross > gross_room.take(a)
     counted *= buy
     side_key = a * 2
     side_key += buy
@@ -402,7 +404,7 @@ def _account_rules_exact(
     net_room = np.empty((tab.max_net_minor.shape[0], 2), dtype=np.int64)  # [:, 0] sells
     np.add(tab.max_net_minor, state.net_short, out=net_room[:, 0])
     np.subtract(tab.max_net_minor, state.net_long, out=net_room[:, 1])
-    failed[_ROW[Reason.NET_EXPOSURE], entry] = gross > net_room.ravel().take(side_key)
+    failed[_ROW[Reason.NET_EXPOSURE]][entry] = gross > net_room.ravel().take(side_key)
 
 
 def _position_rule(
@@ -542,7 +544,7 @@ class Grouping:
         out[self.order] = self.before(values.take(self.order))
         return out
 
-    def reaches(self, ordered_ts: I64, window: int, need: I64) -> Bools:
+    def reaches(self, ordered_ts: I64, window: int, need: I64, ws: Scratch | None = None) -> Bools:
         """Per sorted position p: at least ``need[p]`` (≥ 1) earlier entries of its group
         have ``ts > ordered_ts[p] - window``.
 
@@ -550,11 +552,14 @@ class Grouping:
         before p: it suffices to look at the one ``need[p]`` positions back — a gather,
         no search.
         """
-        back = np.arange(ordered_ts.shape[0], dtype=np.intp)
-        back -= need
-        within = back >= self.first
+        ws = ws or Scratch()
+        n = ordered_ts.shape[0]
+        back = np.subtract(ws.ramp(n), need, out=ws.array("reach.back", n, np.intp))
+        within = np.greater_equal(back, self.first, out=ws.array("reach.within", n, np.bool_))
         np.maximum(back, 0, out=back)
-        hit = ordered_ts.take(back) > ordered_ts - window
+        earlier = ordered_ts.take(back, out=ws.array("reach.ts", n, np.int64), mode="wrap")
+        horizon = np.subtract(ordered_ts, window, out=ws.array("reach.horizon", n, np.int64))
+        hit = np.greater(earlier, horizon)
         hit &= within
         return hit
 
@@ -610,8 +615,11 @@ def duplicate_mask(
     if n < 2:
         return dup
     columns = (accounts, instruments, side, qty, price)
+    ws = scratch()
     for d in range(1, n):
-        close = np.flatnonzero(ts[d:] - ts[:-d] <= window)  # pairs (k - d, k) in the window
+        gap = np.subtract(ts[d:], ts[:-d], out=ws.array("dup.gap", n - d, np.int64))
+        near = np.less_equal(gap, window, out=ws.array("dup.near", n - d, np.bool_))
+        close = np.flatnonzero(near)  # pairs (k - d, k) in the window
         if not close.shape[0]:  # farther pairs are farther apart in time too
             break
         if d > max_scan:
