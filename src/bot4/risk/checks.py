@@ -23,7 +23,8 @@ the orders of undecided rows are grouped, counted and summed exactly — or ever
 order when most are undecided (exact sums decide the others as their bounds do),
 which lets the rate and the account rules share one account sort. Grouped work
 happens in sorted order: each column is gathered once, each rule's result
-scattered once; the rate window is one gather (no search).
+scattered once; the rate window is one gather (no search). The large temporaries
+of that work live in per-thread ``Scratch`` arrays reused from batch to batch.
 """
 
 from __future__ import annotations
