@@ -185,6 +185,7 @@ class _Trades:
     win_probability: float = 0.0
     win_loss_ratio: float = 0.0
     last_size: dict[str, float] = field(default_factory=dict)
+    stale: bool = False  # outcomes changed since p_value and the win statistics were derived
 
 
 class EmotionFreeGate:
@@ -299,8 +300,21 @@ class EmotionFreeGate:
         self._equity = equity
 
     def _add_evidence(self, pnl_fraction: float) -> None:
+        """Record an outcome; its statistics are derived when a decision next reads them."""
         t = self._trades
         t.outcomes.append(pnl_fraction)
+        t.stale = True
+
+    def _derive_evidence(self) -> None:
+        """p-value and win statistics of the current outcomes: once per change, not once per
+        outcome (the engine records several outcomes between decisions)."""
+        with self._lock:
+            t = self._trades
+            if t.stale:
+                self._derive(t)
+                t.stale = False
+
+    def _derive(self, t: _Trades) -> None:
         outcomes = list(t.outcomes)
         test = t_test_positive_mean if self.config.test == "t" else sign_test_positive
         t.p_value = test(outcomes)
@@ -389,6 +403,7 @@ class EmotionFreeGate:
                 Reason.INSUFFICIENT_HISTORY,
                 f"{len(t.outcomes)} trades < {cfg.min_trades} needed for evidence",
             )
+        self._derive_evidence()
         if t.p_value >= cfg.alpha:
             return Decision(
                 oid, False, Reason.NO_EDGE, f"p={t.p_value:.4f} ≥ {cfg.alpha}", t.p_value

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
@@ -287,3 +289,44 @@ def test_ed25519_override_keys() -> None:
             operator="a",
             reason="b",
         )
+
+
+class EagerGate(EmotionFreeGate):
+    """The gate as it was: statistics derived on every outcome (the reference)."""
+
+    def _add_evidence(self, pnl_fraction: float) -> None:
+        super()._add_evidence(pnl_fraction)
+        self._derive(self._trades)
+
+
+_OUTCOMES = st.floats(-0.01, 0.01, allow_nan=False).filter(lambda x: x != 0.0) | st.just(0.0)
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("outcome"), _OUTCOMES),
+        st.tuples(st.just("trade"), _OUTCOMES),
+        st.tuples(st.just("decide"), st.floats(0.1, 5.0)),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=150)
+@given(_STEPS, st.sampled_from(["t", "sign"]))
+def test_lazy_evidence_decides_like_the_eager_gate(
+    steps: list[tuple[str, float]], test: str
+) -> None:
+    """Statistics derived at decision time give the same decisions, p-values included."""
+    cfg = GateConfig(min_trades=3, window_trades=12, alpha=0.2, test=test)  # type: ignore[arg-type]
+    lazy, eager = EmotionFreeGate(cfg, clock=lambda: 0), EagerGate(cfg, clock=lambda: 0)
+    equity = 100_000.0
+    for k, (kind, value) in enumerate(steps):
+        for gate in (lazy, eager):
+            if kind == "outcome":
+                gate.record_signal_outcome(value)
+            elif kind == "trade":
+                gate.record_trade(value, equity * (1 + value), 1.0, "BTC", k)
+        if kind == "trade":
+            equity *= 1 + value
+        if kind == "decide":
+            signal = sig(f"o{k}", qty=value, ts=k)
+            assert lazy.decide(signal) == eager.decide(signal)
