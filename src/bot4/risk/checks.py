@@ -65,7 +65,7 @@ class Scratch:
     Why: the temporaries of a large batch come from heap pages the allocator hands
     back after each call; faulting them in again took about half the time of a
     65536-order batch on the benchmark machine. Only batches up to ``SCRATCH_MAX``
-    entries use it (at most about 20 MB per thread); larger ones allocate as before. An array
+    entries use it (at most about 26 MB per thread); larger ones allocate as before. An array
     from here is valid until the same name is asked for again: never return one.
     """
 
