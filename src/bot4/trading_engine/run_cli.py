@@ -93,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace  # noqa: PLC0415 - only for this override
 
         config = replace(config, strategy=args.strategy)
+    if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
+        raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
     signer = None
     if args.audit_log is not None and not args.unsigned_audit:
         signer = load_signer(args.audit_key or key_id_from_env())  # before anything starts
-    if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
-        raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
     metrics = Metrics()
     server = None
     if args.metrics_port is not None:
@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
         if engine is not None:
             engine.close()
+        if signer is not None:
+            signer.close()
         if server is not None:
             server.close()
     if args.json:
