@@ -73,15 +73,18 @@ def load_signer(key_id: str, environ: Mapping[str, str] | None = None) -> NoteSi
     """The checkpoint signer named ``key_id``; the private key stays with the backend
     (``close()`` the signer to release it)."""
     env = os.environ if environ is None else environ
-    secrets = ed25519_backend(env)  # kms (or a broken pkcs11 setup) is refused as it is
+    remedy = f"create one with: bot4 audit keygen --key-id {key_id} (or run with --unsigned-audit)"
+    try:
+        secrets = ed25519_backend(env)
+    except AuditError as exc:
+        if backend_name(env) != "file":
+            raise  # kms, or a pkcs11 setup that keygen would not mend: refused as it is
+        raise AuditError(f"no audit signing key ({exc}); {remedy}") from None  # no directory
     try:
         public = secrets.ed25519_public(key_id)
     except SecretsError as exc:
         secrets.close()
-        raise AuditError(
-            f"no audit signing key ({exc}); create one with: bot4 audit keygen --key-id "
-            f"{key_id} (or run with --unsigned-audit)"
-        ) from None
+        raise AuditError(f"no audit signing key ({exc}); {remedy}") from None
     return NoteSigner(key_id, public, partial(secrets.sign_ed25519, key_id), secrets.close)
 
 
