@@ -77,8 +77,8 @@ def load_signer(key_id: str, environ: Mapping[str, str] | None = None) -> NoteSi
     try:
         secrets = ed25519_backend(env)
     except AuditError as exc:
-        if backend_name(env) != "file":
-            raise  # kms, or a pkcs11 setup that keygen would not mend: refused as it is
+        if (env.get(BACKEND_ENV, "file").strip().lower() or "file") != "file":
+            raise  # kms, a pkcs11 setup keygen would not mend, a bad name: refused as it is
         raise AuditError(f"no audit signing key ({exc}); {remedy}") from None  # no directory
     try:
         public = secrets.ed25519_public(key_id)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from pkcs11 import Attribute, KeyType, ObjectClass
 
 from bot4 import cli
-from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets
+from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets, ed25519_point
 from bot4.trading_engine.audit_cli import load_verifier
 from bot4.trading_engine.audit_keys import KMS_REFUSAL, load_signer
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
@@ -144,3 +144,21 @@ def test_kms_is_refused_because_moto_has_no_ed25519_keys(
     )
     with pytest.raises(ClientError, match="ECC_NIST_EDWARDS25519"):
         client.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")
+
+
+def test_backend_misconfiguration_is_refused_as_it_is(tmp_path: Path) -> None:
+    with pytest.raises(AuditError, match="BOT4_SECRETS must be one of file, kms, pkcs11"):
+        load_signer("k", {"BOT4_SECRETS": "vault"})
+    with pytest.raises(AuditError, match=r"^the pkcs11 secrets backend needs BOT4_PKCS11_LIBRARY"):
+        load_signer("k", {"BOT4_SECRETS": "pkcs11"})
+    missing = tmp_path / "nowhere"
+    with pytest.raises(AuditError, match=f"no audit signing key .*{missing}.* bot4 audit keygen"):
+        load_signer("k", {"BOT4_SECRETS_DIR": str(missing)})
+
+
+def test_ec_point_forms() -> None:
+    key = bytes(range(32))
+    assert ed25519_point(b"\x04\x20" + key) == key  # DER OCTET STRING (SoftHSM2)
+    assert ed25519_point(key) == key  # raw, as some tokens return it
+    assert ed25519_point(b"\x04\x41" + key + key + b"\x00") is None  # an ECDSA point
+    assert ed25519_point(b"") is None

@@ -434,6 +434,8 @@ def test_unencodable_and_circular_records_are_one_line_errors(tmp_path: Path) ->
             ):
                 audit.append("d", data)
         audit.append("d", {"x": 1})  # nothing half-written: the log goes on
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        canonical(circular)
     assert [json.loads(line)["seq"] for line in (tmp_path / "a").read_text().splitlines()] == [0]
 
 

@@ -116,6 +116,19 @@ def test_issue_refuses_bad_windows_and_overwrites(
     code, _, err = bot4(capsys, *argv, "--out", str(token))
     assert code == 2 and err == f"bot4: error: {token}: exists; a token file is never overwritten\n"
     assert token.read_bytes() == before
+    code, _, err = bot4(capsys, *argv, "--out", str(tmp_path / "no" / "dir"))
+    assert code == 2 and err.startswith(f"bot4: error: {tmp_path / 'no' / 'dir'}: cannot create (")
+    code, out, err = bot4(capsys, "override", "keygen", "--public-out", str(tmp_path / "o.pub"))
+    assert (code, out) == (2, "")
+    assert err == (
+        f"bot4: error: key 'gate-override' already exists in {tmp_path / 'secrets'}; "
+        "refusing to replace it\n"
+    )
+    assert not (tmp_path / "o.pub").exists()
+    code, pem, _ = bot4(
+        capsys, "override", "keygen", "--key-id", "k2", "--public-out", str(tmp_path / "o.pub")
+    )
+    assert code == 0 and (tmp_path / "o.pub").read_text() == pem and pem.startswith("-----BEGIN")
 
 
 def test_a_token_lets_its_order_through_once_and_the_replay_is_refused_unstarted(

@@ -60,6 +60,14 @@ _ED25519_LEN = 32
 R = TypeVar("R")
 
 
+def ed25519_point(value: bytes) -> bytes | None:
+    """The 32-byte key of a ``CKA_EC_POINT``: a DER OCTET STRING (PKCS#11 3.0, SoftHSM2)
+    or, as some tokens return it, the raw bytes; None when it is neither."""
+    if len(value) == _ED25519_LEN + 2 and value[:2] == b"\x04\x20":
+        return value[2:]
+    return value if len(value) == _ED25519_LEN else None
+
+
 def read_pin_file(path: Path) -> SecretBytes:
     """The PIN from a private file (0600, owned by this user); trailing newline ignored."""
     try:
@@ -253,12 +261,10 @@ class Pkcs11Secrets(SecretsProvider):
             point: bytes = key[Attribute.EC_POINT]
             return point
 
-        point = self._run("export Ed25519 public key", key_id, export)
-        if len(point) == _ED25519_LEN + 2 and point[:2] == b"\x04\x20":
-            point = point[2:]
-        if len(point) != _ED25519_LEN:
+        raw = ed25519_point(self._run("export Ed25519 public key", key_id, export))
+        if raw is None:
             raise SecretsError(f"PKCS#11 key {key_id!r} has no usable Ed25519 public point")
-        return Ed25519PublicKey.from_public_bytes(point)
+        return Ed25519PublicKey.from_public_bytes(raw)
 
     def sign_ed25519(self, key_id: str, message: bytes) -> bytes:
         """A raw 64-byte Ed25519 (pure EdDSA) signature of ``message``, made in the token."""
