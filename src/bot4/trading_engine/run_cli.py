@@ -4,6 +4,8 @@ Ctrl-C or SIGTERM stops it gracefully: the loop finishes its step, the audit log
 closing ``summary`` record and a signed checkpoint, and the summary is printed as for a
 normal end. With ``--audit-log`` the Ed25519 checkpoint key must exist (``bot4 audit
 keygen``) unless ``--unsigned-audit`` is given: it is loaded before anything starts.
+``--override-token FILE`` (``bot4 override issue``) is checked before anything starts too;
+one the log records as used stops the run unstarted (audited ``run_refused``, exit 3).
 """
 
 from __future__ import annotations
