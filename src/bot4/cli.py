@@ -19,7 +19,7 @@ from bot4.infrastructure import doctor
 from bot4.infrastructure.settings import load_settings
 from bot4.simulator import cli as simulate_cli
 from bot4.sweep import cli as sweep_cli
-from bot4.trading_engine import audit_cli, chaos_cli, run_cli
+from bot4.trading_engine import audit_cli, chaos_cli, override_cli, run_cli
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     sweep_cli,
     chaos_cli,
     audit_cli,
+    override_cli,
 )
 
 

@@ -104,7 +104,8 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private subp
     head.set_defaults(handler=run_head)
 
     gen = sub.add_parser(
-        "keygen", help="create the Ed25519 checkpoint key in the file secrets backend"
+        "keygen",
+        help="create the Ed25519 checkpoint key in the secrets backend (file or pkcs11)",
     )
     gen.add_argument("--key-id", help="key name (default: $BOT4_AUDIT_KEY or audit-checkpoint)")
     gen.add_argument("--public-out", type=Path, help="also write the PEM public key here")

@@ -53,7 +53,7 @@ from bot4.trading_engine.errors import AuditError
 GENESIS = "0" * 64
 FORMAT = "bot4-audit/2"
 LEGACY_FORMAT = "bot4-audit/1"
-HASH_KEY = "sha256"  # sorts last among the record's keys (see _seal)
+HASH_KEY = "sha256"  # sorts last among the record's keys (see AuditLog._write)
 CHECKPOINT_KIND = "checkpoint"
 CLOSING_KIND = "summary"  # the engine's last record of a run that ended as planned
 OVERRIDE_KIND = "override_use"
@@ -70,9 +70,61 @@ class FsyncPolicy(Enum):
     NEVER = "never"  # leave it to the OS (tests, simulations)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# json.dumps(obj, sort_keys=True, ...) builds a JSONEncoder and a C encoder on every call,
+# which costs more than encoding a record; build the same C encoder once (CPython's
+# ``_json``; the pure-Python encoder otherwise). Same arguments, so the same bytes. No
+# circular-reference markers: a shared markers dict is left dirty by a failed encode, so
+# a cycle is caught as the RecursionError it becomes instead (see ``canonical``).
+_make_encoder: Callable[..., Callable[[object, int], Iterable[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_ENCODE = (
+    _make_encoder(
+        None,  # no markers (stateless, thread-safe)
+        _ENCODER.default,
+        json.encoder.encode_basestring,  # ensure_ascii=False
+        None,  # no indent
+        ":",
+        ",",
+        True,  # sort_keys
+        False,  # skipkeys
+        True,  # allow_nan, as json.dumps
+    )
+    if _make_encoder is not None
+    else None
+)
+
+
 def canonical(obj: Mapping[str, Any]) -> bytes:
     """The one byte encoding that is hashed and written: sorted keys, no spaces, UTF-8."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if _C_ENCODE is None:  # pragma: no cover - CPython always has _json
+        return _ENCODER.encode(obj).encode()
+    try:
+        return "".join(_C_ENCODE(obj, 0)).encode()
+    except RecursionError:
+        raise ValueError("Circular reference detected (or nesting too deep)") from None
+
+
+# A record's canonical encoding with the fixed parts laid out once: keys in sorted order,
+# ``format`` constant, ``prev`` the writer's chain head (a hex digest: nothing to escape);
+# only ``data`` and ``kind`` go through the encoder. ``_encode_record`` is ``canonical``
+# of the same dict, byte for byte (a property test holds it to that).
+_RECORD = '{"at_ns":%d,"data":%s,"format":"' + FORMAT + '","kind":%s,"prev":"%s","seq":%d}'
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring
+
+
+def _encode_record(at_ns: int, data: Mapping[str, Any], kind: str, prev: str, seq: int) -> bytes:
+    """``canonical`` of the record ``{at_ns, data, format, kind, prev, seq}``, faster;
+    ``prev`` must be a hex digest (the writer's head always is)."""
+    if _C_ENCODE is None or type(at_ns) is not int or type(kind) is not str:
+        record = {"at_ns": at_ns, "data": data, "format": FORMAT, "kind": kind}
+        return canonical({**record, "prev": prev, "seq": seq})
+    try:
+        body = "".join(_C_ENCODE(data, 0))
+    except RecursionError:
+        raise ValueError("Circular reference detected (or nesting too deep)") from None
+    return (_RECORD % (at_ns, body, _encode_str(kind), prev, seq)).encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -86,20 +138,8 @@ def record_leaf(digest_hex: str) -> bytes:
     return merkle.leaf_hash(bytes.fromhex(digest_hex))
 
 
-def _seal(body: Mapping[str, Any]) -> tuple[bytes, str, bytes]:
-    """(digest, hex digest, full canonical line) of a record body, with one encoding pass.
-
-    ``sha256`` sorts after every other key, so appending it to the encoded body yields
-    exactly the canonical encoding of the whole record.
-    """
-    encoded = canonical(body)
-    raw = hashlib.sha256(encoded).digest()
-    digest = raw.hex()
-    return (
-        raw,
-        digest,
-        encoded[:-1] + b',"' + HASH_KEY.encode() + b'":"' + digest.encode() + b'"}\n',
-    )
+_sha256 = hashlib.sha256
+_HASH_FIELD = b'"' + HASH_KEY.encode() + b'":"'
 
 
 @dataclass(frozen=True)
@@ -680,7 +720,8 @@ class AuditLog:
         """
         with self._lock:
             at = self._clock()
-            digest = self._write(kind, dict(data), at)
+            # Encoded at once, so the caller's dict needs no copy (other mappings get one).
+            digest = self._write(kind, data if type(data) is dict else dict(data), at)
             if durable and self._unsynced:
                 self._sync()
             self._since_checkpoint += 1
@@ -694,24 +735,22 @@ class AuditLog:
     def _write(self, kind: str, data: dict[str, Any], at: int | None = None) -> str:
         if self._fd < 0:
             raise AuditError(f"{self.path}: audit log is closed")
-        record: dict[str, Any] = {
-            "at_ns": self._clock() if at is None else at,
-            "data": data,
-            "format": FORMAT,
-            "kind": kind,
-            "prev": self._head,
-            "seq": self._seq,
-        }
+        at_ns = self._clock() if at is None else at
         try:
-            raw, digest, line = _seal(record)
+            encoded = _encode_record(at_ns, data, kind, self._head, self._seq)
         except (TypeError, ValueError) as exc:
             raise AuditError(f"audit record {kind!r} is not JSON-serialisable: {exc}") from None
+        raw = _sha256(encoded).digest()
+        digest = raw.hex()
+        # ``sha256`` sorts after every other key, so appending it to the encoded body gives
+        # exactly the canonical encoding of the whole record: one encoding pass.
+        line = b'%b,%b%b"}\n' % (encoded[:-1], _HASH_FIELD, digest.encode())
         if self._rotate_bytes is not None and self._size() + len(line) > self._rotate_bytes:
             self._rotate()
         os.write(self._fd, line)
         self._seq += 1
         self._head = digest
-        self._frontier.append(hashlib.sha256(b"\x00" + raw).digest())  # = merkle.leaf_hash
+        self._frontier.append(_sha256(b"\x00" + raw).digest())  # = merkle.leaf_hash
         self._unsynced += 1
         if self._fsync is FsyncPolicy.ALWAYS or (
             self._fsync is FsyncPolicy.INTERVAL and self._unsynced >= self._fsync_every

@@ -83,6 +83,7 @@ class NoteSigner:
     name: str
     public: Ed25519PublicKey
     sign_bytes: Callable[[bytes], bytes] = field(repr=False)
+    release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -98,6 +99,11 @@ class NoteSigner:
     def verifier(self) -> NoteVerifier:
         """The matching public verifier."""
         return NoteVerifier(self.public, self.name)
+
+    def close(self) -> None:
+        """Release the backend holding the private key (a PKCS#11 session and its login)."""
+        if self.release is not None:
+            self.release()
 
     def sign(self, checkpoint: Checkpoint) -> str:
         """The whole signed note: body, blank line, one signature line."""

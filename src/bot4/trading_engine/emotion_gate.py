@@ -184,6 +184,7 @@ class _Trades:
     last_step: int = 0
     win_probability: float = 0.0
     win_loss_ratio: float = 0.0
+    kelly_share: float = 0.0  # fractional-Kelly share of equity (cached from the evidence)
     last_size: dict[str, float] = field(default_factory=dict)
     stale: bool = False  # outcomes changed since p_value and the win statistics were derived
 
@@ -212,7 +213,10 @@ class EmotionFreeGate:
         if metrics is not None:
             metrics.enabled.set_function(lambda: float(self._enabled.is_set()))
         self._lock = threading.Lock()
-        self._trades = _Trades(outcomes=deque(maxlen=self.config.window_trades))
+        self._trades = _Trades(
+            outcomes=deque(maxlen=self.config.window_trades),
+            kelly_share=self.config.kelly_cap * self.config.kelly_fraction,  # before any loss
+        )
         self._prices: dict[str, _Prices] = {}
         self._drawdown = DrawdownTracker(self.config.drawdown_limit)
         self._equity = math.nan
@@ -324,6 +328,15 @@ class EmotionFreeGate:
         t.win_loss_ratio = (
             (sum(wins) / len(wins)) / (sum(losses) / len(losses)) if wins and losses else 0.0
         )
+        cfg = self.config
+        # Cached here, off the decision path: it changes only with the evidence.
+        t.kelly_share = (
+            kelly_fraction(
+                t.win_probability, t.win_loss_ratio, fraction=cfg.kelly_fraction, cap=cfg.kelly_cap
+            )
+            if t.win_loss_ratio > 0
+            else cfg.kelly_cap * cfg.kelly_fraction  # no losses yet: size at the cap's fraction
+        )
 
     def observe_price(self, instrument: str, price: float) -> None:
         """A market price; updates the instrument's chasing direction (FOMO rule)."""
@@ -413,12 +426,7 @@ class EmotionFreeGate:
     def _sizing(self, signal: Signal, t: _Trades) -> Decision:
         cfg = self.config
         oid = signal.order_id
-        if t.win_loss_ratio > 0:
-            share = kelly_fraction(
-                t.win_probability, t.win_loss_ratio, fraction=cfg.kelly_fraction, cap=cfg.kelly_cap
-            )
-        else:  # no losses yet: the edge is unmeasured, so size at the cap's fraction
-            share = cfg.kelly_cap * cfg.kelly_fraction
+        share = t.kelly_share
         notional = abs(signal.quantity) * signal.price
         if not math.isnan(self._equity) and notional > share * self._equity:
             return Decision(

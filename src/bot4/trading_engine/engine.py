@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -44,8 +44,9 @@ from bot4.trading_engine.audit_log import (
 )
 from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import EngineConfig
-from bot4.trading_engine.emotion_gate import EmotionFreeGate, GateMetrics, Signal
+from bot4.trading_engine.emotion_gate import Decision, EmotionFreeGate, GateMetrics, Signal
 from bot4.trading_engine.errors import TradingEngineError
+from bot4.trading_engine.override import OverrideVerifier
 from bot4.trading_engine.strategy import Intent, Quote, Strategy, StrategyContext, load_strategy
 from bot4.trading_engine.venue import Venue
 
@@ -179,6 +180,8 @@ class Engine:
         checkpoint_interval_ns: int = DEFAULT_CHECKPOINT_INTERVAL_NS,
         metrics: Metrics | None = None,
         strategy: Strategy | None = None,
+        override: OverrideVerifier | None = None,
+        override_token: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.config = config
@@ -217,8 +220,17 @@ class Engine:
             config.gate,
             audit_log=audit_log,
             metrics=GateMetrics(self.metrics.registry),
+            override=override,
             clock=lambda: self.venue.now,
         )
+        # An operator's override token goes with the one order it names, once.
+        self.override_token = override_token
+        self.override_claims = (
+            override.inspect(override_token)
+            if override is not None and override_token is not None
+            else None
+        )
+        self.override_decision: Decision | None = None
         self.audit_log = audit_log
         self.bucket = TokenBucket(
             config.client.capacity, config.client.rate_per_s, clock=lambda: self.venue.now, now=0
@@ -374,7 +386,17 @@ class Engine:
         if self._halted:
             self.summary.halted_dropped += 1
             return
-        decision = self.gate.decide(signal)
+        token = None
+        claims = self.override_claims
+        if (
+            claims is not None
+            and claims.order_id == signal.order_id
+            and self.override_decision is None
+        ):
+            token = self.override_token
+        decision = self.gate.decide(signal, token)
+        if token is not None:
+            self.override_decision = decision
         self.summary.gate[decision.reason.value] += 1
         if not decision.allowed:
             return
@@ -590,6 +612,13 @@ class Engine:
             self.audit_log.close()  # signs the tail: the run closed cleanly
             s.audit_head = self.audit_log.head
         return s
+
+    def refuse(self, reason: str, data: Mapping[str, Any]) -> RunSummary:
+        """Do not run: audit why (forced to disk), then close the log as an empty run."""
+        if self.audit_log is not None:
+            self.audit_log.append("run_refused", {"reason": reason, **data}, durable=True)
+        self.summary.equity_start = self.equity()
+        return self._finish(0)
 
     def close(self) -> None:
         """Flush and close the audit log (idempotent; ``run`` does it at the end)."""

@@ -18,8 +18,8 @@ import hmac
 import json
 import secrets
 import threading
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -34,7 +34,9 @@ MAX_WINDOW_NS = (
 
 
 class OverrideRejectedError(GateConfigError):
-    """The token is not valid for this decision; the message says why."""
+    """The token is not valid for this decision; the message says why (``bot4`` exits 3)."""
+
+    exit_code = 3
 
 
 def _b64(data: bytes) -> str:
@@ -64,6 +66,8 @@ class OverrideKey:
     hmac_secret: bytes | None = None
     signing_key: Ed25519PrivateKey | None = None
     verify_key: Ed25519PublicKey | None = None
+    # Signs with an Ed25519 private key held by a secrets backend (with ``verify_key``).
+    sign_with: Callable[[bytes], bytes] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.hmac_secret is not None and len(self.hmac_secret) < 32:
@@ -79,9 +83,11 @@ class OverrideKey:
         """Sign with the HMAC secret or the Ed25519 private key."""
         if self.hmac_secret is not None:
             return hmac.new(self.hmac_secret, message, hashlib.sha256).digest()
-        if self.signing_key is None:
-            raise GateConfigError("override key has only a public half: it cannot issue tokens")
-        return self.signing_key.sign(message)
+        if self.signing_key is not None:
+            return self.signing_key.sign(message)
+        if self.sign_with is not None:
+            return self.sign_with(message)
+        raise GateConfigError("override key has only a public half: it cannot issue tokens")
 
     def check(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is valid for ``message``."""
@@ -147,8 +153,13 @@ class OverrideVerifier:
         with self._lock:
             self._used.update(nonces)
 
-    def verify(self, token: str, order_id: str, now_ns: int) -> OverrideClaims:
-        """Accept the token for this order at this time exactly once, or raise why not."""
+    def is_used(self, nonce: str) -> bool:
+        """Whether a token with this nonce was accepted already (here or in the log)."""
+        with self._lock:
+            return nonce in self._used
+
+    def inspect(self, token: str) -> OverrideClaims:
+        """The claims of a genuine, well-formed token (signature checked; not consumed)."""
         body, signature, raw = _parse(token)
         if not self._key.check(body, signature):
             raise OverrideRejectedError("override token signature does not verify")
@@ -158,6 +169,18 @@ class OverrideVerifier:
             claims = OverrideClaims(**raw)
         except TypeError:
             raise OverrideRejectedError("override token claims are incomplete") from None
+        for f in fields(claims):
+            value = getattr(claims, f.name)
+            want = int if f.name.endswith("_ns") else str
+            if type(value) is not want:
+                raise OverrideRejectedError(
+                    f"override token claim {f.name} is not a {want.__name__}"
+                )
+        return claims
+
+    def verify(self, token: str, order_id: str, now_ns: int) -> OverrideClaims:
+        """Accept the token for this order at this time exactly once, or raise why not."""
+        claims = self.inspect(token)
         if claims.order_id != order_id:
             raise OverrideRejectedError(
                 f"override token is for order {claims.order_id!r}, not {order_id!r}"

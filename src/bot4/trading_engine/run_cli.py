@@ -4,6 +4,8 @@ Ctrl-C or SIGTERM stops it gracefully: the loop finishes its step, the audit log
 closing ``summary`` record and a signed checkpoint, and the summary is printed as for a
 normal end. With ``--audit-log`` the Ed25519 checkpoint key must exist (``bot4 audit
 keygen``) unless ``--unsigned-audit`` is given: it is loaded before anything starts.
+``--override-token FILE`` (``bot4 override issue``) is checked before anything starts too;
+one the log records as used stops the run unstarted (audited ``run_refused``, exit 3).
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ from bot4.trading_engine.audit_log import (
 from bot4.trading_engine.config import load_engine_config
 from bot4.trading_engine.engine import Engine
 from bot4.trading_engine.errors import AuditError
+from bot4.trading_engine.override import OverrideRejectedError, OverrideVerifier
+from bot4.trading_engine.override_cli import DEFAULT_KEY_ID as DEFAULT_OVERRIDE_KEY_ID
+from bot4.trading_engine.override_cli import KEY_ENV as OVERRIDE_KEY_ENV
+from bot4.trading_engine.override_cli import key_id_from_env as override_key_id
+from bot4.trading_engine.override_cli import load_key as load_override_key
+from bot4.trading_engine.override_cli import read_token
 
 _NS_PER_S = 1_000_000_000
 
@@ -75,6 +83,18 @@ def register(subparsers: Any) -> None:  # noqa: ANN401 - argparse's private subp
         default=FsyncPolicy.INTERVAL.value,
         help="audit log fsync policy (default: interval)",
     )
+    parser.add_argument(
+        "--override-token",
+        type=Path,
+        metavar="FILE",
+        help="an operator override token (bot4 override issue) for the order it names; "
+        "needs --audit-log, where its single use is recorded",
+    )
+    parser.add_argument(
+        "--override-key",
+        help=f"override key id in the secrets backend (default: ${OVERRIDE_KEY_ENV} or "
+        f"{DEFAULT_OVERRIDE_KEY_ID})",
+    )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     parser.add_argument(
         "--metrics-address",
@@ -93,11 +113,12 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace  # noqa: PLC0415 - only for this override
 
         config = replace(config, strategy=args.strategy)
+    if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
+        raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
+    override, token = _override(args)  # checked before anything is opened
     signer = None
     if args.audit_log is not None and not args.unsigned_audit:
         signer = load_signer(args.audit_key or key_id_from_env())  # before anything starts
-    if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
-        raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
     metrics = Metrics()
     server = None
     if args.metrics_port is not None:
@@ -125,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
             checkpoint_every=args.checkpoint_every,
             checkpoint_interval_ns=max(1, round(args.checkpoint_interval * _NS_PER_S)),
             metrics=metrics,
+            override=override,
+            override_token=token,
         )
+        _refuse_a_replay(engine, override, args.audit_log)
         duration = args.duration if args.duration is not None else scenario.duration_s
         summary = engine.run(round(duration * _NS_PER_S), stop)
     finally:
@@ -133,10 +157,56 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
         if engine is not None:
             engine.close()
+        if signer is not None:
+            signer.close()
         if server is not None:
             server.close()
     if args.json:
         print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
     else:
         print(summary.render())
+    _check_override_used(engine)
     return 0
+
+
+def _override(args: argparse.Namespace) -> tuple[OverrideVerifier | None, str | None]:
+    """The verifier and token of ``--override-token``: genuine and well-formed, or refused."""
+    if args.override_token is None:
+        return None, None
+    if args.audit_log is None:
+        raise OverrideRejectedError(
+            "--override-token needs --audit-log: the token's single use is recorded there"
+        )
+    token = read_token(args.override_token)
+    verifier = OverrideVerifier(load_override_key(args.override_key or override_key_id()))
+    verifier.inspect(token)
+    return verifier, token
+
+
+def _refuse_a_replay(engine: Engine, override: OverrideVerifier | None, log: Path) -> None:
+    """With the log open (and locked), a token it records as used stops the run unstarted."""
+    claims = engine.override_claims
+    if override is None or claims is None or not override.is_used(claims.nonce):
+        return
+    engine.refuse(
+        "override token already used (replay rejected)",
+        {"order_id": claims.order_id, "nonce": claims.nonce},
+    )
+    raise OverrideRejectedError(
+        f"override token for order {claims.order_id} was already used in {log} "
+        "(replay rejected); nothing was run"
+    )
+
+
+def _check_override_used(engine: Engine) -> None:
+    """After the run: the token let its order through, or say why not (exit 3)."""
+    if engine.override_claims is None:
+        return
+    order = engine.override_claims.order_id
+    decision = engine.override_decision
+    if decision is None:
+        raise OverrideRejectedError(
+            f"override token for order {order} was not used: that order never reached the gate"
+        )
+    if not decision.allowed:
+        raise OverrideRejectedError(f"override token for order {order} refused: {decision.detail}")

@@ -16,14 +16,18 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot4.trading_engine import merkle
 from bot4.trading_engine.audit_log import (
+    FORMAT,
     GENESIS,
     LEGACY_FORMAT,
     AuditLog,
     CheckpointKey,
     FsyncPolicy,
+    _encode_record,
     canonical,
     record_hash,
     record_leaf,
@@ -396,3 +400,55 @@ def test_a_signed_writer_says_what_unsigned_records_it_signs_over(tmp_path: Path
     assert records[4]["kind"] == "reopen"
     assert records[4]["data"] == {"previous_run": "closed cleanly", "unsigned_records": 4}
     assert verify([path], KEY).passes()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), _JSON, max_size=6))
+def test_canonical_is_byte_for_byte_json_dumps(obj: dict[str, Any]) -> None:
+    """The reused C encoder is the encoder json.dumps builds per call: the same bytes."""
+    reference = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(obj) == reference.encode()
+
+
+def test_unencodable_and_circular_records_are_one_line_errors(tmp_path: Path) -> None:
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    cases = (
+        ({"x": object()}, "Object of type object is not JSON serializable"),
+        (circular, "Circular reference detected"),
+    )
+    with AuditLog(tmp_path / "a", fsync=FsyncPolicy.NEVER) as audit:
+        for data, why in cases:
+            with pytest.raises(
+                AuditError, match=f"^audit record 'd' is not JSON-serialisable: {why}"
+            ):
+                audit.append("d", data)
+        audit.append("d", {"x": 1})  # nothing half-written: the log goes on
+    with pytest.raises(ValueError, match="Circular reference detected"):
+        canonical(circular)
+    assert [json.loads(line)["seq"] for line in (tmp_path / "a").read_text().splitlines()] == [0]
+
+
+@given(
+    st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False)),
+    st.dictionaries(st.text(), _JSON, max_size=6),
+    st.text(),
+    st.binary(min_size=32, max_size=32).map(bytes.hex),
+    st.integers(min_value=0),
+)
+def test_the_writers_record_layout_is_the_canonical_encoding(
+    at_ns: int, data: dict[str, Any], kind: str, prev: str, seq: int
+) -> None:
+    record = {"at_ns": at_ns, "data": data, "format": FORMAT, "kind": kind, "prev": prev}
+    expected = canonical({**record, "seq": seq})
+    assert _encode_record(at_ns, data, kind, prev, seq) == expected

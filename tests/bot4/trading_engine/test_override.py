@@ -79,3 +79,45 @@ def test_claims_must_be_complete_object() -> None:
 def test_nonce_is_random_unless_given() -> None:
     assert token() != token()
     assert token(nonce="n") == token(nonce="n")
+
+
+def test_claims_of_the_wrong_type_are_refused_even_when_signed() -> None:
+    import hashlib
+    import hmac
+    import json
+
+    good = {
+        "order_id": "o1",
+        "not_before_ns": 0,
+        "not_after_ns": 100,
+        "operator": "op",
+        "reason": "why",
+        "nonce": "n",
+    }
+    for name, value in (("not_after_ns", "100"), ("not_before_ns", True), ("order_id", 1)):
+        body = json.dumps({**good, name: value}).encode()
+        sig = hmac.new(b"k" * 32, body, hashlib.sha256).digest()
+        with pytest.raises(OverrideRejectedError, match=f"claim {name} is not a"):
+            OverrideVerifier(KEY).inspect(f"bot4o1.{b64(body)}.{b64(sig)}")
+
+
+def test_a_backend_held_key_issues_and_a_public_key_checks() -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.from_private_bytes(b"\x07" * 32)
+    signing = OverrideKey(verify_key=private.public_key(), sign_with=private.sign)
+    tok = issue(
+        signing, order_id="o1", not_before_ns=0, not_after_ns=9, operator="a", reason="r", nonce="n"
+    )
+    checker = OverrideVerifier(OverrideKey(verify_key=private.public_key()))
+    assert checker.inspect(tok).nonce == "n" and not checker.is_used("n")
+    assert checker.verify(tok, "o1", 5).operator == "a" and checker.is_used("n")
+    with pytest.raises(GateConfigError, match="only a public half"):
+        issue(
+            OverrideKey(verify_key=private.public_key()),
+            order_id="o1",
+            not_before_ns=0,
+            not_after_ns=9,
+            operator="a",
+            reason="r",
+        )

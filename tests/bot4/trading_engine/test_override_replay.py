@@ -11,8 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bot4 import cli
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
 from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.emotion_gate import EmotionFreeGate, Reason, Signal
@@ -131,3 +133,58 @@ def test_two_bot4_run_processes_on_one_log(tmp_path: Path) -> None:
     )
     assert check.returncode == 0, check.stdout
     assert check.stdout.startswith("OK: ")
+
+
+def test_two_bot4_processes_cannot_both_use_one_override_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT4_SECRETS_DIR", str(tmp_path / "secrets"))
+    for name in ("BOT4_SECRETS", "BOT4_AUDIT_KEY", "BOT4_OVERRIDE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    pub = tmp_path / "audit.pub"
+    token = tmp_path / "token"
+    assert cli.main(["audit", "keygen", "--public-out", str(pub)]) == 0
+    assert cli.main(["override", "keygen"]) == 0
+    issue_argv = ["override", "issue", "--order-id", "1", "--operator", "bob", "--reason", "hedge"]
+    assert cli.main([*issue_argv, "--out", str(token)]) == 0
+    log = tmp_path / "audit.jsonl"
+    run = [
+        *[sys.executable, "-m", "bot4", "run", str(EXAMPLES / "reverting.toml")],
+        *["--audit-log", str(log), "--override-token", str(token)],
+    ]
+    with subprocess.Popen(
+        [*run, "--duration", "1000000"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as first:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            not log.exists() or b'"override_use"' not in log.read_bytes()
+        ):
+            time.sleep(0.05)
+        assert b'"override_use"' in log.read_bytes()  # the first process spent the token
+        # A second bot4 on the same log, same token, while the first runs: refused whole.
+        second = subprocess.run(
+            [*run, "--duration", "5"], capture_output=True, text=True, check=False
+        )
+        assert (second.returncode, second.stdout) == (2, "")
+        assert second.stderr == (
+            f"bot4: error: {log}: audit log is in use by another process "
+            f"(lock {log}.lock is held)\n"
+        )
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
+    # After the first exits, a new bot4 rebuilds the spent nonces from the log: one refusal.
+    third = subprocess.run([*run, "--duration", "5"], capture_output=True, text=True, check=False)
+    assert (third.returncode, third.stdout) == (3, "")
+    assert third.stderr == (
+        f"bot4: error: override token for order 1 was already used in {log} "
+        "(replay rejected); nothing was run\n"
+    )
+    kinds = [json.loads(line)["kind"] for line in log.read_text().splitlines()]
+    assert kinds.count("override_use") == 1 and kinds.count("run_refused") == 1
+    check = subprocess.run(
+        [sys.executable, "-m", "bot4", "audit", "verify", str(log), "--key", str(pub)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0 and check.stdout.startswith("OK: "), check.stdout

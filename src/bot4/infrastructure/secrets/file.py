@@ -154,8 +154,8 @@ class FileSecrets(SecretsProvider):
             )
         )
 
-    # Ed25519 keys: only this backend has them (AWS KMS and the PKCS#11 tokens used here
-    # sign ECDSA P-256); the audit log's C2SP signed-note checkpoints need Ed25519.
+    # Ed25519 keys (also on PKCS#11 tokens; not AWS KMS here): the audit log's C2SP
+    # signed-note checkpoints need Ed25519.
 
     def create_ed25519_key(self, key_id: str) -> None:
         """Create an Ed25519 signing key ``<dir>/<key_id>.ed25519.pem`` (0600, never replaced)."""

@@ -13,7 +13,7 @@ import abc
 import hmac
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Self
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -112,7 +112,7 @@ class SecretsProvider(abc.ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release sessions or connections."""
 
-    def __enter__(self) -> SecretsProvider:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -4,7 +4,9 @@ Keys are token objects found by label (= key id). Signing hashes with SHA-256 he
 and signs the digest with ``CKM_ECDSA`` inside the token (SoftHSM2 lacks
 ``CKM_ECDSA_SHA256``); signatures are DER-encoded like AWS KMS's. Encryption is
 AES-256-GCM inside the token with a random 96-bit nonce and the key id as
-associated data. One logged-in session is shared behind a lock (PKCS#11 sessions
+associated data. Ed25519 keys (``CKK_EC_EDWARDS``, signed with ``CKM_EDDSA`` inside the
+token, raw 64-byte signatures) sign the audit log's C2SP signed-note checkpoints.
+One logged-in session is shared behind a lock (PKCS#11 sessions
 are not thread-safe). PKCS#11 logins are per process: while one provider is open,
 another provider for the same token reuses that login.
 
@@ -23,6 +25,7 @@ from typing import Any, TypeVar
 
 import pkcs11
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import NoSuchKey, PKCS11Error, UserAlreadyLoggedIn
 from pkcs11.mechanisms import GCMParams
@@ -50,8 +53,19 @@ PIN_FILE_ENV = "BOT4_PKCS11_PIN_FILE"
 _MAGIC = b"B4P1"
 _NONCE_BITS = 96
 _NONCE = _NONCE_BITS // 8
+# CKA_EC_PARAMS of an Ed25519 key: DER of the OID id-Ed25519 (1.3.101.112), RFC 8410.
+_ED25519_PARAMS = bytes.fromhex("06032b6570")
+_ED25519_LEN = 32
 
 R = TypeVar("R")
+
+
+def ed25519_point(value: bytes) -> bytes | None:
+    """The 32-byte key of a ``CKA_EC_POINT``: a DER OCTET STRING (PKCS#11 3.0, SoftHSM2)
+    or, as some tokens return it, the raw bytes; None when it is neither."""
+    if len(value) == _ED25519_LEN + 2 and value[:2] == b"\x04\x20":
+        return value[2:]
+    return value if len(value) == _ED25519_LEN else None
 
 
 def read_pin_file(path: Path) -> SecretBytes:
@@ -222,3 +236,42 @@ class Pkcs11Secrets(SecretsProvider):
             )
 
         return self._run("export public key", key_id, export)
+
+    # Ed25519 (the audit log's checkpoint key): the same three operations as FileSecrets.
+
+    def create_ed25519_key(self, key_id: str) -> None:
+        """Generate a non-extractable Ed25519 key pair on the token, labelled ``key_id``."""
+
+        def create() -> None:
+            self._refuse_existing(key_id)
+            params = self._session.create_domain_parameters(
+                KeyType.EC_EDWARDS, {Attribute.EC_PARAMS: _ED25519_PARAMS}, local=True
+            )
+            params.generate_keypair(
+                mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN, store=True, label=key_id
+            )
+
+        self._run("create Ed25519 key", key_id, create)
+
+    def ed25519_public(self, key_id: str) -> Ed25519PublicKey:
+        """The public half, from the token's ``CKA_EC_POINT`` (DER octet string or raw)."""
+
+        def export() -> bytes:
+            key = self._key(key_id, ObjectClass.PUBLIC_KEY, KeyType.EC_EDWARDS)
+            point: bytes = key[Attribute.EC_POINT]
+            return point
+
+        raw = ed25519_point(self._run("export Ed25519 public key", key_id, export))
+        if raw is None:
+            raise SecretsError(f"PKCS#11 key {key_id!r} has no usable Ed25519 public point")
+        return Ed25519PublicKey.from_public_bytes(raw)
+
+    def sign_ed25519(self, key_id: str, message: bytes) -> bytes:
+        """A raw 64-byte Ed25519 (pure EdDSA) signature of ``message``, made in the token."""
+
+        def sign() -> bytes:
+            key = self._key(key_id, ObjectClass.PRIVATE_KEY, KeyType.EC_EDWARDS)
+            signature: bytes = key.sign(message, mechanism=Mechanism.EDDSA)
+            return signature
+
+        return self._run("sign (Ed25519)", key_id, sign)
