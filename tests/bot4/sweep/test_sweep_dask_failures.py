@@ -120,6 +120,33 @@ def test_a_dask_worker_killed_mid_sweep_is_one_line_and_the_sweep_resumes(
     resume_completes(workspace, spec, out, capsys)
 
 
+def test_one_worker_death_on_the_own_local_cluster_is_retried_with_identical_results(
+    workspace: Path,
+) -> None:
+    """``--executor dask`` (bot4's own LocalCluster, default allowed-failures): SIGKILL one
+    worker process mid-sweep; the nanny restarts it, the scheduler reruns its cells, the
+    sweep ends 0 with a clean stderr and the serial sweep's bytes."""
+    psutil = importlib.import_module("psutil")
+    spec, out = six_long_cells(workspace), workspace / "out"
+    proc = bot4_sweep(str(spec), "--out", str(out), "--executor", "dask", "--workers", "2")
+    wait_for_a_finished_cell(out, proc)
+    workers = [
+        child
+        for child in psutil.Process(proc.pid).children()
+        if "multiprocessing.spawn" in " ".join(child.cmdline())
+    ]
+    assert len(workers) == 2, workers
+    os.kill(workers[0].pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert all(line.startswith("sweep [") for line in err.splitlines()), err
+    assert len(finished(out)) == 6
+    fresh = workspace / "fresh"
+    assert cli.main(["sweep", str(spec), "--out", str(fresh), "--executor", "serial"]) == 0
+    for name in TABLES:
+        assert (out / name).read_bytes() == (fresh / name).read_bytes()
+
+
 def test_a_scheduler_that_goes_away_mid_sweep_is_one_line_and_the_sweep_resumes(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
