@@ -87,7 +87,13 @@ def _distributed() -> Any:  # noqa: ANN401 - optional module
 
 
 # Loggers distributed configures for itself (a handler of its own on stderr).
-_DASK_LOGGERS = ("distributed", "distributed.client", "distributed.gc", "tornado")
+_DASK_LOGGERS = (
+    "distributed",
+    "distributed.client",
+    "distributed.gc",
+    "tornado",
+    "tornado.application",
+)
 _TCP_LIKE = ("tcp", "tls", "ws", "wss")
 DEFAULT_PORT = 8786
 

@@ -21,7 +21,7 @@ import pytest
 from bot4 import cli
 
 TABLES = ("results.csv", "results.parquet")
-RESUMABLE = 3  # docs/sweep.md, "Exit codes": stopped part-way, run the same command again
+RESUMABLE = 3  # docs/sweep.md "When workers or the cluster fail": run the same command again
 
 
 def six_long_cells(workspace: Path) -> Path:
