@@ -10,6 +10,8 @@ Run: python benchmarks/sweep/bench_sweep.py [--cells N] [--duration S] [--worker
 ``--ray`` adds a local Ray (``ray.init(num_cpus=N)``, ``run_cell`` as a remote task) for
 the Dask-vs-Ray comparison in docs/sweep.md; Ray is not a bot4 dependency, so it must be
 importable from elsewhere (e.g. ``PYTHONPATH`` to a ``pip install --target`` directory).
+A Ray that does not start is reported as a row (with its error), not a crash: the other
+rows of the same run still stand.
 """
 
 from __future__ import annotations
@@ -71,13 +73,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = load_spec(ws / "spec.toml")
         n = len(spec.cells)
         results: dict[str, tuple[float, bytes]] = {}
+        failed: dict[str, str] = {}
         names = ["serial", "local", "dask", *(["ray"] if args.ray else [])]
         for name in names:
             out = ws / name
             run: Execute = run_ray if name == "ray" else executor(name, None)
             start = time.perf_counter()
-            with Path(os.devnull).open("w") as quiet:  # no progress line while timing
-                run_sweep(spec, out, run, workers=args.workers, signer=signer, stream=quiet)
+            try:
+                with Path(os.devnull).open("w") as quiet:  # no progress line while timing
+                    run_sweep(spec, out, run, workers=args.workers, signer=signer, stream=quiet)
+            except Exception as exc:  # Ray failing to start is a result here
+                if name != "ray":
+                    raise
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                continue
             wall = time.perf_counter() - start
             results[name] = (wall, (out / "results.parquet").read_bytes())
         base = results["serial"][0]
@@ -86,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{'executor':<10} {'wall s':>8} {'cells/s':>8} {'vs serial':>10}")
         for name, (wall, _) in results.items():
             print(f"{name:<10} {wall:8.2f} {n / wall:8.2f} {base / wall:9.2f}×")
+        for name, why in failed.items():
+            print(f"{name:<10} did not start: {' '.join(why.split())}")
         same = len({data for _, data in results.values()}) == 1
         print(f"results.parquet identical across executors: {same}")
         return 0 if same else 1

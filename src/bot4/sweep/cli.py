@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_spec(Path(target[0]))
     signer = None if args.unsigned_audit else load_signer(args.audit_key or key_id_from_env())
     name = "dask" if args.scheduler is not None else args.executor
-    executors.require(name)
+    executors.require(name, args.scheduler)
     out = args.out if args.out is not None else Path("sweeps") / spec.name
     outcome = run_sweep(
         spec,

@@ -62,6 +62,14 @@ class SweepError(Bot4Error):
     """A sweep that cannot run as asked: bad spec, bad results directory, missing extra."""
 
 
+class SweepInterruptedError(SweepError):
+    """A sweep stopped part-way by its workers or cluster (a worker process died, the
+    scheduler went away): the finished cells are kept and the same command resumes.
+    Its own exit code, so a wrapper can tell "retry" from "fix the input"."""
+
+    exit_code = 3
+
+
 @dataclass(frozen=True)
 class ScenarioInput:
     """One scenario as the cells need it: the validated scenario and its files' bytes."""

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bot4 import cli
 from bot4.sweep import executors
 from bot4.sweep.cell import CellResult, CellTask, run_cell
-from bot4.sweep.spec import SweepError, load_spec
+from bot4.sweep.spec import SweepError, SweepInterruptedError, load_spec
 from bot4.sweep.store import Store
 from bot4.trading_engine.audit_keys import keygen, load_signer
 from bot4.trading_engine.checkpoint import NoteSigner
@@ -270,8 +270,11 @@ def test_usage_and_unreadable_state_are_one_line(
 
 def test_a_dead_local_worker_is_one_line() -> None:
     exit_now: Any = os._exit  # the worker process vanishes mid-cell (as if OOM-killed)
-    with pytest.raises(SweepError, match=r"a worker process died .*run the same command again"):
+    with pytest.raises(
+        SweepInterruptedError, match=r"a worker process died .*run the same command again"
+    ) as caught:
         list(executors.run_local(cast(Any, [3]), 1, fn=exit_now))
+    assert caught.value.exit_code == 3
 
 
 def test_scheduler_address_runs_on_that_cluster_and_its_workers_own_key(
