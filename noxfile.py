@@ -515,7 +515,8 @@ def image_tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["image"])
 def scan(session: nox.Session) -> None:
-    """Scan the image: OSV (PyPI + Debian), pending security updates, hygiene; JSON + SARIF."""
+    """Scan the image: its wheels against the PyPA OSV snapshot (no Debian advisory data is
+    committed, so its .debs are checked only for pending security updates), hygiene."""
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
     session.run(
