@@ -2,9 +2,15 @@
 
 A fresh clone has ``scripts/gate`` and nothing else: no ``nox`` on PATH, no venv with the
 toolkit's dependencies (``python -m ci.image …`` fails there with a traceback). So a printed
-remedy names ``scripts/gate -s SESSION`` for a session the noxfile defines; the few other
-forms are listed below with why they work where they are printed. The sessions named are
-then resolved by ``scripts/gate`` itself, and the cheap remedy (dashboards) is run for real.
+remedy names ``scripts/gate -s SESSION`` for a session the noxfile defines. The static
+tests below find every such string and resolve its session through ``scripts/gate``.
+
+The ``remedies``-marked tests (``nox -s remedies``, deselected from ``tests``: they take
+minutes and need the package indexes) then *run* them: in a ``git clone`` of this
+repository's HEAD under a temp dir, each provokes a failure, captures the remedy the check
+prints, runs it exactly as printed (``scripts/gate …`` in the clone, which bootstraps its
+own ``.venv-gate``), follows any further remedy the check then prints, and shows the
+original check green. ``NOT_RUN`` says why the few remaining remedies are not run.
 """
 
 from __future__ import annotations
@@ -13,9 +19,13 @@ import ast
 import json
 import os
 import re
-import shutil
+import shlex
 import subprocess
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import pytest
 
 from ci.workflows.checks import nox_sessions
 
@@ -97,28 +107,188 @@ def test_scripts_gate_resolves_every_session_a_remedy_names() -> None:
     assert selected == named
 
 
-def test_the_dashboards_remedy_fixes_what_ops_reports(tmp_path: Path) -> None:
-    """In a copy of the checkout: break a dashboard, run the printed remedy, get it back."""
-    clone = tmp_path / "clone"
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        source = ROOT / name.decode()
-        if source.is_file():
-            (clone / name.decode()).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, clone / name.decode())
-    board = sorted((clone / "ops" / "dashboards").glob("*.json"))[0]
+# -- the printed remedies, run as printed in a fresh clone (nox -s remedies) --------------
+
+# A printed gate command: the session, and option-only arguments after `--` (so the
+# sentence around it, "… and commit it", is not taken for arguments).
+REMEDY = re.compile(r"scripts/gate -s [A-Za-z0-9_.-]+(?: -- -[\w=-]+(?: -[\w=-]+)*)?")
+# Provoked, captured and run as printed by a test below.
+RUN_BY_A_TEST = {"dashboards", "lock", "image-lock", "image-sbom", "sbom"}
+# Printed somewhere, but not run here, and why.
+NOT_RUN = {
+    "tests": "printed when reports/coverage.json is missing; the remedy is the whole test "
+    "suite, which these tests belong to (CI runs it first, as its own job)",
+    "image": "printed when the image's download cache lacks a pin (run it first); it is two "
+    "full image builds and a smoke run, CI's own `image` job — a test below runs it only if "
+    "the cache it finds is cold, by following the printed remedy",
+    "refresh": "printed by refresh-pr when reports/refresh/ is empty; the remedy is the "
+    "scheduled refresh (re-lock, two builds, two scans), run by refresh.yml, and refresh-pr "
+    "itself needs GitHub (gh)",
+    "advisories-update": "needs `-- --from CLONE`, a copy of the PyPA advisory database, and "
+    "no copy newer than the committed one is reachable from the gate's machines (only the "
+    "PyPI and Debian registries are)",
+    "workflows": "printed only when `python -m ci.workflows check` runs outside the gate "
+    "without actionlint; the remedy is CI's own `workflows` job",
+}
+
+
+def test_every_printed_remedy_is_run_by_a_test_or_says_why_not() -> None:
+    named = {name for path in _sources() for text in _printed(path) for name in GATE.findall(text)}
+    assert RUN_BY_A_TEST.isdisjoint(NOT_RUN)
+    assert named <= RUN_BY_A_TEST | set(NOT_RUN), named - RUN_BY_A_TEST - set(NOT_RUN)
+    assert set(NOT_RUN) <= named, "NOT_RUN names a remedy nothing prints any more"
+
+
+def _env() -> dict[str, str]:
+    """This environment less what ties a process to the calling checkout's gate."""
+    drop = {"BOT4_GATE_VENV_LOCKS", "VIRTUAL_ENV", "UV", "NOXSESSION", "NOX_CURRENT_SESSION"}
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    here = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != here)
+    return env
+
+
+def _run(argv: Sequence[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(argv), cwd=cwd, env=_env(), capture_output=True, text=True, check=False,
+        timeout=1500,
+    )  # fmt: skip
+
+
+def _python(*argv: str) -> list[str]:
+    """A toolkit command run with the clone's own code (``-m`` puts the cwd, the clone,
+    first on sys.path)."""
+    return [sys.executable, "-m", *argv]
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh clone of HEAD (committed work only, as a third party has it), shared by the
+    tests below: each provokes on top of HEAD and the tree is reset after it (the gate's
+    venvs, ignored files, are kept: bootstrapped once)."""
+    path = tmp_path_factory.mktemp("fresh") / "bot4"
+    subprocess.run(
+        ["git", "clone", "--quiet", "--no-hardlinks", str(ROOT), str(path)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def fresh(clone: Path) -> Iterator[Path]:
+    yield clone
+    subprocess.run(["git", "reset", "--quiet", "--hard", "HEAD"], cwd=clone, check=True)
+    subprocess.run(["git", "clean", "-fdq"], cwd=clone, check=True)  # not -x: venvs, cache
+
+
+def _remedy(output: str) -> str:
+    found = REMEDY.findall(output)
+    assert found, f"the check failed without a scripts/gate remedy:\n{output[-3000:]}"
+    return found[-1]
+
+
+def _apply(remedy: str, clone: Path, ran: list[str], most: int) -> None:
+    """Run ``remedy`` exactly as printed, in the clone. If it fails naming another remedy
+    (image-sbom on a pin the archive superseded names image-lock), run that one first."""
+    assert remedy not in ran and len(ran) < most, f"remedies loop: {ran} then {remedy}"
+    done = _run(shlex.split(remedy), clone)
+    output = done.stdout + done.stderr
+    if done.returncode != 0 and (needs := REMEDY.findall(output)) and needs[-1] != remedy:
+        _apply(needs[-1], clone, ran, most)
+        done = _run(shlex.split(remedy), clone)
+        output = done.stdout + done.stderr
+    assert done.returncode == 0, f"{remedy} failed as printed:\n{output[-4000:]}"
+    ran.append(remedy)
+
+
+def _follow(check: Sequence[str], clone: Path, most: int = 4) -> list[str]:
+    """Run the failing ``check``; run the remedy it prints, exactly as printed, in the
+    clone; repeat until the check passes. The remedies run, in order."""
+    ran: list[str] = []
+    result = _run(check, clone)
+    assert result.returncode != 0, f"not provoked: {shlex.join(check)} passed"
+    while result.returncode != 0:
+        _apply(_remedy(result.stdout + result.stderr), clone, ran, most)
+        result = _run(check, clone)
+    return ran
+
+
+@pytest.mark.remedies
+def test_dashboards_remedy(fresh: Path) -> None:
+    board = sorted((fresh / "ops" / "dashboards").glob("*.json"))[0]
     good = board.read_bytes()
     doc = json.loads(good)
     doc["title"] = "edited by hand"
     board.write_text(json.dumps(doc), encoding="utf-8")
-    from ci.ops import dashboards  # the message the ops session prints
-
-    problems = dashboards.drift(dashboards.DASHBOARDS, board.parent)
-    remedy = GATE.search(problems[0])
-    assert remedy is not None and remedy[0] == "scripts/gate -s dashboards", problems
-    done = _gate("-s", "dashboards", cwd=clone)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    check = _python("ci.ops", "dashboards")  # the drift check the ops session runs
+    assert _follow(check, fresh) == ["scripts/gate -s dashboards"]
     assert board.read_bytes() == good
-    assert dashboards.drift(dashboards.DASHBOARDS, board.parent) == []
+
+
+@pytest.mark.remedies
+def test_lock_remedy(fresh: Path) -> None:
+    """A hand-edited lock (one hash digit) is refused before anything installs; the
+    printed re-lock (the package index) writes a lock the gate accepts again."""
+    lock = fresh / "locks" / "runtime.txt"
+    text = lock.read_text(encoding="utf-8")
+    at = text.index("--hash=sha256:") + len("--hash=sha256:")
+    lock.write_text(text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1 :])
+    gate = _run(["scripts/gate", "-s", "toolchain"], fresh)
+    assert gate.returncode == 1 and "gate: refused: locks/runtime.txt" in gate.stderr
+    assert _remedy(gate.stderr) == "scripts/gate -s lock"
+    check = [sys.executable, "-I", "ci/gate/preinstall.py"]  # the check the gate ran
+    assert _follow(check, fresh) == ["scripts/gate -s lock"]
+    assert lock.read_text(encoding="utf-8") != text  # rewritten by uv, not restored by git
+
+
+@pytest.mark.remedies
+def test_image_lock_remedy(fresh: Path) -> None:
+    """image.toml edited without re-locking: every image session refuses to build; the
+    printed remedy re-resolves image.lock from apt's indexes and the package index."""
+    spec = fresh / "ci" / "image" / "image.toml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    assert _follow(FRESHNESS, fresh) == ["scripts/gate -s image-lock"]
+    assert (fresh / "image.lock").read_bytes() != _head(fresh, "image.lock")
+
+
+# The first check every image build makes (ci.image.build.gather), alone: is image.lock
+# still what image.toml and locks/runtime.txt were resolved into?
+FRESHNESS = [
+    sys.executable,
+    "-c",
+    "import sys; from pathlib import Path; from ci.image import lock_format as f; "
+    "s = f.read_spec(Path(f.SPEC_FILE)); "
+    "p = f.check_fresh(f.read_lock(Path(f.LOCK_FILE)), s, Path(s.runtime_lock)); "
+    "print(*p, sep='\\n', file=sys.stderr); sys.exit(1 if p else 0)",
+]
+
+
+def _head(clone: Path, path: str) -> bytes:
+    return subprocess.run(
+        ["git", "show", f"HEAD:{path}"], cwd=clone, capture_output=True, check=True
+    ).stdout
+
+
+@pytest.mark.remedies
+def test_image_sbom_remedy(fresh: Path) -> None:
+    sbom = fresh / "sbom" / "bot4-image.cdx.json"
+    doc = json.loads(sbom.read_text(encoding="utf-8"))
+    doc["components"] = doc["components"][1:]  # a component dropped by hand
+    sbom.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    check = _python("ci.image", "sbom", "--check")  # what the image session checks
+    ran = _follow(check, fresh)
+    # A cold download cache prints `image` first; a pin the archive has superseded since
+    # (and the cache lacks) makes image-sbom's build name image-lock, run before it.
+    assert ran[-1] == "scripts/gate -s image-sbom", ran
+    assert set(ran) <= {"scripts/gate -s image", "scripts/gate -s image-lock", ran[-1]}, ran
+
+
+@pytest.mark.remedies
+def test_python_sbom_remedy(fresh: Path) -> None:
+    sbom = fresh / "sbom" / "bot4-python.cdx.json"
+    doc = json.loads(sbom.read_text(encoding="utf-8"))
+    doc["components"] = doc["components"][1:]
+    sbom.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    check = ["scripts/gate", "-s", "sbom"]
+    assert _follow(check, fresh) == ["scripts/gate -s sbom -- --write"]
+    assert sbom.read_bytes() == _head(fresh, "sbom/bot4-python.cdx.json")
