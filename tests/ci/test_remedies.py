@@ -182,7 +182,7 @@ def fresh(clone: Path) -> Iterator[Path]:
 
 
 def _remedy(output: str) -> str:
-    found = REMEDY.findall(output)
+    found: list[str] = REMEDY.findall(output)
     assert found, f"the check failed without a scripts/gate remedy:\n{output[-3000:]}"
     return found[-1]
 
@@ -193,7 +193,8 @@ def _apply(remedy: str, clone: Path, ran: list[str], most: int) -> None:
     assert remedy not in ran and len(ran) < most, f"remedies loop: {ran} then {remedy}"
     done = _run(shlex.split(remedy), clone)
     output = done.stdout + done.stderr
-    if done.returncode != 0 and (needs := REMEDY.findall(output)) and needs[-1] != remedy:
+    needs: list[str] = REMEDY.findall(output)
+    if done.returncode != 0 and needs and needs[-1] != remedy:
         _apply(needs[-1], clone, ran, most)
         done = _run(shlex.split(remedy), clone)
         output = done.stdout + done.stderr
@@ -292,3 +293,41 @@ def test_python_sbom_remedy(fresh: Path) -> None:
     check = ["scripts/gate", "-s", "sbom"]
     assert _follow(check, fresh) == ["scripts/gate -s sbom -- --write"]
     assert sbom.read_bytes() == _head(fresh, "sbom/bot4-python.cdx.json")
+
+
+def _fake_gate(tmp_path: Path, body: str) -> Path:
+    """A directory whose scripts/gate is ``body`` (a shell script): the harness's own test."""
+    (tmp_path / "scripts").mkdir()
+    gate = tmp_path / "scripts" / "gate"
+    gate.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    gate.chmod(0o755)
+    return tmp_path
+
+
+def _stale_unless(marker: str) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        f"import os, sys; ok = os.path.exists({marker!r}); "
+        "print('stale; run scripts/gate -s fix -- --write and commit it', file=sys.stderr); "
+        "sys.exit(0 if ok else 1)",
+    ]
+
+
+def test_the_harness_fails_a_remedy_that_does_not_work_as_printed(tmp_path: Path) -> None:
+    clone = _fake_gate(tmp_path, 'echo "nox > Sessions not found: $2" >&2; exit 1')
+    with pytest.raises(AssertionError, match="scripts/gate -s fix -- --write failed as printed"):
+        _follow(_stale_unless("fixed"), clone)
+
+
+def test_the_harness_fails_a_remedy_that_leaves_the_check_red(tmp_path: Path) -> None:
+    clone = _fake_gate(tmp_path, "exit 0")
+    with pytest.raises(AssertionError, match="remedies loop"):
+        _follow(_stale_unless("fixed"), clone)
+
+
+def test_the_harness_runs_the_remedy_with_its_arguments(tmp_path: Path) -> None:
+    clone = _fake_gate(tmp_path, '[ "$*" = "-s fix -- --write" ] && touch fixed')
+    assert _follow(_stale_unless("fixed"), clone) == ["scripts/gate -s fix -- --write"]
+    with pytest.raises(AssertionError, match="not provoked"):
+        _follow(_stale_unless("fixed"), clone)
