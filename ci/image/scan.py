@@ -358,7 +358,9 @@ def pending_updates(comps: Sequence[Component], archive: Archive, severity: str)
                     "pending-security-update",
                     f"{comp.name} {comp.version}",
                     severity,
-                    f"{newer[0].suite} has {newer[0].version}; run scripts/gate -s image-lock",
+                    # image-lock alone leaves the built image and its SBOM behind:
+                    # refresh re-locks, rebuilds and rewrites both SBOMs in one step.
+                    f"{newer[0].suite} has {newer[0].version}; run scripts/gate -s refresh",
                     fixed=newer[0].version,
                 )
             )

@@ -320,7 +320,7 @@ def test_a_finding_that_fails_the_gates_scan_refuses_the_deploy(
     assert refused.err.strip().splitlines()[-1] == (
         "ci.release: error: refused: scan failed: 1 finding(s) at or above HIGH, e.g. HIGH "
         "libc6 2.36-9+deb12u9: bookworm-security has 2.36-9+deb12u10; "
-        "run scripts/gate -s image-lock"
+        "run scripts/gate -s refresh"
     )
     assert "run:" not in refused.err and refused.out == ""  # nothing ran
     assert list(workdir.iterdir()) == []
