@@ -121,9 +121,11 @@ NOT_RUN = {
     "image": "printed when the image's download cache lacks a pin (run it first); it is two "
     "full image builds and a smoke run, CI's own `image` job — a test below runs it only if "
     "the cache it finds is cold, by following the printed remedy",
-    "refresh": "printed by refresh-pr when reports/refresh/ is empty; the remedy is the "
-    "scheduled refresh (re-lock, two builds, two scans), run by refresh.yml, and refresh-pr "
-    "itself needs GitHub (gh)",
+    "refresh": "printed by scan for a pending Debian security update (and by refresh-pr "
+    "before a refresh ran). Provoking it needs the Debian archive to be ahead of image.lock, "
+    "which a test cannot arrange: a crafted index would fool scan but not image-lock's "
+    "resolution from apt's own indexes. The scheduled refresh.yml runs it; it was run by "
+    "hand as printed in a fresh clone when the archive was ahead (docs/image.md)",
     "advisories-update": "needs `-- --from CLONE`, a copy of the PyPA advisory database, and "
     "no copy newer than the committed one is reachable from the gate's machines (only the "
     "PyPI and Debian registries are)",
