@@ -124,8 +124,8 @@ NOT_RUN = {
     "refresh": "printed by scan for a pending Debian security update (and by refresh-pr "
     "before a refresh ran). Provoking it needs the Debian archive to be ahead of image.lock, "
     "which a test cannot arrange: a crafted index would fool scan but not image-lock's "
-    "resolution from apt's own indexes. The scheduled refresh.yml runs it; it was run by "
-    "hand as printed in a fresh clone when the archive was ahead (docs/image.md)",
+    "resolution from apt's own indexes. The scheduled refresh.yml runs it (and it ran as "
+    "printed by hand in a fresh clone on 2026-12-07, with no update pending then)",
     "advisories-update": "needs `-- --from CLONE`, a copy of the PyPA advisory database, and "
     "no copy newer than the committed one is reachable from the gate's machines (only the "
     "PyPI and Debian registries are)",
