@@ -311,11 +311,15 @@ def licenses(session: nox.Session) -> None:
     )  # fmt: skip
 
 
+SBOM_WRITE = "scripts/gate -s sbom -- --write"
+
+
 @nox.session(python=PYTHON, tags=["gate"])
 def sbom(session: nox.Session) -> None:
     """CycloneDX SBOM of locks/runtime.txt; fails when sbom/ is stale (`-- --write` updates it)."""
     install_locked(session)
-    mode = [] if "--write" in session.posargs else ["--check"]
+    # A fresh clone has no venv with ci's dependencies: the remedy is this session's own.
+    mode = [] if "--write" in session.posargs else ["--check", "--remedy", SBOM_WRITE]
     args = [a for a in session.posargs if a != "--write"]
     inputs = ["--lock", "locks/runtime.txt", "--pyproject", "pyproject.toml"]
     output = ["--output", "sbom/bot4-python.cdx.json"]
@@ -515,7 +519,8 @@ def image_tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["image"])
 def scan(session: nox.Session) -> None:
-    """Scan the image: OSV (PyPI + Debian), pending security updates, hygiene; JSON + SARIF."""
+    """Scan the image: its wheels against the PyPA OSV snapshot (no Debian advisory data is
+    committed, so its .debs are checked only for pending security updates), hygiene."""
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
     session.run(
@@ -574,6 +579,24 @@ def dockerfile(session: nox.Session) -> None:
         "tests/ci/release/test_ci_release_dockerfile_check.py",
         *session.posargs,
         env={"BOT4_DOCKERFILE_CHECK": "1", "BOT4_DOCKERFILE_PIP": GATE_PIP},
+    )
+
+
+@nox.session(python=PYTHON, tags=["image"])
+def remedies(session: nox.Session) -> None:
+    """In a fresh clone, provoke each failure whose remedy the gate prints, run the printed
+    `scripts/gate -s …` exactly as printed, and show the check green (package indexes)."""
+    install_locked(session)
+    # The tests marked `remedies` in tests/ci/test_remedies.py (deselected from `tests`).
+    session.run(
+        "pytest",
+        "-m",
+        "remedies",
+        "-p",
+        "no:cacheprovider",
+        "tests/ci/test_remedies.py",
+        *session.posargs,
+        env={"BOT4_REMEDIES_CHECK": "1"},
     )
 
 

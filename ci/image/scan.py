@@ -35,8 +35,8 @@ from ci import policy
 from ci.errors import GateError
 from ci.image import apt_index, lock_format
 from ci.image.apt_index import Archive, compare
+from ci.image.bundle import read_image
 from ci.image.errors import ImageError
-from ci.image.smoke import read_image
 from ci.image.tarball import Entry, read_tar
 from ci.supply_chain.advisories.database import decode, iter_records
 from ci.supply_chain.advisories.osv import Severity, parse_record, score
@@ -358,7 +358,9 @@ def pending_updates(comps: Sequence[Component], archive: Archive, severity: str)
                     "pending-security-update",
                     f"{comp.name} {comp.version}",
                     severity,
-                    f"{newer[0].suite} has {newer[0].version}; run scripts/gate -s image-lock",
+                    # image-lock alone leaves the built image and its SBOM behind:
+                    # refresh re-locks, rebuilds and rewrites both SBOMs in one step.
+                    f"{newer[0].suite} has {newer[0].version}; run scripts/gate -s refresh",
                     fixed=newer[0].version,
                 )
             )

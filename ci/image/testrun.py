@@ -23,7 +23,7 @@ from packaging.utils import canonicalize_name
 
 from ci.gate.requirements import Pin, applicable
 from ci.gate.requirements import read_lock as read_requirements
-from ci.image import bytecode, smoke
+from ci.image import bundle, bytecode
 from ci.image.errors import ImageError
 from ci.image.fetch import Cache
 from ci.image.lock_format import LOCK_FILE, SPEC_FILE, read_lock, read_spec
@@ -136,13 +136,13 @@ def run(
     cache: Cache,
     pip: Sequence[str],
     args: Sequence[str],
-) -> tuple[smoke.Run, list[str]]:
+) -> tuple[bundle.Run, list[str]]:
     """Run ``python3.11 -m pytest ARGS`` in the image plus the test layer; the outcome
     and the test dependencies that resolved to the image's own copy."""
     runc = find_runc("the in-image test run")
     entries, shared = layer(root, cache, pip)
-    bundle, config, template = smoke.prepare_bundle(runc, layout, workdir)
-    bytecode.materialize(entries, bundle / "rootfs")
+    bundle_dir, config, template = bundle.prepare_bundle(runc, layout, workdir)
+    bytecode.materialize(entries, bundle_dir / "rootfs")
     src = workdir / "src"
     for name in COPIED:
         shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -159,7 +159,7 @@ def run(
     for path in [src, *src.rglob("*")]:
         os.lchown(path, NONROOT_UID, NONROOT_UID)
     argv = ["/usr/bin/python3.11", "-m", "pytest", "-p", "no:cacheprovider", *args]
-    spec = smoke.runtime_spec(template, config, argv)
+    spec = bundle.runtime_spec(template, config, argv)
     spec["process"]["cwd"] = CWD
     spec["process"]["env"] += [
         "HOME=/tmp",
@@ -175,7 +175,7 @@ def run(
         if mount["destination"] == "/tmp":  # noqa: S108  # nosec B108 - the container's own tmpfs
             mount["options"] = [o for o in mount["options"] if not o.startswith("size=")]
             mount["options"].append("size=524288k")
-    outcome = smoke.run_container(runc, bundle, spec, argv, TIMEOUT, "bot4-tests")
+    outcome = bundle.run_container(runc, bundle_dir, spec, argv, TIMEOUT, "bot4-tests")
     if outcome is None:
         raise ImageError(f"the tests did not finish within {TIMEOUT}s in the container")
     return outcome, shared

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.image import smoke
+from ci.image.bundle import Run
 from ci.release import run, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
 from ci.release.reference import Reference
@@ -38,7 +38,7 @@ class Deployment:
     """What was verified and how the container ended."""
 
     verified: verify.Verified
-    outcome: smoke.Run
+    outcome: Run
     findings: int
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ci.image import smoke
+from ci.image import bundle
 from ci.oci.runtime import find_runc
 from ci.release.errors import ReleaseError
 from ci.release.trust_policy import Runtime
@@ -22,7 +22,7 @@ def hardened_spec(
 ) -> dict[str, Any]:
     """runc's default spec turned into the image's process, locked down, with the
     policy's user and network."""
-    spec = smoke.runtime_spec(template, config, argv)
+    spec = bundle.runtime_spec(template, config, argv)
     uid, gid = runtime.user
     spec["process"]["user"] = {"uid": uid, "gid": gid}
     spec["process"]["noNewPrivileges"] = True
@@ -48,13 +48,13 @@ def command(config: dict[str, Any], runtime: Runtime) -> list[str]:
     return [str(a) for a in argv]
 
 
-def run(layout: Path, workdir: Path, runtime: Runtime) -> smoke.Run:
+def run(layout: Path, workdir: Path, runtime: Runtime) -> bundle.Run:
     """Unpack ``layout`` into a bundle under ``workdir`` and run it once, hardened."""
     runc = find_runc("running the image")
-    bundle, config, template = smoke.prepare_bundle(runc, layout, workdir)
+    bundle_dir, config, template = bundle.prepare_bundle(runc, layout, workdir)
     argv = command(config, runtime)
     spec = hardened_spec(template, config, argv, runtime)
-    outcome = smoke.run_container(runc, bundle, spec, argv, runtime.timeout, "bot4")
+    outcome = bundle.run_container(runc, bundle_dir, spec, argv, runtime.timeout, "bot4")
     if outcome is None:
         raise ReleaseError(
             f"{' '.join(argv)} did not finish within {runtime.timeout:g}s in the container"

@@ -20,7 +20,7 @@ import pytest
 
 ABSENT_ENV = "BOT4_ABSENT"
 # marker → the environment variable its owning session sets to run it
-SESSION_MARKERS = {"dockerfile": "BOT4_DOCKERFILE_CHECK"}
+SESSION_MARKERS = {"dockerfile": "BOT4_DOCKERFILE_CHECK", "remedies": "BOT4_REMEDIES_CHECK"}
 _declared_skips: dict[str, list[str]] = {}
 
 

@@ -161,8 +161,9 @@ def load_db(path: Path, today: dt.date | None = None) -> Database:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != snapshot.sha256:
             raise GateError(
-                f"{path}: sha256 differs from {SNAPSHOT_META} (edited by hand?); "
-                "rebuild it with scripts/gate -s advisories-update"
+                f"{path}: sha256 differs from {SNAPSHOT_META} (edited by hand?); restore the "
+                "committed copy or rebuild it with "
+                "scripts/gate -s advisories-update -- --from CLONE"
             )
     return Database(
         source=str(path),

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ci.image import bundle
 from ci.image import scan as image_scan
-from ci.image import smoke
 from ci.oci.layout import Layout
 from ci.release import attest, bot4_signer, deploy, run, sign, transfer, verify
 from ci.release.errors import RefusedError, ReleaseError
@@ -99,7 +99,7 @@ def test_policy_user_network_and_command_apply(
     )
     assert done.outcome.stdout.strip() == "custom=/bin/sh"
     layout_dir = tmp_path / "image"
-    _, config = smoke.read_image(layout_dir)
+    _, config = bundle.read_image(layout_dir)
     spec = run.hardened_spec(
         {
             "process": {},
@@ -320,7 +320,7 @@ def test_a_finding_that_fails_the_gates_scan_refuses_the_deploy(
     assert refused.err.strip().splitlines()[-1] == (
         "ci.release: error: refused: scan failed: 1 finding(s) at or above HIGH, e.g. HIGH "
         "libc6 2.36-9+deb12u9: bookworm-security has 2.36-9+deb12u10; "
-        "run scripts/gate -s image-lock"
+        "run scripts/gate -s refresh"
     )
     assert "run:" not in refused.err and refused.out == ""  # nothing ran
     assert list(workdir.iterdir()) == []
