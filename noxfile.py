@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -55,6 +56,7 @@ def _gate_module(name: str) -> ModuleType:
 
 PREINSTALL = _gate_module("preinstall")
 VENVCHECK = _gate_module("venvcheck")
+PYTHONS = _gate_module("pythons")
 # Sessions that install nothing from the locks (`lock` rewrites them from pyproject.toml):
 # asked for alone, or with only a listing, they run even when a lock is refused.
 NO_INSTALL = frozenset({"lock"})
@@ -262,6 +264,71 @@ def tests(session: nox.Session) -> None:
     )
     session.run("python", "-m", "ci", "coverage-gate", *gate)
     session.log(f"coverage report: {REPORTS / 'coverage-html' / 'index.html'}")
+
+
+# The Pythons the toolkit supports (ci/pyproject.toml requires-python), each tested alone.
+TOOLKIT_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+TOOLKIT_LOCK = "locks/toolkit.txt"
+# The toolkit's own tests, without bot4's conftest (engine fixtures: moto, SoftHSM) and
+# without the one test of bot4's repository policy over bot4's gate venv (numpy & co.).
+TOOLKIT_TESTS = (
+    "-p", "ci.testing.skips", "--confcutdir", "tests/ci", "-q", "-p", "no:cacheprovider",
+    "tests/ci/supply_chain", "tests/ci/test_cli_inputs.py",
+    "--deselect",
+    "tests/ci/supply_chain/test_licenses.py::test_repository_policy_passes_this_environment",
+)  # fmt: skip
+FROM_WHEEL = (
+    "import ci, pathlib, sys; here = pathlib.Path(ci.__file__).resolve(); "
+    "venv = pathlib.Path(sys.argv[1]).resolve(); "
+    "sys.exit(0 if venv in here.parents else f'ci imported from {here}, not the wheel')"
+)
+
+
+@nox.session(name="toolkit-pythons", python=PYTHON, tags=["gate"])
+def toolkit_pythons(session: nox.Session) -> None:
+    """The toolkit alone on each Python it supports (3.10–3.13): ci/ built as a wheel,
+    installed with hashes from locks/toolkit.txt into a fresh venv per interpreter; there,
+    its supply-chain tests (the real-project suite) and the README's three commands. A
+    missing interpreter fails unless declared: BOT4_ABSENT=python3.10 (comma-separated)."""
+    install_locked(session)  # hatchling: the wheel is built without an index
+    uv = str(Path(sys.executable).parent / "uv")
+    work = Path(session.create_tmp()) / "toolkit-pythons"
+    shutil.rmtree(work, ignore_errors=True)
+    session.run(
+        uv, "build", "--quiet", "--wheel", "--no-build-isolation", "--python",
+        str(Path(session.bin) / "python"), "--out-dir", str(work / "dist"), "ci", external=True,
+    )  # fmt: skip
+    (wheel,) = (work / "dist").glob("*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    requirement = work / "bot4-ci.txt"
+    requirement.write_text(f"bot4-ci @ {wheel.as_uri()} --hash=sha256:{digest}\n", encoding="utf-8")
+    absent = {w.strip().lower() for w in os.environ.get("BOT4_ABSENT", "").split(",")}
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    missing = []
+    for version in TOOLKIT_PYTHONS:
+        python = PYTHONS.find(version, os.environ.get("PATH", ""), pyenv_root)
+        if python is None:
+            if f"python{version}" in absent:
+                session.warn(f"Python {version} not tested: declared absent (BOT4_ABSENT)")
+            else:
+                missing.append(version)
+            continue
+        venv = work / f"py{version}"
+        vpython = str(venv / "bin" / "python")
+        session.log(f"Python {version}: {python}")
+        session.run(uv, "venv", "--quiet", "--python", python, str(venv), external=True)
+        session.run(
+            uv, "pip", "install", "--quiet", "--python", vpython, "--require-hashes",
+            "--only-binary", ":all:", "-r", TOOLKIT_LOCK, "-r", str(requirement), external=True,
+        )  # fmt: skip
+        session.run(vpython, "-I", "-c", FROM_WHEEL, str(venv), external=True)
+        session.run(str(venv / "bin" / "pytest"), *TOOLKIT_TESTS, env=pinned_uv(), external=True)
+    if missing:
+        names = [f"python{v}" for v in missing]
+        session.error(
+            f"no interpreter for {', '.join(names)} (looked on PATH and in {pyenv_root}/"
+            f"versions): install it, or declare it absent with BOT4_ABSENT={','.join(names)}"
+        )
 
 
 @nox.session(python=False, default=False, tags=["maintenance"])
