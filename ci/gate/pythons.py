@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 _ASK = "import sys; print('%d.%d' % sys.version_info[:2])"
@@ -45,3 +46,37 @@ def find(version: str, path_env: str, pyenv_root: Path) -> str | None:
         if done.returncode == 0 and done.stdout.strip() == version:
             return str(path)
     return None
+
+
+def absent_words(value: str) -> frozenset[str]:
+    """``BOT4_ABSENT``'s words (as ci.testing.skips reads them): ``python3.10,runc``."""
+    return frozenset(w.strip().lower() for w in value.split(",") if w.strip())
+
+
+def resolve(
+    versions: Sequence[str], path_env: str, pyenv_root: Path, absent: frozenset[str]
+) -> tuple[dict[str, str], list[str], str | None]:
+    """(version → interpreter found, versions declared absent, the failure line or None).
+
+    No silent skip: a version neither found nor declared (``python3.X`` in BOT4_ABSENT)
+    makes the failure line, which names both remedies."""
+    found: dict[str, str] = {}
+    declared: list[str] = []
+    missing: list[str] = []
+    for version in versions:
+        python = find(version, path_env, pyenv_root)
+        if python is not None:
+            found[version] = python
+        elif f"python{version}" in absent:
+            declared.append(version)
+        else:
+            missing.append(version)
+    if not missing:
+        return found, declared, None
+    names = [f"python{v}" for v in missing]
+    return (
+        found,
+        declared,
+        f"no interpreter for {', '.join(names)} (looked on PATH and in {pyenv_root}/versions): "
+        f"install it, or declare it absent with BOT4_ABSENT={','.join(names)}",
+    )

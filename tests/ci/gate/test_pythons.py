@@ -49,3 +49,21 @@ def test_a_failing_shim_and_a_wrong_version_are_passed_over_for_pyenv(tmp_path: 
 
 def test_nothing_found_is_none(tmp_path: Path) -> None:
     assert pythons.find("3.99", str(tmp_path), tmp_path) is None
+
+
+def test_a_missing_version_fails_unless_declared_absent(tmp_path: Path) -> None:
+    """No silent skip: 3.99 (never found) is the failure line naming both remedies; declared
+    in BOT4_ABSENT it is reported as declared, and the found ones are still returned."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / f"python{THIS}").symlink_to(sys.executable)
+    found, declared, failure = pythons.resolve([THIS, "3.99"], str(bindir), tmp_path, frozenset())
+    assert found == {THIS: str(bindir / f"python{THIS}")} and declared == []
+    assert failure == (
+        f"no interpreter for python3.99 (looked on PATH and in {tmp_path}/versions): "
+        "install it, or declare it absent with BOT4_ABSENT=python3.99"
+    )
+    absent = pythons.absent_words("runc, Python3.99 ,")
+    assert absent == {"runc", "python3.99"}
+    found, declared, failure = pythons.resolve([THIS, "3.99"], str(bindir), tmp_path, absent)
+    assert list(found) == [THIS] and declared == ["3.99"] and failure is None
