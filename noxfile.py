@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -55,6 +56,7 @@ def _gate_module(name: str) -> ModuleType:
 
 PREINSTALL = _gate_module("preinstall")
 VENVCHECK = _gate_module("venvcheck")
+PYTHONS = _gate_module("pythons")
 # Sessions that install nothing from the locks (`lock` rewrites them from pyproject.toml):
 # asked for alone, or with only a listing, they run even when a lock is refused.
 NO_INSTALL = frozenset({"lock"})
@@ -262,6 +264,74 @@ def tests(session: nox.Session) -> None:
     )
     session.run("python", "-m", "ci", "coverage-gate", *gate)
     session.log(f"coverage report: {REPORTS / 'coverage-html' / 'index.html'}")
+
+
+# The Pythons the toolkit supports (ci/pyproject.toml requires-python), each tested alone.
+TOOLKIT_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+TOOLKIT_LOCK = "locks/toolkit.txt"
+# The toolkit's own tests, without bot4's conftest (engine fixtures: moto, SoftHSM) and
+# without the one test of bot4's repository policy over bot4's gate venv (numpy & co.).
+# All of them on the oldest and the newest Python; on those between (3.11 also runs them
+# all in `tests`), the real-project suite and the any-project commands (README's three).
+TOOLKIT_TESTS = (
+    "-p", "ci.testing.skips", "--confcutdir", "tests/ci", "-q", "-p", "no:cacheprovider",
+)  # fmt: skip
+TOOLKIT_TESTS_ALL = (
+    "tests/ci/supply_chain", "tests/ci/test_cli_inputs.py",
+    "--deselect",
+    "tests/ci/supply_chain/test_licenses.py::test_repository_policy_passes_this_environment",
+)  # fmt: skip
+TOOLKIT_TESTS_CORE = ("tests/ci/supply_chain/test_corpus.py", "tests/ci/test_cli_inputs.py")
+FROM_WHEEL = (
+    "import ci, pathlib, sys; here = pathlib.Path(ci.__file__).resolve(); "
+    "venv = pathlib.Path(sys.argv[1]).resolve(); "
+    "sys.exit(0 if venv in here.parents else f'ci imported from {here}, not the wheel')"
+)
+
+
+@nox.session(name="toolkit-pythons", python=PYTHON, tags=["gate"])
+def toolkit_pythons(session: nox.Session) -> None:
+    """The toolkit alone on each Python it supports (3.10–3.13): ci/ built as a wheel,
+    installed with hashes from locks/toolkit.txt into a fresh venv per interpreter; there,
+    its supply-chain tests (all on 3.10 and 3.13; the real-project suite and the README's
+    three commands on each). A missing interpreter fails unless declared:
+    BOT4_ABSENT=python3.10 (comma-separated)."""
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    absent = PYTHONS.absent_words(os.environ.get("BOT4_ABSENT", ""))
+    found, declared, failure = PYTHONS.resolve(
+        TOOLKIT_PYTHONS, os.environ.get("PATH", ""), pyenv_root, absent
+    )
+    if failure:  # before any work: a missing interpreter is never a silent skip
+        session.error(failure)
+    for version in declared:
+        session.warn(f"Python {version} not tested: declared absent (BOT4_ABSENT)")
+    install_locked(session)  # hatchling: the wheel is built without an index
+    uv = str(Path(sys.executable).parent / "uv")
+    work = Path(session.create_tmp()).resolve() / "toolkit-pythons"
+    shutil.rmtree(work, ignore_errors=True)
+    session.run(
+        uv, "build", "--quiet", "--wheel", "--no-build-isolation", "--python",
+        str(Path(session.bin) / "python"), "--out-dir", str(work / "dist"), "ci", external=True,
+    )  # fmt: skip
+    (wheel,) = (work / "dist").glob("*.whl")
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    requirement = work / "bot4-ci.txt"
+    requirement.write_text(f"bot4-ci @ {wheel.as_uri()} --hash=sha256:{digest}\n", encoding="utf-8")
+    for version, python in found.items():
+        venv = work / f"py{version}"
+        vpython = str(venv / "bin" / "python")
+        session.log(f"Python {version}: {python}")
+        session.run(uv, "venv", "--quiet", "--python", python, str(venv), external=True)
+        session.run(
+            uv, "pip", "install", "--quiet", "--python", vpython, "--require-hashes",
+            "--only-binary", ":all:", "-r", TOOLKIT_LOCK, "-r", str(requirement), external=True,
+        )  # fmt: skip
+        session.run(vpython, "-I", "-c", FROM_WHEEL, str(venv), external=True)
+        edge = version in {TOOLKIT_PYTHONS[0], TOOLKIT_PYTHONS[-1]}
+        chosen = TOOLKIT_TESTS_ALL if edge else TOOLKIT_TESTS_CORE
+        pytest = str(venv / "bin" / "pytest")
+        basetemp = f"--basetemp={work / f'tmp{version}'}"  # its own, not the user's shared one
+        session.run(pytest, *TOOLKIT_TESTS, basetemp, *chosen, env=pinned_uv(), external=True)
 
 
 @nox.session(python=False, default=False, tags=["maintenance"])

@@ -26,7 +26,7 @@ from ci.gate import coverage as coverage_gate
 from ci.gate import lock as gate_lock
 from ci.gate import source_scan as security_scan
 from ci.gate import toolchain
-from ci.gate.requirements import read_lock
+from ci.gate.requirements import Pin, read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
 from ci.supply_chain.advisories import online as online_audit
@@ -42,7 +42,7 @@ def _warn(message: str) -> None:
 
 def _today(value: str | None) -> dt.date:
     if value is None:
-        return dt.datetime.now(dt.UTC).date()
+        return dt.datetime.now(dt.timezone.utc).date()
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
@@ -145,6 +145,24 @@ def _shown(root: Path, path: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def _installers(
+    root: Path, venv_arg: str | None, pins: Sequence[Pin], report: audit.Report
+) -> audit.Installers | None:
+    """--venv's installer packages (reported), or the scope note saying they are not audited."""
+    if venv_arg is None:
+        report.info.append(audit.SCOPE_NOTE)
+        return None
+    venv = root / venv_arg
+    installers = audit.installer_pins(venv, _shown(root, venv), (p.name for p in pins))
+    report.info.append(audit.SCOPE_NOTE_VENV.format(venv=installers.venv))
+    found = ", ".join(f"{p.name} {p.version}" for p in installers.pins) or "none unlocked"
+    report.info.append(
+        f"installer packages in {installers.venv}: {found} (offline DB only: they have no "
+        "lock hashes, so neither pip-audit nor the index check sees them)"
+    )
+    return installers
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
     # Imported here: the DB loader (yaml, cvss) and the index client are the audit's alone,
@@ -162,9 +180,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     report = audit.Report()
     names = [_shown(root, p) for p in locks]
     report.info.append(f"auditing {len(pins)} pins from {', '.join(names)}")
-    report.info.append(audit.SCOPE_NOTE)
+    installers = _installers(root, args.venv, pins, report)
     db = advisories.load_db(audit.db_path(root, args.db, pol.db, os.environ))
-    audit.offline(report, pins, db, pol, today)
+    audit.offline(report, pins, db, pol, today, installers)
     if args.online != "never":
         with tempfile.TemporaryDirectory(prefix="bot4-audit-") as tmp:
             audit.online(
@@ -337,6 +355,10 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
     p = sub.add_parser("audit", help=cmd_audit.__doc__)
     p.add_argument("--lock", action="append", metavar="FILE", help=lock_help + " to audit")
     p.add_argument("--policy", help=policy_help + "; holds [advisories]")
+    p.add_argument(
+        "--venv",
+        help="also audit the installer packages (pip, setuptools, wheel) found in this venv",
+    )
     p.add_argument(
         "--db", help=f"OSV database dir or zip (default: ${audit.DB_ENV}, then the policy's)"
     )

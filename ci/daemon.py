@@ -16,9 +16,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TypeVar
 
 from ci.errors import GateError
+
+# typing.Self is 3.11+ and the toolkit runs on 3.10: a bound TypeVar says the same.
+_D = TypeVar("_D", bound="Daemon")
 
 
 class DaemonError(GateError):
@@ -79,7 +82,7 @@ class Daemon:
             return "no output"
         return " ".join(text.split())[-chars:] or "no output"
 
-    def start(self) -> Self:
+    def start(self: _D) -> _D:
         """Start the process and wait until it is ready (or fail, having stopped it)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("wb") as sink:
@@ -121,7 +124,7 @@ class Daemon:
             os.kill(process.pid, signal.SIGKILL)
             process.wait()
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _D) -> _D:
         return self if self.running else self.start()
 
     def __exit__(

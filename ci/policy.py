@@ -7,11 +7,11 @@ one actionable line instead of a traceback.
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ci.compat import tomllib
 from ci.errors import GateError
 
 

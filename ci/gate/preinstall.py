@@ -28,11 +28,15 @@ import hashlib
 import json
 import re
 import sys
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):  # standard library only: this file is loaded by path
+    import tomllib
+else:  # pragma: no cover - 3.10 (nox -s toolkit-pythons); tomli is tomllib's origin
+    import tomli as tomllib
 
 LOCK_FILE = "toolchain.lock"
 SCHEMA = 1

@@ -16,11 +16,11 @@ import ipaddress
 import re
 import subprocess
 import tokenize
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.compat import tomllib
 from ci.errors import GateError
 
 ALLOW_IP_PRAGMA = "bot4: allow-ip"

@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,6 +25,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from ci.compat import tomllib
 from ci.errors import GateError
 from ci.files import atomic_write, sha256_file
 from ci.gate import toolkit_pyproject
@@ -53,6 +53,9 @@ class LockSpec:
     sources: tuple[str, ...]
     governs: str
     purpose: str
+    # A universal lock (markers for every platform and Python from this minor version up)
+    # instead of one for toolchain.lock's interpreter and platform.
+    universal_from: str | None = None
 
 
 # Order matters: runtime is compiled with the toolchain lock as constraints so the
@@ -78,6 +81,14 @@ LOCK_SPECS: tuple[LockSpec, ...] = (
         ("pyproject.toml", "--all-extras", "-c", "locks/toolchain.txt"),
         "image",
         "the engine's runtime packages only (the image and the SBOM)",
+    ),
+    LockSpec(
+        "toolkit",
+        "locks/toolkit.txt",
+        ("--group", "pyproject.toml:toolkit-tests"),
+        "toolkit",
+        "the toolkit (ci/) and its test runner on Python 3.10–3.13 (nox -s toolkit-pythons)",
+        universal_from="3.10",
     ),
 )
 
@@ -294,10 +305,11 @@ def compile_locks(
                 "compile",
                 "--quiet",
                 "--generate-hashes",
-                "--python-version",
-                python,
-                "--python-platform",
-                platform_tag,
+                *(
+                    ["--universal", "--python-version", spec.universal_from]
+                    if spec.universal_from
+                    else ["--python-version", python, "--python-platform", platform_tag]
+                ),
                 "--custom-compile-command",
                 "scripts/gate -s lock",
                 "--no-emit-index-url",

@@ -11,13 +11,13 @@ generated; every other byte of the file is kept as written. Standard library and
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from ci.compat import tomllib
 from ci.errors import GateError
 from ci.files import atomic_write
 

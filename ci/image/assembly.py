@@ -23,7 +23,7 @@ from ci.oci.mediatypes import CONFIG, LAYER, MANIFEST
 
 def timestamp(epoch: int) -> str:
     """RFC 3339 UTC time of an epoch, e.g. ``2026-11-30T02:44:00Z``."""
-    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

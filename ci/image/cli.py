@@ -332,7 +332,7 @@ def cmd_refresh_pr(args: argparse.Namespace) -> int:
 
     from ci.image import refresh  # noqa: PLC0415
 
-    print(refresh.open_pr(Path(args.dir), dt.datetime.now(dt.UTC).date()))
+    print(refresh.open_pr(Path(args.dir), dt.datetime.now(dt.timezone.utc).date()))
     return 0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci.compat import tomllib
 from ci.image.errors import ImageError
 from ci.image.tarball import extract
 

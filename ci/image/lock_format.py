@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci.compat import tomllib
 from ci.files import atomic_write
 from ci.image.errors import ImageError
 

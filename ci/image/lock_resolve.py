@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from ci.compat import tomllib
 from ci.files import sha256_file
 from ci.gate.requirements import Pin, applicable, read_lock
 from ci.image import apt_index

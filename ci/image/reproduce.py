@@ -189,7 +189,7 @@ def matrix(
     for variant in VARIANTS:
         source = workdir / variant.clone
         clone(root, source, rev, variant.remote)
-        started = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+        started = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S")
         out = workdir / f"build-{variant.name}"
         digest = build_once(source, out, variant, common, rev, workdir / f"home-{variant.name}")
         digests.append(digest)

@@ -196,7 +196,7 @@ def render(bom: Mapping[str, Any]) -> str:
 
 def engine_version(pyproject: Path) -> str:
     """The engine's version from pyproject.toml."""
-    import tomllib  # noqa: PLC0415
+    from ci.compat import tomllib  # noqa: PLC0415
 
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     version = data.get("project", {}).get("version")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from ci.compat import tomllib
 from ci.gate.requirements import Pin, applicable
 from ci.gate.requirements import read_lock as read_requirements
 from ci.image import bundle, bytecode

@@ -56,7 +56,7 @@ def _registry(args: argparse.Namespace, ref: Reference) -> Registry:
 
 def _today(args: argparse.Namespace) -> dt.date:
     if args.today is None:
-        return dt.datetime.now(dt.UTC).date()
+        return dt.datetime.now(dt.timezone.utc).date()
     try:
         return dt.date.fromisoformat(args.today)
     except ValueError:

@@ -175,7 +175,7 @@ def check(src: Path, root: Path, policy_file: Path, say: Callable[[str], None]) 
     """Run every check; yields one report line per check."""
     base = load_policy(policy_file)
     sbom = json.loads((src.parent / "sbom.cdx.json").read_text(encoding="utf-8"))
-    today = dt.datetime.now(dt.UTC).date()
+    today = dt.datetime.now(dt.timezone.utc).date()
     with tempfile.TemporaryDirectory(prefix="bot4-deploy-check-") as name:
         tmp = Path(name)
         signer, stranger = signers(tmp)

@@ -2,14 +2,16 @@
 wheel's ``LICENSE`` file, the licence of a library a wheel bundles.
 
 Why not a library: the locked ``license-expression`` parses and normalises SPDX
-expressions but ships no licence texts, and the text matchers on the index are small,
-young projects — not worth a new pinned dependency for the handful of licences Python
-wheels carry. So this follows the SPDX matching guidelines in miniature: the text is
-normalised (case, punctuation, comment markers, line breaks, bullets all dropped) and
-each licence is recognised by sentences that only its SPDX reference text has (all
-sentences of one alternative must be present: the full text, or the standard header
-that points to it). A ``BSD-2-Clause`` match inside a ``BSD-3-Clause`` text is dropped,
-and so on. A heading alone (``BSD 3-Clause License`` as the first line) names it too.
+expressions but ships no licence texts; the text matchers on the index were checked one by
+one (docs/supply-chain.md, "Libraries checked"): all but one are too large, need a JVM or
+pull in many dependencies, and the one that fits (``licenseclassifier``) is a first
+release whose adoption means re-reviewing the corpus verdicts it changes. So this follows
+the SPDX matching guidelines in miniature: the text is normalised (case, punctuation,
+comment markers, line breaks, bullets all dropped) and each licence is recognised by
+sentences that only its SPDX reference text has (all sentences of one alternative must be
+present: the full text, or the standard header that points to it). A ``BSD-2-Clause``
+match inside a ``BSD-3-Clause`` text is dropped, and so on. A heading alone (``BSD
+3-Clause License`` as the first line) names it too.
 
 What is not recognised stays unknown — the caller denies it with a remedy — rather than
 being guessed.

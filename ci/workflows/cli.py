@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from ci.compat import tomllib
 from ci.errors import GateError, run_command
 
 PROG = "python -m ci.workflows"

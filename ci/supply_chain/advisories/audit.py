@@ -16,12 +16,15 @@ date; an expired ignore fails the gate, an unused one is a warning. Paths in the
 (``db``, ``locks``) are relative to the policy file; without ``db`` the snapshot shipped
 in this package is used, so any project can audit its own locks with ``--lock``.
 
-Out of scope, said in every report: the installer packages of whatever environment
-installs the locks (pip, setuptools) are not audited — only the locked pins are.
+The installer packages (pip, setuptools, wheel) of the environment that installs the
+locks are in no lock: ``--venv`` adds the ones found in that venv to the offline audit,
+each finding marked as an installer package; without ``--venv`` every report says they
+were not audited.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,10 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.utils import NormalizedName
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from ci import policy
 from ci.errors import GateError
+from ci.gate import toolchain
 from ci.gate.requirements import Pin, read_lock
 from ci.supply_chain.advisories import online as online_audit
 
@@ -47,9 +52,16 @@ DB_ENV = "BOT4_ADVISORY_DB"
 ONLINE_MODES = ("auto", "require", "never")
 SCOPE_NOTE = (
     "scope: the locked pins only; the installer packages of the environment that installs "
-    "them (pip, setuptools) are not audited, and advisories only in GitHub's database (not "
-    "in the PyPA one) are found only by the online audit"
+    "them (pip, setuptools) are not audited (pass --venv to add them), and advisories only "
+    "in GitHub's database (not in the PyPA one) are found only by the online audit"
 )
+SCOPE_NOTE_VENV = (
+    "scope: the locked pins and the installer packages (pip, setuptools, wheel) of {venv}; "
+    "advisories only in GitHub's database (not in the PyPA one) are found only by the "
+    "online audit, which covers the locked pins alone"
+)
+# What installs the locks but is never in them: audited from the venv with --venv.
+INSTALLERS = (canonicalize_name("pip"), canonicalize_name("setuptools"), canonicalize_name("wheel"))
 
 
 @dataclass(frozen=True)
@@ -168,6 +180,7 @@ class Finding:
     version: str
     advisory: Advisory
     ignore: Ignore | None = None
+    origin: str = ""  # where an unlocked package was found, e.g. "installer package in .venv"
 
     def render(self) -> str:
         """One report line."""
@@ -175,8 +188,9 @@ class Finding:
         aliases = f" ({', '.join(adv.aliases)})" if adv.aliases else ""
         severity = adv.worst_severity()
         fixed = adv.fixed_versions(self.name)
+        origin = f" [{self.origin}]" if self.origin else ""
         parts = [
-            f"{self.name} {self.version}: {adv.id}{aliases}",
+            f"{self.name} {self.version}{origin}: {adv.id}{aliases}",
             f"severity {severity}" if severity else "severity unknown",
             f"fixed in {', '.join(fixed)}" if fixed else "no fixed version",
         ]
@@ -187,14 +201,46 @@ class Finding:
         return " — ".join(parts)
 
 
-def match(pins: Iterable[Pin], db: Database) -> list[Finding]:
+def match(pins: Iterable[Pin], db: Database, origin: str = "") -> list[Finding]:
     """Every (pin, advisory) pair where the advisory affects the pinned version."""
     return [
-        Finding(pin.name, str(pin.version), adv)
+        Finding(pin.name, str(pin.version), adv, origin=origin)
         for pin in pins
         for adv in db.for_package(pin.name)
         if adv.affects(pin.name, pin.version)
     ]
+
+
+@dataclass(frozen=True)
+class Installers:
+    """The installer packages found in a venv (as unhashed pins) and how to name them."""
+
+    venv: str
+    pins: tuple[Pin, ...]
+
+    @property
+    def origin(self) -> str:
+        """The mark each of their findings carries."""
+        return f"installer package in {self.venv}, not in the locks"
+
+
+def installer_pins(venv: Path, shown: str, locked: Iterable[NormalizedName]) -> Installers:
+    """pip, setuptools and wheel as installed in ``venv``, except those a lock pins (those
+    are audited as pins): what installed the locks, which no lock holds."""
+    site = toolchain.environment_from_venv(shown, "audit", venv).site_packages
+    present = toolchain.installed(site)
+    skip = set(locked)
+    pins = []
+    for name in INSTALLERS:
+        if name in present and name not in skip:
+            try:
+                version = Version(present[name])
+            except InvalidVersion:
+                raise GateError(
+                    f"{shown}: {name} has an invalid version {present[name]!r}"
+                ) from None
+            pins.append(Pin(name, version, (), None, 0))
+    return Installers(shown, tuple(pins))
 
 
 def apply_ignores(
@@ -215,7 +261,7 @@ def apply_ignores(
         hit = next((active[i] for i in ids if i in active), None)
         if hit is not None:
             used.add(hit.id)
-        marked.append(Finding(finding.name, finding.version, finding.advisory, hit))
+        marked.append(dataclasses.replace(finding, ignore=hit))
     warnings = [
         f"ignore of {i} matches no finding; remove it from the policy file"
         for i in sorted(set(active) - used)
@@ -280,8 +326,10 @@ def offline(
     db: Database,
     audit_policy: AuditPolicy,
     today: dt.date,
+    installers: Installers | None = None,
 ) -> None:
-    """Match the pins against the offline database and apply the ignores."""
+    """Match the pins (and a venv's installer packages) against the offline database and
+    apply the ignores."""
     date = db.date.isoformat() if db.date else "unknown date"
     commit = f", commit {db.snapshot.commit[:12]}" if db.snapshot else ""
     report.info.append(
@@ -294,13 +342,17 @@ def offline(
     stale = age_warning(db, today, audit_policy.max_age_days)
     if stale:
         report.warnings.append(stale)
-    findings, expired, unused = apply_ignores(match(pins, db), audit_policy.ignores, today)
+    found = match(pins, db)
+    if installers is not None:
+        found += match(installers.pins, db, installers.origin)
+    findings, expired, unused = apply_ignores(found, audit_policy.ignores, today)
     report.failures.extend(expired)
     report.warnings.extend(unused)
     for finding in findings:
         (report.info if finding.ignore else report.failures).append(finding.render())
+    extra = f" and {len(installers.pins)} installer packages" if installers is not None else ""
     report.info.append(
-        f"offline: {len(pins)} pins checked, "
+        f"offline: {len(pins)} pins{extra} checked, "
         f"{sum(1 for f in findings if f.ignore is None)} vulnerable, "
         f"{sum(1 for f in findings if f.ignore is not None)} ignored"
     )

@@ -17,7 +17,6 @@ import json
 import logging
 import subprocess
 import tarfile
-import tomllib
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -27,6 +26,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 from packaging.utils import NormalizedName
 
+from ci.compat import tomllib
 from ci.errors import GateError
 from ci.files import atomic_write
 from ci.supply_chain.advisories.osv import Advisory, MalformedRecordError, parse_record
@@ -135,7 +135,8 @@ def load_db(path: Path, today: dt.date | None = None) -> Database:
     record modified after that date (or after ``today`` without metadata) is an error.
     """
     snapshot = read_snapshot_meta(path)
-    limit = snapshot.date if snapshot is not None else (today or dt.datetime.now(dt.UTC).date())
+    now = today or dt.datetime.now(dt.timezone.utc).date()
+    limit = snapshot.date if snapshot is not None else now
     what = "the snapshot's source commit of" if snapshot is not None else "today,"
     by_name: dict[NormalizedName, list[Advisory]] = defaultdict(list)
     warnings: list[str] = []

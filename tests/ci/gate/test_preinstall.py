@@ -94,7 +94,7 @@ def test_the_repository_locks_pass_and_match_the_toolkit() -> None:
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     for rel in ("toolchain.lock", "pyproject.toml", "locks/bootstrap.txt", "locks/toolchain.txt",
-                "locks/runtime.txt"):  # fmt: skip
+                "locks/runtime.txt", "locks/toolkit.txt"):  # fmt: skip
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / rel, tmp_path / rel)
     return tmp_path

@@ -40,7 +40,9 @@ def fake_uv(outputs: dict[str, dict[str, str]]) -> toolchain.Runner:
         out = Path(argv[argv.index("-o") + 1])
         groups = " ".join(argv)
         key = (
-            "bootstrap"
+            "toolkit"
+            if "--universal" in argv
+            else "bootstrap"
             if "bootstrap" in groups
             else "toolchain"
             if "toolchain" in groups and "-c" not in argv
@@ -58,6 +60,7 @@ def repo(tmp_path: Path) -> Path:
         "bootstrap": {"nox": "2026.10.20", "uv": "0.13.9"},
         "toolchain": {"ruff": "0.17.5", "numpy": "2.4.6"},
         "runtime": {"numpy": "2.4.6"},
+        "toolkit": {"packaging": "26.4"},
     }
     toolchain.compile_locks(
         tmp_path, "uv", "3.11", "x86_64-unknown-linux-gnu", run=fake_uv(outputs)
@@ -67,13 +70,37 @@ def repo(tmp_path: Path) -> Path:
 
 def test_lock_writes_all_files_and_an_index(repo: Path) -> None:
     tc = toolchain.load_toolchain(repo / "toolchain.lock")
-    assert [e.name for e in tc.locks] == ["bootstrap", "toolchain", "runtime"]
+    assert [e.name for e in tc.locks] == ["bootstrap", "toolchain", "runtime", "toolkit"]
     assert tc.python == "3.11"
     assert tc.lock("toolchain").governs == "session"
+    assert tc.lock("toolkit").governs == "toolkit"  # no gate session venv is checked against it
     assert toolchain.check_files(repo, tc) == []
     # The index is byte-stable: rendering the parsed value reproduces the file.
     assert toolchain.render_toolchain(tc) == (repo / "toolchain.lock").read_text(encoding="utf-8")
     assert not list(repo.glob("bot4-lock-*")), "staging directory left behind"
+
+
+def test_the_toolkit_lock_is_universal_from_python_3_10(tmp_path: Path) -> None:
+    """The toolkit's lock covers every Python it supports (markers), not the gate's 3.11."""
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    calls: list[list[str]] = []
+    outputs = {
+        "bootstrap": {"nox": "1"},
+        "toolchain": {"ruff": "1"},
+        "runtime": {"numpy": "1"},
+        "toolkit": {"packaging": "1"},
+    }
+    write = fake_uv(outputs)
+
+    def run(argv: Sequence[str], cwd: Path) -> None:
+        calls.append(list(argv))
+        write(argv, cwd)
+
+    toolchain.compile_locks(tmp_path, "uv", "3.11", "x86_64-unknown-linux-gnu", run=run)
+    toolkit = next(c for c in calls if "pyproject.toml:toolkit-tests" in c)
+    assert toolkit[toolkit.index("--python-version") + 1] == "3.10"
+    assert "--universal" in toolkit and "--python-platform" not in toolkit
+    assert all("--universal" not in c for c in calls if c is not toolkit)
 
 
 def test_failed_resolution_leaves_previous_locks_untouched(repo: Path) -> None:

@@ -8,7 +8,6 @@ import functools
 import os
 import re
 import sys
-import tomllib
 from collections.abc import Sequence
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -18,6 +17,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ci import cli
+from ci.compat import tomllib
 from ci.errors import GateError
 from ci.gate import lock, toolchain, toolkit_pyproject
 

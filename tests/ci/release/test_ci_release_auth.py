@@ -203,7 +203,7 @@ class TokenIssuer:
 
     def __post_init__(self) -> None:
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ISSUER)])
-        now = dt.datetime.now(dt.UTC)
+        now = dt.datetime.now(dt.timezone.utc)
         self.cert = (
             x509.CertificateBuilder()
             .subject_name(name)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tomllib
 import venv
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from ci import cli
+from ci.compat import tomllib
 from ci.gate.requirements import read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 

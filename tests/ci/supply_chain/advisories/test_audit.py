@@ -597,3 +597,86 @@ def test_the_repository_policy_acknowledges_each_warning_with_a_future_date() ->
     assert pol.acknowledged, "the audit's known warnings are acknowledged in ci/policy.toml"
     for ack in pol.acknowledged:
         assert ack.reason and ack.expires > dt.date(2026, 12, 1)
+
+
+def installed_dist(venv_dir: Path, name: str, version: str) -> None:
+    """A distribution's .dist-info as pip writes it into a venv's site-packages."""
+    site = next(venv_dir.glob("lib/python3*/site-packages"))
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n", encoding="utf-8"
+    )
+    (info / "INSTALLER").write_text("pip\n", encoding="utf-8")
+    (info / "RECORD").write_text(f"{info.name}/METADATA,,\n", encoding="utf-8")
+
+
+def project_with_venv(tmp_path: Path, installers: dict[str, str], lock: str = SIX) -> Path:
+    """A project: one hashed lock, and a real venv holding the given installer packages."""
+    import venv
+
+    (tmp_path / "requirements.txt").write_text(lock, encoding="utf-8")
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(tmp_path / ".venv")
+    for name, version in installers.items():
+        installed_dist(tmp_path / ".venv", name, version)
+    return tmp_path
+
+
+AUDIT_VENV = ["audit", "--lock", "requirements.txt", "--online", "never", "--no-index-check"]
+
+
+def test_an_old_pip_in_the_venv_is_reported_as_an_installer_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack: the locks are clean but the environment installing them has pip 23.2.1 and
+    setuptools 65.5.0, both with PYSEC advisories in the committed snapshot: --venv fails."""
+    root = project_with_venv(tmp_path, {"pip": "23.2.1", "setuptools": "65.5.0"})
+    base = ["--root", str(root), *AUDIT_VENV]
+    assert cli.main(base) == 0  # without --venv: only the lock, and the report says so
+    out = capsys.readouterr().out
+    assert "installer packages of the environment that installs them (pip, setuptools) are " in (
+        out
+    )
+    assert "not audited (pass --venv to add them)" in out
+    assert cli.main([*base, "--venv", ".venv"]) == 1
+    out, err = capsys.readouterr()
+    assert (
+        "scope: the locked pins and the installer packages (pip, setuptools, wheel) of .venv"
+        in (out)
+    )
+    assert "installer packages in .venv: pip 23.2.1, setuptools 65.5.0 (offline DB only" in out
+    assert "offline: 1 pins and 2 installer packages checked" in out
+    mark = "[installer package in .venv, not in the locks]"
+    assert f"ci: error: pip 23.2.1 {mark}: PYSEC-2023-228 (CVE-2023-5752)" in err
+    assert f"ci: error: setuptools 65.5.0 {mark}: PYSEC-2022-43012" in err
+    assert "six" not in err
+
+
+def test_a_current_pip_passes_and_a_locked_installer_is_audited_as_a_pin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setuptools = "setuptools==65.5.0 --hash=sha256:" + "4" * 64 + "\n"
+    root = project_with_venv(
+        tmp_path, {"pip": "25.3", "setuptools": "65.5.0", "wheel": "0.45.1"}, SIX + setuptools
+    )
+    assert cli.main(["--root", str(root), *AUDIT_VENV, "--venv", ".venv"]) == 1
+    out, err = capsys.readouterr()
+    assert "installer packages in .venv: pip 25.3, wheel 0.45.1 (offline DB only" in out
+    # setuptools is in the lock: audited once, as a pin, with no installer mark
+    assert "ci: error: setuptools 65.5.0: PYSEC-2022-43012" in err
+    assert "installer package" not in err
+    (tmp_path / "clean").mkdir()
+    root2 = project_with_venv(tmp_path / "clean", {"pip": "25.3"})
+    assert cli.main(["--root", str(root2), *AUDIT_VENV, "--venv", ".venv"]) == 0
+    assert "installer packages in .venv: pip 25.3 (offline DB only" in capsys.readouterr().out
+
+
+def test_a_venv_that_is_not_one_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "requirements.txt").write_text(SIX, encoding="utf-8")
+    (tmp_path / "notavenv").mkdir()
+    assert cli.main(["--root", str(tmp_path), *AUDIT_VENV, "--venv", "notavenv"]) == 1
+    assert capsys.readouterr().err == (
+        f"ci: error: {tmp_path}/notavenv: no lib/python3*/site-packages; is it a virtualenv?\n"
+    )
