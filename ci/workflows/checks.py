@@ -203,9 +203,7 @@ def _check_uses(ctx: _Context, node: Node, where: str) -> list[Finding]:
         ):
             return []
         return [
-            ctx.finding(
-                node, "local", f"{where}: {uses} is not an action under ./{LOCAL_ACTIONS}/"
-            )
+            ctx.finding(node, "local", f"{where}: {uses} is not an action under ./{LOCAL_ACTIONS}/")
         ]
     if uses.startswith("docker://"):
         if DIGEST_RE.fullmatch(uses.removeprefix("docker://")):
