@@ -351,7 +351,7 @@ def workflows(session: nox.Session) -> None:
     session.run("python", "-m", "ci.workflows", "check", *session.posargs)
 
 
-@nox.session(python=PYTHON, tags=["runners"])
+@nox.session(python=PYTHON, default=False, tags=["runners"])
 def act(session: nox.Session) -> None:
     """The workflows' jobs run under act (host mode, non-root runner user, local action copies)."""
     install_locked(session)

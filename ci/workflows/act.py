@@ -36,8 +36,11 @@ SKIPPED_BY_ACT = frozenset({"actions/checkout"})
 # nothing else of the caller's environment reaches the jobs.
 PASS_ENV = re.compile(
     r"(PIP_|UV_|SSL_CERT_)\w*|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS"
-    r"|GIT_SSL_CAINFO|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|LANG"
+    r"|GIT_SSL_CAINFO|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|LANG|DOCKER_HOST"
 )
+# The container jobs' image: Debian bookworm, built here by mmdebstrap from the machine's
+# apt sources (no registry is reachable to pull the pinned digest), under this local tag.
+LOCAL_IMAGE = "bot4-act/debian:bookworm"
 STANDIN_PIN_RE = re.compile(r"#\s*Stand-in for (\S+@[0-9a-f]{40})\b")
 SUDOERS = Path("/etc/sudoers.d") / RUNNER_USER
 
@@ -312,10 +315,12 @@ def _take(result: Result, line: str) -> None:
         entry = json.loads(line)
     except json.JSONDecodeError:
         entry = None
+    text = str(entry.get("msg", "")) if isinstance(entry, dict) else line
+    # Every line prefixed: a job's "::error::" must not become the outer runner's command.
+    for part in text.rstrip().splitlines() or [""]:
+        print(f"[{result.job.job_id}] {part}", flush=True)
     if not isinstance(entry, dict):
-        print(f"[{result.job.job_id}] {line.rstrip()}", flush=True)
         return
-    print(f"[{result.job.job_id}] {str(entry.get('msg', '')).rstrip()}", flush=True)
     step_id = entry.get("stepID")
     if entry.get("stage") == "Main" and isinstance(step_id, list) and len(step_id) == 1:
         result.steps[str(step_id[0])] = str(entry.get("stepResult"))
@@ -359,6 +364,47 @@ def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str]) -> Path:
     return repo
 
 
+def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
+    """Debian bookworm from this machine's apt sources (mmdebstrap), imported as LOCAL_IMAGE."""
+    if shutil.which("mmdebstrap") is None:
+        raise WorkflowError("the container jobs need mmdebstrap: apt-get install mmdebstrap")
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    source = [str(sources)] if sources.is_file() else []
+    tarball = work / "bookworm.tar"
+    result = _run(
+        [
+            "mmdebstrap",
+            "--quiet",
+            "--mode=root",
+            "--variant=apt",
+            "--include=ca-certificates",
+            '--aptopt=Acquire::Check-Valid-Until "false"',
+            "bookworm",
+            str(tarball),
+            *source,
+        ],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "0"},
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise WorkflowError(f"mmdebstrap could not build Debian bookworm: {detail}")
+    imported = _run(["docker", "import", str(tarball), LOCAL_IMAGE], env=dict(docker_env))
+    tarball.unlink()
+    if imported.returncode != 0:
+        raise WorkflowError(f"docker import failed: {imported.stderr.strip()}")
+
+
+def use_local_image(repo: Path, jobs: Sequence[Job]) -> None:
+    """In the runner's copy only: the container jobs' pinned image becomes LOCAL_IMAGE."""
+    for workflow in sorted({j.workflow for j in jobs if j.container}):
+        path = repo / ".github" / "workflows" / workflow
+        text = path.read_text(encoding="utf-8")
+        for image in sorted({j.container for j in jobs if j.container and j.workflow == workflow}):
+            text = text.replace(f"image: {image}", f"image: {LOCAL_IMAGE}")
+            print(f"act: {workflow}: container {image} stood in by {LOCAL_IMAGE}", flush=True)
+        path.write_text(text, encoding="utf-8")
+
+
 def run(
     root: Path,
     selection: Sequence[tuple[str, Sequence[str]]],
@@ -375,11 +421,26 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bot4-act-") as tmp:
         work = Path(tmp)
         repo = prepare(root, work, act, prefix)
-        results = []
-        for job in jobs:
-            print(f"act: {job.workflow} {job.job_id}", flush=True)
-            results.append(run_job(job, work / "act", repo, work, prefix, env))
-        return results
+        if not any(job.container for job in jobs):
+            return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
+        from ci.release.dockerfile_check import Dockerd  # noqa: PLC0415 - container jobs only
+
+        if os.geteuid() != 0:
+            raise WorkflowError("the container jobs start their own dockerd: run as root")
+        _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
+        use_local_image(repo, jobs)
+        with Dockerd(work / "dockerd") as daemon:
+            (work / "dockerd").chmod(0o755)
+            docker_env = daemon.env()
+            build_debian_image(work, docker_env)
+            env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
+            return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
+
+
+def _announce(jobs: Sequence[Job]) -> Iterable[Job]:
+    for job in jobs:
+        print(f"act: {job.workflow} {job.job_id}", flush=True)
+        yield job
 
 
 def find_act() -> Path:
