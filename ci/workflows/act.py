@@ -301,10 +301,11 @@ def run_job(
         )
     except OSError as exc:
         raise WorkflowError(f"cannot run act: {exc.strerror}") from None
-    assert process.stdout is not None  # noqa: S101  # nosec B101 - stdout=PIPE above
-    for line in process.stdout:
-        _take(result, line)
-    result.exit_code = process.wait()
+    with process:
+        assert process.stdout is not None  # noqa: S101  # nosec B101 - stdout=PIPE above
+        for line in process.stdout:
+            _take(result, line)
+        result.exit_code = process.wait()
     result.seconds = time.monotonic() - start
     return result
 
@@ -394,14 +395,90 @@ def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
         raise WorkflowError(f"docker import failed: {imported.stderr.strip()}")
 
 
-def use_local_image(repo: Path, jobs: Sequence[Job]) -> None:
-    """In the runner's copy only: the container jobs' pinned image becomes LOCAL_IMAGE."""
+# Linux capability numbers (linux/capability.h), to name what a sandbox withholds.
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+]
+
+
+def withheld_capabilities(status: str) -> list[str]:
+    """The capabilities missing from this process's bounding set (``/proc/self/status``)."""
+    match = re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.MULTILINE)
+    bound = int(match[1], 16) if match else 0
+    return [name for bit, name in enumerate(CAPABILITIES) if not bound >> bit & 1]
+
+
+def privileged_options(withheld: Sequence[str]) -> str:
+    """``--privileged`` as near as a sandbox that withholds some capabilities allows.
+
+    runc cannot start a privileged container when the daemon's own bounding set lacks a
+    capability ("unable to apply caps"); every other capability and no seccomp/AppArmor
+    profile is the closest a job's ``options: --privileged`` can get there.
+    """
+    drops = " ".join(f"--cap-drop {name}" for name in withheld)
+    return (
+        f"--cap-add ALL {drops} --security-opt seccomp=unconfined"
+        " --security-opt apparmor=unconfined"
+    )
+
+
+def use_local_image(repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = ()) -> None:
+    """In the runner's copy only: the pinned image becomes LOCAL_IMAGE (and, in a sandbox
+    that withholds capabilities, ``--privileged`` its nearest equivalent); both said."""
     for workflow in sorted({j.workflow for j in jobs if j.container}):
         path = repo / ".github" / "workflows" / workflow
         text = path.read_text(encoding="utf-8")
         for image in sorted({j.container for j in jobs if j.container and j.workflow == workflow}):
             text = text.replace(f"image: {image}", f"image: {LOCAL_IMAGE}")
             print(f"act: {workflow}: container {image} stood in by {LOCAL_IMAGE}", flush=True)
+        if withheld and "options: --privileged\n" in text:
+            options = privileged_options(withheld)
+            text = text.replace("options: --privileged\n", f"options: {options}\n")
+            print(
+                f"act: {workflow}: this machine withholds {', '.join(withheld)}, so runc cannot"
+                f" start --privileged containers; they run with {options}",
+                flush=True,
+            )
         path.write_text(text, encoding="utf-8")
 
 
@@ -428,7 +505,8 @@ def run(
         if os.geteuid() != 0:
             raise WorkflowError("the container jobs start their own dockerd: run as root")
         _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
-        use_local_image(repo, jobs)
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
+        use_local_image(repo, jobs, withheld_capabilities(status))
         with Dockerd(work / "dockerd") as daemon:
             (work / "dockerd").chmod(0o755)
             docker_env = daemon.env()

@@ -322,11 +322,9 @@ def check_action(path: Path, root: Path, display: str | None = None) -> list[Fin
             problems += _check_uses(ctx, uses, at)
         elif run is not None:
             found, is_gate = _check_run(ctx, run, at)
-            problems += found
             if is_gate:
-                problems.append(
-                    ctx.finding(run, "run", f"{at}: a composite action runs no nox session")
-                )
+                found = [ctx.finding(run, "run", f"{at}: a composite action runs no nox session")]
+            problems += found
             if _get(step, "shell") is None:
                 problems.append(ctx.finding(step, "run", f"{at}: run: needs shell: bash"))
         else:

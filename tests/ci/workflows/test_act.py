@@ -173,7 +173,7 @@ def test_setup_python_stand_in_checks_the_version(tmp_path: Path) -> None:
     want = f"{sys.version_info.major}.{sys.version_info.minor}"
     out, path = tmp_path / "out", tmp_path / "path"
     bindir = str(Path(sys.executable).parent)
-    env = {"GITHUB_OUTPUT": str(out), "GITHUB_PATH": str(path), "PATH": bindir}
+    env = {"GITHUB_OUTPUT": str(out), "GITHUB_PATH": str(path), "PATH": f"{bindir}:/usr/bin:/bin"}
     found = _bash(script, tmp_path, WANT=want, **env)
     assert found.returncode == 0, found.stdout
     assert f"python-version={sys.version_info.major}." in out.read_text(encoding="utf-8")
