@@ -164,14 +164,17 @@ def standin_for(pin: str, standins: Path = STANDINS) -> Path | None:
     return directory
 
 
-def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(  # noqa: S603  # nosec B603
             list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
             capture_output=True,
             text=True,
             check=False,
-            **kwargs,  # type: ignore[call-overload]
         )
     except OSError as exc:
         raise WorkflowError(f"cannot run {argv[0]}: {exc.strerror}") from None

@@ -112,9 +112,10 @@ def test_verdict_needs_every_run_step_and_the_job_result(
         act._take(result, json.dumps(line) + "\n")
     act._take(result, "not json\n")
     assert result.missing == ["2"]  # a Post stage is not the step's run
-    assert not result.ok
+    verdicts = [result.ok]
     act._take(result, json.dumps({"stage": "Main", "stepID": ["2"], "stepResult": "success"}))
-    assert result.ok
+    verdicts.append(result.ok)
+    assert verdicts == [False, True]
     assert "[lint] not json" in capsys.readouterr().out
     failed = act.Result(job, exit_code=1, seconds=2.0, job_result="failure")
     table = act.table([result, failed]).splitlines()
