@@ -112,6 +112,44 @@ def _pins(root: Path, steps: Iterable[dict[str, object]], seen: set[Path]) -> se
     return pins
 
 
+INPUT_IF_RE = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*==\s*'([^']*)'\s*\}\}")
+
+
+def _local_steps(root: Path, uses: str) -> tuple[list[dict[str, object]], dict[str, str]]:
+    local = (root / uses.removeprefix("./")).resolve()
+    if not local.is_relative_to(root / LOCAL_ACTIONS):
+        return [], {}
+    action = _load(local / "action.yml")
+    runs, inputs = action.get("runs"), action.get("inputs")
+    defaults = {
+        str(k): str(v.get("default", ""))
+        for k, v in (inputs.items() if isinstance(inputs, dict) else [])
+        if isinstance(v, dict)
+    }
+    return _steps(runs.get("steps") if isinstance(runs, dict) else []), defaults
+
+
+def _run_steps(root: Path, steps: Sequence[dict[str, object]]) -> Iterable[str]:
+    """act's step ids of the run: steps that must run: the job's own, and those of the
+    repository's composite actions (``INDEX/ID``) whose ``if: inputs.X == 'V'`` holds."""
+    for index, step in enumerate(steps):
+        if "run" in step:
+            yield str(step.get("id") or index)
+        uses = step.get("uses")
+        if not (isinstance(uses, str) and uses.startswith("./")):
+            continue
+        inner, defaults = _local_steps(root, uses)
+        given = step.get("with")
+        values = {
+            **defaults,
+            **({str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}),
+        }
+        for position, sub in enumerate(inner):
+            condition = INPUT_IF_RE.fullmatch(str(sub.get("if", "")).strip())
+            if "run" in sub and (condition is None or values.get(condition[1]) == condition[2]):
+                yield f"{step.get('id') or index}/{sub.get('id') or position}"
+
+
 def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
     """The named jobs of .github/workflows/WORKFLOW, with their run: steps and pins."""
     path = root / ".github" / "workflows" / workflow
@@ -125,7 +163,7 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
                 f"{workflow} has no job {job_id!r} (jobs: {', '.join(sorted(jobs))})"
             )
         steps = _steps(job.get("steps"))
-        run_steps = tuple(str(s.get("id") or index) for index, s in enumerate(steps) if "run" in s)
+        run_steps = tuple(_run_steps(root, steps))
         container = job.get("container")
         image = container.get("image") if isinstance(container, dict) else container
         planned.append(
@@ -326,8 +364,8 @@ def _take(result: Result, line: str) -> None:
     if not isinstance(entry, dict):
         return
     step_id = entry.get("stepID")
-    if entry.get("stage") == "Main" and isinstance(step_id, list) and len(step_id) == 1:
-        result.steps[str(step_id[0])] = str(entry.get("stepResult"))
+    if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" in entry:
+        result.steps["/".join(map(str, step_id))] = str(entry["stepResult"])
     if "jobResult" in entry:
         result.job_result = str(entry["jobResult"])
 

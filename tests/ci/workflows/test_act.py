@@ -40,10 +40,16 @@ def test_plan_of_the_default_jobs_follows_the_composite_action() -> None:
     jobs = act.plan(ROOT, "ci.yml", ["toolchain", "lint", "audit", "workflows"])
     assert [j.job_id for j in jobs] == ["toolchain", "lint", "audit", "workflows"]
     for job in jobs:
-        assert job.run_steps, job.job_id
+        assert job.run_steps == ("1/toolchain", "2"), job.job_id  # the composite's run: too
         assert job.container is None
         assert CACHE_PIN in job.pins  # from .github/actions/setup, not the job itself
         assert any(p.startswith("actions/setup-python@") for p in job.pins)
+
+
+def test_a_composite_step_its_inputs_switch_off_is_not_required() -> None:
+    (tests,) = act.plan(ROOT, "ci.yml", ["tests"])  # setup with python: "false"
+    assert tests.run_steps == ("0", "3")
+    assert tests.container is not None
 
 
 def test_every_pin_the_act_jobs_use_has_its_stand_in() -> None:
@@ -216,7 +222,7 @@ jobs:
     green, red = act.run(repo, [("t.yml", ["green", "red"])], ACT_BIN)
     out = capsys.readouterr().out
     assert green.ok, out
-    assert green.steps == {"0": "success", "1": "success"}
+    assert green.steps["0"] == green.steps["1"] == "success"
     assert seen == {"who": act.RUNNER_USER, "who-sudo": "ok"}  # not root; sudo works
     assert not red.ok
     assert red.exit_code != 0
