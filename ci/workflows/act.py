@@ -264,13 +264,27 @@ def runner_prefix(user: str = RUNNER_USER) -> list[str]:
 
 def copy_work_tree(root: Path, dest: Path) -> None:
     """A fresh clone of ROOT at DEST with the work tree's uncommitted files laid over it."""
-    result = _run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(dest)])
-    if result.returncode != 0:
-        raise WorkflowError(f"cannot clone {root}: {result.stderr.strip()}")
-    listed = _run(
-        ["git", "-c", "core.quotepath=off", "ls-files", "-z", "-c", "-o", "--exclude-standard"],
-        cwd=root,
+    # The checkout may belong to another user (a CI container's workspace): trusted for
+    # these two commands only (a global config of their own; git's clone helper ignores
+    # -c), instead of git's "dubious ownership" refusal.
+    config = dest.with_name(f"{dest.name}.gitconfig")
+    config.write_text(
+        f"[safe]\n\tdirectory = {root}\n\tdirectory = {root}/.git\n", encoding="utf-8"
     )
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": str(config)}
+    try:
+        result = _run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(dest)], env=env)
+        if result.returncode != 0:
+            raise WorkflowError(f"cannot clone {root}: {result.stderr.strip()}")
+        listed = _run(
+            ["git", "-c", "core.quotepath=off", "ls-files", "-z", "-c", "-o", "--exclude-standard"],
+            cwd=root,
+            env=env,
+        )
+    finally:
+        config.unlink()
+    if listed.returncode != 0:
+        raise WorkflowError(f"cannot list the work tree of {root}: {listed.stderr.strip()}")
     for name in filter(None, listed.stdout.split("\0")):
         source, target = root / name, dest / name
         if source.is_symlink() or source.is_file():

@@ -228,3 +228,18 @@ jobs:
     assert red.exit_code != 0
     assert red.missing == ["0", "1"]
     assert "FAILED" in act.table([green, red])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a checkout owned by another user)")
+def test_the_runner_copy_of_a_checkout_owned_by_another_user(tmp_path: Path) -> None:
+    repo = _git_repo(tmp_path / "repo", "on: push\n")
+    (repo / "new.txt").write_text("uncommitted\n", encoding="utf-8")
+    (repo / ".github" / "workflows" / "t.yml").write_text("on: [push]\n", encoding="utf-8")
+    for directory, _, files in os.walk(repo):
+        os.chown(directory, 65534, 65534)
+        for name in files:
+            os.chown(Path(directory) / name, 65534, 65534)
+    act.copy_work_tree(repo, tmp_path / "copy")  # no "dubious ownership" refusal
+    assert (tmp_path / "copy" / "new.txt").read_text(encoding="utf-8") == "uncommitted\n"
+    copied = (tmp_path / "copy" / ".github" / "workflows" / "t.yml").read_text(encoding="utf-8")
+    assert copied == "on: [push]\n"
