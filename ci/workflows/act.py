@@ -41,6 +41,7 @@ PASS_ENV = re.compile(
 # The container jobs' image: Debian bookworm, built here by mmdebstrap from the machine's
 # apt sources (no registry is reachable to pull the pinned digest), under this local tag.
 LOCAL_IMAGE = "bot4-act/debian:bookworm"
+MACHINE_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 STANDIN_PIN_RE = re.compile(r"#\s*Stand-in for (\S+@[0-9a-f]{40})\b")
 SUDOERS = Path("/etc/sudoers.d") / RUNNER_USER
 
@@ -338,6 +339,13 @@ def run_job(
         str(work / "act-cache"),
         "--env",
         f"BOT4_ACT_ARTIFACTS={work / 'artifacts'}",
+        # A container job sees only --env: the same network settings as a host job.
+        *[
+            arg
+            for pair in _environment(environ, home, user)
+            if job.container and PASS_ENV.fullmatch(pair.partition("=")[0])
+            for arg in ("--env", pair)
+        ],
         "--json",
     ]
     for pin in sorted(job.pins):
@@ -435,6 +443,12 @@ def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
             "--variant=apt",
             "--include=ca-certificates",
             '--aptopt=Acquire::Check-Valid-Until "false"',
+            # The machine's CA bundle (a TLS-intercepting proxy's CA, if any), kept by the
+            # image's update-ca-certificates: downloads in a job reach what the host reaches.
+            f"--customize-hook=copy-in {MACHINE_CA} /usr/local/share/ca-certificates",
+            f"--customize-hook=mv $1/usr/local/share/ca-certificates/{MACHINE_CA.name}"
+            " $1/usr/local/share/ca-certificates/bot4-act-machine.crt",
+            "--customize-hook=chroot $1 update-ca-certificates --fresh",
             "bookworm",
             str(tarball),
             *source,
@@ -550,7 +564,7 @@ def run(
             standin_for(pin)
     prefix = runner_prefix()
     env = dict(os.environ if environ is None else environ)
-    with tempfile.TemporaryDirectory(prefix="bot4-act-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bot4-act-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
         repo = prepare(root, work, act, prefix)
         if not any(job.container for job in jobs):
@@ -562,12 +576,29 @@ def run(
         _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
         status = Path("/proc/self/status").read_text(encoding="utf-8")
         use_local_image(repo, jobs, withheld_capabilities(status))
-        with Dockerd(work / "dockerd") as daemon:
-            (work / "dockerd").chmod(0o755)
-            docker_env = daemon.env()
-            build_debian_image(work, docker_env)
-            env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
-            return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
+        try:
+            with Dockerd(work / "dockerd") as daemon:
+                (work / "dockerd").chmod(0o755)
+                docker_env = daemon.env()
+                build_debian_image(work, docker_env)
+                env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
+                return [
+                    run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)
+                ]
+        finally:
+            unmount_below(work)
+
+
+def unmount_below(path: Path) -> None:
+    """Lazily unmount what dockerd left mounted under PATH (its netns), deepest first."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    prefix = f"{path}/"
+    points = [fields[1] for line in mounts if len(fields := line.split()) > 1]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        _run(["umount", "-l", point])
 
 
 def _announce(jobs: Sequence[Job]) -> Iterable[Job]:
