@@ -243,3 +243,24 @@ def test_the_runner_copy_of_a_checkout_owned_by_another_user(tmp_path: Path) -> 
     assert (tmp_path / "copy" / "new.txt").read_text(encoding="utf-8") == "uncommitted\n"
     copied = (tmp_path / "copy" / ".github" / "workflows" / "t.yml").read_text(encoding="utf-8")
     assert copied == "on: [push]\n"
+
+
+def test_withheld_capabilities_and_the_privileged_substitute(tmp_path: Path) -> None:
+    full = "CapBnd:\t000001ffffffffff\n"
+    assert act.withheld_capabilities(full) == []
+    assert act.withheld_capabilities("CapBnd:\t000001fffeffffff\n") == ["SYS_RESOURCE"]
+    options = act.privileged_options(["SYS_RESOURCE"])
+    assert options.startswith("--cap-add ALL --cap-drop SYS_RESOURCE ")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    image = "debian:bookworm@sha256:" + "a" * 64
+    text = f"jobs:\n  j:\n    container:\n      image: {image}\n      options: --privileged\n"
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    job = act.Job("w.yml", "j", ("0",), frozenset(), image)
+    act.use_local_image(tmp_path, [job], ["SYS_RESOURCE"])
+    changed = (workflows / "w.yml").read_text(encoding="utf-8")
+    assert f"image: {act.LOCAL_IMAGE}\n" in changed
+    assert f"options: {options}\n" in changed
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    act.use_local_image(tmp_path, [job], [])  # nothing withheld: --privileged stays
+    assert "options: --privileged\n" in (workflows / "w.yml").read_text(encoding="utf-8")
