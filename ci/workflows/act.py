@@ -521,13 +521,16 @@ def privileged_options(withheld: Sequence[str]) -> str:
     """``--privileged`` as near as a sandbox that withholds some capabilities allows.
 
     runc cannot start a privileged container when the daemon's own bounding set lacks a
-    capability ("unable to apply caps"); every other capability and no seccomp/AppArmor
-    profile is the closest a job's ``options: --privileged`` can get there.
+    capability ("unable to apply caps"); every other capability, no seccomp/AppArmor
+    profile or masked paths, and the host's cgroup tree writable is the closest a job's
+    ``options: --privileged`` can get there.
     """
     drops = " ".join(f"--cap-drop {name}" for name in withheld)
     return (
         f"--cap-add ALL {drops} --security-opt seccomp=unconfined"
-        " --security-opt apparmor=unconfined"
+        " --security-opt apparmor=unconfined --security-opt systempaths=unconfined"
+        # runc in the job (the image smoke run) creates cgroups, as under --privileged.
+        " --cgroupns host --volume /sys/fs/cgroup:/sys/fs/cgroup:rw"
     )
 
 
