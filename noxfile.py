@@ -425,6 +425,13 @@ def workflows(session: nox.Session) -> None:
     session.run("python", "-m", "ci.workflows", "check", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False, tags=["runners"])
+def act(session: nox.Session) -> None:
+    """The workflows' jobs run under act (host mode, non-root runner user, local action copies)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.workflows", "act", *session.posargs)
+
+
 @nox.session(python=PYTHON, default=False, tags=["drills"])
 def chaos(session: nox.Session) -> None:
     """Chaos drills on simulated time (-- partition|component-failure|load-spike; default all)."""

