@@ -86,6 +86,8 @@ def _distributed() -> Any:  # noqa: ANN401 - optional module
         ) from None
 
 
+# dask's config key (as an environment variable) for the level of distributed's logger.
+_WORKER_LOG_ENV = "DASK_LOGGING__DISTRIBUTED"
 # Loggers distributed configures for itself (a handler of its own on stderr).
 _DASK_LOGGERS = (
     "distributed",
@@ -130,11 +132,19 @@ def _quiet_dask() -> Iterator[None]:
     before = [logger.level for logger in loggers]
     for logger in loggers:
         logger.setLevel(logging.CRITICAL + 1)
+    # A local cluster's worker processes configure their own logging from dask's config
+    # when they import distributed; the environment they inherit carries the level.
+    env_before = os.environ.get(_WORKER_LOG_ENV)
+    os.environ[_WORKER_LOG_ENV] = "critical"
     try:
         yield
     finally:
         for logger, level in zip(loggers, before, strict=True):
             logger.setLevel(level)
+        if env_before is None:
+            os.environ.pop(_WORKER_LOG_ENV, None)
+        else:
+            os.environ[_WORKER_LOG_ENV] = env_before
 
 
 def _client(distributed: Any, target: Any) -> Any:  # noqa: ANN401 - optional module
