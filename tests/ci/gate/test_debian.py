@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -95,9 +96,10 @@ def test_scripts_gate_refuses_a_hostile_lock_line_before_apt_or_pip(tmp_path: Pa
     (tmp_path / debian.LOCK_FILE).write_text(
         "git=1:2.39.5-0+deb12u3\n-o=APT::Get::AllowUnauthenticated=true\n", encoding="utf-8"
     )
+    env = {**os.environ, "BOT4_SKIP_DEBS": "0"}  # the lock is read only when apt may run
     run = subprocess.run(
-        ["scripts/gate", "-l"], cwd=tmp_path, capture_output=True, text=True, check=False,
-        timeout=120,
+        ["scripts/gate", "-l"], cwd=tmp_path, env=env, capture_output=True, text=True,
+        check=False, timeout=120,
     )  # fmt: skip
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().splitlines()[-1] == (
