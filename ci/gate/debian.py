@@ -77,7 +77,8 @@ def _query(argv: Sequence[str]) -> str | None:
     tool = shutil.which(argv[0])
     if tool is None:
         return None
-    done = subprocess.run(  # noqa: S603 - fixed argv, package names checked against NAME
+    # fixed argv; package names are checked against NAME (never an option)
+    done = subprocess.run(  # noqa: S603  # nosec B603
         [tool, *argv[1:]], capture_output=True, text=True, check=False, env={"LC_ALL": "C"}
     )
     return done.stdout if done.returncode == 0 else None
