@@ -33,7 +33,7 @@ def _pytest(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
         [sys.executable, "-m", "pytest", "-p", "ci.testing.skips", "-p", "no:cacheprovider",
          "--strict-markers", "-rA", *args, str(tmp_path)],
         cwd=tmp_path, env={**environ, **env}, capture_output=True, text=True, check=False,
-        timeout=120,
+        timeout=600,  # xdist workers start slowly on a loaded 2-core machine (40 s seen)
     )  # fmt: skip
 
 
