@@ -23,10 +23,9 @@ from typing import Any
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
-from ci.gate import debian
+from ci.gate import debian, toolchain
 from ci.gate import lock as gate_lock
 from ci.gate import source_scan as security_scan
-from ci.gate import toolchain
 from ci.gate.requirements import read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
