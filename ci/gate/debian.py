@@ -2,7 +2,7 @@
 
 Python tools are pinned by hash; the Debian tools (promtool, runc, skopeo, softhsm2, …)
 can only be pinned by version, because Debian's archive keeps just the newest build of
-each package. So: ``nox -s lock`` records the version installed here (else the archive's
+each package. So: ``scripts/gate -s lock`` records the version installed here (else the archive's
 candidate); scripts/gate installs exactly that version when the archive still has it, and
 otherwise the newest with a warning naming the drift; ``nox -s toolchain`` fails when an
 installed version differs from the lock. Standard library only: the lock session runs this
@@ -54,7 +54,7 @@ def read_lock(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise GateError(f"{path}: cannot read ({exc.strerror}); run nox -s lock") from exc
+        raise GateError(f"{path}: cannot read ({exc.strerror}); run scripts/gate -s lock") from exc
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -140,7 +140,8 @@ def drift(root: Path, installed: Query = installed_version) -> tuple[list[str], 
     problems = []
     if sorted(pins) != listed:
         problems.append(
-            f"{LOCK_FILE} does not list exactly [tool.bot4.debian] packages — run nox -s lock"
+            f"{LOCK_FILE} does not list exactly [tool.bot4.debian] packages — "
+            "run scripts/gate -s lock"
         )
     missing = []
     for name, version in sorted(pins.items()):

@@ -69,7 +69,8 @@ def test_drift_names_the_package_both_versions_and_the_remedy(tmp_path: Path) ->
     assert missing == ["runc"]
     stale = _project(tmp_path, "git=1:2.0-1\n")
     assert debian.drift(stale, {"git": "1:2.0-1"}.get)[0] == [
-        "debian-tools.lock does not list exactly [tool.bot4.debian] packages — run nox -s lock"
+        "debian-tools.lock does not list exactly [tool.bot4.debian] packages — "
+        "run scripts/gate -s lock"
     ]
 
 
@@ -107,3 +108,66 @@ def test_scripts_gate_refuses_a_hostile_lock_line_before_apt_or_pip(tmp_path: Pa
         "-o=APT::Get::AllowUnauthenticated=true"
     )
     assert not (tmp_path / ".venv-gate").exists()  # nothing bootstrapped
+
+
+APT_GET_SHIM = """#!/bin/sh
+# records what scripts/gate asks apt-get for; 'install' then stops the gate (set -e)
+echo "$*" >> "{log}"
+case "$1" in update) exit 0 ;; esac
+exit 100
+"""
+DPKG_QUERY_SHIM = "#!/bin/sh\nexit 1\n"  # every pinned package reads as not installed
+
+
+def _gate_with_apt_shims(tmp_path: Path, lock: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """scripts/gate on a copy of the repo whose packages read as missing: the real apt-cache
+    decides pinned vs superseded against this machine's archive index; apt-get is recorded."""
+    if os.geteuid() != 0 or shutil.which("apt-cache") is None:
+        pytest.fail("needs root and apt-cache (Debian): scripts/gate installs packages as root")
+    repo = tmp_path / "repo"
+    for rel in ("scripts", "ci", "locks", "toolchain.lock", "pyproject.toml"):
+        src, dest = ROOT / rel, repo / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest)
+    (repo / debian.LOCK_FILE).write_text(lock, encoding="utf-8")
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    log = tmp_path / "apt-get.log"
+    for name, text in (("apt-get", APT_GET_SHIM.format(log=log)), ("dpkg-query", DPKG_QUERY_SHIM)):
+        (shims / name).write_text(text, encoding="utf-8")
+        (shims / name).chmod(0o755)
+    env = {**os.environ, "BOT4_SKIP_DEBS": "0", "PATH": f"{shims}:{os.environ['PATH']}"}
+    run = subprocess.run(
+        ["scripts/gate", "-l"], cwd=repo, env=env, capture_output=True, text=True,
+        check=False, timeout=300,
+    )  # fmt: skip
+    assert not (repo / ".venv-gate").exists()  # stopped at apt: nothing bootstrapped
+    return run, log.read_text(encoding="utf-8") if log.exists() else ""
+
+
+def test_scripts_gate_installs_the_pinned_version_when_the_archive_has_it(
+    tmp_path: Path,
+) -> None:
+    current = debian.candidate_version("git")
+    assert current is not None, "apt has no index for git here (apt-get update)"
+    run, apt = _gate_with_apt_shims(tmp_path, f"git={current}\n")
+    assert apt.splitlines() == [
+        "update -qq",
+        f"install -y -qq --no-install-recommends git={current}",
+    ], run.stderr
+    assert "drift" not in run.stderr
+
+
+def test_scripts_gate_on_a_superseded_pin_warns_in_one_line_and_installs_the_newest(
+    tmp_path: Path,
+) -> None:
+    current = debian.candidate_version("git")
+    assert current is not None, "apt has no index for git here (apt-get update)"
+    gone = "1:2.0.0-1"  # Debian keeps only the newest build: an old pin cannot be fetched
+    run, apt = _gate_with_apt_shims(tmp_path, f"git={gone}\n")
+    warnings = [line for line in run.stderr.splitlines() if "drift" in line]
+    assert warnings == [
+        f"gate: warning: drift: git {gone} (debian-tools.lock) is no longer in the archive; "
+        f"installing {current}; re-lock with scripts/gate -s lock"
+    ]
+    assert apt.splitlines() == ["update -qq", "install -y -qq --no-install-recommends git"]
