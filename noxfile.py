@@ -235,25 +235,35 @@ def security(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """pytest under branch coverage over src/bot4 and ci, then the per-package coverage gate.
 
+    The full run is parallel (pytest-xdist, one worker per core; BOT4_TEST_WORKERS=N or 0
+    overrides), each worker measured by pytest-cov and the data combined into .coverage.
     With pytest arguments (`-- tests/bot4/test_cli.py`, `-- -k audit`) it is a subset run:
-    coverage goes to reports/subset/, the floors are not applied, the full report stays.
+    serial unless `-n` is given, coverage goes to reports/subset/, the floors are not
+    applied, the full report stays.
     """
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
+    # --cov with no value: the sources of [tool.coverage.run]; no terminal table (the gate
+    # prints the verdict), data only — the reports are written from it below.
+    measured = ["pytest", "--cov", "--cov-report="]
     if session.posargs:
         subset = REPORTS / "subset"
-        data = f"--data-file={subset / '.coverage'}"
+        data = subset / ".coverage"
         subset.mkdir(exist_ok=True)
-        session.run("coverage", "erase", data)
-        session.run("coverage", "run", data, "-m", "pytest", *session.posargs, env=pinned_uv())
-        session.run("coverage", "html", "-q", data, "-d", str(subset / "coverage-html"))
+        session.run("coverage", "erase", f"--data-file={data}")
+        session.run(*measured, *session.posargs, env={**pinned_uv(), "COVERAGE_FILE": str(data)})
+        session.run(
+            "coverage", "html", "-q", f"--data-file={data}", "-d", str(subset / "coverage-html")
+        )
         session.log(
             "subset run: coverage floors not applied; its report is "
             f"{subset / 'coverage-html' / 'index.html'} (the last full run's report is kept)"
         )
         return
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", env=pinned_uv())
+    workers = os.environ.get("BOT4_TEST_WORKERS", "auto")
+    parallel = ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
+    session.run(*measured, *parallel, env=pinned_uv())
     session.run("coverage", "json", "-q")
     session.run("coverage", "xml", "-q")
     session.run("coverage", "html", "-q")

@@ -23,9 +23,9 @@ from typing import Any
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
 from ci.gate import coverage as coverage_gate
+from ci.gate import debian, toolchain
 from ci.gate import lock as gate_lock
 from ci.gate import source_scan as security_scan
-from ci.gate import toolchain
 from ci.gate.requirements import Pin, read_lock
 from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
 from ci.supply_chain.advisories import audit
@@ -113,12 +113,23 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
             ),
         )
     problems = toolchain.check(root, envs)
+    deb_problems, deb_missing = debian.drift(root)
+    problems += deb_problems
     for problem in problems:
         _err(problem)
     if problems:
         return 1
     checked = ", ".join(env.label for env in envs) or "no environments"
     print(f"toolchain: interpreter, locks and {checked} match {toolchain.LOCK_FILE}")
+    if not (root / debian.LOCK_FILE).exists():
+        pass  # a project that pins no Debian packages
+    elif deb_missing:
+        print(
+            f"toolchain: Debian packages not installed (scripts/gate installs them as root): "
+            f"{', '.join(deb_missing)}"
+        )
+    else:
+        print(f"toolchain: Debian packages match {debian.LOCK_FILE}")
     return 0
 
 

@@ -108,3 +108,26 @@ def softhsm_tokens(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
             }
             for label in SOFTHSM_TOKENS
         }
+
+
+# Under pytest-xdist every worker builds its own copy of a session fixture. The costly ones
+# (the fixture image, the registry, moto, the SoftHSM tokens) are built once by keeping the
+# tests that use them on one worker: the full run uses --dist loadgroup. The first name a
+# test uses wins; without xdist the marker does nothing.
+SHARED_FIXTURES = {
+    "built": "image",
+    "locked": "image",
+    "distro": "image",
+    "local_registry": "registry",
+    "softhsm_tokens": "softhsm",
+    "kms_env": "kms",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test that uses a costly session fixture with that fixture's xdist group."""
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        group = next((g for f, g in SHARED_FIXTURES.items() if f in names), None)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))

@@ -39,15 +39,28 @@ def run_session(clone: Path, session: str) -> tuple[float, int]:
     return time.perf_counter() - start, done.returncode
 
 
+def load() -> float:
+    """The 1-minute load average: the machine is shared, so each row says how busy it was."""
+    return os.getloadavg()[0]
+
+
 def table(rows: list[dict[str, object]]) -> str:
-    """The Markdown table: session, cold s, warm s, statuses; totals last."""
-    lines = ["| session | cold (s) | warm (s) |", "|---|---:|---:|"]
+    """The Markdown table: session, cold s, warm s, load at each start; totals last."""
+    lines = [
+        f"{os.cpu_count()} CPUs; load = 1-minute load average when the run started.",
+        "",
+        "| session | cold (s) | load | warm (s) | load |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for row in rows:
         flag = "" if row["cold_rc"] == row["warm_rc"] == 0 else " (failed)"
-        lines.append(f"| `{row['session']}`{flag} | {row['cold']:.1f} | {row['warm']:.1f} |")
+        lines.append(
+            f"| `{row['session']}`{flag} | {row['cold']:.1f} | {row['cold_load']:.1f} "
+            f"| {row['warm']:.1f} | {row['warm_load']:.1f} |"
+        )
     cold = sum(float(str(r["cold"])) for r in rows)
     warm = sum(float(str(r["warm"])) for r in rows)
-    lines.append(f"| **total** | **{cold:.1f}** | **{warm:.1f}** |")
+    lines.append(f"| **total** | **{cold:.1f}** | | **{warm:.1f}** | |")
     return "\n".join(lines) + "\n"
 
 
@@ -62,10 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
         rows: list[dict[str, object]] = []
         for session in args.sessions:
+            cold_load = load()
             cold, cold_rc = run_session(clone, session)
+            warm_load = load()
             warm, warm_rc = run_session(clone, session)
-            row = {"session": session, "cold": cold, "cold_rc": cold_rc,
-                   "warm": warm, "warm_rc": warm_rc}  # fmt: skip
+            row = {"session": session, "cold": cold, "cold_rc": cold_rc, "cold_load": cold_load,
+                   "warm": warm, "warm_rc": warm_rc, "warm_load": warm_load}  # fmt: skip
             rows.append(row)
             print(f"{session}: cold {cold:.1f} s (rc {cold_rc}), warm {warm:.1f} s (rc {warm_rc})",
                   file=sys.stderr, flush=True)  # fmt: skip

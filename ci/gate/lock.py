@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci.errors import run_command
-from ci.gate import toolchain, toolkit_pyproject
+from ci.gate import debian, toolchain, toolkit_pyproject
 
 
 def lock(args: argparse.Namespace) -> int:
@@ -36,6 +36,7 @@ def lock(args: argparse.Namespace) -> int:
     print(f"wrote {toolchain.LOCK_FILE}")
     if toolkit_pyproject.sync(root):
         print(f"wrote {toolkit_pyproject.PATH} (dependencies from the toolkit group)")
+    debian.write_lock(root, lambda msg: print(f"lock: {msg}", file=sys.stderr, flush=True))
     return 0
 
 

@@ -123,7 +123,7 @@ class LocalServer(Daemon):
         ready_path: str = "/-/ready",
         host: str = "localhost",
         port: int | None = None,
-        startup_timeout: float = 20,
+        startup_timeout: float = 60,  # a bound: < 1 s idle, far more on a loaded machine
     ) -> None:
         self.host = host
         self.port = port if port is not None else free_port(host)

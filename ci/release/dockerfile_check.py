@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -56,8 +57,26 @@ def _pin(toolchain_lock: Path, name: str) -> tuple[str, list[str]]:
     return found.group(1), re.findall(r"sha256:([0-9a-f]{64})", found.group(2))
 
 
+# dockerd starts its own containerd, which listens on <exec-root>/containerd/containerd.sock
+# (and .ttrpc beside it). A unix socket path holds at most 107 bytes: past that containerd
+# never listens and dockerd gives up with "timeout waiting for containerd to start" — which
+# a deep work directory (a test's tmp_path under pytest-xdist, popen-gwN/) reaches.
+CONTAINERD_SOCKET = Path("containerd", "containerd.sock.ttrpc")
+SOCKET_PATH_MAX = 107
+
+
+def exec_root_fits(exec_root: Path) -> bool:
+    """Whether containerd's sockets under ``exec_root`` fit a unix socket path."""
+    return len(os.fsencode(exec_root / CONTAINERD_SOCKET)) <= SOCKET_PATH_MAX
+
+
 class Dockerd:
-    """A dockerd on a private socket (vfs storage, no bridge, no iptables), stopped by PID."""
+    """A dockerd on a private socket (vfs storage, no bridge, no iptables), stopped by PID.
+
+    Its API socket and exec root (runtime sockets) are ``workdir/docker.sock`` and
+    ``workdir/exec``, or both in a short private directory in /tmp, removed on stop, when
+    ``workdir`` is too deep for containerd's socket path.
+    """
 
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("dockerd")
@@ -66,6 +85,8 @@ class Dockerd:
         self._binary = binary
         self._dir = workdir
         self._daemon: Daemon | None = None
+        self._short_exec_root: Path | None = None
+        self.exec_root = workdir / "exec"
         self.socket = workdir / "docker.sock"
 
     def env(self) -> dict[str, str]:
@@ -74,6 +95,10 @@ class Dockerd:
 
     def __enter__(self) -> Dockerd:
         self._dir.mkdir(parents=True, exist_ok=True)
+        if not exec_root_fits(self.exec_root):
+            self._short_exec_root = Path(tempfile.mkdtemp(prefix="bot4-dockerd-", dir="/tmp"))
+            self.exec_root = self._short_exec_root / "exec"
+            self.socket = self._short_exec_root / "docker.sock"
         self._daemon = Daemon(
             [
                 self._binary,
@@ -82,19 +107,20 @@ class Dockerd:
                 "--ip6tables=false",
                 "--bridge=none",
                 f"--data-root={self._dir / 'data'}",
-                f"--exec-root={self._dir / 'exec'}",
+                f"--exec-root={self.exec_root}",
                 f"--pidfile={self._dir / 'dockerd.pid'}",
                 f"--host=unix://{self.socket}",
             ],
             self._dir / "dockerd.log",
             self._ready,
             name="dockerd",
-            start_timeout=60.0,
+            start_timeout=180.0,  # a bound, not a wait: ~10 s idle, much more on a busy box
             stop_timeout=60.0,
         )
         try:
             self._daemon.start()
         except GateError as exc:
+            self._cleanup()
             raise ReleaseError(f"dockerd did not start: {exc}") from None
         return self
 
@@ -108,6 +134,25 @@ class Dockerd:
         """SIGTERM by PID, wait; SIGKILL only if it hangs."""
         if self._daemon is not None:
             self._daemon.stop()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        # dockerd bind-mounts its data root onto itself and undoes that only on a clean
+        # shutdown; one left behind by a failed start makes the directory unremovable
+        # (EBUSY), and pytest's cleanup of old temporary directories then fails the run.
+        data = str(self._dir / "data")
+        try:
+            mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            mounts = []
+        umount = shutil.which("umount")
+        if umount is not None and any(line.split()[1:2] == [data] for line in mounts):
+            subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, our own path
+                [umount, data], capture_output=True, check=False
+            )
+        if self._short_exec_root is not None:
+            shutil.rmtree(self._short_exec_root, ignore_errors=True)
+            self._short_exec_root = None
 
     def __exit__(
         self,

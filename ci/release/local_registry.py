@@ -50,7 +50,7 @@ class LocalRegistry:
         workdir: Path,
         *,
         host: str = "localhost",
-        start_timeout: float = 20.0,
+        start_timeout: float = 60.0,  # a bound: ~1 s idle, far more on a loaded machine
         stop_timeout: float = 30.0,
         auth: str = "",
         credentials: Credentials | None = None,

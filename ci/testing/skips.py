@@ -70,15 +70,27 @@ def pytest_runtest_makereport(
         return
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     reason = reason.removeprefix("Skipped: ")
-    name = declaration_for(reason, declared_absent())
-    if name is not None:
-        _declared_skips.setdefault(name, []).append(item.nodeid)
+    if declaration_for(reason, declared_absent()) is not None:
         return
     report.outcome = "failed"
     report.longrepr = (
         f"undeclared skip: {reason} — install what it needs, or declare the absence "
         f"explicitly with {ABSENT_ENV}=<tool> (the summary then lists it)"
     )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count each declared skip where the summary is printed.
+
+    Here, not in makereport: under pytest-xdist the reports reach the controller, which
+    prints the summary, while makereport runs in the workers.
+    """
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    name = declaration_for(reason.removeprefix("Skipped: "), declared_absent())
+    if name is not None:
+        _declared_skips.setdefault(name, []).append(report.nodeid)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -195,6 +195,9 @@ def run_dask(
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
+                # the scheduler's HTTP endpoint (health, metrics) on a free port, not 8787:
+                # a second cluster on the machine (another sweep, a parallel test) would warn
+                scheduler_kwargs={"dashboard_address": ":0"},
             )
         try:
             with _client(distributed, cluster if cluster is not None else scheduler) as client:

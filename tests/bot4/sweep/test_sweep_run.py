@@ -286,7 +286,11 @@ def test_scheduler_address_runs_on_that_cluster_and_its_workers_own_key(
     spec = str(workspace / "spec.toml")
     assert sweep(capsys, spec, "--out", str(workspace / "serial"), "--executor", "serial")[0] == 0
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},  # not 8787: another cluster may hold it
     ) as cluster:
         out = workspace / "remote"
         code, _, err = sweep(
@@ -298,7 +302,11 @@ def test_scheduler_address_runs_on_that_cluster_and_its_workers_own_key(
     monkeypatch.setenv("BOT4_SECRETS_DIR", str(workspace / "other-secrets"))
     keygen("audit-checkpoint")  # same name, different key: the workers will hold this one
     with distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=1,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        scheduler_kwargs={"dashboard_address": ":0"},  # not 8787: another cluster may hold it
     ) as cluster:
         monkeypatch.setenv("BOT4_SECRETS_DIR", real)  # the driver holds the sweep's key
         out = workspace / "wrong-key"

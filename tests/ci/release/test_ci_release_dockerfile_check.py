@@ -261,15 +261,35 @@ def test_a_private_dockerd_starts_imports_exports_and_stops(tmp_path: Path) -> N
         info = tarfile.TarInfo("etc/hello")
         info.size = 6
         tar.addfile(info, io.BytesIO(b"hello\n"))
-    with dockerfile_check.Dockerd(tmp_path / "d") as daemon:
+    # deeper than containerd's socket path allows (as a tmp_path under pytest-xdist can be):
+    # the daemon must still start, its runtime sockets in a short directory removed on stop
+    work = tmp_path / ("deep-" * 8) / "d"
+    assert not dockerfile_check.exec_root_fits(work / "exec")
+    with dockerfile_check.Dockerd(work) as daemon:
+        short = daemon.exec_root.parent
+        assert short.name.startswith("bot4-dockerd-") and daemon.socket.parent == short
+        assert dockerfile_check.exec_root_fits(daemon.exec_root)
+        assert (daemon.exec_root / "containerd").is_dir()
         daemon.docker("import", str(layer), "probe:1", what="docker import")
         files = {e.path: e.data for e in read_tar(daemon.export("probe:1")) if e.kind == "file"}
         assert files["etc/hello"] == b"hello\n"
         with pytest.raises(ReleaseError, match=r"^docker inspect failed: .*no-such-image"):
             daemon.docker("inspect", "no-such-image", what="docker inspect")
-        pid = int((tmp_path / "d" / "dockerd.pid").read_text())
+        pid = int((work / "dockerd.pid").read_text())
     assert not Path(f"/proc/{pid}").exists()  # stopped by PID and reaped
+    assert not short.exists()
+    assert str(work / "data") not in Path("/proc/self/mounts").read_text()  # removable
     daemon.stop()  # twice is harmless
+
+
+def test_the_exec_root_is_kept_only_while_containerd_sockets_fit() -> None:
+    from ci.release import dockerfile_check
+
+    assert dockerfile_check.exec_root_fits(Path("/tmp/w/exec"))
+    # 107 bytes is the most a unix socket path holds (sun_path less its NUL)
+    fits = Path("/" + "x" * (107 - len("/containerd/containerd.sock.ttrpc") - 1))
+    assert dockerfile_check.exec_root_fits(fits)
+    assert not dockerfile_check.exec_root_fits(Path(str(fits) + "x"))
 
 
 def test_dockerd_missing_or_failing_is_one_line(

@@ -24,16 +24,16 @@ def test_owned_by_the_dockerfile_session():
 """
 
 
-def _pytest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _pytest(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_suite.py").write_text(SUITE, encoding="utf-8")
     environ = {
         k: v for k, v in os.environ.items() if k not in {ABSENT_ENV, "BOT4_DOCKERFILE_CHECK"}
     }
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "ci.testing.skips", "-p", "no:cacheprovider",
-         "--strict-markers", "-rA", str(tmp_path)],
+         "--strict-markers", "-rA", *args, str(tmp_path)],
         cwd=tmp_path, env={**environ, **env}, capture_output=True, text=True, check=False,
-        timeout=120,
+        timeout=600,  # xdist workers start slowly on a loaded 2-core machine (40 s seen)
     )  # fmt: skip
 
 
@@ -63,6 +63,18 @@ def test_a_declared_absence_skips_and_is_listed(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout
     assert f"declared absent ({ABSENT_ENV}): frobtool — 1 test(s) skipped" in run.stdout
     assert "1 passed, 1 skipped, 1 deselected" in run.stdout
+
+
+def test_under_xdist_an_undeclared_skip_fails_and_a_declared_one_is_listed(
+    tmp_path: Path,
+) -> None:
+    # the gate's full run is parallel: the verdict and the summary must survive the workers
+    failed = _pytest(tmp_path, "-n", "2")
+    assert failed.returncode == 1, failed.stdout
+    assert "undeclared skip: frobtool is not installed" in failed.stdout
+    declared = _pytest(tmp_path, "-n", "2", **{ABSENT_ENV: "frobtool"})
+    assert declared.returncode == 0, declared.stdout
+    assert f"declared absent ({ABSENT_ENV}): frobtool — 1 test(s) skipped" in declared.stdout
 
 
 def test_the_owning_session_runs_its_tests(tmp_path: Path) -> None:
