@@ -113,8 +113,10 @@ def cmd_toolchain(args: argparse.Namespace) -> int:
             ),
         )
     problems = toolchain.check(root, envs)
-    deb_problems, deb_missing = debian.drift(root)
+    deb_problems, deb_missing, deb_superseded = debian.drift(root)
     problems += deb_problems
+    for note in deb_superseded:
+        _err(f"warning: {note}")
     for problem in problems:
         _err(problem)
     if problems:

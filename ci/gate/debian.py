@@ -5,7 +5,9 @@ can only be pinned by version, because Debian's archive keeps just the newest bu
 each package. So: ``scripts/gate -s lock`` records the version installed here (else the archive's
 candidate); scripts/gate installs exactly that version when the archive still has it, and
 otherwise the newest with a warning naming the drift; ``nox -s toolchain`` fails when an
-installed version differs from the lock. Standard library only: the lock session runs this
+installed version differs from a pin the archive still has (a pin the archive has
+superseded is an upstream update: a warning naming the re-lock, never a red gate for a
+change that did not cause it). Standard library only: the lock session runs this
 in the runner's venv.
 """
 
@@ -14,10 +16,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from ci.compat import tomllib
 from ci.errors import GateError
 from ci.files import atomic_write
 
@@ -103,6 +105,11 @@ def candidate_version(name: str) -> str | None:
     return None
 
 
+def pin_obtainable(name: str, version: str) -> bool:
+    """Whether apt's index still offers ``name`` at exactly ``version``."""
+    return bool(_query(["apt-cache", "show", "--no-all-versions", f"{name}={version}"]))
+
+
 def resolve(
     names: Sequence[str],
     installed: Query = installed_version,
@@ -131,11 +138,16 @@ def write_lock(root: Path, log: Callable[[str], None]) -> None:
     log(f"locking {len(pins)} Debian packages into {LOCK_FILE}")
 
 
-def drift(root: Path, installed: Query = installed_version) -> tuple[list[str], list[str]]:
-    """Problems (installed version differs, lock out of date) and packages not installed."""
+def drift(
+    root: Path,
+    installed: Query = installed_version,
+    obtainable: Callable[[str, str], bool] | None = None,
+) -> tuple[list[str], list[str], list[str]]:
+    """Problems (installed version differs from an obtainable pin, lock out of date),
+    packages not installed, and pins the archive has superseded (warnings)."""
     listed = wanted(root / "pyproject.toml")
     if not listed and not (root / LOCK_FILE).exists():
-        return [], []
+        return [], [], []
     pins = read_lock(root / LOCK_FILE)
     problems = []
     if sorted(pins) != listed:
@@ -143,14 +155,22 @@ def drift(root: Path, installed: Query = installed_version) -> tuple[list[str], 
             f"{LOCK_FILE} does not list exactly [tool.bot4.debian] packages — "
             "run scripts/gate -s lock"
         )
-    missing = []
+    missing: list[str] = []
+    superseded: list[str] = []
     for name, version in sorted(pins.items()):
         have = installed(name)
         if have is None:
             missing.append(name)
-        elif have != version:
+        elif have == version:
+            continue
+        elif (obtainable or pin_obtainable)(name, version):
             problems.append(
                 f"Debian package {name} {have} installed, {LOCK_FILE} pins {version} "
                 "(re-lock with scripts/gate -s lock)"
             )
-    return problems, missing
+        else:
+            superseded.append(
+                f"Debian package {name}: the archive no longer has {version} ({LOCK_FILE}); "
+                f"{have} is installed — an upstream update: re-lock with scripts/gate -s lock"
+            )
+    return problems, missing, superseded

@@ -26,8 +26,13 @@ def test_the_lock_is_what_dpkg_reports_here() -> None:
     # the machine the gate runs on installed these (scripts/gate); the lock records them
     assert shutil.which("dpkg-query"), "needs dpkg-query (Debian)"
     pins = debian.read_lock(ROOT / debian.LOCK_FILE)
-    assert debian.resolve(sorted(pins)) == pins
-    assert debian.drift(ROOT) == ([], [])
+    problems, missing, superseded = debian.drift(ROOT)
+    assert (problems, missing) == ([], [])
+    # a pin Debian has since superseded is installed at the newer version, and said so
+    for note in superseded:
+        assert "an upstream update: re-lock with scripts/gate -s lock" in note
+    current = {name: v for name, v in pins.items() if debian.pin_obtainable(name, v)}
+    assert debian.resolve(sorted(current)) == current
 
 
 @pytest.mark.parametrize(
@@ -61,12 +66,23 @@ def _project(tmp_path: Path, pins: str, packages: str = '"git", "runc"') -> Path
 
 def test_drift_names_the_package_both_versions_and_the_remedy(tmp_path: Path) -> None:
     root = _project(tmp_path, "git=1:2.0-1\nrunc=1.1\n")
-    problems, missing = debian.drift(root, {"git": "1:2.0-2"}.get)
+    problems, missing, superseded = debian.drift(
+        root, {"git": "1:2.0-2"}.get, lambda name, version: True
+    )
     assert problems == [
         "Debian package git 1:2.0-2 installed, debian-tools.lock pins 1:2.0-1 "
         "(re-lock with scripts/gate -s lock)"
     ]
-    assert missing == ["runc"]
+    assert (missing, superseded) == (["runc"], [])
+    # the archive dropped the pinned version (a Debian update): a warning, not a problem
+    problems, missing, superseded = debian.drift(
+        root, {"git": "1:2.0-2"}.get, lambda name, version: False
+    )
+    assert (problems, missing) == ([], ["runc"])
+    assert superseded == [
+        "Debian package git: the archive no longer has 1:2.0-1 (debian-tools.lock); "
+        "1:2.0-2 is installed — an upstream update: re-lock with scripts/gate -s lock"
+    ]
     stale = _project(tmp_path, "git=1:2.0-1\n")
     assert debian.drift(stale, {"git": "1:2.0-1"}.get)[0] == [
         "debian-tools.lock does not list exactly [tool.bot4.debian] packages — "
@@ -74,20 +90,39 @@ def test_drift_names_the_package_both_versions_and_the_remedy(tmp_path: Path) ->
     ]
 
 
-def test_toolchain_command_fails_on_debian_drift(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _toolchain_copy(tmp_path: Path, git_pin: str) -> Path:
     for rel in ("toolchain.lock", "pyproject.toml", "locks", "ci/pyproject.toml"):
         src, dest = ROOT / rel, tmp_path / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest)
     pins = debian.read_lock(ROOT / debian.LOCK_FILE)
-    pins["git"] = "1:0.0-0"  # what an older lock would say after a Debian update
+    pins["git"] = git_pin
     (tmp_path / debian.LOCK_FILE).write_text(debian.render(pins), encoding="utf-8")
-    code = cli.main(["--root", str(tmp_path), "toolchain", "--no-self"])
+    return tmp_path
+
+
+def test_toolchain_command_fails_on_debian_drift(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = _toolchain_copy(tmp_path, "1:0.0-0")
+    # the archive still offers the pinned version, yet another one is installed
+    monkeypatch.setattr(debian, "pin_obtainable", lambda name, version: True)
+    code = cli.main(["--root", str(root), "toolchain", "--no-self"])
     err = capsys.readouterr().err
     assert code == 1
     assert "debian-tools.lock pins 1:0.0-0 (re-lock with scripts/gate -s lock)" in err
+
+
+def test_toolchain_command_warns_when_debian_superseded_a_pin(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what an older lock says after a Debian update: the real archive has no 1:0.0-0
+    root = _toolchain_copy(tmp_path, "1:0.0-0")
+    code = cli.main(["--root", str(root), "toolchain", "--no-self"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "warning: Debian package git: the archive no longer has 1:0.0-0" in err
+    assert "re-lock with scripts/gate -s lock" in err
 
 
 def test_scripts_gate_refuses_a_hostile_lock_line_before_apt_or_pip(tmp_path: Path) -> None:
