@@ -87,8 +87,7 @@ LOCK_SPECS: tuple[LockSpec, ...] = (
         "locks/toolkit.txt",
         ("--group", "pyproject.toml:toolkit-tests"),
         "toolkit",
-        "the toolkit (ci/) and its test runner on Python 3.10–3.13 "
-        "(scripts/gate -s toolkit-pythons)",
+        "the toolkit (ci/) and its test runner on Python 3.10–3.13 (the toolkit-pythons session)",
         universal_from="3.10",
     ),
 )

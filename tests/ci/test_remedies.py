@@ -129,6 +129,8 @@ NOT_RUN = {
     "advisories-update": "needs `-- --from CLONE`, a copy of the PyPA advisory database, and "
     "no copy newer than the committed one is reachable from the gate's machines (only the "
     "PyPI and Debian registries are)",
+    "act": "printed only when `python -m ci.workflows act` runs outside the gate without act "
+    "beside its interpreter; the remedy is CI's own act run (.ci/run runs it)",
     "workflows": "printed only when `python -m ci.workflows check` runs outside the gate "
     "without actionlint; the remedy is CI's own `workflows` job",
 }

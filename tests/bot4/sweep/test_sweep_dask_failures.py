@@ -73,7 +73,12 @@ def cluster(allowed_failures: int) -> Iterator[tuple[Any, Any]]:
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}),
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # the scheduler's HTTP endpoint on a free port: 8787 may be another test's
+            scheduler_kwargs={"dashboard_address": ":0"},
         ) as local,
         distributed.Client(local) as client,
     ):
