@@ -34,7 +34,7 @@ def find(version: str, path_env: str, pyenv_root: Path) -> str | None:
     """The first candidate that runs and reports ``version``; None when there is none."""
     for path in candidates(version, path_env, pyenv_root):
         try:
-            done = subprocess.run(  # noqa: S603 - a candidate interpreter, no shell
+            done = subprocess.run(  # noqa: S603  # nosec B603 - a candidate interpreter, no shell
                 [str(path), "-I", "-c", _ASK],
                 capture_output=True,
                 text=True,

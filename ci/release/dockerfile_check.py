@@ -96,7 +96,9 @@ class Dockerd:
     def __enter__(self) -> Dockerd:
         self._dir.mkdir(parents=True, exist_ok=True)
         if not exec_root_fits(self.exec_root):
-            self._short_exec_root = Path(tempfile.mkdtemp(prefix="bot4-dockerd-", dir="/tmp"))
+            # mkdtemp: a new 0700 directory of unique name; /tmp itself for a short path
+            short = tempfile.mkdtemp(prefix="bot4-dockerd-", dir="/tmp")  # nosec B108
+            self._short_exec_root = Path(short)
             self.exec_root = self._short_exec_root / "exec"
             self.socket = self._short_exec_root / "docker.sock"
         self._daemon = Daemon(
