@@ -44,6 +44,9 @@ CWD = "/src"
 IGNORED = {
     "tests/bot4/infrastructure/test_secrets.py": "tests the kms/pkcs11 extras, "
     "which the image does not ship (image.toml extras = [])",
+    "tests/bot4/trading_engine/test_audit_keys.py": "tests checkpoint keys held by the "
+    "pkcs11 and kms extras (SoftHSM2, moto), which the image does not ship "
+    "(image.toml extras = [])",
     "tests/bot4/sweep": "tests bot4 sweep, whose sweep extra (pyarrow, distributed, "
     "matplotlib) the image does not ship (image.toml extras = [])",
 }
