@@ -2,39 +2,39 @@
 
 Checkpoints are C2SP signed notes, which sign with Ed25519. The ``file`` backend keeps the
 key in a 0600 PEM file; the ``pkcs11`` backend keeps it on the token (``CKK_EC_EDWARDS``,
-signed in the token with ``CKM_EDDSA``): the private key never leaves it. AWS KMS offers
-Ed25519 keys (key spec ``ECC_NIST_EDWARDS25519``, algorithm ``ED25519_SHA_512``), but the
-moto this project tests KMS against (5.2.5) rejects that key spec, so the ``kms`` backend
-is refused for checkpoints rather than shipped untested.
+signed in the token with ``CKM_EDDSA``); the ``kms`` backend in AWS KMS (key spec
+``ECC_NIST_EDWARDS25519``, ``ED25519_SHA_512`` over the RAW note body). With a token or
+KMS the private key never leaves it, so what comes back is checked here: the key must be
+an Ed25519 signing key, a probe signature is made and verified before the log is opened,
+and every checkpoint signature is verified against the public key before it is written.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Protocol
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bot4.errors import Bot4Error
 from bot4.infrastructure.secrets.file import FileSecrets
-from bot4.infrastructure.secrets.interface import SecretsError
+from bot4.infrastructure.secrets.interface import KeyTypeError, MissingKeyError, SecretsError
 from bot4.infrastructure.secrets.selection import BACKEND_ENV, backend_name, default_secrets_dir
 from bot4.trading_engine.checkpoint import NoteSigner, NoteVerifier
 from bot4.trading_engine.errors import AuditError
 
 KEY_ENV = "BOT4_AUDIT_KEY"
 DEFAULT_KEY_ID = "audit-checkpoint"
-KMS_REFUSAL = (
-    f"{BACKEND_ENV}=kms cannot sign audit checkpoints: they need an Ed25519 key, and AWS "
-    "KMS's (ECC_NIST_EDWARDS25519 / ED25519_SHA_512) is untested here because moto 5.2.5 "
-    f"does not support it; use {BACKEND_ENV}=file or {BACKEND_ENV}=pkcs11"
-)
+# Signed once at start-up and verified, so a backend that signs wrongly is refused before
+# the log is opened. One line, so it is not a checkpoint body (those have three).
+PROBE = b"bot4 audit checkpoint key check\n"
 
 
 class Ed25519Backend(Protocol):
-    """The three Ed25519 operations ``FileSecrets`` and ``Pkcs11Secrets`` share."""
+    """The Ed25519 operations ``FileSecrets``, ``Pkcs11Secrets`` and ``KmsSecrets`` share."""
 
     def create_ed25519_key(self, key_id: str) -> None: ...
     def ed25519_public(self, key_id: str) -> Ed25519PublicKey: ...
@@ -49,14 +49,16 @@ def key_id_from_env(environ: Mapping[str, str] | None = None) -> str:
 
 
 def ed25519_backend(environ: Mapping[str, str], *, create_dir: bool = False) -> Ed25519Backend:
-    """The configured backend that holds Ed25519 keys (``file`` or ``pkcs11``)."""
+    """The configured backend that holds Ed25519 keys (``file``, ``pkcs11`` or ``kms``)."""
     try:
         choice = backend_name(environ)
     except Bot4Error as exc:
         raise AuditError(str(exc)) from None
-    if choice == "kms":
-        raise AuditError(KMS_REFUSAL)
     try:
+        if choice == "kms":
+            from bot4.infrastructure.secrets.kms import KmsSecrets  # noqa: PLC0415
+
+            return KmsSecrets(KmsSecrets.client_from_env(environ))
         if choice == "pkcs11":
             from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets  # noqa: PLC0415
 
@@ -84,8 +86,37 @@ def load_signer(key_id: str, environ: Mapping[str, str] | None = None) -> NoteSi
         public = secrets.ed25519_public(key_id)
     except SecretsError as exc:
         secrets.close()
+        # KMS: only a missing key is mended by keygen (not a denial, nor another key type).
+        if isinstance(exc, KeyTypeError) or (
+            backend_name(env) == "kms" and not isinstance(exc, MissingKeyError)
+        ):
+            raise AuditError(f"audit key {key_id!r}: {exc}") from None
         raise AuditError(f"no audit signing key ({exc}); {remedy}") from None
-    return NoteSigner(key_id, public, partial(secrets.sign_ed25519, key_id), secrets.close)
+    sign = partial(_checked_signature, partial(secrets.sign_ed25519, key_id), public, key_id)
+    try:
+        sign(PROBE)
+    except AuditError:
+        secrets.close()
+        raise
+    return NoteSigner(key_id, public, sign, secrets.close)
+
+
+def _checked_signature(
+    sign: Callable[[bytes], bytes], public: Ed25519PublicKey, key_id: str, message: bytes
+) -> bytes:
+    """The backend's signature of ``message``, only if it verifies with ``public``."""
+    try:
+        signature = sign(message)
+    except SecretsError as exc:
+        raise AuditError(f"audit checkpoint signing failed: {exc}") from None
+    try:
+        public.verify(signature, message)
+    except InvalidSignature:
+        raise AuditError(
+            f"audit key {key_id!r}: the secrets backend returned a signature that does not "
+            "verify with the key's public half; refusing to write a checkpoint with it"
+        ) from None
+    return signature
 
 
 def keygen(key_id: str, environ: Mapping[str, str] | None = None) -> NoteVerifier:

@@ -802,14 +802,16 @@ class AuditLog:
     def close(self) -> None:
         """Sign what is unsigned, flush to disk, close and release the lock (idempotent)."""
         with self._lock:
-            if self._fd >= 0:
-                if self._signer is not None and self._since_checkpoint:
-                    self._checkpoint(self._clock())
-                if self._fsync is not FsyncPolicy.NEVER:
-                    self._sync()
-                os.close(self._fd)
-                self._fd = -1
-            self._release()
+            try:
+                if self._fd >= 0 and self._signer is not None and self._since_checkpoint:
+                    self._checkpoint(self._clock())  # a signer that fails still lets go below
+            finally:
+                if self._fd >= 0:
+                    if self._fsync is not FsyncPolicy.NEVER:
+                        self._sync()
+                    os.close(self._fd)
+                    self._fd = -1
+                self._release()
 
     def _release(self) -> None:
         if self._lock_fd >= 0:

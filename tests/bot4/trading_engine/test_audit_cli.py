@@ -186,13 +186,11 @@ def test_key_files_and_keygen(
     assert code == 2 and "already exists" in err
     signer = load_signer("audit-test")
     assert signer.verifier().vkey() == vkey.strip()
-    monkeypatch.setenv("BOT4_SECRETS", "kms")
-    refusal = (
-        "bot4: error: BOT4_SECRETS=kms cannot sign audit checkpoints: they need an Ed25519 "
-        "key, and AWS KMS's (ECC_NIST_EDWARDS25519 / ED25519_SHA_512) is untested here "
-        "because moto 5.2.5 does not support it; use BOT4_SECRETS=file or BOT4_SECRETS=pkcs11\n"
-    )
-    with pytest.raises(AuditError, match="BOT4_SECRETS=kms cannot sign audit checkpoints"):
+    monkeypatch.setenv("BOT4_SECRETS", "kms")  # KMS itself: test_audit_keys.py (Stubber)
+    for name in ("BOT4_KMS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    refusal = "bot4: error: the KMS backend needs a region: set BOT4_KMS_REGION or AWS_REGION\n"
+    with pytest.raises(AuditError, match=r"^the KMS backend needs a region"):
         load_signer("audit-test")
     assert run(capsys, "audit", "keygen") == (2, "", refusal)
 

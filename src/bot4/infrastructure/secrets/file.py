@@ -154,7 +154,7 @@ class FileSecrets(SecretsProvider):
             )
         )
 
-    # Ed25519 keys (also on PKCS#11 tokens; not AWS KMS here): the audit log's C2SP
+    # Ed25519 keys (also on PKCS#11 tokens and in AWS KMS): the audit log's C2SP
     # signed-note checkpoints need Ed25519.
 
     def create_ed25519_key(self, key_id: str) -> None:

@@ -30,6 +30,14 @@ class SecretsError(InfrastructureError):
     """A secrets backend refused or failed (messages name key ids, never secret material)."""
 
 
+class MissingKeyError(SecretsError):
+    """The backend holds no key of that name (creating one mends it)."""
+
+
+class KeyTypeError(SecretsError):
+    """The backend holds a key of that name, but not of the kind asked for."""
+
+
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
 class SecretBytes:
     """Secret material that does not leak through ``repr``/``str``/logging."""

@@ -5,6 +5,14 @@ Key ids are KMS aliases without the ``alias/`` prefix (``gate-override`` means
 Messages of 1 to 4096 bytes are signed as ``RAW`` (KMS hashes them); empty and
 longer ones are hashed here and signed as ``DIGEST``.
 
+Ed25519 keys (``ECC_NIST_EDWARDS25519``) sign the audit log's C2SP checkpoints with
+``ED25519_SHA_512`` and ``MessageType=RAW``. The KMS API reference (Sign, ``MessageType``;
+the same text is in botocore's KMS service model) says ``ED25519_SHA_512`` requires ``RAW``
+while ``ED25519_PH_SHA_512`` takes a ``DIGEST`` and adds the FIPS 186-5 §7.8.1 (HashEdDSA)
+prehash, so ``ED25519_SHA_512`` over ``RAW`` is pure Ed25519 (RFC 8032 §5.1.6) of the
+message, checkable with the public key from GetPublicKey "outside of KMS" (Sign docs).
+Callers do not take that on trust: the checkpoint signer verifies every signature locally.
+
 botocore logs request bodies (plaintexts, data keys) at DEBUG level, so creating
 a provider raises the ``botocore``/``boto3``/``urllib3`` loggers to INFO at least.
 """
@@ -16,14 +24,17 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bot4.infrastructure.errors import ConfigError
 from bot4.infrastructure.secrets.interface import (
     SIGNING_ALGORITHM,
     DataKey,
+    KeyTypeError,
+    MissingKeyError,
     SecretBytes,
     SecretsError,
     SecretsProvider,
@@ -38,6 +49,8 @@ log = logging.getLogger(__name__)
 ENDPOINT_ENV = "BOT4_KMS_ENDPOINT"
 REGION_ENVS = ("BOT4_KMS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 RAW_LIMIT = 4096
+ED25519_SPEC: Final = "ECC_NIST_EDWARDS25519"
+ED25519_ALGORITHM: Final = "ED25519_SHA_512"  # pure Ed25519 over a RAW message (see above)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _WIRE_LOGGERS = ("botocore", "boto3", "urllib3")
 
@@ -88,16 +101,21 @@ class KmsSecrets(SecretsProvider):
             return call()
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            raise SecretsError(
+            kind = MissingKeyError if error.get("Code") == "NotFoundException" else SecretsError
+            raise kind(
                 f"AWS KMS {operation} with key {key_id!r} failed: "
                 f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
             ) from None
         except BotoCoreError as exc:
             raise SecretsError(f"AWS KMS {operation} with key {key_id!r} failed: {exc}") from None
 
-    def _create(self, key_id: str, spec: Literal["ECC_NIST_P256", "SYMMETRIC_DEFAULT"]) -> None:
+    def _create(
+        self,
+        key_id: str,
+        spec: Literal["ECC_NIST_P256", "ECC_NIST_EDWARDS25519", "SYMMETRIC_DEFAULT"],
+    ) -> None:
         usage: Literal["SIGN_VERIFY", "ENCRYPT_DECRYPT"] = (
-            "SIGN_VERIFY" if spec == "ECC_NIST_P256" else "ENCRYPT_DECRYPT"
+            "ENCRYPT_DECRYPT" if spec == "SYMMETRIC_DEFAULT" else "SIGN_VERIFY"
         )
         client = self._client
         created = self._call(
@@ -194,3 +212,50 @@ class KmsSecrets(SecretsProvider):
         return key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
+
+    # Ed25519 (the audit log's checkpoint key): the same three operations as FileSecrets.
+
+    def create_ed25519_key(self, key_id: str) -> None:
+        """Create an ``ECC_NIST_EDWARDS25519`` signing key in KMS under ``alias/<key_id>``."""
+        self._create(key_id, "ECC_NIST_EDWARDS25519")
+
+    def ed25519_public(self, key_id: str) -> Ed25519PublicKey:
+        """The public half, after checking KMS says it is an Ed25519 signing key."""
+        client = self._client
+        out = self._call(
+            "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
+        )
+        spec, usage = out.get("KeySpec"), out.get("KeyUsage")
+        algorithms = out.get("SigningAlgorithms", [])
+        if spec != ED25519_SPEC or usage != "SIGN_VERIFY" or ED25519_ALGORITHM not in algorithms:
+            raise KeyTypeError(
+                f"AWS KMS key {key_id!r} is {spec} for {usage} "
+                f"(algorithms: {', '.join(algorithms) or 'none'}), not an Ed25519 signing key "
+                f"({ED25519_SPEC} for SIGN_VERIFY with {ED25519_ALGORITHM})"
+            )
+        try:
+            key = serialization.load_der_public_key(out["PublicKey"])
+        except ValueError:
+            key = None
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyTypeError(f"AWS KMS key {key_id!r}: GetPublicKey returned no Ed25519 key")
+        return key
+
+    def sign_ed25519(self, key_id: str, message: bytes) -> bytes:
+        """A raw 64-byte Ed25519 signature of ``message`` (1–4096 bytes), made in KMS."""
+        if not 0 < len(message) <= RAW_LIMIT:
+            raise SecretsError(
+                f"AWS KMS signs Ed25519 RAW messages of 1 to {RAW_LIMIT} bytes, not {len(message)}"
+            )
+        client = self._client
+        out = self._call(
+            "Sign",
+            key_id,
+            lambda: client.sign(
+                KeyId=kms_key_ref(key_id),
+                Message=message,
+                MessageType="RAW",
+                SigningAlgorithm=ED25519_ALGORITHM,
+            ),
+        )
+        return out["Signature"]
