@@ -139,7 +139,7 @@ def record_leaf(digest_hex: str) -> bytes:
 
 
 _sha256 = hashlib.sha256
-_HASH_FIELD = b'"' + HASH_KEY.encode() + b'":"'
+_HASH_FIELD = b',"' + HASH_KEY.encode() + b'":"'
 
 
 @dataclass(frozen=True)
@@ -595,6 +595,8 @@ class AuditLog:
         self.path = Path(path)
         self._fsync = fsync
         self._fsync_every = fsync_every
+        # fsync once this many records are unsynced (None: never; ``close`` still syncs).
+        self._sync_at = {FsyncPolicy.ALWAYS: 1, FsyncPolicy.INTERVAL: fsync_every}.get(fsync)
         self._signer = signer
         self._origin = origin
         self._checkpoint_every = checkpoint_every
@@ -744,17 +746,15 @@ class AuditLog:
         digest = raw.hex()
         # ``sha256`` sorts after every other key, so appending it to the encoded body gives
         # exactly the canonical encoding of the whole record: one encoding pass.
-        line = b'%b,%b%b"}\n' % (encoded[:-1], _HASH_FIELD, digest.encode())
+        line = b"".join((encoded[:-1], _HASH_FIELD, digest.encode(), b'"}\n'))
         if self._rotate_bytes is not None and self._size() + len(line) > self._rotate_bytes:
             self._rotate()
-        os.write(self._fd, line)
+        os.write(self._fd, line)  # the whole record in one write(), before append returns
         self._seq += 1
         self._head = digest
         self._frontier.append(_sha256(b"\x00" + raw).digest())  # = merkle.leaf_hash
-        self._unsynced += 1
-        if self._fsync is FsyncPolicy.ALWAYS or (
-            self._fsync is FsyncPolicy.INTERVAL and self._unsynced >= self._fsync_every
-        ):
+        self._unsynced = unsynced = self._unsynced + 1
+        if self._sync_at is not None and unsynced >= self._sync_at:
             self._sync()
         return digest
 

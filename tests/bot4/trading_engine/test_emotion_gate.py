@@ -8,10 +8,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
 from bot4.trading_engine.emotion_gate import (
+    ALLOWING,
     Decision,
     EmotionFreeGate,
     GateConfig,
@@ -330,3 +332,54 @@ def test_lazy_evidence_decides_like_the_eager_gate(
         if kind == "decide":
             signal = sig(f"o{k}", qty=value, ts=k)
             assert lazy.decide(signal) == eager.decide(signal)
+
+
+def test_gate_metrics_export_what_prometheus_counter_and_histogram_would() -> None:
+    """GateMetrics counts in plain integers (one lock per decision); its series must be the
+    ones a prometheus_client Counter and Histogram give for the same decisions."""
+    ours = CollectorRegistry()
+    metrics = GateMetrics(ours)
+    reference = CollectorRegistry()
+    decisions = Counter(
+        "gate_decisions",
+        "Emotion-free gate decisions by outcome and reason",
+        ["outcome", "reason"],
+        registry=reference,
+    )
+    Gauge(
+        "gate_enabled", "1 while the gate applies its rules, 0 while disabled", registry=reference
+    )
+    latency = Histogram(
+        "gate_decision_seconds",
+        "Time to reach a gate decision",
+        registry=reference,
+        buckets=GateMetrics.BUCKETS,
+    )
+    for reason in Reason:
+        decisions.labels("allow" if reason in ALLOWING else "block", reason.value)
+    observations = [
+        (Reason.PASSED, 1e-6),
+        (Reason.PASSED, 1.5e-5),
+        (Reason.NO_EDGE, 2e-5),
+        (Reason.FOMO, 0.5),
+        (Reason.OVERRIDE, 5e-7),
+        (Reason.PASSED, 3e-3),
+    ]
+    for reason, seconds in observations:
+        metrics.record(reason, seconds)
+        decisions.labels("allow" if reason in ALLOWING else "block", reason.value).inc()
+        latency.observe(seconds)
+
+    def samples(registry: CollectorRegistry) -> list[tuple[str, str, object]]:
+        text = generate_latest(registry).decode()
+        out = []
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                value = "created" if s.name.endswith("_created") else s.value
+                out.append((s.name, json.dumps(s.labels, sort_keys=True), value))
+        return sorted(out)
+
+    assert samples(ours) == samples(reference)
+    assert ours.get_sample_value("gate_decision_seconds_bucket", {"le": "1e-06"}) == 2
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        GateMetrics(ours)
