@@ -460,7 +460,8 @@ class EmotionFreeGate:
                 Reason.INSUFFICIENT_HISTORY,
                 f"{len(t.outcomes)} trades < {cfg.min_trades} needed for evidence",
             )
-        self._derive_evidence()
+        if t.stale:
+            self._derive_evidence()
         if t.p_value >= cfg.alpha:
             return Decision(
                 oid, False, Reason.NO_EDGE, f"p={t.p_value:.4f} ≥ {cfg.alpha}", t.p_value
