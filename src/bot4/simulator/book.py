@@ -133,7 +133,17 @@ class OrderBook:
         return None
 
     def top(self) -> tuple[int | None, int, int | None, int]:
-        """``(best bid, its live quantity, best ask, its live quantity)`` in one call."""
+        """``(best bid, its live quantity, best ask, its live quantity)`` in one call.
+
+        The venue asks after every event, and usually both fronts are clean: that case is
+        answered from the heaps and levels directly, the rest by the cleaning lookups.
+        """
+        bid_heap, ask_heap = self._bid_heap, self._ask_heap
+        if bid_heap and ask_heap:
+            bid, ask = -bid_heap[0], ask_heap[0]
+            bid_level, ask_level = self._bids.get(bid), self._asks.get(ask)
+            if bid_level and ask_level and bid_level[0][1] and ask_level[0][1]:
+                return bid, self._bid_qty[bid], ask, self._ask_qty[ask]
         bid, ask = self.best_bid(), self.best_ask()
         return (
             bid,

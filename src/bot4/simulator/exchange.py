@@ -265,7 +265,23 @@ class ExchangeSimulator:
             self._request(t, _Request(_SUBMIT, order.account, order, order_id, True))
             return
         self._orders[order_id] = _OrderState(order)
-        self._request(t, _Request(_SUBMIT, order.account, order, order_id))
+        if self._any_outage:
+            self._request(t, _Request(_SUBMIT, order.account, order, order_id))
+            return
+        # _request's common case, inlined: this runs once per order.
+        account = order.account
+        arrival = t + self._lat_submit()
+        last_arrival = self._last_arrival
+        last = last_arrival.get(account, 0)
+        if arrival < last:  # noqa: PLR1730 - a compare is cheaper than max()
+            arrival = last
+        last_arrival[account] = arrival
+        queue = self._queue
+        queue.seq += 1
+        heappush(
+            queue.heap,
+            (arrival, queue.seq, _EV_REQUEST, _Request(_SUBMIT, account, order, order_id)),
+        )
 
     def cancel(self, order_id: int, account: str = "default", at_ns: int | None = None) -> None:
         """Ask the venue to cancel a resting order."""
