@@ -23,6 +23,7 @@ being guessed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 
 from license_expression import ExpressionError, get_spdx_licensing
@@ -54,12 +55,23 @@ def _heading(text: str) -> str | None:
     return found if found is not None and found.lower() == candidate.lower() else None
 
 
-@functools.lru_cache(maxsize=1024)  # the same texts recur (vendored copies, both passes)
+# Results by the text's sha256: the same texts recur (vendored copies, the own-file and
+# bundled passes) and the library is the slow part; keyed by digest so no text is kept.
+_FOUND: dict[str, tuple[tuple[str, ...], str]] = {}
+
+
 def identify_how(text: str) -> tuple[tuple[str, ...], str]:
     """Every licence the text contains, in the order it first appears, and how it was
     found: ``"licence text"`` (the SPDX templates), ``"heading"`` or ``""`` (nothing)."""
     if not text.strip():
         return (), ""
+    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if key not in _FOUND:
+        _FOUND[key] = _identify(text)
+    return _FOUND[key]
+
+
+def _identify(text: str) -> tuple[tuple[str, ...], str]:
     found = [_canonical(m.id) or m.id for m in identify_license(text, coverage_threshold=0.0)]
     if found:
         return tuple(dict.fromkeys(found)), "licence text"
