@@ -376,9 +376,16 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def audit(session: nox.Session) -> None:
-    """Audit every locked pin: PyPA advisory snapshot, strict pip-audit, yanked = deny."""
+    """Audit every locked pin: PyPA advisory snapshot, strict pip-audit, yanked = deny; and
+    the installer packages of the venvs the gate runs in: the runner (.venv-gate, whose
+    pip is locked and whose seed setuptools scripts/gate removes) and this session's own
+    (uv-made, like every session venv: no seed packages)."""
     install_locked(session)
-    session.run("python", "-m", "ci", "audit", *bot4_inputs(), *session.posargs)
+    venvs = [str(Path(sys.prefix)), str(session.virtualenv.location)]
+    session.run(
+        "python", "-m", "ci", "audit", *bot4_inputs(),
+        *(arg for venv in venvs for arg in ("--venv", venv)), *session.posargs,
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON, tags=["gate"])

@@ -159,21 +159,25 @@ def _shown(root: Path, path: Path) -> str:
 
 
 def _installers(
-    root: Path, venv_arg: str | None, pins: Sequence[Pin], report: audit.Report
-) -> audit.Installers | None:
-    """--venv's installer packages (reported), or the scope note saying they are not audited."""
-    if venv_arg is None:
+    root: Path, venv_args: Sequence[str] | None, pins: Sequence[Pin], report: audit.Report
+) -> list[audit.Installers]:
+    """Each --venv's installer packages (reported), or the scope note saying they are not
+    audited."""
+    if not venv_args:
         report.info.append(audit.SCOPE_NOTE)
-        return None
-    venv = root / venv_arg
-    installers = audit.installer_pins(venv, _shown(root, venv), (p.name for p in pins))
-    report.info.append(audit.SCOPE_NOTE_VENV.format(venv=installers.venv))
-    found = ", ".join(f"{p.name} {p.version}" for p in installers.pins) or "none unlocked"
-    report.info.append(
-        f"installer packages in {installers.venv}: {found} (offline DB only: they have no "
-        "lock hashes, so neither pip-audit nor the index check sees them)"
-    )
-    return installers
+        return []
+    found: list[audit.Installers] = []
+    for venv_arg in dict.fromkeys(venv_args):
+        venv = root / venv_arg
+        found.append(audit.installer_pins(venv, _shown(root, venv), (p.name for p in pins)))
+    report.info.append(audit.SCOPE_NOTE_VENV.format(venv=", ".join(v.venv for v in found)))
+    for each in found:
+        names = ", ".join(f"{p.name} {p.version}" for p in each.pins) or "none unlocked"
+        report.info.append(
+            f"installer packages in {each.venv}: {names} (offline DB only: they have no "
+            "lock hashes, so neither pip-audit nor the index check sees them)"
+        )
+    return found
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -370,7 +374,9 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
     p.add_argument("--policy", help=policy_help + "; holds [advisories]")
     p.add_argument(
         "--venv",
-        help="also audit the installer packages (pip, setuptools, wheel) found in this venv",
+        action="append",
+        help="also audit the installer packages (pip, setuptools, wheel) found in this venv "
+        "(repeatable)",
     )
     p.add_argument(
         "--db", help=f"OSV database dir or zip (default: ${audit.DB_ENV}, then the policy's)"

@@ -37,7 +37,7 @@ from license_expression import ExpressionError, get_spdx_licensing
 
 from ci import policy
 from ci.errors import GateError
-from ci.supply_chain.licence_texts import identify, normalise
+from ci.supply_chain.licence_texts import identify, identify_how
 
 LICENSING = get_spdx_licensing()
 # SPDX id prefixes of copyleft licences (strong and weak).
@@ -254,9 +254,9 @@ def _from_text(text: str) -> tuple[str | None, str]:
         named = ALIASES.get(flat.lower()) or spdx(flat)
         if named is not None:
             return named, "License field"
-    found = identify(text)
+    found, how = identify_how(text)
     if found:
-        return " AND ".join(found), f"License field (licence text: {', '.join(found)})"
+        return " AND ".join(found), f"License field ({how}: {', '.join(found)})"
     return None, ""
 
 
@@ -296,10 +296,12 @@ def _main(meta: Metadata, files: Sequence[LicenceFile]) -> tuple[str | None, str
     if mapped and all(mapped):
         unique = list(dict.fromkeys(m for m in mapped if m))
         return " AND ".join(unique), "classifiers"
-    own = [(f.path, identify(f.text)) for f in files if f.own]
-    ids = list(dict.fromkeys(i for _, found in own for i in found))
+    own = [(f.path, *identify_how(f.text)) for f in files if f.own]
+    ids = list(dict.fromkeys(i for _, found, _ in own for i in found))
     if ids:
-        paths = ", ".join(path for path, found in own if found)
+        paths = ", ".join(
+            path + (" (heading)" if how == "heading" else "") for path, found, how in own if found
+        )
         return " AND ".join(ids), f"licence file {paths}"
     return None, "none usable"
 
@@ -322,7 +324,7 @@ def declared(meta: Metadata, files: Sequence[LicenceFile] = ()) -> Declared:
                 bundled.append(Bundled(spdx_id, file.path))
                 covered |= _families(spdx_id)
         name = file.path.rsplit("/", 1)[-1].lower()
-        if not found and name.startswith(("licen", "copying")) and normalise(file.text):
+        if not found and name.startswith(("licen", "copying")) and file.text.strip():
             unrecognised.append(file.path)
     return Declared(expression, source, tuple(bundled), tuple(unrecognised))
 

@@ -17,9 +17,9 @@ date; an expired ignore fails the gate, an unused one is a warning. Paths in the
 in this package is used, so any project can audit its own locks with ``--lock``.
 
 The installer packages (pip, setuptools, wheel) of the environment that installs the
-locks are in no lock: ``--venv`` adds the ones found in that venv to the offline audit,
-each finding marked as an installer package; without ``--venv`` every report says they
-were not audited.
+locks are in no lock: ``--venv`` (repeatable) adds the ones found in each venv to the
+offline audit, each finding marked as an installer package of that venv; without
+``--venv`` every report says they were not audited.
 """
 
 from __future__ import annotations
@@ -326,9 +326,9 @@ def offline(
     db: Database,
     audit_policy: AuditPolicy,
     today: dt.date,
-    installers: Installers | None = None,
+    installers: Sequence[Installers] = (),
 ) -> None:
-    """Match the pins (and a venv's installer packages) against the offline database and
+    """Match the pins (and the venvs' installer packages) against the offline database and
     apply the ignores."""
     date = db.date.isoformat() if db.date else "unknown date"
     commit = f", commit {db.snapshot.commit[:12]}" if db.snapshot else ""
@@ -343,14 +343,15 @@ def offline(
     if stale:
         report.warnings.append(stale)
     found = match(pins, db)
-    if installers is not None:
-        found += match(installers.pins, db, installers.origin)
+    for venv in installers:
+        found += match(venv.pins, db, venv.origin)
     findings, expired, unused = apply_ignores(found, audit_policy.ignores, today)
     report.failures.extend(expired)
     report.warnings.extend(unused)
     for finding in findings:
         (report.info if finding.ignore else report.failures).append(finding.render())
-    extra = f" and {len(installers.pins)} installer packages" if installers is not None else ""
+    count = sum(len(venv.pins) for venv in installers)
+    extra = f" and {count} installer packages" if installers else ""
     report.info.append(
         f"offline: {len(pins)} pins{extra} checked, "
         f"{sum(1 for f in findings if f.ignore is None)} vulnerable, "

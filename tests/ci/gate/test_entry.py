@@ -216,6 +216,12 @@ def test_a_planted_distribution_in_the_runner_venv_never_runs(
     first = run_gate(where, "-l", timeout=600)  # a real bootstrap of .venv-gate
     assert first.returncode == 0, first.stderr[-2000:]
     site = next((where / ".venv-gate").glob("lib/python3*/site-packages"))
+    # No unlocked installer left from the venv module (ensurepip's pip 23.2.1 and
+    # setuptools 65.5.0 have advisories): pip is the bootstrap lock's, setuptools is gone.
+    pip = re.search(r"^pip==(\S+) ", (where / BOOTSTRAP).read_text(encoding="utf-8"), re.M)
+    assert pip is not None
+    seeds = sorted(p.name for p in site.glob("*.dist-info") if p.name.startswith(("pip-", "set")))
+    assert seeds == [f"pip-{pip[1]}.dist-info"]
     marker = tmp_path / "MARKER"
     for rel, data in marker_dist(marker).items():
         (site / rel).parent.mkdir(parents=True, exist_ok=True)

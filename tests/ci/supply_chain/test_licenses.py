@@ -377,11 +377,21 @@ def test_repository_policy_passes_this_environment() -> None:
     assert "GPL-3.0-or-later WITH GCC-exception-3.1" in numpy.expression
 
 
-MPL = "Mozilla Public License Version 2.0\n=====\n1.4. Covered Software\n"
+MPL = (  # libzmq's notice: the MPL-2.0 standard header (Exhibit A)
+    "This Source Code Form is subject to the terms of the Mozilla Public License, v. 2.0. "
+    "If a copy of the MPL was not distributed with this file, You can obtain one at "
+    "http://mozilla.org/MPL/2.0/.\n"
+)
 ISC_TEXT = (
     "Permission to use, copy, modify, and/or distribute this software for any purpose with or "
     "without fee is hereby granted, provided that the above copyright notice and this "
-    "permission notice appear in all copies.\n"
+    "permission notice appear in all copies.\n\n"
+    'THE SOFTWARE IS PROVIDED "AS IS" AND THE AUTHOR DISCLAIMS ALL WARRANTIES WITH REGARD TO '
+    "THIS SOFTWARE INCLUDING ALL IMPLIED WARRANTIES OF MERCHANTABILITY AND FITNESS. IN NO "
+    "EVENT SHALL THE AUTHOR BE LIABLE FOR ANY SPECIAL, DIRECT, INDIRECT, OR CONSEQUENTIAL "
+    "DAMAGES OR ANY DAMAGES WHATSOEVER RESULTING FROM LOSS OF USE, DATA OR PROFITS, WHETHER "
+    "IN AN ACTION OF CONTRACT, NEGLIGENCE OR OTHER TORTIOUS ACTION, ARISING OUT OF OR IN "
+    "CONNECTION WITH THE USE OR PERFORMANCE OF THIS SOFTWARE.\n"
 )
 
 
@@ -445,7 +455,7 @@ def test_licence_files_without_record_and_the_own_file_as_the_source(tmp_path: P
     assert (row.verdict, row.expression, row.source) == (
         "allow",
         "BSD-2-Clause",
-        "licence file oldbsd-1.0.dist-info/licenses/LICENSE",
+        "licence file oldbsd-1.0.dist-info/licenses/LICENSE (heading)",
     )
     big = site / "oldbsd-1.0.dist-info" / "licenses" / "LICENSE"
     big.write_text("BSD 2-Clause License\n" + " " * licenses.MAX_FILE, encoding="utf-8")

@@ -671,6 +671,27 @@ def test_a_current_pip_passes_and_a_locked_installer_is_audited_as_a_pin(
     assert "installer packages in .venv: pip 25.3 (offline DB only" in capsys.readouterr().out
 
 
+def test_every_venv_given_is_audited_and_the_vulnerable_one_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack: the runner venv is clean but a second venv the gate also uses carries an old
+    pip; --venv is repeatable and the finding names the venv it was found in."""
+    root = project_with_venv(tmp_path, {"pip": "25.3"})
+    import venv
+
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(root / "session")
+    installed_dist(root / "session", "pip", "23.2.1")
+    argv = ["--root", str(root), *AUDIT_VENV, "--venv", ".venv", "--venv", "session"]
+    assert cli.main(argv) == 1
+    out, err = capsys.readouterr()
+    assert "(pip, setuptools, wheel) of .venv, session;" in out
+    assert "installer packages in .venv: pip 25.3 (offline DB only" in out
+    assert "installer packages in session: pip 23.2.1 (offline DB only" in out
+    assert "offline: 1 pins and 2 installer packages checked, 1 vulnerable" in out
+    assert "ci: error: pip 23.2.1 [installer package in session, not in the locks]: " in err
+    assert ".venv, not in the locks" not in err
+
+
 def test_a_venv_that_is_not_one_is_a_one_line_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
