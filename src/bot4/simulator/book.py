@@ -140,10 +140,10 @@ class OrderBook:
         """
         bid_heap, ask_heap = self._bid_heap, self._ask_heap
         if bid_heap and ask_heap:
-            bid, ask = -bid_heap[0], ask_heap[0]
-            bid_level, ask_level = self._bids.get(bid), self._asks.get(ask)
+            top_bid, top_ask = -bid_heap[0], ask_heap[0]
+            bid_level, ask_level = self._bids.get(top_bid), self._asks.get(top_ask)
             if bid_level and ask_level and bid_level[0][1] and ask_level[0][1]:
-                return bid, self._bid_qty[bid], ask, self._ask_qty[ask]
+                return top_bid, self._bid_qty[top_bid], top_ask, self._ask_qty[top_ask]
         bid, ask = self.best_bid(), self.best_ask()
         return (
             bid,
