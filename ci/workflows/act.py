@@ -228,6 +228,17 @@ def action_for(pin: str, standins: Path = STANDINS) -> vendored.Vendored | Path 
     return entry
 
 
+def require_node(search: Sequence[Path] = RUNNER_PATH) -> Path:
+    """The runner's node, which runs the vendored JavaScript actions in host jobs."""
+    found = next((d / "node" for d in search if (d / "node").is_file()), None)
+    if found is None:
+        raise WorkflowError(
+            "the pinned JavaScript actions (setup-python, cache) run on the runner's node, "
+            "which is not on its PATH: apt-get install nodejs"
+        )
+    return found
+
+
 def _run(
     argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -509,7 +520,9 @@ def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
             "--quiet",
             "--mode=root",
             "--variant=apt",
-            "--include=ca-certificates",
+            # node: GitHub's runner lends its own node to a container job's JavaScript
+            # actions (setup-python, cache); act runs them with the image's node instead.
+            "--include=ca-certificates,nodejs",
             '--aptopt=Acquire::Check-Valid-Until "false"',
             # The machine's CA bundle (a TLS-intercepting proxy's CA, if any), kept by the
             # image's update-ca-certificates: downloads in a job reach what the host reaches.
@@ -632,7 +645,8 @@ def run(
     jobs = [job for workflow, ids in selection for job in plan(root, workflow, ids)]
     for job in jobs:  # refuse an unknown pin before anything runs
         for pin in job.pins:
-            action_for(pin)
+            if isinstance(action_for(pin), vendored.Vendored) and not job.container:
+                require_node()
     prefix = runner_prefix()
     env = dict(os.environ if environ is None else environ)
     with tempfile.TemporaryDirectory(prefix="bot4-act-", ignore_cleanup_errors=True) as tmp:

@@ -165,3 +165,10 @@ def test_the_tool_cache_holds_the_runner_interpreters_in_githubs_layout(tmp_path
             text=True,
         )
         assert probe.stdout.strip() == version
+
+
+def test_host_jobs_with_javascript_actions_need_the_runners_node(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError, match="not on its PATH: apt-get install nodejs"):
+        act.require_node([tmp_path])
+    (tmp_path / "node").write_text("", encoding="utf-8")
+    assert act.require_node([tmp_path]) == tmp_path / "node"
