@@ -436,8 +436,29 @@ def _take(result: Result, line: str) -> None:
         result.job_result = str(entry["jobResult"])
 
 
-def table(results: Sequence[Result]) -> str:
-    """The results as a fixed-width table, one row per job."""
+def not_run(root: Path, selection: Sequence[tuple[str, Sequence[str]]]) -> list[Job]:
+    """The selected workflows' other jobs, in file order: the table names them too."""
+    jobs = []
+    for workflow in dict.fromkeys(w for w, _ in selection):
+        chosen = {j for w, ids in selection if w == workflow for j in ids}
+        defined = _load(root / ".github" / "workflows" / workflow).get("jobs")
+        others = [j for j in (defined if isinstance(defined, dict) else {}) if j not in chosen]
+        jobs += plan(root, workflow, [str(j) for j in others])
+    return jobs
+
+
+def why_not_run(job: Job) -> str:
+    """A pin with no local action makes a job impossible here; otherwise it was not chosen."""
+    for pin in sorted(job.pins):
+        try:
+            action_for(pin)
+        except WorkflowError:
+            return f"not run: no local copy of {pin.partition('@')[0]}"
+    return "not run: not selected"
+
+
+def table(results: Sequence[Result], skipped: Sequence[Job] = ()) -> str:
+    """The results as a fixed-width table, one row per job; SKIPPED jobs say why not run."""
     rows = [("workflow", "job", "result", "run steps", "seconds")]
     for r in results:
         done = len(r.job.run_steps) - len(r.missing)
@@ -446,6 +467,9 @@ def table(results: Sequence[Result]) -> str:
         rows.append(
             (r.job.workflow, where, verdict, f"{done}/{len(r.job.run_steps)}", f"{r.seconds:.0f}")
         )
+    for job in skipped:
+        where = f"{job.job_id} [container]" if job.container else job.job_id
+        rows.append((job.workflow, where, why_not_run(job), "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()

@@ -102,7 +102,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     results = act.run(
         Path(args.root).resolve(), selection, Path(args.act) if args.act else act.find_act()
     )
-    print(act.table(results))
+    print(act.table(results, act.not_run(Path(args.root).resolve(), selection)))
     failed = [r.job.job_id for r in results if not r.ok]
     for r in results:
         if r.missing:

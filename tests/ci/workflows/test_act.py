@@ -132,6 +132,19 @@ def test_verdict_needs_every_run_step_and_the_job_result(
     assert "FAILED (act exit 1, failure)" in table[3]
 
 
+def test_the_table_names_every_other_job_of_the_workflows_and_why_not_run() -> None:
+    skipped = act.not_run(ROOT, [("ci.yml", ["lint"]), ("release.yml", ["build"])])
+    rows = {(j.workflow, j.job_id): act.why_not_run(j) for j in skipped}
+    assert ("ci.yml", "lint") not in rows
+    assert ("release.yml", "build") not in rows
+    assert rows[("ci.yml", "toolchain")] == "not run: not selected"
+    assert rows[("ci.yml", "scan")] == "not run: no local copy of github/codeql-action/upload-sarif"
+    assert rows[("release.yml", "publish")].startswith("not run: no local copy of ")
+    lines = act.table([], skipped).splitlines()
+    assert len(lines) == 2 + len(skipped)
+    assert any(line.split()[:2] == ["ci.yml", "tests"] for line in lines)
+
+
 def _standin_script(name: str) -> str:
     data = yaml.safe_load((STANDINS / name / "action.yml").read_text(encoding="utf-8"))
     return str(data["runs"]["steps"][-1]["run"])
