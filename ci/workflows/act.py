@@ -392,6 +392,12 @@ def run_job(
         ],
         "--json",
     ]
+    if job.container:
+        # The job container stays for the session's dockerd to take down with its data:
+        # act's own removal of a vfs container holding an image build outlived act's
+        # cleanup deadline under load ("context deadline exceeded", exit 1 after every
+        # step had passed).
+        argv.append("--reuse")
     for pin in sorted(job.pins):  # what prepare() unpacked or copied, not the live tree
         match = PIN_RE.fullmatch(pin)
         action = match["action"] if match else pin

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -306,3 +307,24 @@ def test_withheld_capabilities_and_the_privileged_substitute(tmp_path: Path) -> 
     (workflows / "w.yml").write_text(text, encoding="utf-8")
     act.use_local_image(tmp_path, [job], [])  # nothing withheld: --privileged stays
     assert "options: --privileged\n" in (workflows / "w.yml").read_text(encoding="utf-8")
+
+
+def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def popen(argv: list[str], **_: object) -> None:
+        seen.append(argv)
+        raise OSError(2, "stop here")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    for image in (None, "debian:bookworm"):
+        job = act.Job("ci.yml", "j", (), frozenset(), image)
+        with pytest.raises(WorkflowError, match="cannot run act"):
+            act.run_job(job, tmp_path / "act", tmp_path, tmp_path, [], {"USER": user})
+    host, container = seen
+    assert "--reuse" not in host
+    assert "--reuse" in container
+    assert host[host.index("--cache-server-addr") + 1] == "localhost"
