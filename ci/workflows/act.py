@@ -4,7 +4,7 @@ The checks in ``checks.py`` read the YAML; this runs it. act executes each job o
 (``-P ubuntu-24.04=-self-hosted``) as a non-root user with passwordless sudo, like a
 GitHub-hosted runner, in a fresh copy of the work tree. GitHub is out of reach, so each
 pinned ``uses:`` is served locally: the action's real code at that SHA where it could be had
-(``vendored/``, checked against its recorded hashes before use), else a stand-in from
+(``vendored-actions/``, checked against its recorded hashes before use), else a stand-in from
 ``standins/`` (see its README); a pin with neither for exactly that SHA is refused before act
 starts. act's own cache server backs actions/cache; setup-python finds the runner's
 interpreters in a tool cache seeded here, as on GitHub's images. Every ``run:`` step of a

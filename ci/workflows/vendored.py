@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from ci.workflows.checks import PIN_RE, SHA_RE, WorkflowError
 
-VENDORED = Path(__file__).resolve().parent / "vendored"
+VENDORED = Path(__file__).resolve().parent / "vendored-actions"
 MANIFEST = "actions.json"
 REMEDY = "python -m ci.workflows vendor --git-dir CLONE OWNER/REPO@SHA FILE…"
 
