@@ -3,9 +3,13 @@
 The checks in ``checks.py`` read the YAML; this runs it. act executes each job on the host
 (``-P ubuntu-24.04=-self-hosted``) as a non-root user with passwordless sudo, like a
 GitHub-hosted runner, in a fresh copy of the work tree. GitHub is out of reach, so each
-pinned ``uses:`` is served from ``standins/`` (see its README): a pin with no stand-in for
-exactly that SHA is refused before act starts. Every ``run:`` step of a job must report
-success in act's JSON log, or the job fails; the results are printed as one table.
+pinned ``uses:`` is served locally: the action's real code at that SHA where it could be had
+(``vendored-actions/``, checked against its recorded hashes before use), else a stand-in from
+``standins/`` (see its README); a pin with neither for exactly that SHA is refused before act
+starts. act's own cache server backs actions/cache; setup-python finds the runner's
+interpreters in a tool cache seeded here, as on GitHub's images. Every ``run:`` step of a
+job must report success in act's JSON log, or the job fails; the results are printed as one
+table.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ci.workflows import vendored
 from ci.workflows.checks import LOCAL_ACTIONS, PIN_RE, WorkflowError
 
 STANDINS = Path(__file__).resolve().parent / "standins"
@@ -44,6 +49,10 @@ LOCAL_IMAGE = "bot4-act/debian:bookworm"
 MACHINE_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 STANDIN_PIN_RE = re.compile(r"#\s*Stand-in for (\S+@[0-9a-f]{40})\b")
 SUDOERS = Path("/etc/sudoers.d") / RUNNER_USER
+TOOL_CACHE = "hostedtoolcache"
+RUNNER_PATH = tuple(
+    Path(d) for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+)
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,33 @@ def standin_for(pin: str, standins: Path = STANDINS) -> Path | None:
     return directory
 
 
+def action_for(pin: str, standins: Path = STANDINS) -> vendored.Vendored | Path | None:
+    """The pinned action's vendored real code, else its stand-in directory, else None."""
+    match = PIN_RE.fullmatch(pin)
+    if match is None:
+        raise WorkflowError(f"cannot read uses: {pin!r}")
+    entry = vendored.load().get(match["action"])
+    if entry is None:
+        return standin_for(pin, standins)
+    if entry.pin != pin:
+        raise WorkflowError(
+            f"the vendored {entry.action} is {entry.commit} ({entry.tag}), not {pin}: "
+            f"vendor the new release with {vendored.REMEDY}"
+        )
+    return entry
+
+
+def require_node(search: Sequence[Path] = RUNNER_PATH) -> Path:
+    """The runner's node, which runs the vendored JavaScript actions in host jobs."""
+    found = next((d / "node" for d in search if (d / "node").is_file()), None)
+    if found is None:
+        raise WorkflowError(
+            "the pinned JavaScript actions (setup-python, cache) run on the runner's node, "
+            "which is not on its PATH: apt-get install nodejs"
+        )
+    return found
+
+
 def _run(
     argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -301,7 +337,7 @@ def _environment(environ: Mapping[str, str], home: str, user: str) -> list[str]:
         "HOME": home,
         "USER": user,
         "LOGNAME": user,
-        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH": ":".join(map(str, RUNNER_PATH)),
         "TZ": "UTC",
     }
     return [f"{k}={v}" for k, v in sorted({**keep, **base}.items())]
@@ -333,12 +369,20 @@ def run_job(
         "-P",
         PLATFORM,
         "--action-offline-mode",
-        "--no-cache-server",
+        # act's cache server for actions/cache, on loopback (container jobs share the
+        # host's network: dockerd runs without a bridge), its store fresh for each session.
+        "--cache-server-addr",
+        "localhost",
+        "--cache-server-path",
+        str(work / "cache-server"),
         "--pull=false",
         "--action-cache-path",
         str(work / "act-cache"),
         "--env",
         f"BOT4_ACT_ARTIFACTS={work / 'artifacts'}",
+        # setup-python's tool cache, as GitHub's images name it (act's own is per user).
+        "--env",
+        f"AGENT_TOOLSDIRECTORY={work / TOOL_CACHE}",
         # A container job sees only --env: the same network settings as a host job.
         *[
             arg
@@ -348,13 +392,19 @@ def run_job(
         ],
         "--json",
     ]
-    for pin in sorted(job.pins):
-        directory = standin_for(pin)
-        if directory is not None:
-            argv += [
-                "--local-repository",
-                f"{pin}={work / 'standins' / directory.relative_to(STANDINS)}",
-            ]
+    if job.container:
+        # The job container stays for the session's dockerd to take down with its data:
+        # act's own removal of a vfs container holding an image build outlived act's
+        # cleanup deadline under load ("context deadline exceeded", exit 1 after every
+        # step had passed).
+        argv.append("--reuse")
+    for pin in sorted(job.pins):  # what prepare() unpacked or copied, not the live tree
+        match = PIN_RE.fullmatch(pin)
+        action = match["action"] if match else pin
+        for local in (work / "actions" / action, work / "standins" / action):
+            if local.is_dir():
+                argv += ["--local-repository", f"{pin}={local}"]
+                break
     argv += extra
     result = Result(job, exit_code=-1, seconds=0.0)
     start = time.monotonic()
@@ -392,8 +442,29 @@ def _take(result: Result, line: str) -> None:
         result.job_result = str(entry["jobResult"])
 
 
-def table(results: Sequence[Result]) -> str:
-    """The results as a fixed-width table, one row per job."""
+def not_run(root: Path, selection: Sequence[tuple[str, Sequence[str]]]) -> list[Job]:
+    """The selected workflows' other jobs, in file order: the table names them too."""
+    jobs = []
+    for workflow in dict.fromkeys(w for w, _ in selection):
+        chosen = {j for w, ids in selection if w == workflow for j in ids}
+        defined = _load(root / ".github" / "workflows" / workflow).get("jobs")
+        others = [j for j in (defined if isinstance(defined, dict) else {}) if j not in chosen]
+        jobs += plan(root, workflow, [str(j) for j in others])
+    return jobs
+
+
+def why_not_run(job: Job) -> str:
+    """A pin with no local action makes a job impossible here; otherwise it was not chosen."""
+    for pin in sorted(job.pins):
+        try:
+            action_for(pin)
+        except WorkflowError:
+            return f"not run: no local copy of {pin.partition('@')[0]}"
+    return "not run: not selected"
+
+
+def table(results: Sequence[Result], skipped: Sequence[Job] = ()) -> str:
+    """The results as a fixed-width table, one row per job; SKIPPED jobs say why not run."""
     rows = [("workflow", "job", "result", "run steps", "seconds")]
     for r in results:
         done = len(r.job.run_steps) - len(r.missing)
@@ -402,6 +473,9 @@ def table(results: Sequence[Result]) -> str:
         rows.append(
             (r.job.workflow, where, verdict, f"{done}/{len(r.job.run_steps)}", f"{r.seconds:.0f}")
         )
+    for job in skipped:
+        where = f"{job.job_id} [container]" if job.container else job.job_id
+        rows.append((job.workflow, where, why_not_run(job), "-", "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
@@ -411,12 +485,47 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str]) -> Path:
-    """The job's copy of the work tree, act and the stand-ins under WORK, owned by the runner."""
+def seed_tool_cache(dest: Path, search: Sequence[Path] = RUNNER_PATH) -> list[str]:
+    """``DEST/Python/<X.Y.Z>/x64`` for each ``python3.N`` on the runner's PATH, marked complete.
+
+    GitHub's images carry their interpreters in this layout; setup-python then resolves a
+    version without downloading. The versions seeded, e.g. ``["3.11.2"]``.
+    """
+    seeded = []
+    for minor in range(8, 16):
+        name = f"python3.{minor}"
+        found = next((d / name for d in search if (d / name).is_file()), None)
+        if found is None:
+            continue
+        probe = _run([str(found), "-c", "import platform; print(platform.python_version())"])
+        version = probe.stdout.strip()
+        if probe.returncode != 0 or not re.fullmatch(rf"3\.{minor}\.\d+", version):
+            raise WorkflowError(f"{found} does not report a Python 3.{minor} version")
+        bin_dir = dest / "Python" / version / "x64" / "bin"
+        bin_dir.mkdir(parents=True)
+        for link in (name, "python3", "python"):
+            (bin_dir / link).symlink_to(found)
+        (dest / "Python" / version / "x64.complete").touch()
+        seeded.append(version)
+    return seeded
+
+
+def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str], pins: Iterable[str]) -> Path:
+    """The job's copy of the work tree, act, the actions and stand-ins under WORK, owned by
+    the runner; each vendored action unpacked only after its hashes match."""
     repo = work / "repo"
     copy_work_tree(root, repo)
     shutil.copy2(act, work / "act")
     shutil.copytree(STANDINS, work / "standins")
+    for pin in sorted(set(pins)):
+        source = action_for(pin)
+        if isinstance(source, vendored.Vendored):
+            vendored.unpack(source, work / "actions" / source.action)
+            print(f"act: {pin}: the real action ({source.tag}), vendored, hashes checked")
+        elif source is not None:
+            print(f"act: {pin}: stand-in {source.relative_to(STANDINS)}")
+    seeded = seed_tool_cache(work / TOOL_CACHE)
+    print(f"act: tool cache for setup-python: Python {', '.join(seeded) or 'none'}", flush=True)
     (work / "artifacts").mkdir()
     work.chmod(0o755)
     if prefix:
@@ -441,7 +550,9 @@ def build_debian_image(work: Path, docker_env: Mapping[str, str]) -> None:
             "--quiet",
             "--mode=root",
             "--variant=apt",
-            "--include=ca-certificates",
+            # node: GitHub's runner lends its own node to a container job's JavaScript
+            # actions (setup-python, cache); act runs them with the image's node instead.
+            "--include=ca-certificates,nodejs",
             '--aptopt=Acquire::Check-Valid-Until "false"',
             # The machine's CA bundle (a TLS-intercepting proxy's CA, if any), kept by the
             # image's update-ca-certificates: downloads in a job reach what the host reaches.
@@ -564,12 +675,13 @@ def run(
     jobs = [job for workflow, ids in selection for job in plan(root, workflow, ids)]
     for job in jobs:  # refuse an unknown pin before anything runs
         for pin in job.pins:
-            standin_for(pin)
+            if isinstance(action_for(pin), vendored.Vendored) and not job.container:
+                require_node()
     prefix = runner_prefix()
     env = dict(os.environ if environ is None else environ)
     with tempfile.TemporaryDirectory(prefix="bot4-act-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
-        repo = prepare(root, work, act, prefix)
+        repo = prepare(root, work, act, prefix, (pin for job in jobs for pin in job.pins))
         if not any(job.container for job in jobs):
             return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
         from ci.release.dockerfile_check import Dockerd  # noqa: PLC0415 - container jobs only

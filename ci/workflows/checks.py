@@ -73,6 +73,13 @@ AUX_COMMANDS: Mapping[str, str] = {
         " --no-install-recommends ca-certificates git python3.11 python3.11-venv runc skopeo"
         " docker-registry gnupg softhsm2"
     ),
+    # The same in the act jobs, with Debian's node: act runs the pinned JavaScript actions
+    # (setup-python, cache) with the runner's node.
+    "debian-debs-act": (
+        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq"
+        " --no-install-recommends ca-certificates git python3.11 python3.11-venv runc skopeo"
+        " docker-registry gnupg softhsm2 nodejs"
+    ),
     # Hand the first release build's digest to the jobs that rebuild and ship it.
     "image-digest": 'echo "digest=$(cat build/image/digest)" >> "$GITHUB_OUTPUT"',
     # Keyless signature with the workflow's OIDC identity (release only).

@@ -102,7 +102,7 @@ def cmd_act(args: argparse.Namespace) -> int:
     results = act.run(
         Path(args.root).resolve(), selection, Path(args.act) if args.act else act.find_act()
     )
-    print(act.table(results))
+    print(act.table(results, act.not_run(Path(args.root).resolve(), selection)))
     failed = [r.job.job_id for r in results if not r.ok]
     for r in results:
         if r.missing:
@@ -111,6 +111,15 @@ def cmd_act(args: argparse.Namespace) -> int:
     if failed:
         _err(f"{len(failed)} job(s) failed under act: {', '.join(failed)}")
         return 1
+    return 0
+
+
+def cmd_vendor(args: argparse.Namespace) -> int:
+    """Vendor a pinned action's files (action.yml, dist/…) from a clone for act."""
+    from ci.workflows import vendored  # noqa: PLC0415
+
+    entry = vendored.vendor(Path(args.git_dir), args.pin, args.files)
+    print(f"vendored {entry.pin} ({entry.tag}): {len(entry.files)} file(s) in {entry.archive}")
     return 0
 
 
@@ -142,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--act", help="act executable (default: beside this python)")
     p.set_defaults(func=cmd_act)
+
+    p = sub.add_parser("vendor", help=cmd_vendor.__doc__)
+    p.add_argument("--git-dir", required=True, help="a clone (or bare mirror) of the action")
+    p.add_argument("pin", metavar="OWNER/REPO@SHA", help="the pin, as the workflows write it")
+    p.add_argument("files", nargs="+", metavar="FILE", help="paths in the repository at SHA")
+    p.set_defaults(func=cmd_vendor)
 
     p = sub.add_parser("python-version", help=cmd_python_version.__doc__)
     p.add_argument("--lock", default=LOCK, help=f"relative to --root (default: {LOCK})")

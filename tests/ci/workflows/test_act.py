@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -58,7 +59,7 @@ def test_every_pin_the_act_jobs_use_has_its_stand_in() -> None:
     for workflow, ids in selection:
         for job in act.plan(ROOT, workflow, ids):
             for pin in job.pins:
-                act.standin_for(pin)  # raises if a pin has none, or a stale one
+                act.action_for(pin)  # raises if a pin has none, or a stale one
 
 
 def test_a_moved_pin_is_refused_before_anything_runs(
@@ -76,7 +77,9 @@ def test_a_moved_pin_is_refused_before_anything_runs(
     err = capsys.readouterr().err
     assert status == 1
     assert err.count("\n") == 1
-    assert f"the stand-in for actions/cache stands in for {CACHE_PIN}, not {other}" in err
+    assert (
+        f"the vendored actions/cache is {CACHE_PIN.partition('@')[2]} (v5.0.5), not {other}" in err
+    )
 
 
 def test_an_action_without_stand_in_is_refused(tmp_path: Path) -> None:
@@ -130,6 +133,19 @@ def test_verdict_needs_every_run_step_and_the_job_result(
     assert "FAILED (act exit 1, failure)" in table[3]
 
 
+def test_the_table_names_every_other_job_of_the_workflows_and_why_not_run() -> None:
+    skipped = act.not_run(ROOT, [("ci.yml", ["lint"]), ("release.yml", ["build"])])
+    rows = {(j.workflow, j.job_id): act.why_not_run(j) for j in skipped}
+    assert ("ci.yml", "lint") not in rows
+    assert ("release.yml", "build") not in rows
+    assert rows[("ci.yml", "toolchain")] == "not run: not selected"
+    assert rows[("ci.yml", "scan")] == "not run: no local copy of github/codeql-action/upload-sarif"
+    assert rows[("release.yml", "publish")].startswith("not run: no local copy of ")
+    lines = act.table([], skipped).splitlines()
+    assert len(lines) == 2 + len(skipped)
+    assert any(line.split()[:2] == ["ci.yml", "tests"] for line in lines)
+
+
 def _standin_script(name: str) -> str:
     data = yaml.safe_load((STANDINS / name / "action.yml").read_text(encoding="utf-8"))
     return str(data["runs"]["steps"][-1]["run"])
@@ -175,21 +191,6 @@ def test_upload_stand_in_honours_if_no_files_found(tmp_path: Path) -> None:
     assert "Artifact not found for name: b" in lost.stdout
 
 
-def test_setup_python_stand_in_checks_the_version(tmp_path: Path) -> None:
-    script = _standin_script("setup-python")
-    want = f"{sys.version_info.major}.{sys.version_info.minor}"
-    out, path = tmp_path / "out", tmp_path / "path"
-    bindir = str(Path(sys.executable).parent)
-    env = {"GITHUB_OUTPUT": str(out), "GITHUB_PATH": str(path), "PATH": f"{bindir}:/usr/bin:/bin"}
-    found = _bash(script, tmp_path, WANT=want, **env)
-    assert found.returncode == 0, found.stdout
-    assert f"python-version={sys.version_info.major}." in out.read_text(encoding="utf-8")
-    assert path.read_text(encoding="utf-8").strip() == bindir
-    absent = _bash(script, tmp_path, WANT="3.99", **env)
-    assert absent.returncode == 1
-    assert "python3.99 is not on the runner's PATH" in absent.stdout
-
-
 @needs_root_and_act
 def test_act_runs_jobs_as_the_runner_user_and_a_failed_step_fails_its_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -230,6 +231,48 @@ jobs:
     assert "FAILED" in act.table([green, red])
 
 
+@needs_root_and_act
+def test_the_real_setup_python_and_cache_run_and_a_cache_crosses_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup = "actions/setup-python@5fda3b95a4ea91299a34e894583c3862153e4b97"
+    workflow = f"""on: push
+jobs:
+  save:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: mkdir -p kept && echo "${{{{ github.sha }}}}" > kept/token
+      - uses: {CACHE_PIN} # v5.0.5
+        id: c
+        with: {{path: kept, key: "t-${{{{ github.sha }}}}"}}
+      - run: test "${{{{ steps.c.outputs.cache-hit }}}}" != true
+  restore:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: {setup} # v7.0.0
+        id: py
+        with: {{python-version: "3.11"}}
+      - env:
+          WHERE: ${{{{ steps.py.outputs.python-path }}}}
+        run: |
+          case "$WHERE" in "$AGENT_TOOLSDIRECTORY"/Python/3.11.*/x64/bin/python) ;; *) exit 1;; esac
+          test "$(command -v python)" = "$WHERE"
+          python -c 'import sys; assert sys.version_info[:2] == (3, 11)'
+      - uses: {CACHE_PIN} # v5.0.5
+        id: c
+        with: {{path: kept, key: "t-${{{{ github.sha }}}}"}}
+      - run: test "${{{{ steps.c.outputs.cache-hit }}}}" = true && test -s kept/token
+"""
+    repo = _git_repo(tmp_path / "repo", workflow)
+    save, restore = act.run(repo, [("t.yml", ["save", "restore"])], ACT_BIN)
+    out = capsys.readouterr().out
+    assert save.ok, out
+    assert restore.ok, out
+    assert "Cache saved with key: t-" in out  # act's cache server, through the real code
+    assert "Successfully set up CPython (3.11." in out
+    assert f"{setup}: the real action (v7.0.0), vendored, hashes checked" in out
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root (a checkout owned by another user)")
 def test_the_runner_copy_of_a_checkout_owned_by_another_user(tmp_path: Path) -> None:
     repo = _git_repo(tmp_path / "repo", "on: push\n")
@@ -264,3 +307,24 @@ def test_withheld_capabilities_and_the_privileged_substitute(tmp_path: Path) -> 
     (workflows / "w.yml").write_text(text, encoding="utf-8")
     act.use_local_image(tmp_path, [job], [])  # nothing withheld: --privileged stays
     assert "options: --privileged\n" in (workflows / "w.yml").read_text(encoding="utf-8")
+
+
+def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def popen(argv: list[str], **_: object) -> None:
+        seen.append(argv)
+        raise OSError(2, "stop here")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    for image in (None, "debian:bookworm"):
+        job = act.Job("ci.yml", "j", (), frozenset(), image)
+        with pytest.raises(WorkflowError, match="cannot run act"):
+            act.run_job(job, tmp_path / "act", tmp_path, tmp_path, [], {"USER": user})
+    host, container = seen
+    assert "--reuse" not in host
+    assert "--reuse" in container
+    assert host[host.index("--cache-server-addr") + 1] == "localhost"

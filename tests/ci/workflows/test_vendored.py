@@ -1,0 +1,174 @@
+"""The vendored real actions: they match the pins, and nothing altered is ever unpacked."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ci.workflows import act, cli, vendored
+from ci.workflows.checks import WorkflowError
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _copy(tmp_path: Path) -> dict[str, vendored.Vendored]:
+    shutil.copytree(vendored.VENDORED, tmp_path / "v")
+    return vendored.load(tmp_path / "v")
+
+
+def test_the_vendored_actions_are_the_pinned_ones_and_unpack_intact(tmp_path: Path) -> None:
+    entries = vendored.load()
+    assert set(entries) == {"actions/setup-python", "actions/cache"}
+    pins = {
+        pin
+        for workflow, ids in [("ci.yml", ["toolchain", "tests", "toolkit-pythons"])]
+        for job in act.plan(ROOT, workflow, ids)
+        for pin in job.pins
+    }
+    for entry in entries.values():
+        assert entry.pin in pins  # exactly the SHA the workflows pin
+        assert act.action_for(entry.pin) == entry
+        dest = vendored.unpack(entry, tmp_path / entry.action)
+        names = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+        assert names == sorted(entry.files)
+        assert "LICENSE" in names  # MIT: the notice travels with the code
+        action = (dest / "action.yml").read_text(encoding="utf-8")
+        assert "using: 'node24'" in action
+
+
+def test_a_tampered_archive_is_refused_before_anything_is_unpacked(tmp_path: Path) -> None:
+    entry = _copy(tmp_path)["actions/cache"]
+    data = bytearray(entry.archive.read_bytes())
+    data[len(data) // 2] ^= 1
+    entry.archive.write_bytes(bytes(data))
+    with pytest.raises(WorkflowError, match=r"sha256 \w+ is not the recorded .* was altered"):
+        vendored.unpack(entry, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _rewrite(tmp_path: Path, members: dict[str, bytes]) -> vendored.Vendored:
+    """An archive with MEMBERS whose recorded archive hash was updated too (a forger who
+    can edit the manifest's tarball hash but not the per-file hashes)."""
+    directory = tmp_path / "v"
+    entry = _copy(tmp_path)["actions/cache"]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    entry.archive.write_bytes(buffer.getvalue())
+    manifest = json.loads((directory / vendored.MANIFEST).read_text(encoding="utf-8"))
+    manifest["actions"]["actions/cache"]["archive-sha256"] = vendored._sha256(buffer.getvalue())
+    (directory / vendored.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return vendored.load(directory)["actions/cache"]
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"../escape.js": b"x"}, "unexpected member '../escape.js'"),
+        ({"action.yml": b"runs: {using: composite, steps: []}\n"}, "action.yml does not match"),
+        ({"dist/extra.js": b"x"}, "unexpected member .dist/extra.js."),
+    ],
+)
+def test_an_unlisted_or_altered_member_is_refused(
+    tmp_path: Path, members: dict[str, bytes], message: str
+) -> None:
+    entry = _rewrite(tmp_path, members)
+    with pytest.raises(WorkflowError, match=message):
+        vendored.unpack(entry, tmp_path / "out")
+    assert not (tmp_path / "escape.js").exists()
+    assert not (tmp_path / "out" / "action.yml").exists()
+
+
+def test_a_missing_member_is_refused(tmp_path: Path) -> None:
+    original = vendored.load()["actions/cache"]
+    with tarfile.open(original.archive, mode="r:xz") as tar:
+        handle = tar.extractfile("LICENSE")
+        assert handle is not None
+        entry = _rewrite(tmp_path, {"LICENSE": handle.read()})
+    with pytest.raises(WorkflowError, match=r"missing action\.yml, dist/restore/index\.js"):
+        vendored.unpack(entry, tmp_path / "out")
+
+
+def _action_repo(path: Path) -> str:
+    (path / "dist").mkdir(parents=True)
+    (path / "action.yml").write_text("runs: {using: node24, main: dist/i.js}\n", encoding="utf-8")
+    (path / "dist" / "i.js").write_text("console.log(1)\n", encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for argv in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "t"]):
+        subprocess.run([*git, *argv], cwd=path, check=True)
+    subprocess.run([*git, "tag", "v1.2.3"], cwd=path, check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=path, check=True, capture_output=True, text=True
+    )
+    return head.stdout.strip()
+
+
+def test_vendor_from_a_clone_is_byte_stable_and_unpacks(tmp_path: Path) -> None:
+    commit = _action_repo(tmp_path / "src")
+    pin = f"o/a@{commit}"
+    git_dir = tmp_path / "src" / ".git"
+    first = vendored.vendor(git_dir, pin, ["dist/i.js", "action.yml"], tmp_path / "v")
+    archive = first.archive.read_bytes()
+    again = vendored.vendor(git_dir, pin, ["action.yml", "dist/i.js"], tmp_path / "v")
+    assert again == first
+    assert again.archive.read_bytes() == archive
+    assert first.tag == "v1.2.3"
+    out = vendored.unpack(first, tmp_path / "out")
+    assert (out / "dist" / "i.js").read_text(encoding="utf-8") == "console.log(1)\n"
+
+
+@pytest.mark.parametrize(
+    ("pin", "message"),
+    [
+        ("o/a@main", "expected OWNER/REPO@<40 hex>"),
+        ("o/a/sub@" + "0" * 40, "expected OWNER/REPO@<40 hex>"),
+        ("o/a@" + "0" * 40, "git "),  # a commit the clone does not have
+    ],
+)
+def test_vendor_refuses_a_bad_pin_in_one_line(
+    tmp_path: Path, pin: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _action_repo(tmp_path / "src")
+    argv = ["vendor", "--git-dir", str(tmp_path / "src" / ".git"), pin, "action.yml"]
+    assert cli.main(["--root", str(tmp_path), *argv]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1
+    assert not vendored.VENDORED.joinpath("o+a.tar.xz").exists()
+
+
+def test_the_tool_cache_holds_the_runner_interpreters_in_githubs_layout(tmp_path: Path) -> None:
+    name = f"python3.{sys.version_info.minor}"
+    search = tmp_path / "bin"
+    search.mkdir()
+    (search / name).symlink_to(sys.executable)
+    seeded = act.seed_tool_cache(tmp_path / "tc", [search])
+    version = ".".join(map(str, sys.version_info[:3]))
+    assert seeded == [version]
+    x64 = tmp_path / "tc" / "Python" / version / "x64"
+    assert (x64.parent / "x64.complete").is_file()
+    for link in (name, "python3", "python"):
+        probe = subprocess.run(
+            [str(x64 / "bin" / link), "-c", "import platform; print(platform.python_version())"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        assert probe.stdout.strip() == version
+
+
+def test_host_jobs_with_javascript_actions_need_the_runners_node(tmp_path: Path) -> None:
+    with pytest.raises(WorkflowError, match="not on its PATH: apt-get install nodejs"):
+        act.require_node([tmp_path])
+    (tmp_path / "node").write_text("", encoding="utf-8")
+    assert act.require_node([tmp_path]) == tmp_path / "node"
