@@ -231,39 +231,97 @@ def security(session: nox.Session) -> None:
     session.run("python", "-m", "ci.gate.security")
 
 
+# Coverage data of the two measured runs (`tests`, `e2e`), combined by `coverage`.
+COVERAGE_DATA = REPORTS / "coverage-data"
+CHANGED = "--changed"
+
+
+def _test_workers() -> list[str]:
+    """pytest-xdist arguments: one worker per core unless BOT4_TEST_WORKERS says (0: serial)."""
+    workers = os.environ.get("BOT4_TEST_WORKERS", "auto")
+    return ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
+
+
+def _measured_run(session: nox.Session, name: str, args: list[str], env: dict[str, str]) -> None:
+    """pytest under coverage with each line's tests recorded (--cov-context=test, what
+    `tests -- --changed` selects by), into reports/coverage-data/NAME, stamped with the
+    sources it measured (`coverage` refuses data measured on other sources)."""
+    COVERAGE_DATA.mkdir(parents=True, exist_ok=True)
+    data = COVERAGE_DATA / name
+    session.run("coverage", "erase", f"--data-file={data}")
+    session.run(
+        "pytest", "--cov", "--cov-report=", "--cov-context=test", *_test_workers(), *args,
+        env={**pinned_uv(), **env, "COVERAGE_FILE": str(data)},
+    )  # fmt: skip
+    session.run("python", "-m", "ci.gate.coverage_data", "stamp", str(data))
+
+
 @nox.session(python=PYTHON, tags=["gate"])
 def tests(session: nox.Session) -> None:
-    """pytest under branch coverage over src/bot4 and ci, then the per-package coverage gate.
+    """pytest under branch coverage over src/bot4 and ci, without the slow `e2e` tests.
 
     The full run is parallel (pytest-xdist, one worker per core; BOT4_TEST_WORKERS=N or 0
-    overrides), each worker measured by pytest-cov and the data combined into .coverage.
-    With pytest arguments (`-- tests/bot4/test_cli.py`, `-- -k audit`) it is a subset run:
-    serial unless `-n` is given, coverage goes to reports/subset/, the floors are not
-    applied, the full report stays.
+    overrides), its data in reports/coverage-data/tests; the floors are applied by
+    `coverage` to it combined with `e2e`'s. With pytest arguments (`-- tests/bot4/test_cli.py`,
+    `-- -k audit`) it is a subset run: serial unless `-n` is given, coverage goes to
+    reports/subset/, the floors are not applied, the full report stays. `-- --changed[=REF]`
+    is the subset of tests that ran the files changed against REF (default HEAD),
+    by the last full runs' coverage contexts.
     """
     install_locked(session)
     REPORTS.mkdir(exist_ok=True)
-    # --cov with no value: the sources of [tool.coverage.run]; no terminal table (the gate
-    # prints the verdict), data only — the reports are written from it below.
-    measured = ["pytest", "--cov", "--cov-report="]
-    if session.posargs:
-        subset = REPORTS / "subset"
-        data = subset / ".coverage"
-        subset.mkdir(exist_ok=True)
-        session.run("coverage", "erase", f"--data-file={data}")
-        session.run(*measured, *session.posargs, env={**pinned_uv(), "COVERAGE_FILE": str(data)})
-        session.run(
-            "coverage", "html", "-q", f"--data-file={data}", "-d", str(subset / "coverage-html")
-        )
+    if not session.posargs:
+        _measured_run(session, "tests", [], {})
         session.log(
-            "subset run: coverage floors not applied; its report is "
-            f"{subset / 'coverage-html' / 'index.html'} (the last full run's report is kept)"
+            "coverage floors not applied yet: `scripts/gate -s e2e coverage` runs the e2e "
+            "tests and applies them to both runs combined"
         )
         return
+    subset = REPORTS / "subset"
+    data = subset / ".coverage"
+    subset.mkdir(exist_ok=True)
+    args, env = list(session.posargs), {**pinned_uv(), "COVERAGE_FILE": str(data)}
+    changed = [a for a in args if a == CHANGED or a.startswith(CHANGED + "=")]
+    if changed:
+        selected = subset / "changed.txt"
+        base = changed[-1].partition("=")[2] or "HEAD"
+        session.run(
+            "python", "-m", "ci.testing.changed", "--base", base, "--out", str(selected),
+            "--data", str(COVERAGE_DATA / "tests"), "--data", str(COVERAGE_DATA / "e2e"),
+        )  # fmt: skip
+        if not selected.read_text(encoding="utf-8").strip():
+            session.log("changed-only run: no test is affected; nothing to run")
+            return
+        args = [a for a in args if a not in changed] + [f"@{selected}"]
+        env["BOT4_E2E"] = "1"  # an affected e2e test runs too
+    session.run("coverage", "erase", f"--data-file={data}")
+    session.run("pytest", "--cov", "--cov-report=", *args, env=env)
+    session.run(
+        "coverage", "html", "-q", f"--data-file={data}", "-d", str(subset / "coverage-html")
+    )
+    session.log(
+        "subset run: coverage floors not applied; its report is "
+        f"{subset / 'coverage-html' / 'index.html'} (the last full run's report is kept)"
+    )
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def e2e(session: nox.Session) -> None:
+    """The slow end-to-end tests `tests` leaves out (marked `e2e`: fresh venvs, image
+    builds, runc, the registry, whole-repository scans), measured for `coverage`."""
+    install_locked(session)
+    _measured_run(session, "e2e", ["-m", "e2e", *session.posargs], {"BOT4_E2E": "1"})
+
+
+@nox.session(python=PYTHON, tags=["gate"])
+def coverage(session: nox.Session) -> None:
+    """The per-package coverage gate over `tests` and `e2e` combined (each refused unless
+    it measured these sources); the JSON, XML and HTML reports of the combination."""
+    install_locked(session)
+    parts = [(COVERAGE_DATA / "tests", "tests"), (COVERAGE_DATA / "e2e", "e2e")]
+    session.run("python", "-m", "ci.gate.coverage_data", "check", *(f"{d}={s}" for d, s in parts))
     session.run("coverage", "erase")
-    workers = os.environ.get("BOT4_TEST_WORKERS", "auto")
-    parallel = ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
-    session.run(*measured, *parallel, env=pinned_uv())
+    session.run("coverage", "combine", "-q", "--keep", *(str(d) for d, _ in parts))
     session.run("coverage", "json", "-q")
     session.run("coverage", "xml", "-q")
     session.run("coverage", "html", "-q")

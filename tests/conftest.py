@@ -124,9 +124,24 @@ SHARED_FIXTURES = {
 }
 
 
+# Whole directories of end-to-end tests (real image builds from fixture .debs and wheels,
+# kill -9 and reproduce in fresh clones; a real registry, runc, podman, GPG and cosign
+# vectors): `nox -s e2e` runs them under coverage, `tests` leaves them out (ci.testing.skips).
+E2E_DIRS = tuple(Path(__file__).parent / d for d in ("ci/image", "ci/release"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before ci.testing.skips deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test that uses a costly session fixture with that fixture's xdist group."""
+    """Mark each test that uses a costly session fixture with that fixture's xdist group,
+    and each test under E2E_DIRS `e2e` (unless another session owns it already)."""
+    # imported here, not at the top: pytest_plugins must import the plugin first (for
+    # assertion rewriting), after this module is loaded
+    from ci.testing.skips import SESSION_MARKERS
+
     for item in items:
+        owned = any(item.get_closest_marker(m) for m in SESSION_MARKERS)  # e.g. dockerfile
+        if not owned and any(d in item.path.parents for d in E2E_DIRS):
+            item.add_marker(pytest.mark.e2e)
         names = getattr(item, "fixturenames", ())
         group = next((g for f, g in SHARED_FIXTURES.items() if f in names), None)
         if group is not None:

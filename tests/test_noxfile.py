@@ -12,8 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 NOX = ROOT / ".venv-gate" / "bin" / "nox"
+# end to end (nox runs sessions, one builds fresh venvs): `nox -s e2e` runs these, not `tests`
+pytestmark = pytest.mark.e2e
 
 
 def _digest(path: Path) -> str | None:

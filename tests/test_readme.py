@@ -75,6 +75,7 @@ def test_toolkit_commands_use_real_subcommands_and_options() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_engine_commands_run_in_order_and_leave_only_what_gitignore_covers(
     tmp_path: Path,
 ) -> None:

@@ -20,7 +20,13 @@ import pytest
 
 ABSENT_ENV = "BOT4_ABSENT"
 # marker → the environment variable its owning session sets to run it
-SESSION_MARKERS = {"dockerfile": "BOT4_DOCKERFILE_CHECK", "remedies": "BOT4_REMEDIES_CHECK"}
+SESSION_MARKERS = {
+    "dockerfile": "BOT4_DOCKERFILE_CHECK",
+    "remedies": "BOT4_REMEDIES_CHECK",
+    # the slow end-to-end tests (fresh venvs, image builds, runc, registry, whole-repo
+    # scans): `nox -s e2e` runs them under coverage, `nox -s coverage` combines both runs
+    "e2e": "BOT4_E2E",
+}
 _declared_skips: dict[str, list[str]] = {}
 
 

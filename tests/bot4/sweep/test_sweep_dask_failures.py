@@ -105,6 +105,7 @@ def resume_completes(
         assert (out / name).read_bytes() == (fresh / name).read_bytes()
 
 
+@pytest.mark.e2e
 def test_a_dask_worker_killed_mid_sweep_is_one_line_and_the_sweep_resumes(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

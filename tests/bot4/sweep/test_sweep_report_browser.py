@@ -71,6 +71,7 @@ def screenshot(browser: str, page: Path, tmp: Path) -> tuple[int, int]:
     return coloured_pixels(shot)
 
 
+@pytest.mark.e2e
 def test_report_renders_in_headless_chromium(
     workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

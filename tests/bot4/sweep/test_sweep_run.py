@@ -57,6 +57,7 @@ def test_same_spec_twice_gives_identical_bytes_and_rows_carry_the_audit_head(
         assert last["kind"] == "checkpoint"  # closed and signed
 
 
+@pytest.mark.e2e
 def test_local_and_dask_local_cluster_give_the_serial_bytes(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -201,10 +202,15 @@ def _write_fixture_project(root: Path, test_body: str) -> None:
 
 
 def _measure(root: Path) -> Path:
+    # Not the outer run's COVERAGE_FILE (the gate's measured runs set it): `coverage run`
+    # would erase the data this very test run is writing.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE_"))}
+
     def run(*args: str) -> None:
         subprocess.run(
-            [sys.executable, "-m", "coverage", *args], cwd=root, check=True, capture_output=True
-        )
+            [sys.executable, "-m", "coverage", *args],
+            cwd=root, env=env, check=True, capture_output=True,
+        )  # fmt: skip
 
     run("run", "--branch", "--source=src", "test_fixture.py")
     run("json", "-o", "coverage.json")

@@ -23,6 +23,10 @@ AIOLIMITER_WHEEL = (
     "c0c16c377049fb2e40cc3373770e29c063de32aa25d84e5db168c854da6462b7"  # pragma: allowlist secret
 )
 
+# End to end: each case runs scripts/gate in a fresh clone (venvs built from the locks);
+# `nox -s e2e` runs these, not `tests`.
+pytestmark = pytest.mark.e2e
+
 
 def consistent(clone: Path, lock: str) -> None:
     """Re-record ``lock``'s sha256 in toolchain.lock, as a PR that edits both would."""

@@ -141,6 +141,7 @@ def test_cli_fails_on_an_address_in_src(git_repo: Path, capsys: pytest.CaptureFi
     assert cli.main(["--root", str(git_repo), "security-scan", "--policy", policy]) == 0
 
 
+@pytest.mark.e2e
 def test_the_repository_itself_is_clean() -> None:
     policy = security_scan.load_policy(REPO / "ci" / "policy.toml")
     assert security_scan.scan(REPO, policy) == []

@@ -224,6 +224,7 @@ def test_diff_summary() -> None:
     assert summary[-1] == "… and 17 more" and len(summary) == 4
 
 
+@pytest.mark.e2e
 def test_committed_sbom_describes_the_runtime_lock() -> None:
     repo = Path(__file__).resolve().parents[3]
     data = json.loads((repo / sbom.DEFAULT_OUTPUT).read_text(encoding="utf-8"))

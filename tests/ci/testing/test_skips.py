@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ci.testing.skips import ABSENT_ENV, declaration_for, declared_absent
 
 SUITE = """
@@ -65,6 +67,7 @@ def test_a_declared_absence_skips_and_is_listed(tmp_path: Path) -> None:
     assert "1 passed, 1 skipped, 1 deselected" in run.stdout
 
 
+@pytest.mark.e2e
 def test_under_xdist_an_undeclared_skip_fails_and_a_declared_one_is_listed(
     tmp_path: Path,
 ) -> None:

@@ -49,7 +49,7 @@ def test_plan_of_the_default_jobs_follows_the_composite_action() -> None:
 
 def test_a_composite_step_its_inputs_switch_off_is_not_required() -> None:
     (tests,) = act.plan(ROOT, "ci.yml", ["tests"])  # setup with python: "false"
-    assert tests.run_steps == ("0", "3")
+    assert tests.run_steps == ("0", "3", "4", "5")  # tests, e2e, coverage
     assert tests.container is not None
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ci.workflows import checks as workflows
 from ci.workflows import cli as workflows_cli
@@ -440,3 +441,15 @@ def test_python_version_rejects_bad_locks(
 def test_python_version_missing_lock(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert workflows_cli.main(["--root", str(tmp_path), "python-version"]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_ci_runs_the_e2e_tests_and_the_combined_floors_after_the_fast_tests() -> None:
+    """`tests` leaves the `e2e` tests out and applies no floor: CI must run `e2e` and then
+    `coverage` on the same machine (the data files are local), in ci.yml and in .ci/run."""
+    ci = yaml.safe_load((REAL / "ci.yml").read_text(encoding="utf-8"))
+    runs = [step.get("run") for step in ci["jobs"]["tests"]["steps"] if "run" in step]
+    gates = [run for run in runs if run.startswith("scripts/gate")]
+    assert gates == ["scripts/gate -s tests", "scripts/gate -s e2e", "scripts/gate -s coverage"]
+    local = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert "scripts/gate -s tests e2e coverage" in local
+    assert {"tests", "e2e", "coverage"} <= workflows.nox_sessions(ROOT / "noxfile.py")

@@ -1,0 +1,144 @@
+"""Changed-only test selection for local runs (`scripts/gate -s tests -- --changed[=REF]`).
+
+The last full runs (`tests`, `e2e`) record which test ran each measured line
+(``--cov-context=test``). A file changed against REF (the working tree's diff, untracked
+files included) selects: every test that ran any of its lines, if it is measured source;
+the whole file, if it is a test module; the whole directory, if it is a conftest.py or
+another helper module under tests/. Any
+other changed file (a config, a lock, a new file no test has run yet) selects nothing and
+is listed as such. It is a local shortcut, never a verdict: CI always runs everything.
+
+Prints, per changed file, what it selected and why; writes one pytest argument per line
+to --out (read by pytest as ``@FILE``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+
+from coverage import CoverageData
+
+from ci.errors import GateError
+
+_PHASES = ("|run", "|setup", "|teardown")
+_SHOWN = 5
+
+
+def changed_files(root: Path, base: str) -> list[str]:
+    """Files that differ between REF and the working tree, and untracked files (sorted)."""
+
+    def git(*args: str) -> list[str]:
+        done = subprocess.run(  # noqa: S603 - fixed argv, git from PATH
+            ["git", "-C", str(root), *args],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["failed"])[0]
+            raise GateError(f"git {' '.join(args[:2])}: {first}")
+        return [line for line in done.stdout.splitlines() if line]
+
+    diff = git("diff", "--name-only", "--no-renames", base, "--")
+    untracked = git("ls-files", "--others", "--exclude-standard")
+    return sorted(set(diff) | set(untracked))
+
+
+def _test_of(context: str) -> str | None:
+    """The test a coverage context names, without its phase and parameters (so a test
+    whose parameters changed is still found); None for code run outside a test."""
+    for phase in _PHASES:
+        context = context.removesuffix(phase)
+    return context.split("[", 1)[0] or None
+
+
+def tests_by_file(data_files: Iterable[Path]) -> dict[str, set[str]]:
+    """Measured file (relative path) → the tests that ran any of its lines."""
+    found: dict[str, set[str]] = {}
+    for path in data_files:
+        data = CoverageData(basename=str(path))
+        data.read()
+        for measured in data.measured_files():
+            tests = found.setdefault(PurePosixPath(measured).as_posix(), set())
+            for contexts in (data.contexts_by_lineno(measured) or {}).values():
+                tests.update(t for c in contexts if (t := _test_of(c)) is not None)
+    return found
+
+
+def select(
+    root: Path, changed: Sequence[str], by_file: dict[str, set[str]]
+) -> tuple[list[str], list[str]]:
+    """(pytest arguments, one explanation line per changed file)."""
+    whole: set[str] = set()
+    single: set[str] = set()
+    why: list[str] = []
+    for name in changed:
+        path = PurePosixPath(name)
+        on_disk = (root / name).exists()
+        if path.name == "conftest.py" and path.parts[0] == "tests":
+            target = str(path.parent) if on_disk else None
+            if target is not None:
+                whole.add(target)
+            why.append(f"{name}: conftest changed → every test under {path.parent}/")
+        elif path.parts[0] == "tests" and path.name.startswith("test_") and path.suffix == ".py":
+            if on_disk:
+                whole.add(name)
+                why.append(f"{name}: test module changed → all its tests")
+            else:
+                why.append(f"{name}: test module deleted → nothing to run")
+        elif path.parts[0] == "tests" and path.suffix == ".py":
+            if on_disk:
+                whole.add(str(path.parent))
+            why.append(f"{name}: test helper changed → every test under {path.parent}/")
+        elif by_file.get(name):
+            tests = sorted(by_file[name])
+            single.update(tests)
+            shown = ", ".join(tests[:_SHOWN]) + (" …" if len(tests) > _SHOWN else "")
+            why.append(f"{name}: ran by {len(tests)} test(s) in the last full runs → {shown}")
+        else:
+            why.append(f"{name}: no test ran it in the last full runs → selects nothing")
+    # a test inside a selected file or directory is already selected
+    covered = [w + "/" if not w.endswith(".py") else w for w in whole]
+    kept = {t for t in single if not any(t.split("::", 1)[0].startswith(w) for w in covered)}
+    # a test of a file since deleted cannot be run
+    kept = {t for t in kept if (root / t.split("::", 1)[0]).is_file()}
+    return sorted(whole) + sorted(kept), why
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Select, explain, write --out; a one-line error and exit 1 on bad input."""
+    parser = argparse.ArgumentParser(prog="python -m ci.testing.changed")
+    parser.add_argument("--root", type=Path, default=Path.cwd())
+    parser.add_argument("--base", default="HEAD", help="the git ref to diff against")
+    parser.add_argument("--data", type=Path, action="append", default=[], required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    present = [d for d in args.data if d.is_file()]
+    if not present:
+        print(
+            "changed: no coverage contexts from a full run; run scripts/gate -s tests e2e first",
+            file=sys.stderr,
+        )
+        return 1
+    for missing in (d for d in args.data if not d.is_file()):
+        print(f"changed: {missing} absent: tests it recorded are not selected", file=sys.stderr)
+    try:
+        changed = changed_files(args.root, args.base)
+        selected, why = select(args.root, changed, tests_by_file(present))
+    except GateError as error:
+        print(f"changed: {error}", file=sys.stderr)
+        return 1
+    print(f"changed-only run: {len(changed)} file(s) changed against {args.base}")
+    for line in why:
+        print(f"  {line}")
+    args.out.write_text("".join(f"{arg}\n" for arg in selected), encoding="utf-8")
+    print(f"changed-only run: {len(selected)} selection(s), listed in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Combining coverage of two sessions: refused unless both measured these very sources."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci.gate.coverage_data import sources_digest
+
+PYPROJECT = '[tool.coverage.run]\nsource = ["src/pkg", "ci"]\n'
+
+
+def _project(root: Path) -> Path:
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "ci").mkdir()
+    (root / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (root / "src" / "pkg" / "a.py").write_text("x = 1\n", encoding="utf-8")
+    (root / "ci" / "b.py").write_text("y = 2\n", encoding="utf-8")
+    data = root / "data"
+    data.mkdir()
+    return data
+
+
+def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ci.gate.coverage_data", "--root", str(root), *args],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+
+
+def test_stamped_parts_of_these_sources_combine(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    for name in ("tests", "e2e"):
+        (data / name).write_bytes(b"sqlite")
+        assert _cli(tmp_path, "stamp", str(data / name)).returncode == 0
+    run = _cli(tmp_path, "check", f"{data / 'tests'}=tests", f"{data / 'e2e'}=e2e")
+    assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_a_missing_part_is_refused_with_the_session_to_run(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    (data / "tests").write_bytes(b"sqlite")
+    assert _cli(tmp_path, "stamp", str(data / "tests")).returncode == 0
+    run = _cli(tmp_path, "check", f"{data / 'tests'}=tests", f"{data / 'e2e'}=e2e")
+    assert run.returncode == 1
+    assert (
+        run.stderr
+        == f"coverage: {data / 'e2e'}: no coverage data from `e2e`; run scripts/gate -s e2e\n"
+    )
+
+
+def test_an_unstamped_part_is_refused(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    (data / "e2e").write_bytes(b"sqlite")  # written, but its run never stamped it
+    run = _cli(tmp_path, "check", f"{data / 'e2e'}=e2e")
+    assert run.returncode == 1
+    assert "no coverage data from `e2e`" in run.stderr
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove"])
+def test_a_part_measured_on_other_sources_is_refused(tmp_path: Path, change: str) -> None:
+    data = _project(tmp_path)
+    (data / "e2e").write_bytes(b"sqlite")
+    assert _cli(tmp_path, "stamp", str(data / "e2e")).returncode == 0
+    if change == "edit":
+        (tmp_path / "ci" / "b.py").write_text("y = 3\n", encoding="utf-8")
+    elif change == "add":
+        (tmp_path / "src" / "pkg" / "c.py").write_text("", encoding="utf-8")
+    else:
+        (tmp_path / "src" / "pkg" / "a.py").unlink()
+    run = _cli(tmp_path, "check", f"{data / 'e2e'}=e2e")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"coverage: {data / 'e2e'}: measured other sources than these (changed since `e2e` "
+        "ran); run scripts/gate -s e2e"
+    ]
+
+
+def test_stamping_a_run_that_wrote_no_data_is_refused(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    run = _cli(tmp_path, "stamp", str(data / "tests"))
+    assert run.returncode == 1
+    assert not (data / "tests.sources").exists()
+    assert run.stderr.count("\n") == 1 and "no coverage data to stamp" in run.stderr
+
+
+def test_a_malformed_part_is_a_usage_error(tmp_path: Path) -> None:
+    run = _cli(tmp_path, "check", "no-session-named")
+    assert run.returncode == 2
+    assert "expected DATA=SESSION" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_the_digest_ignores_where_the_clone_is_and_only_reads_measured_sources(
+    tmp_path: Path,
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    for root in (one, two):
+        root.mkdir()
+        _project(root)
+    (two / "README.md").write_text("not measured\n", encoding="utf-8")
+    assert sources_digest(one) == sources_digest(two)

@@ -1,0 +1,134 @@
+"""Changed-only selection, end to end on a small git project: real pytest runs under
+coverage with test contexts (serially, and with two xdist workers as the full runs do),
+a change, the selection, and pytest reading the selection."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PYPROJECT = """
+[tool.pytest.ini_options]
+pythonpath = ["."]
+[tool.coverage.run]
+source = ["pkg"]
+branch = true
+relative_files = true
+"""
+FILES = {
+    "pyproject.toml": PYPROJECT,
+    "README.md": "a project\n",
+    ".gitignore": "__pycache__/\n",
+    "pkg/__init__.py": "",
+    "pkg/alpha.py": "def f(x: int) -> int:\n    return x + 1\n",
+    "pkg/beta.py": "def g() -> int:\n    return 2\n",
+    "tests/test_alpha.py": (
+        "import pytest\nfrom pkg.alpha import f\n\n"
+        "@pytest.mark.parametrize('x', [1, 2])\ndef test_f(x):\n    assert f(x) == x + 1\n"
+    ),
+    "tests/test_beta.py": "from pkg.beta import g\n\ndef test_g():\n    assert g() == 2\n",
+    "tests/test_gamma.py": "def test_h():\n    assert True\n",
+}
+
+
+def _run(cwd: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("COV_", "COVERAGE_"))}
+    return subprocess.run(
+        list(argv), cwd=cwd, env={**environ, **env}, capture_output=True, text=True,
+        check=False, timeout=600,
+    )  # fmt: skip
+
+
+def _project(tmp_path: Path, workers: tuple[str, ...] = ()) -> tuple[Path, Path]:
+    """The committed project in tmp_path/repo and its full run's data (outside the clone)."""
+    root = tmp_path / "repo"
+    for name, text in FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t", "-c", "commit.gpgsign=false"]
+    assert _run(root, "git", "init", "-q").returncode == 0
+    assert _run(root, *git, "add", "-A").returncode == 0
+    assert _run(root, *git, "commit", "-qm", "base").returncode == 0
+    data = tmp_path / "full.coverage"
+    full = _run(
+        root, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *workers, "--cov",
+        "--cov-report=", "--cov-context=test", "tests", COVERAGE_FILE=str(data),
+    )  # fmt: skip
+    assert full.returncode == 0, full.stdout + full.stderr
+    assert "4 passed" in full.stdout
+    return root, data
+
+
+def _changed(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run(root, sys.executable, "-m", "ci.testing.changed", "--root", str(root), *args)
+
+
+@pytest.mark.parametrize(
+    "workers",
+    [(), pytest.param(("-n", "2"), marks=pytest.mark.e2e, id="xdist")],  # e2e: worker start-up
+)
+def test_a_changed_source_selects_the_tests_that_ran_it_and_no_other(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
+    root, data = _project(tmp_path, workers)
+    (root / "pkg" / "alpha.py").write_text(
+        "def f(x: int) -> int:\n    return 1 + x\n", encoding="utf-8"
+    )
+    (root / "README.md").write_text("changed too\n", encoding="utf-8")
+    out = tmp_path / "selected.txt"
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    # both parametrizations of test_f, as one selection; test_beta and test_gamma not
+    assert out.read_text(encoding="utf-8") == "tests/test_alpha.py::test_f\n"
+    assert "pkg/alpha.py: ran by 1 test(s) in the last full runs → tests/test_alpha.py::test_f" in (
+        run.stdout
+    )
+    assert "README.md: no test ran it in the last full runs → selects nothing" in run.stdout
+    assert "2 file(s) changed against HEAD" in run.stdout
+    # the selection as pytest reads it (@FILE): the two test_f cases run, nothing else
+    again = _run(root, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", f"@{out}")
+    assert again.returncode == 0, again.stdout
+    assert "2 passed" in again.stdout
+    assert "test_g" not in again.stdout and "test_h" not in again.stdout
+
+
+def test_changed_test_modules_helpers_and_new_files(tmp_path: Path) -> None:
+    root, data = _project(tmp_path)
+    (root / "tests" / "test_beta.py").write_text(
+        FILES["tests/test_beta.py"] + "\ndef test_more():\n    assert g()\n", encoding="utf-8"
+    )
+    (root / "pkg" / "delta.py").write_text("z = 0\n", encoding="utf-8")  # untracked
+    out = tmp_path / "selected.txt"
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert out.read_text(encoding="utf-8") == "tests/test_beta.py\n"
+    assert "tests/test_beta.py: test module changed → all its tests" in run.stdout
+    assert "pkg/delta.py: no test ran it in the last full runs → selects nothing" in run.stdout
+
+
+def test_nothing_changed_selects_nothing(tmp_path: Path) -> None:
+    root, data = _project(tmp_path)
+    out = tmp_path / "selected.txt"
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert out.read_text(encoding="utf-8") == ""
+    assert "0 file(s) changed against HEAD" in run.stdout
+
+
+def test_without_a_full_run_or_with_a_bad_ref_it_refuses_in_one_line(tmp_path: Path) -> None:
+    root, data = _project(tmp_path)
+    out = tmp_path / "selected.txt"
+    none = _changed(root, "--data", str(tmp_path / "absent"), "--out", str(out))
+    assert none.returncode == 1
+    assert none.stderr == (
+        "changed: no coverage contexts from a full run; run scripts/gate -s tests e2e first\n"
+    )
+    bad = _changed(root, "--base", "no-such-ref", "--data", str(data), "--out", str(out))
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("changed: git diff --name-only: ")
+    assert bad.stderr.count("\n") == 1
+    assert not out.exists()
