@@ -124,7 +124,9 @@ def check_container(text: str, what: str) -> str:
     images = container.get("Image", [])
     if len(images) != 1 or not DIGEST_REF.fullmatch(images[0]):
         shown = images[0] if images else "nothing"
-        raise RefusedError(f"{what}: Image= must be NAME@sha256:<64 hex> (a tag can move); got {shown}")
+        raise RefusedError(
+            f"{what}: Image= must be NAME@sha256:<64 hex> (a tag can move); got {shown}"
+        )
     for key, value in REQUIRED.items():
         if container.get(key) != [value]:
             raise RefusedError(f"{what}: [Container] needs {key}={value}")
@@ -249,8 +251,7 @@ def systemd_verify(unit: Path) -> str:
     if done.returncode != 0 or done.stderr.strip():
         detail = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
         raise RefusedError(f"systemd-analyze verify {unit.name}: {detail}")
-    version = _run([tool, "--version"], dict(os.environ)).splitlines()[0]
-    return version
+    return _run([tool, "--version"], dict(os.environ)).splitlines()[0]
 
 
 def _run(argv: list[str], env: Mapping[str, str]) -> str:
