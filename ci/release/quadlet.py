@@ -29,6 +29,8 @@ from ci.image import apt_index, deb_unpack, fetch
 from ci.release.errors import RefusedError, ReleaseError
 
 PIN_FILE = Path("ci/release/quadlet.toml")
+# The same kind of pin for Debian trixie's cosign (the cosign tests, act's cosign stand-in).
+COSIGN_PIN_FILE = Path("ci/release/cosign.toml")
 CONTAINER_FILE = Path("ops/podman/bot4-engine.container")
 PLACEHOLDER = "REGISTRY/bot4/engine@sha256:DIGEST"
 # What ``quadlet-check`` renders the shipped file with when no image is at hand.
@@ -83,9 +85,10 @@ class DebPin:
     member: str
 
 
-def read_pin(root: Path) -> DebPin:
-    """``ci/release/quadlet.toml``, every field checked for shape before anything uses it."""
-    path = root / PIN_FILE
+def read_pin(root: Path, pin_file: Path = PIN_FILE) -> DebPin:
+    """A pin file (``ci/release/quadlet.toml``, ``cosign.toml``), every field checked for
+    shape before anything uses it."""
+    path = root / pin_file
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))["deb"]
         pin = DebPin(**{k: doc[k] for k in DebPin.__dataclass_fields__})
@@ -165,7 +168,7 @@ def run_argv(service: str, image: str) -> list[str]:
     return argv
 
 
-def mirror(environ: Mapping[str, str] | None = None) -> str:
+def mirror(suite: str, environ: Mapping[str, str] | None = None) -> str:
     """The Debian archive apt is configured with (the one serving the host's release)."""
     try:
         targets = apt_index.index_targets("amd64", HOST_CODENAME)
@@ -174,39 +177,45 @@ def mirror(environ: Mapping[str, str] | None = None) -> str:
     main = [t for t in targets if t.suite == HOST_CODENAME]
     if not main:
         raise ReleaseError(f"quadlet: apt has no {HOST_CODENAME} archive configured")
-    return apt_index.repo_uri(main[0].repo_uri, "trixie", environ)
+    return apt_index.repo_uri(main[0].repo_uri, suite, environ)
 
 
 def generator(root: Path, dest: Path, cache: fetch.Cache | None = None) -> Path:
-    """The pinned ``quadlet`` binary written to ``dest``: the .deb comes from the cache or
-    the mirror, is hash-checked before it is opened, and must be the pinned package."""
-    pin = read_pin(root)
+    """The pinned ``quadlet`` binary written to ``dest``."""
+    return pinned_binary(root, PIN_FILE, dest, cache)
+
+
+def pinned_binary(root: Path, pin_file: Path, dest: Path, cache: fetch.Cache | None = None) -> Path:
+    """One file of a pinned .deb written to ``dest`` (mode 0755): the .deb comes from the
+    cache or the mirror, is hash-checked before it is opened, and must be the pinned
+    package and version."""
+    pin = read_pin(root, pin_file)
     cache = cache or fetch.Cache(fetch.default_cache())
     deb = cache.get(pin.sha256)
     if deb is None:
-        uri = mirror() + pin.filename
+        uri = mirror(pin.suite) + pin.filename
         with fetch.download_dir(cache) as tmp:
             part = tmp / "podman.deb"
             try:
                 fetch.apt_download([(uri, part, pin.sha256)])
             except GateError as exc:
                 raise ReleaseError(
-                    f"quadlet: {pin.name} {pin.version} ({pin.suite}) could not be fetched "
-                    f"({exc}); if trixie superseded it, re-pin {PIN_FILE} (docs/release.md)"
+                    f"{pin_file.stem}: {pin.name} {pin.version} ({pin.suite}) could not be fetched "
+                    f"({exc}); if {pin.suite} superseded it, re-pin {pin_file} (docs/release.md)"
                 ) from None
             deb = cache.put(part, pin.sha256, f"{pin.name} {pin.version}")
     try:
         contents = deb_unpack.unpack(deb, drop=("*",), keep=(pin.member,))
     except GateError as exc:
-        raise ReleaseError(f"quadlet: {exc}") from None
+        raise ReleaseError(f"{pin_file.stem}: {exc}") from None
     if (contents.name, contents.version) != (pin.name, pin.version):
         raise ReleaseError(
-            f"quadlet: the .deb is {contents.name} {contents.version}, not the pinned "
+            f"{pin_file}: the .deb is {contents.name} {contents.version}, not the pinned "
             f"{pin.name} {pin.version}"
         )
     found = [e for e in contents.entries if e.path == pin.member and e.kind == "file"]
     if not found:
-        raise ReleaseError(f"quadlet: {pin.name} {pin.version} has no {pin.member}")
+        raise ReleaseError(f"{pin_file.stem}: {pin.name} {pin.version} has no {pin.member}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_bytes(found[0].data)
     dest.chmod(0o755)
