@@ -203,6 +203,23 @@ def standin_for(pin: str, standins: Path = STANDINS) -> Path | None:
     return directory
 
 
+def local_repositories(pins: Iterable[str], copies: Path) -> list[str]:
+    """act's ``--local-repository owner/repo@SHA=DIR`` options: act keys its local copies
+    by repository, and reads an action in a sub-directory (``github/codeql-action/
+    upload-sarif``) from that path inside DIR."""
+    argv: list[str] = []
+    for pin in sorted(pins):
+        directory = standin_for(pin)
+        match = PIN_RE.fullmatch(pin)
+        if directory is None or match is None:
+            continue
+        repository = "/".join(match["action"].split("/")[:2])
+        option = f"{repository}@{match['ref']}={copies / repository}"
+        if option not in argv:
+            argv += ["--local-repository", option]
+    return argv
+
+
 def _run(
     argv: Sequence[str], cwd: Path | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -348,13 +365,7 @@ def run_job(
         ],
         "--json",
     ]
-    for pin in sorted(job.pins):
-        directory = standin_for(pin)
-        if directory is not None:
-            argv += [
-                "--local-repository",
-                f"{pin}={work / 'standins' / directory.relative_to(STANDINS)}",
-            ]
+    argv += local_repositories(job.pins, work / "standins")
     argv += extra
     result = Result(job, exit_code=-1, seconds=0.0)
     start = time.monotonic()
