@@ -7,7 +7,9 @@ release key, ``signedBy`` ``GPGKeys``; everything else rejected) and
 throwaway ``docker-registry`` on loopback. ``podman pull`` must refuse an unsigned image,
 one signed by another key, a tampered layer and a tampered manifest, and accept the
 signed image by digest; the shipped systemd unit's ``ExecStart`` line then runs it
-(read-only, ``--network=none``, every capability dropped, no_new_privs, uid 65532).
+(read-only, ``--network=none``, every capability dropped, no_new_privs, uid 65532). The
+shipped Quadlet file goes through the pinned Quadlet generator (``quadlet.py``) on the same
+digest, and the ``ExecStart`` it generates is run by this podman too.
 
 **Docker** has no policy for these signatures, so the host verifies first
 (``python -m ci.release verify``: cosign signature, attestations, every blob) and pulls
