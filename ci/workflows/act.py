@@ -151,6 +151,20 @@ def _run_steps(root: Path, steps: Sequence[dict[str, object]]) -> Iterable[str]:
                 yield f"{step.get('id') or index}/{sub.get('id') or position}"
 
 
+def _needs(jobs: Mapping[str, object], job_id: str) -> list[str]:
+    """Every job ``job_id`` needs, directly or not (act's plan for ``-j job_id``)."""
+    found: list[str] = []
+    queue = [job_id]
+    while queue:
+        job = jobs.get(queue.pop())
+        needs = job.get("needs") if isinstance(job, dict) else None
+        for name in [needs] if isinstance(needs, str) else needs or []:
+            if isinstance(name, str) and name in jobs and name not in found:
+                found.append(name)
+                queue.append(name)
+    return found
+
+
 def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
     """The named jobs of .github/workflows/WORKFLOW, with their run: steps and pins."""
     path = root / ".github" / "workflows" / workflow
@@ -165,6 +179,11 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
             )
         steps = _steps(job.get("steps"))
         run_steps = tuple(_run_steps(root, steps))
+        pins = _pins(root, steps, set())
+        # act runs the jobs this one needs first (there is no flag against it): their
+        # actions need local copies too.
+        for needed in _needs(jobs, job_id):
+            pins |= _pins(root, _steps(jobs[needed].get("steps")), set())
         container = job.get("container")
         image = container.get("image") if isinstance(container, dict) else container
         planned.append(
@@ -172,7 +191,7 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
                 workflow,
                 job_id,
                 run_steps,
-                frozenset(_pins(root, steps, set())),
+                frozenset(pins),
                 str(image) if image else None,
             )
         )
@@ -395,6 +414,9 @@ def _take(result: Result, line: str) -> None:
     for part in text.rstrip().splitlines() or [""]:
         print(f"[{result.job.job_id}] {part}", flush=True)
     if not isinstance(entry, dict):
+        return
+    # act runs a job's needs first in the same invocation: only this job's lines count.
+    if entry.get("jobID", result.job.job_id) != result.job.job_id:
         return
     step_id = entry.get("stepID")
     if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" in entry:

@@ -62,3 +62,28 @@ def test_the_upload_sarif_stand_in_checks_and_keeps_the_log(tmp_path: Path) -> N
     missing = _bash(tmp_path, SARIF="none.sarif", **{**env, "CATEGORY": "none"})
     assert missing.returncode == 1 and "Path does not exist: none.sarif" in missing.stdout
     assert sorted(p.name for p in (store / "code-scanning").iterdir()) == ["image-scan.sarif"]
+
+
+def test_a_job_carries_the_pins_of_the_jobs_it_needs() -> None:
+    """act runs ``needs`` first under ``-j scan``: build's upload-artifact needs its copy."""
+    (scan,) = act.plan(ROOT, "release.yml", ["scan"])
+    assert any(p.startswith("actions/upload-artifact@") for p in scan.pins)  # build's
+    assert act._needs({"a": {"needs": ["b"]}, "b": {"needs": "c"}, "c": {}}, "a") == ["b", "c"]
+    assert act._needs({"a": {}}, "a") == []
+
+
+def test_only_the_selected_jobs_log_lines_count() -> None:
+    job = act.Job("release.yml", "scan", ("0",), frozenset())
+    result = act.Result(job, exit_code=0, seconds=1.0)
+    lines = [
+        {"jobID": "build", "stage": "Main", "stepID": ["0"], "stepResult": "success"},
+        {"jobID": "build", "jobResult": "success"},
+    ]
+    for line in lines:
+        act._take(result, json.dumps(line))
+    assert result.missing == ["0"] and result.job_result == "missing"
+    act._take(
+        result,
+        json.dumps({"jobID": "scan", "stage": "Main", "stepID": ["0"], "stepResult": "success"}),
+    )
+    assert result.missing == []
