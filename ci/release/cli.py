@@ -313,6 +313,28 @@ def cmd_host_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quadlet_check(args: argparse.Namespace) -> int:
+    """Our check of a .container, then the pinned Quadlet generator and systemd-analyze."""
+    from ci.release import quadlet  # noqa: PLC0415 - needs apt, the generator's .deb
+
+    root = Path(args.root)
+    if args.container:
+        path = Path(args.container)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"{path}: cannot read ({exc})") from None
+        what = str(path)
+    else:
+        text = quadlet.render(root, quadlet.EXAMPLE_IMAGE)
+        what = str(quadlet.CONTAINER_FILE)
+    with tempfile.TemporaryDirectory(prefix="bot4-quadlet-") as tmp:
+        _, lines = quadlet.check(root, text, None, Path(tmp), what)
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_docker_context(args: argparse.Namespace) -> int:
     """Write the Dockerfile's build context (hashed requirements, wheelhouse, engine wheel)."""
     from ci.image.fetch import default_cache  # noqa: PLC0415 - only these commands need it
@@ -471,6 +493,13 @@ def _deploy_commands(sub: SubParsers) -> None:
         "--layout", default="build/image/oci", help="built image (default: build/image/oci)"
     )
     p.set_defaults(func=cmd_host_check)
+    p = sub.add_parser(
+        "quadlet-check", help="a .container through our check, the pinned quadlet, systemd-analyze"
+    )
+    p.add_argument(
+        "--container", help="file to check (default: ops/podman/bot4-engine.container, rendered)"
+    )
+    p.set_defaults(func=cmd_quadlet_check)
 
 
 def _gpg_commands(sub: SubParsers) -> None:

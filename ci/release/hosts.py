@@ -7,7 +7,9 @@ release key, ``signedBy`` ``GPGKeys``; everything else rejected) and
 throwaway ``docker-registry`` on loopback. ``podman pull`` must refuse an unsigned image,
 one signed by another key, a tampered layer and a tampered manifest, and accept the
 signed image by digest; the shipped systemd unit's ``ExecStart`` line then runs it
-(read-only, ``--network=none``, every capability dropped, no_new_privs, uid 65532).
+(read-only, ``--network=none``, every capability dropped, no_new_privs, uid 65532). The
+shipped Quadlet file goes through the pinned Quadlet generator (``quadlet.py``) on the same
+digest, and the ``ExecStart`` it generates is run by this podman too.
 
 **Docker** has no policy for these signatures, so the host verifies first
 (``python -m ci.release verify``: cosign signature, attestations, every blob) and pulls
@@ -29,6 +31,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -36,7 +39,7 @@ from ci.image import output
 from ci.oci.layout import Layout
 from ci.oci.manifest import Manifest
 from ci.oci.runtime import find_runc
-from ci.release import attest, e2e, gpg, keys, sign, transfer
+from ci.release import attest, e2e, gpg, keys, quadlet, sign, transfer
 from ci.release.dockerfile_check import Dockerd
 from ci.release.errors import ReleaseError
 from ci.release.local_registry import LocalRegistry
@@ -324,6 +327,82 @@ def _podman_checks(
     )  # fmt: skip
     _probe(probe.stdout, "podman run")
     yield f"ok   podman run confinement: {CONFINED}"
+    yield from _quadlet_checks(podman, image, root, tmp / "quadlet")
+
+
+def expand_specifiers(arg: str, rundir: Path) -> str:
+    """systemd's specifiers in the generated ExecStart, as systemd expands them for a
+    system unit named bot4-engine.service (``%t`` is the runtime directory, here ours)."""
+    values = {"t": str(rundir), "N": quadlet.UNIT, "n": f"{quadlet.UNIT}.service", "%": "%"}
+    out, i = [], 0
+    while i < len(arg):
+        if arg[i] != "%":
+            out.append(arg[i])
+            i += 1
+            continue
+        spec = arg[i + 1 : i + 2]
+        if spec not in values:
+            raise ReleaseError(f"host-check: generated ExecStart uses %{spec}, not expanded here")
+        out.append(values[spec])
+        i += 2
+    return "".join(out)
+
+
+def _died(podman: Podman, cid: str, timeout: float = 120.0) -> str:
+    """The exit code podman's event log records for a detached container (``--rm`` has
+    removed the container itself by then)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done = podman.run(
+            "events", "--stream=false", "--filter", f"container={cid}", "--filter", "event=died",
+            "--format", "{{.ContainerExitCode}}",
+        )  # fmt: skip
+        codes = done.stdout.split()
+        if codes:
+            return codes[-1]
+        if time.monotonic() > deadline:
+            raise ReleaseError(f"host-check: container {cid[:12]} did not exit in {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def _quadlet_checks(podman: Podman, image: str, root: Path, tmp: Path) -> Iterator[str]:
+    """The shipped .container through the pinned Quadlet generator, then the generated
+    ExecStart executed by this host's podman on the signed digest."""
+    text = quadlet.render(root, image)
+    generated, lines = quadlet.check(root, text, image, tmp, str(quadlet.CONTAINER_FILE))
+    yield from lines
+    rundir = tmp / "run"
+    rundir.mkdir(parents=True, exist_ok=True)
+    argv = [expand_specifiers(a, rundir) for a in generated.argv[2:]]
+    version = _tail(podman.run("--version").stdout)
+    cidfile = rundir / f"{quadlet.UNIT}.cid"
+    done = podman.run("run", *argv, runtime=str(podman.shim))
+    if done.returncode != 0 and "--cgroups=split" in argv and "cgroup mount" in done.stderr:
+        yield (
+            f"note {version} refused the generated --cgroups=split on this sandbox's cgroup v1 "
+            f"hierarchy ({_tail(done.stderr)}); the rest of the line runs without it"
+        )
+        argv.remove("--cgroups=split")
+        cidfile.unlink(missing_ok=True)  # systemd's ExecStopPost would remove it
+        done = podman.run("run", *argv, runtime=str(podman.shim))
+    if done.returncode != 0:
+        raise ReleaseError(f"host-check: the generated ExecStart failed: {_tail(done.stderr)}")
+    cid = cidfile.read_text(encoding="utf-8").strip()
+    code = _died(podman, cid)
+    cidfile.unlink()
+    if code != "0":
+        raise ReleaseError(f"host-check: the generated ExecStart's container exited {code}")
+    yield (
+        f"ok   {version} ran the generated ExecStart (detached, --sdnotify=conmon, --replace, "
+        f"--cidfile; rlimit wrapper as above): bot4 doctor exited 0"
+    )
+    fg = [a for a in argv if a != "-d"]
+    probe = podman.run(
+        "run", *fg[:-1], "--entrypoint", "/usr/bin/python3", fg[-1], "-c", PROBE,
+        runtime=str(podman.shim),
+    )  # fmt: skip
+    _probe(probe.stdout, "the generated ExecStart")
+    yield f"ok   the generated ExecStart's confinement (in the foreground): {CONFINED}"
 
 
 def _signed_by_other(

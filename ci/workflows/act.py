@@ -160,6 +160,20 @@ def _run_steps(root: Path, steps: Sequence[dict[str, object]]) -> Iterable[str]:
                 yield f"{step.get('id') or index}/{sub.get('id') or position}"
 
 
+def _needs(jobs: Mapping[str, object], job_id: str) -> list[str]:
+    """Every job ``job_id`` needs, directly or not (act's plan for ``-j job_id``)."""
+    found: list[str] = []
+    queue = [job_id]
+    while queue:
+        job = jobs.get(queue.pop())
+        needs = job.get("needs") if isinstance(job, dict) else None
+        for name in [needs] if isinstance(needs, str) else needs or []:
+            if isinstance(name, str) and name in jobs and name not in found:
+                found.append(name)
+                queue.append(name)
+    return found
+
+
 def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
     """The named jobs of .github/workflows/WORKFLOW, with their run: steps and pins."""
     path = root / ".github" / "workflows" / workflow
@@ -174,6 +188,11 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
             )
         steps = _steps(job.get("steps"))
         run_steps = tuple(_run_steps(root, steps))
+        pins = _pins(root, steps, set())
+        # act runs the jobs this one needs first (there is no flag against it): their
+        # actions need local copies too.
+        for needed in _needs(jobs, job_id):
+            pins |= _pins(root, _steps(jobs[needed].get("steps")), set())
         container = job.get("container")
         image = container.get("image") if isinstance(container, dict) else container
         planned.append(
@@ -181,7 +200,7 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
                 workflow,
                 job_id,
                 run_steps,
-                frozenset(_pins(root, steps, set())),
+                frozenset(pins),
                 str(image) if image else None,
             )
         )
@@ -237,6 +256,25 @@ def require_node(search: Sequence[Path] = RUNNER_PATH) -> Path:
             "which is not on its PATH: apt-get install nodejs"
         )
     return found
+
+
+def local_repositories(pins: Iterable[str], work: Path) -> list[str]:
+    """act's ``--local-repository owner/repo@SHA=DIR`` options for what prepare() put under
+    WORK: the vendored real code (``actions/``) or the stand-in (``standins/``). act keys
+    its local copies by repository, and reads an action in a sub-directory
+    (``github/codeql-action/upload-sarif``) from that path inside DIR."""
+    argv: list[str] = []
+    for pin in sorted(pins):
+        source = action_for(pin)
+        match = PIN_RE.fullmatch(pin)
+        if source is None or match is None:
+            continue
+        repository = "/".join(match["action"].split("/")[:2])
+        base = work / ("actions" if isinstance(source, vendored.Vendored) else "standins")
+        option = f"{repository}@{match['ref']}={base / repository}"
+        if option not in argv:
+            argv += ["--local-repository", option]
+    return argv
 
 
 def _run(
@@ -398,13 +436,7 @@ def run_job(
         # cleanup deadline under load ("context deadline exceeded", exit 1 after every
         # step had passed).
         argv.append("--reuse")
-    for pin in sorted(job.pins):  # what prepare() unpacked or copied, not the live tree
-        match = PIN_RE.fullmatch(pin)
-        action = match["action"] if match else pin
-        for local in (work / "actions" / action, work / "standins" / action):
-            if local.is_dir():
-                argv += ["--local-repository", f"{pin}={local}"]
-                break
+    argv += local_repositories(job.pins, work)  # what prepare() unpacked or copied
     argv += extra
     result = Result(job, exit_code=-1, seconds=0.0)
     start = time.monotonic()
@@ -434,6 +466,9 @@ def _take(result: Result, line: str) -> None:
     for part in text.rstrip().splitlines() or [""]:
         print(f"[{result.job.job_id}] {part}", flush=True)
     if not isinstance(entry, dict):
+        return
+    # act runs a job's needs first in the same invocation: only this job's lines count.
+    if entry.get("jobID", result.job.job_id) != result.job.job_id:
         return
     step_id = entry.get("stepID")
     if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" in entry:
@@ -697,11 +732,26 @@ def run(
                 docker_env = daemon.env()
                 build_debian_image(work, docker_env)
                 env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
-                return [
-                    run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)
-                ]
+                results = []
+                for job in _announce(jobs):
+                    wait_for_no_containers(docker_env)
+                    results.append(run_job(job, work / "act", repo, work, prefix, env))
+                return results
         finally:
             unmount_below(work)
+
+
+def wait_for_no_containers(docker_env: Mapping[str, str], timeout: float = 600.0) -> None:
+    """Let dockerd finish removing the previous job's container (on vfs that takes long:
+    act gives up on it and the next job's set-up then fails with "volume is in use")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = _run(["docker", "ps", "-aq"], env={**os.environ, **docker_env})
+        if listed.returncode == 0 and not listed.stdout.strip():
+            return
+        if time.monotonic() > deadline:
+            raise WorkflowError(f"dockerd still holds containers after {timeout:.0f} s")
+        time.sleep(2)
 
 
 def unmount_below(path: Path) -> None:

@@ -1,0 +1,191 @@
+"""The shipped Quadlet file: our refusals (through ``python -m ci.release quadlet-check``,
+before the generator is fetched), the pinned generator's .deb checked before it is opened,
+and the real trixie quadlet's output checked and passed through systemd-analyze."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ci.release import hosts, quadlet
+from ci.release.errors import REFUSED, RefusedError, ReleaseError
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+IMAGE = "127.0.0.1:5000/bot4/engine@sha256:" + "ab" * 32
+
+
+def _cli(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ci.release", "--root", str(REPO_ROOT), "quadlet-check", *args],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def _shipped() -> str:
+    return quadlet.render(REPO_ROOT, IMAGE)
+
+
+HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
+    "a tag": (
+        lambda t: t.replace(IMAGE, "127.0.0.1:5000/bot4/engine:0.1.0"),
+        "(a tag can move); got 127.0.0.1:5000/bot4/engine:0.1.0",
+    ),
+    "a short digest": (
+        lambda t: t.replace(IMAGE, IMAGE[:-1]),
+        "Image= must be NAME@sha256:<64 hex>",
+    ),
+    "no ReadOnly": (lambda t: t.replace("ReadOnly=true\n", ""), "needs ReadOnly=true"),
+    "a network": (lambda t: t.replace("Network=none", "Network=host"), "needs Network=none"),
+    "capabilities kept": (
+        lambda t: t.replace("DropCapability=all", "DropCapability=NET_RAW"),
+        "needs DropCapability=all",
+    ),
+    "root": (lambda t: t.replace("User=65532", "User=0"), "needs User=65532"),
+    "new privileges": (
+        lambda t: t.replace("NoNewPrivileges=true\n", ""),
+        "needs NoNewPrivileges=true",
+    ),
+    "a capability added back": (
+        lambda t: t.replace("[Service]", "AddCapability=CAP_SYS_ADMIN\n[Service]"),
+        "must not set AddCapability",
+    ),
+    "raw podman arguments": (
+        lambda t: t.replace("[Service]", "PodmanArgs=--privileged\n[Service]"),
+        "must not set PodmanArgs",
+    ),
+    "a host volume": (
+        lambda t: t.replace("[Service]", "Volume=/:/host\n[Service]"),
+        "must not set Volume",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(HOSTILE))
+def test_a_weakened_container_file_is_refused_before_anything_is_fetched(
+    attack: str, tmp_path: Path
+) -> None:
+    edit, message = HOSTILE[attack]
+    text = edit(_shipped())
+    assert text != _shipped()
+    path = tmp_path / "bot4-engine.container"
+    path.write_text(text, encoding="utf-8")
+    cache = tmp_path / "cache"
+    done = _cli(
+        tmp_path, "--container", str(path),
+        env={"BOT4_IMAGE_CACHE": str(cache), "BOT4_DEBIAN_MIRROR": "file:///nonexistent/"},
+    )  # fmt: skip
+    assert done.returncode == REFUSED, done.stderr
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert message in done.stderr
+    assert not cache.exists()  # the generator's .deb was neither fetched nor cached
+
+
+def test_a_tampered_generator_deb_is_refused_before_it_is_opened(tmp_path: Path) -> None:
+    """The mirror serves other bytes at the pinned pool path: the hash check refuses them
+    and nothing enters the cache."""
+    pin = quadlet.read_pin(REPO_ROOT)
+    mirror = tmp_path / "mirror"
+    deb = mirror / pin.filename
+    deb.parent.mkdir(parents=True)
+    deb.write_bytes(b"!<arch>\nnot podman\n")
+    cache = tmp_path / "cache"
+    done = _cli(
+        tmp_path,
+        env={"BOT4_IMAGE_CACHE": str(cache), "BOT4_DEBIAN_MIRROR": mirror.as_uri() + "/"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert f"{pin.name} {pin.version} (trixie) could not be fetched" in done.stderr
+    assert "Hash Sum mismatch" in done.stderr
+    assert not (cache / "sha256").exists() or not list((cache / "sha256").iterdir())
+    assert done.stdout == ""
+
+
+def test_a_pin_file_with_a_bad_hash_or_path_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    (root / "ci/release").mkdir(parents=True)
+    text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
+    pin = quadlet.read_pin(REPO_ROOT)
+    (root / quadlet.PIN_FILE).write_text(text.replace(pin.sha256, "e3987a9d"), encoding="utf-8")
+    with pytest.raises(ReleaseError, match="sha256 must be 64 lowercase hex"):
+        quadlet.read_pin(root)
+    (root / quadlet.PIN_FILE).write_text(
+        text.replace(pin.filename, "pool/../../etc/passwd.deb"), encoding="utf-8"
+    )
+    with pytest.raises(ReleaseError, match="filename must be an archive pool path"):
+        quadlet.read_pin(root)
+    (root / quadlet.PIN_FILE).write_text("[deb]\nname = 1\n", encoding="utf-8")
+    with pytest.raises(ReleaseError, match="not a Quadlet pin file"):
+        quadlet.read_pin(root)
+
+
+def test_the_shipped_file_through_the_real_generator_and_systemd(tmp_path: Path) -> None:
+    """The pinned trixie quadlet generates a unit that runs exactly the digest, hardened,
+    and systemd-analyze verifies it (the CLI says the same)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is not installed (apt-get install systemd)")
+    generated, lines = quadlet.check(REPO_ROOT, _shipped(), IMAGE, tmp_path, "shipped")
+    argv = generated.argv
+    assert generated.version == quadlet.read_pin(REPO_ROOT).version.split("+")[0]
+    assert argv[:2] == ["/usr/bin/podman", "run"] and argv[-1] == IMAGE
+    for option, value in quadlet.RUN_FLAGS:
+        assert quadlet._has(argv, option, value), option
+    assert "--security-opt=no-new-privileges" in argv and "--read-only" in argv
+    assert argv[argv.index("--user") + 1] == "65532:65532"
+    assert [ln.split()[0] for ln in lines] == ["ok", "ok", "ok"]
+    done = _cli(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "generated bot4-engine.service: podman run" in done.stdout
+    assert "systemd-analyze verify bot4-engine.service" in done.stdout
+
+
+def test_the_generated_unit_check_fails_on_real_generator_output(tmp_path: Path) -> None:
+    """Bypassing our .container check, the real generator's output for a weakened file is
+    refused by the ExecStart check: it is not a check that cannot fail."""
+    binary = quadlet.generator(REPO_ROOT, tmp_path / "bin" / "quadlet")
+    weak = (
+        _shipped()
+        .replace("ReadOnly=true\n", "")
+        .replace("[Service]", "AddCapability=NET_RAW\n[Service]")
+    )
+    with pytest.raises(RefusedError, match="generated ExecStart lacks --read-only"):
+        quadlet.generate(binary, weak, IMAGE, tmp_path / "weak")
+    added = _shipped().replace("[Service]", "AddCapability=NET_RAW\n[Service]")
+    with pytest.raises(RefusedError, match="generated ExecStart adds --cap-add"):
+        quadlet.generate(binary, added, IMAGE, tmp_path / "added")
+    with pytest.raises(RefusedError, match="is not /usr/bin/podman run"):
+        quadlet.generate(binary, _shipped(), IMAGE.replace("ab", "cd"), tmp_path / "other")
+
+
+def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
+    unit = tmp_path / "bot4-engine.service"
+    unit.write_text("[Service]\nExecStart=/nonexistent/podman run x\n", encoding="utf-8")
+    with pytest.raises(RefusedError, match="is not executable"):
+        quadlet.systemd_verify(unit)
+
+
+def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
+    with pytest.raises(RefusedError, match="no \\[Container\\] section"):
+        quadlet.check_container("[Unit]\nDescription=x\n", "f")
+    with pytest.raises(RefusedError, match="line 1: not a unit file line"):
+        quadlet.check_container("Image=x\n", "f")
+    two = _shipped().replace("[Service]", f"Image={IMAGE}\n[Service]")
+    with pytest.raises(RefusedError, match="Image= must be"):
+        quadlet.check_container(two, "f")
+    assert (
+        hosts.expand_specifiers("--cidfile=%t/%N.cid", tmp_path)
+        == f"--cidfile={tmp_path}/bot4-engine.cid"
+    )
+    assert hosts.expand_specifiers("%n 100%%", tmp_path) == "bot4-engine.service 100%"
+    with pytest.raises(ReleaseError, match="uses %h"):
+        hosts.expand_specifiers("%h/x", tmp_path)
