@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from ci.gate import coverage_data
 from ci.gate.coverage_data import sources_digest
 
 PYPROJECT = '[tool.coverage.run]\nsource = ["src/pkg", "ci"]\n'
@@ -25,10 +27,15 @@ def _project(root: Path) -> Path:
 
 
 def _cli(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ci.gate.coverage_data", "--root", str(root), *args],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+    """``python -m ci.gate.coverage_data`` run in this process (so its coverage counts)."""
+    argv = ["--root", str(root), *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = coverage_data.main(argv)
+        except SystemExit as exit_:  # argparse's usage errors
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def test_stamped_parts_of_these_sources_combine(tmp_path: Path) -> None:

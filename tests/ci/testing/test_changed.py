@@ -4,12 +4,16 @@ a change, the selection, and pytest reading the selection."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ci.testing import changed
 
 PYPROJECT = """
 [tool.pytest.ini_options]
@@ -64,7 +68,12 @@ def _project(tmp_path: Path, workers: tuple[str, ...] = ()) -> tuple[Path, Path]
 
 
 def _changed(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return _run(root, sys.executable, "-m", "ci.testing.changed", "--root", str(root), *args)
+    """``python -m ci.testing.changed`` run in this process (so its coverage counts)."""
+    argv = ["--root", str(root), *args]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = changed.main(argv)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 @pytest.mark.parametrize(
