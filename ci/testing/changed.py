@@ -32,7 +32,7 @@ def changed_files(root: Path, base: str) -> list[str]:
     """Files that differ between REF and the working tree, and untracked files (sorted)."""
 
     def git(*args: str) -> list[str]:
-        done = subprocess.run(  # noqa: S603 - fixed argv, git from PATH
+        done = subprocess.run(  # noqa: S603  # nosec B603 B607 - fixed argv, git from PATH
             ["git", "-C", str(root), *args],  # noqa: S607
             capture_output=True,
             text=True,

@@ -131,7 +131,7 @@ def unpack(entry: Vendored, dest: Path) -> Path:
 
 def _git(git_dir: Path, *args: str) -> bytes:
     try:
-        result = subprocess.run(  # noqa: S603  # nosec B603
+        result = subprocess.run(  # noqa: S603  # nosec B603 B607
             ["git", f"--git-dir={git_dir}", *args],  # noqa: S607
             capture_output=True,
             check=False,
