@@ -286,7 +286,7 @@ def tests(session: nox.Session) -> None:
         selected = subset / "changed.txt"
         base = changed[-1].partition("=")[2] or "HEAD"
         session.run(
-            "python", "-m", "ci.testing.changed", "--base", base, "--out", str(selected),
+            "python", "-m", "ci.testing.changed", f"--base={base}", "--out", str(selected),
             "--data", str(COVERAGE_DATA / "tests"), "--data", str(COVERAGE_DATA / "e2e"),
         )  # fmt: skip
         if not selected.read_text(encoding="utf-8").strip():
