@@ -68,7 +68,16 @@ RUN_FLAGS = (
     ("--security-opt", "no-new-privileges"),
     ("--user", "65532:65532"),
 )
-RUN_FORBIDDEN = ("--privileged", "--cap-add", "--volume", "-v", "--mount", "--device")
+RUN_FORBIDDEN = (
+    "--privileged", "--cap-add", "--volume", "-v", "--mount", "--device", "--publish", "-p",
+    "--pid", "--ipc", "--uts", "--userns", "--env-host",
+)  # fmt: skip
+# The only --security-opt the unit may pass (seccomp=unconfined, label=disable… undo it).
+SECURITY_OPT = "no-new-privileges"
+# [Service] keys the .container may set: Quadlet copies [Service] into the unit as is, so
+# ExecStartPre= would run a host command as root and Environment= could point podman at
+# another containers.conf (CONTAINERS_CONF_OVERRIDE) with volumes or capabilities.
+SERVICE_KEYS = ("Restart", "RestartSec", "TimeoutStartSec", "TimeoutStopSec")
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,10 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1], {})
             continue
+        if line.endswith("\\"):
+            # systemd and Quadlet join it with the next line, even a [Section] line: parsed
+            # line by line here, a key could seem to sit in another section than it does
+            raise RefusedError(f"line {n}: a line continued with \\ is not accepted")
         key, sep, value = line.partition("=")
         if current is None or not sep:
             raise RefusedError(f"line {n}: not a unit file line: {line[:60]!r}")
@@ -136,6 +149,12 @@ def check_container(text: str, what: str) -> str:
     added = sorted(key for key in FORBIDDEN if key in container)
     if added:
         raise RefusedError(f"{what}: [Container] must not set {', '.join(added)}")
+    service = sorted(set(parse_unit(text).get("Service", {})) - set(SERVICE_KEYS))
+    if service:
+        raise RefusedError(
+            f"{what}: [Service] must not set {', '.join(service)} "
+            f"(allowed: {', '.join(SERVICE_KEYS)})"
+        )
     return images[0]
 
 
@@ -162,7 +181,14 @@ def run_argv(service: str, image: str) -> list[str]:
     missing = [f"{o} {v}" if v else o for o, v in RUN_FLAGS if not _has(argv, o, v)]
     if missing:
         raise RefusedError(f"generated ExecStart lacks {', '.join(missing)}: {lines[0]}")
-    bad = [a for a in argv[2:-1] if a.split("=", 1)[0] in RUN_FORBIDDEN]
+    bad = [
+        f"{a} {argv[i + 1]}" if a == "--security-opt" else a
+        for i, a in enumerate(argv[2:-1], start=2)
+        if a.split("=", 1)[0] in RUN_FORBIDDEN
+        or (not a.startswith("--") and a[:2] in RUN_FORBIDDEN)  # -v/:/host
+        or (a == "--security-opt" and argv[i + 1] != SECURITY_OPT)
+        or (a.startswith("--security-opt=") and a != f"--security-opt={SECURITY_OPT}")
+    ]
     if bad:
         raise RefusedError(f"generated ExecStart adds {' '.join(bad)}")
     return argv

@@ -66,6 +66,24 @@ HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("[Service]", "Volume=/:/host\n[Service]"),
         "must not set Volume",
     ),
+    # Quadlet copies [Service] into the unit: a root command on the host before the start
+    "a host command before the start": (
+        lambda t: t.replace("Restart=on-failure", "ExecStartPre=/bin/sh -c 'touch /tmp/x'"),
+        "[Service] must not set ExecStartPre (allowed: Restart,",
+    ),
+    # podman reads another containers.conf (default volumes, capabilities…)
+    "podman configured from the environment": (
+        lambda t: t.replace("[Service]", "[Service]\nEnvironment=CONTAINERS_CONF_OVERRIDE=/x"),
+        "[Service] must not set Environment (allowed:",
+    ),
+    # systemd/Quadlet join a line ending in \ with the next, even a [Section] line, so
+    # the keys below it stay in [Container] for Quadlet while a line parser sees [Install]
+    "a key hidden by a line continuation": (
+        lambda t: t.replace(
+            "Group=65532\n", "Group=65532\nLabel=a=b \\\n[Install]\nSeccompProfile=unconfined\n"
+        ),
+        "line 17: a line continued with \\ is not accepted",
+    ),
 }
 
 
@@ -165,6 +183,18 @@ def test_the_generated_unit_check_fails_on_real_generator_output(tmp_path: Path)
         quadlet.generate(binary, added, IMAGE, tmp_path / "added")
     with pytest.raises(RefusedError, match="is not /usr/bin/podman run"):
         quadlet.generate(binary, _shipped(), IMAGE.replace("ab", "cd"), tmp_path / "other")
+    # what a key hidden from our check by a line continuation made of the unit
+    for n, (key, shown) in enumerate(
+        [
+            ("SeccompProfile=unconfined", "--security-opt seccomp=unconfined"),
+            ("PodmanArgs=--pid=host", "--pid=host"),
+            ("PodmanArgs=-v/:/host", "-v/:/host"),
+            ("SecurityLabelDisable=true", "--security-opt label=disable"),
+        ]
+    ):
+        hidden = _shipped().replace("[Service]", f"{key}\n[Service]")
+        with pytest.raises(RefusedError, match=f"generated ExecStart adds {shown}$"):
+            quadlet.generate(binary, hidden, IMAGE, tmp_path / f"hidden{n}")
 
 
 def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
