@@ -14,11 +14,13 @@ hardening key or adds one that undoes it — before the generator is even fetche
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,10 +232,24 @@ def pinned_binary(root: Path, pin_file: Path, dest: Path, cache: fetch.Cache | N
                     f"({exc}); if {pin.suite} superseded it, re-pin {pin_file} (docs/release.md)"
                 ) from None
             deb = cache.put(part, pin.sha256, f"{pin.name} {pin.version}")
+    # The cache checked the file, but it can change between that check and the open (the
+    # cache is a shared directory): its bytes are read once, checked, and a private copy of
+    # exactly those bytes is what gets opened.
     try:
-        contents = deb_unpack.unpack(deb, drop=("*",), keep=(pin.member,))
-    except GateError as exc:
-        raise ReleaseError(f"{pin_file.stem}: {exc}") from None
+        blob = deb.read_bytes()
+    except OSError as exc:
+        raise ReleaseError(f"{pin_file.stem}: cannot read {deb}: {exc.strerror}") from None
+    if hashlib.sha256(blob).hexdigest() != pin.sha256:
+        raise ReleaseError(
+            f"{pin_file.stem}: {deb} changed after its sha256 was checked; not opening it"
+        )
+    with tempfile.TemporaryDirectory(prefix="bot4-deb-") as private:
+        copy = Path(private) / "pinned.deb"
+        copy.write_bytes(blob)
+        try:
+            contents = deb_unpack.unpack(copy, drop=("*",), keep=(pin.member,))
+        except GateError as exc:
+            raise ReleaseError(f"{pin_file.stem}: {exc}") from None
     if (contents.name, contents.version) != (pin.name, pin.version):
         raise ReleaseError(
             f"{pin_file}: the .deb is {contents.name} {contents.version}, not the pinned "

@@ -4,6 +4,7 @@ and the real trixie quadlet's output checked and passed through systemd-analyze.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.image import fetch
 from ci.release import hosts, quadlet
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 
@@ -219,3 +221,60 @@ def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
     assert hosts.expand_specifiers("%n 100%%", tmp_path) == "bot4-engine.service 100%"
     with pytest.raises(ReleaseError, match="uses %h"):
         hosts.expand_specifiers("%h/x", tmp_path)
+
+
+def _deb(out: Path, version: str, member: bytes) -> Path:
+    """A real .deb (dpkg-deb) named podman with the generator path holding ``member``."""
+    root = out / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: podman\nVersion: {version}\nArchitecture: amd64\n"
+        "Maintainer: t <t@example.invalid>\nDescription: fixture\n",
+        encoding="utf-8",
+    )
+    (root / "usr/libexec/podman").mkdir(parents=True)
+    (root / "usr/libexec/podman/quadlet").write_bytes(member)
+    deb = out / "podman.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", str(root), str(deb)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(root)
+    return deb
+
+
+def test_a_cached_deb_swapped_after_its_check_is_not_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache re-hashes an entry and returns its path; whoever can write the cache can
+    swap the file before it is opened. The swap is made at exactly that moment here: the
+    swapped .deb (same name and version, another generator) must not be what runs."""
+    pinned = quadlet.read_pin(REPO_ROOT)
+    (tmp_path / "good").mkdir()
+    (tmp_path / "evil").mkdir()
+    good = _deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n")
+    evil = _deb(tmp_path / "evil", pinned.version, b"#!/bin/sh\necho swapped\n")
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    root = tmp_path / "repo"
+    (root / "ci/release").mkdir(parents=True)
+    pin_text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
+    (root / quadlet.PIN_FILE).write_text(pin_text.replace(pinned.sha256, digest), "utf-8")
+    cache = fetch.Cache(tmp_path / "cache")
+    cache.put(good, digest, "fixture")
+    checked = fetch.Cache.get
+
+    def get_then_swap(self: fetch.Cache, sha256: str) -> Path | None:
+        path = checked(self, sha256)
+        assert path is not None
+        path.write_bytes(evil.read_bytes())
+        return path
+
+    monkeypatch.setattr(fetch.Cache, "get", get_then_swap)
+    dest = tmp_path / "bin" / "quadlet"
+    with pytest.raises(ReleaseError, match="changed after its sha256 was checked; not opening"):
+        quadlet.generator(root, dest, cache)
+    assert not dest.exists()
+    # unswapped, the same entry gives the genuine generator (the test can pass)
+    monkeypatch.setattr(fetch.Cache, "get", checked)
+    cache.put(_deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n"), digest, "f")
+    assert quadlet.generator(root, dest, cache).read_bytes() == b"#!/bin/sh\necho genuine\n"
