@@ -121,7 +121,12 @@ def select(
     kept = {t for t in single if not any(t.split("::", 1)[0].startswith(w) for w in covered)}
     # a test of a file since deleted cannot be run; a context naming no test module of this
     # tree (an absolute path, `..`, a pytest option from an altered data file) is not a test
-    kept = {t for t in kept if _is_test_module(root, t.split("::", 1)[0])}
+    # (a test id has no whitespace: a newline would start another pytest argument in @FILE)
+    kept = {
+        t
+        for t in kept
+        if not any(c.isspace() for c in t) and _is_test_module(root, t.split("::", 1)[0])
+    }
     return sorted(whole) + sorted(kept), why
 
 
@@ -151,7 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"changed-only run: {len(changed)} file(s) changed against {args.base}")
     for line in why:
         print(f"  {line}")
-    args.out.write_text("".join(f"{arg}\n" for arg in selected), encoding="utf-8")
+    try:
+        args.out.write_text("".join(f"{arg}\n" for arg in selected), encoding="utf-8")
+    except OSError as error:
+        print(f"changed: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return 1
     print(f"changed-only run: {len(selected)} selection(s), listed in {args.out}")
     return 0
 

@@ -208,7 +208,12 @@ def test_contexts_naming_no_test_module_of_the_tree_are_not_passed_to_pytest(
     outside = tmp_path / "outside.py"
     outside.write_text("raise SystemExit('imported')\n", encoding="utf-8")
     data = CoverageData(basename=str(tmp_path / "altered.coverage"))
-    for context in ("tests/test_a.py::test_ok|run", f"{outside}::t|run", "tests/../../outside.py"):
+    for context in (
+        "tests/test_a.py::test_ok|run",
+        f"{outside}::t|run",
+        "tests/../../outside.py",
+        "tests/test_a.py::test_ok\n-pno:cacheprovider|run",  # a second line in @FILE
+    ):
         data.set_context(context)
         data.add_lines({"a.py": [1]})
     data.write()
@@ -216,3 +221,11 @@ def test_contexts_naming_no_test_module_of_the_tree_are_not_passed_to_pytest(
     run = _changed(root, "--data", data.data_filename(), "--out", str(out))
     assert run.returncode == 0, run.stderr
     assert out.read_text(encoding="utf-8") == "tests/test_a.py::test_ok\n"
+
+
+def test_an_unwritable_selection_file_is_one_line(tmp_path: Path) -> None:
+    root, data = _bare_project(tmp_path)
+    out = tmp_path / "no-such-dir" / "selected.txt"
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 1
+    assert run.stderr == f"changed: cannot write {out}: No such file or directory\n"
