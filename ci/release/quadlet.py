@@ -177,7 +177,12 @@ def run_argv(service: str, image: str) -> list[str]:
     lines = parse_unit(service).get("Service", {}).get("ExecStart", [])
     if len(lines) != 1:
         raise RefusedError(f"generated {UNIT}.service: expected one ExecStart, got {len(lines)}")
-    argv = shlex.split(lines[0])
+    try:
+        argv = shlex.split(lines[0])
+    except ValueError as exc:  # an unbalanced quote
+        raise RefusedError(
+            f"generated ExecStart is not a command line ({exc}): {lines[0]}"
+        ) from None
     if argv[:2] != ["/usr/bin/podman", "run"] or argv[-1] != image:
         raise RefusedError(f"generated ExecStart is not /usr/bin/podman run … {image}: {lines[0]}")
     missing = [f"{o} {v}" if v else o for o, v in RUN_FLAGS if not _has(argv, o, v)]

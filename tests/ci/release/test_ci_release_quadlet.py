@@ -207,6 +207,8 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
 
 
 def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
+    with pytest.raises(RefusedError, match="generated ExecStart is not a command line"):
+        quadlet.run_argv(f'[Service]\nExecStart=/usr/bin/podman run "--rm {IMAGE}\n', IMAGE)
     with pytest.raises(RefusedError, match="no \\[Container\\] section"):
         quadlet.check_container("[Unit]\nDescription=x\n", "f")
     with pytest.raises(RefusedError, match="line 1: not a unit file line"):
