@@ -61,6 +61,8 @@ FORBIDDEN = (
     "Volume",
     "Mount",
     "PublishPort",
+    "EnvironmentFile",  # a host file read into the container's environment
+    "EnvironmentHost",  # the host's (the service's) environment handed to the container
 )
 # The generated ``podman run`` options that must be there: (option, value or None).
 RUN_FLAGS = (
@@ -72,7 +74,7 @@ RUN_FLAGS = (
 )
 RUN_FORBIDDEN = (
     "--privileged", "--cap-add", "--volume", "-v", "--mount", "--device", "--publish", "-p",
-    "--pid", "--ipc", "--uts", "--userns", "--env-host",
+    "--pid", "--ipc", "--uts", "--userns", "--env-host", "--env-file",
 )  # fmt: skip
 # The only --security-opt the unit may pass (seccomp=unconfined, label=disable… undo it).
 SECURITY_OPT = "no-new-privileges"
@@ -188,8 +190,9 @@ def run_argv(service: str, image: str) -> list[str]:
     missing = [f"{o} {v}" if v else o for o, v in RUN_FLAGS if not _has(argv, o, v)]
     if missing:
         raise RefusedError(f"generated ExecStart lacks {', '.join(missing)}: {lines[0]}")
+    flags = ("--privileged", "--env-host")  # the forbidden options that take no value
     bad = [
-        f"{a} {argv[i + 1]}" if a == "--security-opt" else a
+        f"{a} {argv[i + 1]}" if a in (*RUN_FORBIDDEN, "--security-opt") and a not in flags else a
         for i, a in enumerate(argv[2:-1], start=2)
         if a.split("=", 1)[0] in RUN_FORBIDDEN
         or (not a.startswith("--") and a[:2] in RUN_FORBIDDEN)  # -v/:/host

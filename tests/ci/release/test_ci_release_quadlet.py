@@ -68,6 +68,10 @@ HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("[Service]", "Volume=/:/host\n[Service]"),
         "must not set Volume",
     ),
+    "a host file read into the environment": (
+        lambda t: t.replace("[Service]", "EnvironmentFile=/root/.aws/credentials\n[Service]"),
+        "must not set EnvironmentFile",
+    ),
     # Quadlet copies [Service] into the unit: a root command on the host before the start
     "a host command before the start": (
         lambda t: t.replace("Restart=on-failure", "ExecStartPre=/bin/sh -c 'touch /tmp/x'"),
@@ -192,6 +196,7 @@ def test_the_generated_unit_check_fails_on_real_generator_output(tmp_path: Path)
             ("PodmanArgs=--pid=host", "--pid=host"),
             ("PodmanArgs=-v/:/host", "-v/:/host"),
             ("SecurityLabelDisable=true", "--security-opt label=disable"),
+            ("EnvironmentFile=/etc/hostname", "--env-file /etc/hostname"),
         ]
     ):
         hidden = _shipped().replace("[Service]", f"{key}\n[Service]")
