@@ -76,6 +76,13 @@ RUN_FORBIDDEN = (
     "--privileged", "--cap-add", "--volume", "-v", "--mount", "--device", "--publish", "-p",
     "--pid", "--ipc", "--uts", "--userns", "--env-host", "--env-file",
 )  # fmt: skip
+# Every option the generated ``podman run`` may carry: what Quadlet writes for the shipped
+# file, and labels and environment. Anything else (--log-opt path=…, --pidfile, --init-path,
+# --cgroupns… each writes or reads the host as root) is refused, whichever key made it.
+RUN_ALLOWED = (
+    "--name", "--cidfile", "--replace", "--rm", "--cgroups", "--network", "--sdnotify", "-d",
+    "--security-opt", "--cap-drop", "--read-only", "--user", "--label", "--env",
+)  # fmt: skip
 # The only --security-opt the unit may pass (seccomp=unconfined, label=disable… undo it).
 SECURITY_OPT = "no-new-privileges"
 # [Service] keys the .container may set: Quadlet copies [Service] into the unit as is, so
@@ -118,7 +125,11 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
     """A systemd-style unit as ``{section: {key: [values…]}}`` (keys may repeat)."""
     sections: dict[str, dict[str, list[str]]] = {}
     current: dict[str, list[str]] | None = None
-    for n, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only, as Quadlet reads them; a line Python would break elsewhere
+    # (\r, \f, \x1c, \x85, \u2028…) would show this parser a [Section] Quadlet never sees.
+    for n, raw in enumerate(text.split("\n"), start=1):
+        if len(raw.splitlines()) > 1:
+            raise RefusedError(f"line {n}: a line break other than \\n inside the line")
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -201,6 +212,12 @@ def run_argv(service: str, image: str) -> list[str]:
     ]
     if bad:
         raise RefusedError(f"generated ExecStart adds {' '.join(bad)}")
+    other = [a for a in argv[2:-1] if a.startswith("-") and a.split("=", 1)[0] not in RUN_ALLOWED]
+    if other:
+        raise RefusedError(
+            f"generated ExecStart adds {' '.join(other)}: not an option this check allows "
+            f"({', '.join(RUN_ALLOWED)})"
+        )
     return argv
 
 
@@ -326,7 +343,7 @@ def _run(argv: list[str], env: Mapping[str, str]) -> str:
 
 def render(root: Path, image: str) -> str:
     """The shipped .container with the placeholder image replaced by ``image``."""
-    text = (root / CONTAINER_FILE).read_text(encoding="utf-8")
+    text = (root / CONTAINER_FILE).read_bytes().decode("utf-8")  # line ends kept as they are
     if PLACEHOLDER not in text:
         raise ReleaseError(f"{root / CONTAINER_FILE} no longer names {PLACEHOLDER}")
     return text.replace(PLACEHOLDER, image)

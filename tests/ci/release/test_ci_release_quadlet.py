@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,13 @@ def _cli(
 
 def _shipped() -> str:
     return quadlet.render(REPO_ROOT, IMAGE)
+
+
+def _hide_behind(sep: str, text: str) -> str:
+    return text.replace(
+        "Group=65532\n",
+        f"Group=65532\nLabel=x{sep}[Install]\nPodmanArgs=--log-opt=path=/etc/cron.d/x\n",
+    )
 
 
 HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
@@ -72,6 +80,15 @@ HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("[Service]", "EnvironmentFile=/root/.aws/credentials\n[Service]"),
         "must not set EnvironmentFile",
     ),
+    # Quadlet ends lines at \n only: a line separator Python honours hid a [Section] line
+    # from it, and PodmanArgs= (here: container logs written to a host path as root) with it
+    **{
+        f"a key hidden by a {name} line separator": (
+            partial(_hide_behind, sep),
+            "line 17: a line break other than \\n inside the line",
+        )
+        for name, sep in [("U+2028", "\u2028"), ("form feed", "\f"), ("CR", "\r")]
+    },
     # Quadlet copies [Service] into the unit: a root command on the host before the start
     "a host command before the start": (
         lambda t: t.replace("Restart=on-failure", "ExecStartPre=/bin/sh -c 'touch /tmp/x'"),
@@ -101,7 +118,7 @@ def test_a_weakened_container_file_is_refused_before_anything_is_fetched(
     text = edit(_shipped())
     assert text != _shipped()
     path = tmp_path / "bot4-engine.container"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode())  # byte for byte
     cache = tmp_path / "cache"
     done = _cli(
         tmp_path, "--container", str(path),
@@ -197,10 +214,12 @@ def test_the_generated_unit_check_fails_on_real_generator_output(tmp_path: Path)
             ("PodmanArgs=-v/:/host", "-v/:/host"),
             ("SecurityLabelDisable=true", "--security-opt label=disable"),
             ("EnvironmentFile=/etc/hostname", "--env-file /etc/hostname"),
+            ("PodmanArgs=--log-opt=path=/etc/cron.d/x", "--log-opt=path=/etc/cron.d/x: not an"),
+            ("PodmanArgs=--pidfile /etc/passwd", "--pidfile: not an option"),
         ]
     ):
         hidden = _shipped().replace("[Service]", f"{key}\n[Service]")
-        with pytest.raises(RefusedError, match=f"generated ExecStart adds {shown}$"):
+        with pytest.raises(RefusedError, match=f"generated ExecStart adds {shown}"):
             quadlet.generate(binary, hidden, IMAGE, tmp_path / f"hidden{n}")
 
 
