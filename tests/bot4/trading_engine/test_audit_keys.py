@@ -494,3 +494,28 @@ def test_kms_answer_without_the_key_or_signature_is_one_line_and_nothing_is_writ
     assert err.endswith(f"AWS KMS {operation} with key '{KMS_KEY}' answered without {missing}\n")
     local_kms.stubber.assert_no_pending_responses()
     assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("BOT4_KMS_ENDPOINT", "not a url", "Invalid endpoint: not a url"),
+        ("BOT4_KMS_REGION", "eu west 1", "Provided region_name 'eu west 1' doesn't match"),
+    ],
+)
+def test_kms_misconfigured_endpoint_or_region_is_one_line_and_nothing_is_written(
+    kms_stub_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(name, value)  # boto3 refuses it while building the client
+    log = tmp_path / "audit.jsonl"
+    code, out, err = kms_run(capsys, log)
+    assert (code, out) == (2, "")
+    assert err.startswith("bot4: error: ") and says in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not log.exists()

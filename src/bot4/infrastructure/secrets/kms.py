@@ -89,7 +89,12 @@ class KmsSecrets(SecretsProvider):
         region = next((environ[name] for name in REGION_ENVS if environ.get(name)), None)
         if region is None:
             raise ConfigError("the KMS backend needs a region: set BOT4_KMS_REGION or AWS_REGION")
-        return boto3.client("kms", region_name=region, endpoint_url=environ.get(ENDPOINT_ENV))
+        from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+        try:
+            return boto3.client("kms", region_name=region, endpoint_url=environ.get(ENDPOINT_ENV))
+        except (ValueError, BotoCoreError) as exc:  # a malformed endpoint URL or region name
+            raise ConfigError(f"the KMS backend cannot use its settings: {exc}") from None
 
     def __repr__(self) -> str:
         return f"KmsSecrets(endpoint={self._client.meta.endpoint_url!r})"
