@@ -212,6 +212,11 @@ def run_argv(service: str, image: str) -> list[str]:
     ]
     if bad:
         raise RefusedError(f"generated ExecStart adds {' '.join(bad)}")
+    for option, value in RUN_FLAGS:  # a second --network/--user would override the first
+        given = [argv[i + 1] for i, a in enumerate(argv[2:-1], start=2) if a == option]
+        given += [a.split("=", 1)[1] for a in argv[2:-1] if a.startswith(f"{option}=")]
+        if value is not None and option != "--cap-drop" and set(given) != {value}:
+            raise RefusedError(f"generated ExecStart sets {option} to {', '.join(given)}")
     other = [a for a in argv[2:-1] if a.startswith("-") and a.split("=", 1)[0] not in RUN_ALLOWED]
     if other:
         raise RefusedError(

@@ -230,6 +230,26 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
         quadlet.systemd_verify(unit)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("--network=host", "sets --network to none, host"),
+        ("--user 0", "sets --user to 65532:65532, 0"),
+    ],
+)
+def test_a_generated_line_that_overrides_a_hardening_option_is_refused(
+    extra: str, message: str
+) -> None:
+    # podman takes the last of a repeated option: the hardened value first is not enough
+    line = (
+        "/usr/bin/podman run --network none --security-opt=no-new-privileges --cap-drop all "
+        f"--read-only --user 65532:65532 {extra} {IMAGE}"
+    )
+    quadlet.run_argv(f"[Service]\nExecStart={line.replace(f' {extra}', '')}\n", IMAGE)
+    with pytest.raises(RefusedError, match=message):
+        quadlet.run_argv(f"[Service]\nExecStart={line}\n", IMAGE)
+
+
 def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
     with pytest.raises(RefusedError, match="generated ExecStart is not a command line"):
         quadlet.run_argv(f'[Service]\nExecStart=/usr/bin/podman run "--rm {IMAGE}\n', IMAGE)
