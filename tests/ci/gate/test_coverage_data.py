@@ -151,3 +151,12 @@ def test_bad_input_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
         f"coverage: {data / 'tests'}: measured other sources than these (changed since `tests` "
         "ran); run scripts/gate -s tests"
     ]
+
+
+def test_a_stamp_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    (data / "tests").write_bytes(b"sqlite")
+    (data / "tests.sources").mkdir()  # in the stamp's way
+    run = _cli(tmp_path, "stamp", str(data / "tests"))
+    assert run.returncode == 1
+    assert run.stderr == f"coverage: {data / 'tests.sources'}: Is a directory\n"
