@@ -321,7 +321,7 @@ def cmd_quadlet_check(args: argparse.Namespace) -> int:
     if args.container:
         path = Path(args.container)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")  # as Quadlet reads it: no \r translated
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"{path}: cannot read ({exc})") from None
         what = str(path)

@@ -14,11 +14,13 @@ hardening key or adds one that undoes it — before the generator is even fetche
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,8 @@ FORBIDDEN = (
     "Volume",
     "Mount",
     "PublishPort",
+    "EnvironmentFile",  # a host file read into the container's environment
+    "EnvironmentHost",  # the host's (the service's) environment handed to the container
 )
 # The generated ``podman run`` options that must be there: (option, value or None).
 RUN_FLAGS = (
@@ -68,7 +72,23 @@ RUN_FLAGS = (
     ("--security-opt", "no-new-privileges"),
     ("--user", "65532:65532"),
 )
-RUN_FORBIDDEN = ("--privileged", "--cap-add", "--volume", "-v", "--mount", "--device")
+RUN_FORBIDDEN = (
+    "--privileged", "--cap-add", "--volume", "-v", "--mount", "--device", "--publish", "-p",
+    "--pid", "--ipc", "--uts", "--userns", "--env-host", "--env-file",
+)  # fmt: skip
+# Every option the generated ``podman run`` may carry: what Quadlet writes for the shipped
+# file, and labels and environment. Anything else (--log-opt path=…, --pidfile, --init-path,
+# --cgroupns… each writes or reads the host as root) is refused, whichever key made it.
+RUN_ALLOWED = (
+    "--name", "--cidfile", "--replace", "--rm", "--cgroups", "--network", "--sdnotify", "-d",
+    "--security-opt", "--cap-drop", "--read-only", "--user", "--label", "--env",
+)  # fmt: skip
+# The only --security-opt the unit may pass (seccomp=unconfined, label=disable… undo it).
+SECURITY_OPT = "no-new-privileges"
+# [Service] keys the .container may set: Quadlet copies [Service] into the unit as is, so
+# ExecStartPre= would run a host command as root and Environment= could point podman at
+# another containers.conf (CONTAINERS_CONF_OVERRIDE) with volumes or capabilities.
+SERVICE_KEYS = ("Restart", "RestartSec", "TimeoutStartSec", "TimeoutStopSec")
 
 
 @dataclass(frozen=True)
@@ -105,13 +125,21 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
     """A systemd-style unit as ``{section: {key: [values…]}}`` (keys may repeat)."""
     sections: dict[str, dict[str, list[str]]] = {}
     current: dict[str, list[str]] | None = None
-    for n, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at \n only, as Quadlet reads them; a line Python would break elsewhere
+    # (\r, \f, \x1c, \x85, \u2028…) would show this parser a [Section] Quadlet never sees.
+    for n, raw in enumerate(text.split("\n"), start=1):
+        if len(raw.splitlines()) > 1:
+            raise RefusedError(f"line {n}: a line break other than \\n inside the line")
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
         if line.startswith("[") and line.endswith("]"):
             current = sections.setdefault(line[1:-1], {})
             continue
+        if line.endswith("\\"):
+            # systemd and Quadlet join it with the next line, even a [Section] line: parsed
+            # line by line here, a key could seem to sit in another section than it does
+            raise RefusedError(f"line {n}: a line continued with \\ is not accepted")
         key, sep, value = line.partition("=")
         if current is None or not sep:
             raise RefusedError(f"line {n}: not a unit file line: {line[:60]!r}")
@@ -136,6 +164,12 @@ def check_container(text: str, what: str) -> str:
     added = sorted(key for key in FORBIDDEN if key in container)
     if added:
         raise RefusedError(f"{what}: [Container] must not set {', '.join(added)}")
+    service = sorted(set(parse_unit(text).get("Service", {})) - set(SERVICE_KEYS))
+    if service:
+        raise RefusedError(
+            f"{what}: [Service] must not set {', '.join(service)} "
+            f"(allowed: {', '.join(SERVICE_KEYS)})"
+        )
     return images[0]
 
 
@@ -156,15 +190,39 @@ def run_argv(service: str, image: str) -> list[str]:
     lines = parse_unit(service).get("Service", {}).get("ExecStart", [])
     if len(lines) != 1:
         raise RefusedError(f"generated {UNIT}.service: expected one ExecStart, got {len(lines)}")
-    argv = shlex.split(lines[0])
+    try:
+        argv = shlex.split(lines[0])
+    except ValueError as exc:  # an unbalanced quote
+        raise RefusedError(
+            f"generated ExecStart is not a command line ({exc}): {lines[0]}"
+        ) from None
     if argv[:2] != ["/usr/bin/podman", "run"] or argv[-1] != image:
         raise RefusedError(f"generated ExecStart is not /usr/bin/podman run … {image}: {lines[0]}")
     missing = [f"{o} {v}" if v else o for o, v in RUN_FLAGS if not _has(argv, o, v)]
     if missing:
         raise RefusedError(f"generated ExecStart lacks {', '.join(missing)}: {lines[0]}")
-    bad = [a for a in argv[2:-1] if a.split("=", 1)[0] in RUN_FORBIDDEN]
+    flags = ("--privileged", "--env-host")  # the forbidden options that take no value
+    bad = [
+        f"{a} {argv[i + 1]}" if a in (*RUN_FORBIDDEN, "--security-opt") and a not in flags else a
+        for i, a in enumerate(argv[2:-1], start=2)
+        if a.split("=", 1)[0] in RUN_FORBIDDEN
+        or (not a.startswith("--") and a[:2] in RUN_FORBIDDEN)  # -v/:/host
+        or (a == "--security-opt" and argv[i + 1] != SECURITY_OPT)
+        or (a.startswith("--security-opt=") and a != f"--security-opt={SECURITY_OPT}")
+    ]
     if bad:
         raise RefusedError(f"generated ExecStart adds {' '.join(bad)}")
+    for option, value in RUN_FLAGS:  # a second --network/--user would override the first
+        given = [argv[i + 1] for i, a in enumerate(argv[2:-1], start=2) if a == option]
+        given += [a.split("=", 1)[1] for a in argv[2:-1] if a.startswith(f"{option}=")]
+        if value is not None and option != "--cap-drop" and set(given) != {value}:
+            raise RefusedError(f"generated ExecStart sets {option} to {', '.join(given)}")
+    other = [a for a in argv[2:-1] if a.startswith("-") and a.split("=", 1)[0] not in RUN_ALLOWED]
+    if other:
+        raise RefusedError(
+            f"generated ExecStart adds {' '.join(other)}: not an option this check allows "
+            f"({', '.join(RUN_ALLOWED)})"
+        )
     return argv
 
 
@@ -204,10 +262,24 @@ def pinned_binary(root: Path, pin_file: Path, dest: Path, cache: fetch.Cache | N
                     f"({exc}); if {pin.suite} superseded it, re-pin {pin_file} (docs/release.md)"
                 ) from None
             deb = cache.put(part, pin.sha256, f"{pin.name} {pin.version}")
+    # The cache checked the file, but it can change between that check and the open (the
+    # cache is a shared directory): its bytes are read once, checked, and a private copy of
+    # exactly those bytes is what gets opened.
     try:
-        contents = deb_unpack.unpack(deb, drop=("*",), keep=(pin.member,))
-    except GateError as exc:
-        raise ReleaseError(f"{pin_file.stem}: {exc}") from None
+        blob = deb.read_bytes()
+    except OSError as exc:
+        raise ReleaseError(f"{pin_file.stem}: cannot read {deb}: {exc.strerror}") from None
+    if hashlib.sha256(blob).hexdigest() != pin.sha256:
+        raise ReleaseError(
+            f"{pin_file.stem}: {deb} changed after its sha256 was checked; not opening it"
+        )
+    with tempfile.TemporaryDirectory(prefix="bot4-deb-") as private:
+        copy = Path(private) / "pinned.deb"
+        copy.write_bytes(blob)
+        try:
+            contents = deb_unpack.unpack(copy, drop=("*",), keep=(pin.member,))
+        except GateError as exc:
+            raise ReleaseError(f"{pin_file.stem}: {exc}") from None
     if (contents.name, contents.version) != (pin.name, pin.version):
         raise ReleaseError(
             f"{pin_file}: the .deb is {contents.name} {contents.version}, not the pinned "
@@ -276,7 +348,7 @@ def _run(argv: list[str], env: Mapping[str, str]) -> str:
 
 def render(root: Path, image: str) -> str:
     """The shipped .container with the placeholder image replaced by ``image``."""
-    text = (root / CONTAINER_FILE).read_text(encoding="utf-8")
+    text = (root / CONTAINER_FILE).read_bytes().decode("utf-8")  # line ends kept as they are
     if PLACEHOLDER not in text:
         raise ReleaseError(f"{root / CONTAINER_FILE} no longer names {PLACEHOLDER}")
     return text.replace(PLACEHOLDER, image)

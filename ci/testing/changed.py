@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 from coverage import CoverageData
+from coverage.exceptions import CoverageException
 
 from ci.errors import GateError
 
@@ -43,7 +44,8 @@ def changed_files(root: Path, base: str) -> list[str]:
             raise GateError(f"git {' '.join(args[:2])}: {first}")
         return [line for line in done.stdout.splitlines() if line]
 
-    diff = git("diff", "--name-only", "--no-renames", base, "--")
+    # --end-of-options: a REF such as `--output=FILE` is a revision git refuses, not an option
+    diff = git("diff", "--name-only", "--no-renames", "--end-of-options", base, "--")
     untracked = git("ls-files", "--others", "--exclude-standard")
     return sorted(set(diff) | set(untracked))
 
@@ -61,12 +63,25 @@ def tests_by_file(data_files: Iterable[Path]) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in data_files:
         data = CoverageData(basename=str(path))
-        data.read()
+        try:
+            data.read()
+        except CoverageException as exc:
+            raise GateError(f"{path}: not coverage data from a full run ({exc})") from None
         for measured in data.measured_files():
             tests = found.setdefault(PurePosixPath(measured).as_posix(), set())
             for contexts in (data.contexts_by_lineno(measured) or {}).values():
                 tests.update(t for c in contexts if (t := _test_of(c)) is not None)
     return found
+
+
+def _is_test_module(root: Path, name: str) -> bool:
+    path = PurePosixPath(name)
+    return (
+        not path.is_absolute()
+        and path.parts[:1] == ("tests",)
+        and ".." not in path.parts
+        and (root / name).is_file()
+    )
 
 
 def select(
@@ -104,8 +119,14 @@ def select(
     # a test inside a selected file or directory is already selected
     covered = [w + "/" if not w.endswith(".py") else w for w in whole]
     kept = {t for t in single if not any(t.split("::", 1)[0].startswith(w) for w in covered)}
-    # a test of a file since deleted cannot be run
-    kept = {t for t in kept if (root / t.split("::", 1)[0]).is_file()}
+    # a test of a file since deleted cannot be run; a context naming no test module of this
+    # tree (an absolute path, `..`, a pytest option from an altered data file) is not a test
+    # (a test id has no whitespace: a newline would start another pytest argument in @FILE)
+    kept = {
+        t
+        for t in kept
+        if not any(c.isspace() for c in t) and _is_test_module(root, t.split("::", 1)[0])
+    }
     return sorted(whole) + sorted(kept), why
 
 
@@ -135,7 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"changed-only run: {len(changed)} file(s) changed against {args.base}")
     for line in why:
         print(f"  {line}")
-    args.out.write_text("".join(f"{arg}\n" for arg in selected), encoding="utf-8")
+    try:
+        args.out.write_text("".join(f"{arg}\n" for arg in selected), encoding="utf-8")
+    except OSError as error:
+        print(f"changed: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return 1
     print(f"changed-only run: {len(selected)} selection(s), listed in {args.out}")
     return 0
 

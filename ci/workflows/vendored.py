@@ -5,7 +5,8 @@ GitHub is out of reach when the jobs run, so the files an action runs (its ``act
 repository at exactly the pinned commit. ``actions.json`` records, per action, the commit and
 tag, the tarball's sha256 and each file's sha256 and git blob id (the id in the upstream tree
 at that commit, so anyone with a clone can match it: ``git ls-tree -r COMMIT``). Nothing is
-unpacked before the tarball's hash matches, and only the listed regular files come out.
+unpacked before the tarball's hash matches, only the listed regular files come out, and
+none is written until every one has matched (a refusal leaves no half-unpacked action).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import subprocess
 import tarfile
 from collections.abc import Sequence
@@ -64,7 +66,7 @@ def load(directory: Path = VENDORED) -> dict[str, Vendored]:
     try:
         return {
             action: Vendored(
-                action,
+                _owner_repo(action),
                 str(entry["commit"]),
                 str(entry["tag"]),
                 directory / PurePosixPath(str(entry["archive"])).name,
@@ -78,6 +80,19 @@ def load(directory: Path = VENDORED) -> dict[str, Vendored]:
         }
     except (KeyError, TypeError, ValueError, AttributeError):
         raise WorkflowError(f"{path}: malformed manifest; regenerate it with {REMEDY}") from None
+
+
+def _is_owner_repo(action: str) -> bool:
+    """OWNER/REPO, no more, no less: it names the directory the action unpacks to."""
+    parts = action.split("/")
+    return len(parts) == 2 and all(re.fullmatch(r"[\w.-]+", p) and p.strip(".") for p in parts)
+
+
+def _owner_repo(action: str) -> str:
+    """A manifest key, if it is OWNER/REPO (else ValueError: a malformed manifest)."""
+    if not _is_owner_repo(action):
+        raise ValueError(f"not OWNER/REPO: {action!r}")
+    return action
 
 
 def _safe_name(name: str) -> PurePosixPath:
@@ -99,7 +114,7 @@ def unpack(entry: Vendored, dest: Path) -> Path:
             f"{entry.archive_sha256}; the vendored {entry.action} was altered"
         )
     seen: set[str] = set()
-    dest.mkdir(parents=True)
+    checked: list[tuple[PurePosixPath, bytes]] = []  # written only once every member passed
     try:
         with tarfile.open(fileobj=io.BytesIO(blob), mode="r:xz") as tar:
             for member in tar:
@@ -118,14 +133,20 @@ def unpack(entry: Vendored, dest: Path) -> Path:
                         f"{entry.archive.name}: {name} does not match its recorded sha256 "
                         f"and git blob id; the vendored {entry.action} was altered"
                     )
-                target = dest.joinpath(*_safe_name(name).parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(data)
+                checked.append((_safe_name(name), data))
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise WorkflowError(f"{entry.archive.name}: not a readable xz tarball ({exc})") from None
     missing = sorted(set(entry.files) - seen)
     if missing:
         raise WorkflowError(f"{entry.archive.name}: missing {', '.join(missing)}")
+    try:
+        dest.mkdir(parents=True)
+        for name_path, data in checked:
+            target = dest.joinpath(*name_path.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    except OSError as exc:
+        raise WorkflowError(f"cannot unpack {entry.action} into {dest}: {exc.strerror}") from None
     return dest
 
 
@@ -147,7 +168,7 @@ def _git(git_dir: Path, *args: str) -> bytes:
 def vendor(git_dir: Path, pin: str, names: Sequence[str], directory: Path = VENDORED) -> Vendored:
     """Take NAMES from the action's clone at the pinned commit; write the tarball, record it."""
     match = PIN_RE.fullmatch(pin)
-    if match is None or match["action"].count("/") != 1 or not SHA_RE.fullmatch(match["ref"]):
+    if match is None or not SHA_RE.fullmatch(match["ref"]) or not _is_owner_repo(match["action"]):
         raise WorkflowError(f"expected OWNER/REPO@<40 hex>, got {pin!r}")
     action, commit = match["action"], match["ref"]
     tags = _git(git_dir, "tag", "--points-at", commit).decode().split()

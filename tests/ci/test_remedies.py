@@ -119,7 +119,8 @@ NOT_RUN = {
     "tests": "printed when reports/coverage.json is missing; the remedy is the whole test "
     "suite, which these tests belong to (CI runs it first, as its own job)",
     "e2e": "printed by `tests` (its floors wait for e2e's data) and by `coverage` when e2e's "
-    "data is missing or measured other sources (test_coverage_data.py checks that refusal); "
+    "data is missing, measured other sources or was rewritten since its stamp "
+    "(test_coverage_data.py checks those refusals); "
     "the remedy is the end-to-end suite, which CI's `tests` job runs after `tests`",
     "image": "printed when the image's download cache lacks a pin (run it first); it is two "
     "full image builds and a smoke run, CI's own `image` job — a test below runs it only if "

@@ -468,3 +468,54 @@ def test_moto_canary_ed25519_keys(kms_env: dict[str, str]) -> None:
     )
     with pytest.raises(ClientError, match="ECC_NIST_EDWARDS25519"):
         client.create_key(KeySpec="ECC_NIST_EDWARDS25519", KeyUsage="SIGN_VERIFY")
+
+
+@pytest.mark.parametrize("missing", ["PublicKey", "Signature"])
+def test_kms_answer_without_the_key_or_signature_is_one_line_and_nothing_is_written(
+    local_kms: LocalKms, tmp_path: Path, capsys: pytest.CaptureFixture[str], missing: str
+) -> None:
+    # a KMS-compatible endpoint (BOT4_KMS_ENDPOINT) answering 200 without the field: every
+    # member of these outputs is optional in botocore's model, so the client passes it on
+    answer = {"KeyId": KMS_ARN, "KeySpec": "ECC_NIST_EDWARDS25519", "KeyUsage": "SIGN_VERIFY"}
+    if missing == "PublicKey":
+        local_kms.stubber.add_response(
+            "get_public_key", {**answer, "SigningAlgorithms": ["ED25519_SHA_512"]}
+        )
+    else:
+        local_kms.public_key()
+        local_kms.stubber.add_response(
+            "sign", {"KeyId": KMS_ARN, "SigningAlgorithm": "ED25519_SHA_512"}
+        )
+    log = tmp_path / "audit.jsonl"
+    code, out, err = kms_run(capsys, log)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    operation = {"PublicKey": "GetPublicKey", "Signature": "Sign"}[missing]
+    assert err.endswith(f"AWS KMS {operation} with key '{KMS_KEY}' answered without {missing}\n")
+    local_kms.stubber.assert_no_pending_responses()
+    assert not log.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("BOT4_KMS_ENDPOINT", "not a url", "Invalid endpoint: not a url"),
+        ("BOT4_KMS_REGION", "eu west 1", "Provided region_name 'eu west 1' doesn't match"),
+    ],
+)
+def test_kms_misconfigured_endpoint_or_region_is_one_line_and_nothing_is_written(
+    kms_stub_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(name, value)  # boto3 refuses it while building the client
+    log = tmp_path / "audit.jsonl"
+    code, out, err = kms_run(capsys, log)
+    assert (code, out) == (2, "")
+    assert err.startswith("bot4: error: ") and says in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not log.exists()

@@ -110,3 +110,53 @@ def test_the_digest_ignores_where_the_clone_is_and_only_reads_measured_sources(
         _project(root)
     (two / "README.md").write_text("not measured\n", encoding="utf-8")
     assert sources_digest(one) == sources_digest(two)
+
+
+@pytest.mark.parametrize("how", ["rewritten", "swapped"])
+def test_data_that_is_not_what_was_stamped_is_refused(tmp_path: Path, how: str) -> None:
+    # `coverage erase` leaves the stamp: a later run of the same sources that failed or was
+    # stopped before its stamp step (or a data file copied in from elsewhere) kept it valid
+    data = _project(tmp_path)
+    for name in ("tests", "e2e"):
+        (data / name).write_bytes(f"sqlite {name}".encode())
+        assert _cli(tmp_path, "stamp", str(data / name)).returncode == 0
+    if how == "rewritten":
+        (data / "e2e").write_bytes(b"sqlite of a run that never reached its stamp")
+    else:
+        (data / "e2e").write_bytes((data / "tests").read_bytes())
+    run = _cli(tmp_path, "check", f"{data / 'tests'}=tests", f"{data / 'e2e'}=e2e")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"coverage: {data / 'e2e'}: not the data `e2e` stamped (rewritten since, by a run "
+        "that did not finish?); run scripts/gate -s e2e"
+    ]
+
+
+def test_bad_input_is_a_one_line_error_not_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "tests").write_bytes(b"sqlite")
+    # no pyproject.toml under --root
+    run = _cli(tmp_path, "stamp", str(data / "tests"))
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"coverage: {tmp_path / 'pyproject.toml'}: no [tool.coverage")
+    assert run.stderr.count("\n") == 1
+    assert not (data / "tests.sources").exists()
+    # a stamp that is not text
+    _project(tmp_path / "p")
+    (data / "tests.sources").write_bytes(b"\xff\xfe\x00")
+    run = _cli(tmp_path / "p", "check", f"{data / 'tests'}=tests")
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"coverage: {data / 'tests'}: measured other sources than these (changed since `tests` "
+        "ran); run scripts/gate -s tests"
+    ]
+
+
+def test_a_stamp_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    data = _project(tmp_path)
+    (data / "tests").write_bytes(b"sqlite")
+    (data / "tests.sources").mkdir()  # in the stamp's way
+    run = _cli(tmp_path, "stamp", str(data / "tests"))
+    assert run.returncode == 1
+    assert run.stderr == f"coverage: {data / 'tests.sources'}: Is a directory\n"

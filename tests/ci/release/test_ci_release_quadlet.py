@@ -4,15 +4,18 @@ and the real trixie quadlet's output checked and passed through systemd-analyze.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
+from ci.image import fetch
 from ci.release import hosts, quadlet
 from ci.release.errors import REFUSED, RefusedError, ReleaseError
 
@@ -32,6 +35,13 @@ def _cli(
 
 def _shipped() -> str:
     return quadlet.render(REPO_ROOT, IMAGE)
+
+
+def _hide_behind(sep: str, text: str) -> str:
+    return text.replace(
+        "Group=65532\n",
+        f"Group=65532\nLabel=x{sep}[Install]\nPodmanArgs=--log-opt=path=/etc/cron.d/x\n",
+    )
 
 
 HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
@@ -66,6 +76,37 @@ HOSTILE: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("[Service]", "Volume=/:/host\n[Service]"),
         "must not set Volume",
     ),
+    "a host file read into the environment": (
+        lambda t: t.replace("[Service]", "EnvironmentFile=/root/.aws/credentials\n[Service]"),
+        "must not set EnvironmentFile",
+    ),
+    # Quadlet ends lines at \n only: a line separator Python honours hid a [Section] line
+    # from it, and PodmanArgs= (here: container logs written to a host path as root) with it
+    **{
+        f"a key hidden by a {name} line separator": (
+            partial(_hide_behind, sep),
+            "line 17: a line break other than \\n inside the line",
+        )
+        for name, sep in [("U+2028", "\u2028"), ("form feed", "\f"), ("CR", "\r")]
+    },
+    # Quadlet copies [Service] into the unit: a root command on the host before the start
+    "a host command before the start": (
+        lambda t: t.replace("Restart=on-failure", "ExecStartPre=/bin/sh -c 'touch /tmp/x'"),
+        "[Service] must not set ExecStartPre (allowed: Restart,",
+    ),
+    # podman reads another containers.conf (default volumes, capabilities…)
+    "podman configured from the environment": (
+        lambda t: t.replace("[Service]", "[Service]\nEnvironment=CONTAINERS_CONF_OVERRIDE=/x"),
+        "[Service] must not set Environment (allowed:",
+    ),
+    # systemd/Quadlet join a line ending in \ with the next, even a [Section] line, so
+    # the keys below it stay in [Container] for Quadlet while a line parser sees [Install]
+    "a key hidden by a line continuation": (
+        lambda t: t.replace(
+            "Group=65532\n", "Group=65532\nLabel=a=b \\\n[Install]\nSeccompProfile=unconfined\n"
+        ),
+        "line 17: a line continued with \\ is not accepted",
+    ),
 }
 
 
@@ -77,7 +118,7 @@ def test_a_weakened_container_file_is_refused_before_anything_is_fetched(
     text = edit(_shipped())
     assert text != _shipped()
     path = tmp_path / "bot4-engine.container"
-    path.write_text(text, encoding="utf-8")
+    path.write_bytes(text.encode())  # byte for byte
     cache = tmp_path / "cache"
     done = _cli(
         tmp_path, "--container", str(path),
@@ -165,6 +206,21 @@ def test_the_generated_unit_check_fails_on_real_generator_output(tmp_path: Path)
         quadlet.generate(binary, added, IMAGE, tmp_path / "added")
     with pytest.raises(RefusedError, match="is not /usr/bin/podman run"):
         quadlet.generate(binary, _shipped(), IMAGE.replace("ab", "cd"), tmp_path / "other")
+    # what a key hidden from our check by a line continuation made of the unit
+    for n, (key, shown) in enumerate(
+        [
+            ("SeccompProfile=unconfined", "--security-opt seccomp=unconfined"),
+            ("PodmanArgs=--pid=host", "--pid=host"),
+            ("PodmanArgs=-v/:/host", "-v/:/host"),
+            ("SecurityLabelDisable=true", "--security-opt label=disable"),
+            ("EnvironmentFile=/etc/hostname", "--env-file /etc/hostname"),
+            ("PodmanArgs=--log-opt=path=/etc/cron.d/x", "--log-opt=path=/etc/cron.d/x: not an"),
+            ("PodmanArgs=--pidfile /etc/passwd", "--pidfile: not an option"),
+        ]
+    ):
+        hidden = _shipped().replace("[Service]", f"{key}\n[Service]")
+        with pytest.raises(RefusedError, match=f"generated ExecStart adds {shown}"):
+            quadlet.generate(binary, hidden, IMAGE, tmp_path / f"hidden{n}")
 
 
 def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
@@ -174,7 +230,29 @@ def test_systemd_analyze_refuses_a_broken_unit(tmp_path: Path) -> None:
         quadlet.systemd_verify(unit)
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("--network=host", "sets --network to none, host"),
+        ("--user 0", "sets --user to 65532:65532, 0"),
+    ],
+)
+def test_a_generated_line_that_overrides_a_hardening_option_is_refused(
+    extra: str, message: str
+) -> None:
+    # podman takes the last of a repeated option: the hardened value first is not enough
+    line = (
+        "/usr/bin/podman run --network none --security-opt=no-new-privileges --cap-drop all "
+        f"--read-only --user 65532:65532 {extra} {IMAGE}"
+    )
+    quadlet.run_argv(f"[Service]\nExecStart={line.replace(f' {extra}', '')}\n", IMAGE)
+    with pytest.raises(RefusedError, match=message):
+        quadlet.run_argv(f"[Service]\nExecStart={line}\n", IMAGE)
+
+
 def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
+    with pytest.raises(RefusedError, match="generated ExecStart is not a command line"):
+        quadlet.run_argv(f'[Service]\nExecStart=/usr/bin/podman run "--rm {IMAGE}\n', IMAGE)
     with pytest.raises(RefusedError, match="no \\[Container\\] section"):
         quadlet.check_container("[Unit]\nDescription=x\n", "f")
     with pytest.raises(RefusedError, match="line 1: not a unit file line"):
@@ -189,3 +267,60 @@ def test_unit_parsing_and_specifiers(tmp_path: Path) -> None:
     assert hosts.expand_specifiers("%n 100%%", tmp_path) == "bot4-engine.service 100%"
     with pytest.raises(ReleaseError, match="uses %h"):
         hosts.expand_specifiers("%h/x", tmp_path)
+
+
+def _deb(out: Path, version: str, member: bytes) -> Path:
+    """A real .deb (dpkg-deb) named podman with the generator path holding ``member``."""
+    root = out / "root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        f"Package: podman\nVersion: {version}\nArchitecture: amd64\n"
+        "Maintainer: t <t@example.invalid>\nDescription: fixture\n",
+        encoding="utf-8",
+    )
+    (root / "usr/libexec/podman").mkdir(parents=True)
+    (root / "usr/libexec/podman/quadlet").write_bytes(member)
+    deb = out / "podman.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zgzip", "-b", str(root), str(deb)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    shutil.rmtree(root)
+    return deb
+
+
+def test_a_cached_deb_swapped_after_its_check_is_not_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache re-hashes an entry and returns its path; whoever can write the cache can
+    swap the file before it is opened. The swap is made at exactly that moment here: the
+    swapped .deb (same name and version, another generator) must not be what runs."""
+    pinned = quadlet.read_pin(REPO_ROOT)
+    (tmp_path / "good").mkdir()
+    (tmp_path / "evil").mkdir()
+    good = _deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n")
+    evil = _deb(tmp_path / "evil", pinned.version, b"#!/bin/sh\necho swapped\n")
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    root = tmp_path / "repo"
+    (root / "ci/release").mkdir(parents=True)
+    pin_text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
+    (root / quadlet.PIN_FILE).write_text(pin_text.replace(pinned.sha256, digest), "utf-8")
+    cache = fetch.Cache(tmp_path / "cache")
+    cache.put(good, digest, "fixture")
+    checked = fetch.Cache.get
+
+    def get_then_swap(self: fetch.Cache, sha256: str) -> Path | None:
+        path = checked(self, sha256)
+        assert path is not None
+        path.write_bytes(evil.read_bytes())
+        return path
+
+    monkeypatch.setattr(fetch.Cache, "get", get_then_swap)
+    dest = tmp_path / "bin" / "quadlet"
+    with pytest.raises(ReleaseError, match="changed after its sha256 was checked; not opening"):
+        quadlet.generator(root, dest, cache)
+    assert not dest.exists()
+    # unswapped, the same entry gives the genuine generator (the test can pass)
+    monkeypatch.setattr(fetch.Cache, "get", checked)
+    cache.put(_deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n"), digest, "f")
+    assert quadlet.generator(root, dest, cache).read_bytes() == b"#!/bin/sh\necho genuine\n"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from coverage import CoverageData
 
 from ci.testing import changed
 
@@ -141,3 +142,90 @@ def test_without_a_full_run_or_with_a_bad_ref_it_refuses_in_one_line(tmp_path: P
     assert bad.stderr.startswith("changed: git diff --name-only: ")
     assert bad.stderr.count("\n") == 1
     assert not out.exists()
+
+
+def _bare_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A committed one-file project and a real (empty) coverage data file, without the
+    pytest run: for refusals that must happen before any test data is needed."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "a.py").write_text("x = 1\n", encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t", "-c", "commit.gpgsign=false"]
+    assert _run(root, "git", "init", "-q").returncode == 0
+    assert _run(root, *git, "add", "-A").returncode == 0
+    assert _run(root, *git, "commit", "-qm", "base").returncode == 0
+    (root / "a.py").write_text("x = 2\n", encoding="utf-8")
+    data = CoverageData(basename=str(tmp_path / "full.coverage"))
+    data.add_lines({str(root / "a.py"): [1]})
+    data.write()
+    return root, Path(data.data_filename())
+
+
+@pytest.mark.parametrize(
+    "base",
+    ["--output={victim}", "-O{victim}", "HEAD;touch {victim}", "$(touch {victim})"],
+    ids=["output-option", "orderfile-option", "semicolon", "command-substitution"],
+)
+def test_a_ref_that_is_an_option_or_shell_text_is_refused_and_writes_nothing(
+    tmp_path: Path, base: str
+) -> None:
+    # `--changed='--output=/tmp/x'`: passed to git diff as an option, git wrote the diff there
+    root, data = _bare_project(tmp_path)
+    victim, out = tmp_path / "victim", tmp_path / "selected.txt"
+    # as the noxfile passes it: `--base=REF` (argparse would take a separate `-…` for an option)
+    run = _changed(
+        root, f"--base={base.format(victim=victim)}", "--data", str(data), "--out", str(out)
+    )
+    assert run.returncode == 1, run.stdout
+    assert run.stderr.startswith("changed: git diff --name-only: ")
+    assert run.stderr.count("\n") == 1
+    assert not victim.exists() and not out.exists()
+    assert run.stdout == ""
+
+
+def test_a_corrupt_coverage_data_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    root, _ = _bare_project(tmp_path)
+    data, out = tmp_path / "full.coverage", tmp_path / "selected.txt"
+    data.write_bytes(b"not a coverage database\n" * 8)
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"changed: {data}: not coverage data from a full run (")
+    assert run.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_contexts_naming_no_test_module_of_the_tree_are_not_passed_to_pytest(
+    tmp_path: Path,
+) -> None:
+    # an altered data file: its contexts become pytest arguments (@FILE), so one naming a
+    # file outside tests/ (absolute, or up through ..) would make pytest import that file
+    root, _ = _bare_project(tmp_path)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_a.py").write_text("def test_ok():\n    pass\n", encoding="utf-8")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t", "-c", "commit.gpgsign=false"]
+    assert _run(root, *git, "add", "tests").returncode == 0
+    assert _run(root, *git, "commit", "-qm", "a test").returncode == 0
+    outside = tmp_path / "outside.py"
+    outside.write_text("raise SystemExit('imported')\n", encoding="utf-8")
+    data = CoverageData(basename=str(tmp_path / "altered.coverage"))
+    for context in (
+        "tests/test_a.py::test_ok|run",
+        f"{outside}::t|run",
+        "tests/../../outside.py",
+        "tests/test_a.py::test_ok\n-pno:cacheprovider|run",  # a second line in @FILE
+    ):
+        data.set_context(context)
+        data.add_lines({"a.py": [1]})
+    data.write()
+    out = tmp_path / "selected.txt"
+    run = _changed(root, "--data", data.data_filename(), "--out", str(out))
+    assert run.returncode == 0, run.stderr
+    assert out.read_text(encoding="utf-8") == "tests/test_a.py::test_ok\n"
+
+
+def test_an_unwritable_selection_file_is_one_line(tmp_path: Path) -> None:
+    root, data = _bare_project(tmp_path)
+    out = tmp_path / "no-such-dir" / "selected.txt"
+    run = _changed(root, "--data", str(data), "--out", str(out))
+    assert run.returncode == 1
+    assert run.stderr == f"changed: cannot write {out}: No such file or directory\n"

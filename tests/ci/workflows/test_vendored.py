@@ -132,6 +132,7 @@ def test_vendor_from_a_clone_is_byte_stable_and_unpacks(tmp_path: Path) -> None:
     [
         ("o/a@main", "expected OWNER/REPO@<40 hex>"),
         ("o/a/sub@" + "0" * 40, "expected OWNER/REPO@<40 hex>"),
+        ("../..@" + "0" * 40, "expected OWNER/REPO@<40 hex>"),  # the directory it names
         ("o/a@" + "0" * 40, "git "),  # a commit the clone does not have
     ],
 )
@@ -172,3 +173,37 @@ def test_host_jobs_with_javascript_actions_need_the_runners_node(tmp_path: Path)
         act.require_node([tmp_path])
     (tmp_path / "node").write_text("", encoding="utf-8")
     assert act.require_node([tmp_path]) == tmp_path / "node"
+
+
+def test_a_member_altered_after_genuine_ones_leaves_nothing_unpacked(tmp_path: Path) -> None:
+    # members were written as they passed: a genuine LICENSE came out before the altered
+    # action.yml was refused, leaving a half-unpacked action behind
+    original = vendored.load()["actions/cache"]
+    with tarfile.open(original.archive, mode="r:xz") as tar:
+        handle = tar.extractfile("LICENSE")
+        assert handle is not None
+        genuine = handle.read()
+    entry = _rewrite(tmp_path, {"LICENSE": genuine, "action.yml": b"runs: {using: node24}\n"})
+    with pytest.raises(WorkflowError, match=r"action\.yml does not match"):
+        vendored.unpack(entry, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unpacking_over_an_existing_directory_is_one_line(tmp_path: Path) -> None:
+    entry = _copy(tmp_path)["actions/cache"]
+    (tmp_path / "out").mkdir()
+    with pytest.raises(WorkflowError, match=r"^cannot unpack actions/cache into .*: File exists$"):
+        vendored.unpack(entry, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("key", ["actions/../../escape", "../..", "actions", "a/b/c", "./x"])
+def test_a_manifest_key_that_is_not_owner_repo_is_refused(tmp_path: Path, key: str) -> None:
+    # the key names the directory the action unpacks to (act: WORK/actions/OWNER/REPO)
+    directory = tmp_path / "v"
+    _copy(tmp_path)
+    manifest = json.loads((directory / vendored.MANIFEST).read_text(encoding="utf-8"))
+    manifest["actions"][key] = manifest["actions"].pop("actions/cache")
+    (directory / vendored.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(WorkflowError, match=r"malformed manifest; regenerate it with python -m"):
+        vendored.load(directory)

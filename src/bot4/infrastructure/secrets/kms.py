@@ -89,7 +89,12 @@ class KmsSecrets(SecretsProvider):
         region = next((environ[name] for name in REGION_ENVS if environ.get(name)), None)
         if region is None:
             raise ConfigError("the KMS backend needs a region: set BOT4_KMS_REGION or AWS_REGION")
-        return boto3.client("kms", region_name=region, endpoint_url=environ.get(ENDPOINT_ENV))
+        from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+        try:
+            return boto3.client("kms", region_name=region, endpoint_url=environ.get(ENDPOINT_ENV))
+        except (ValueError, BotoCoreError) as exc:  # a malformed endpoint URL or region name
+            raise ConfigError(f"the KMS backend cannot use its settings: {exc}") from None
 
     def __repr__(self) -> str:
         return f"KmsSecrets(endpoint={self._client.meta.endpoint_url!r})"
@@ -234,7 +239,9 @@ class KmsSecrets(SecretsProvider):
                 f"({ED25519_SPEC} for SIGN_VERIFY with {ED25519_ALGORITHM})"
             )
         try:
-            key = serialization.load_der_public_key(out["PublicKey"])
+            key = serialization.load_der_public_key(
+                _answered(out, "PublicKey", "GetPublicKey", key_id)
+            )
         except ValueError:
             key = None
         if not isinstance(key, Ed25519PublicKey):
@@ -258,4 +265,13 @@ class KmsSecrets(SecretsProvider):
                 SigningAlgorithm=ED25519_ALGORITHM,
             ),
         )
-        return out["Signature"]
+        return _answered(out, "Signature", "Sign", key_id)
+
+
+def _answered(out: Mapping[str, Any], field: str, operation: str, key_id: str) -> bytes:
+    """A blob the answer must carry: botocore's model makes every output member optional,
+    so an endpoint answering without it would otherwise surface as a KeyError."""
+    value = out.get(field)
+    if not isinstance(value, bytes) or not value:
+        raise SecretsError(f"AWS KMS {operation} with key {key_id!r} answered without {field}")
+    return value
