@@ -1,0 +1,160 @@
+"""The faster word splitter gives the library's words exactly: on every licence text the
+corpus environments feed the classifier, and on seeded generated texts built from what the
+library treats specially (HTML, entities, Markdown, (s), (c), ©, non-ASCII letters and
+marks, numerals that are not digits)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune
+from licenseclassifier._engine.scan import builtin_scanner
+
+from ci.supply_chain import DEFAULT_POLICY, licence_texts, licence_words, licenses
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
+FRAGMENTS = [
+    "<a href='https://x.org/a'>",
+    "</b>",
+    "<br>",
+    "<",
+    "< a",
+    "<a\n\n\nb>",
+    "{#anchor}",
+    "{# x}",
+    "{",
+    "&copy;",
+    "&amp;",
+    "&#x41;",
+    "&#169;",
+    "&",
+    "&x",
+    "](http://x.org/a)",
+    "](#top)",
+    "](x)",
+    "]",
+    "(",
+    ")",
+    "(s)",
+    "(S)",
+    "(c)",
+    "(C)",
+    "©",
+    "Copyright",
+    "copyright",
+    "https",
+    "http://www.apache.org/licenses/LICENSE-2.0",
+    "https://opensource.org/licenses/MIT",
+    "This",
+    "these",
+    "copies",
+    "are",
+    "Permission",
+    "is",
+    "hereby",
+    "granted",
+    "MIT",
+    "License",
+    "Licence",
+    "abc123",
+    "2026",
+    "Wörd",
+    "Ångström",
+    "å",
+    "É",
+    "e\u0301",
+    "\u0301",
+    "\u0300",
+    "½",
+    "²",
+    "İ",
+    "ß",
+    "ǅ",
+    "“",
+    "”",
+    "٣",
+    "_",
+    "-",
+    ".",
+    ",",
+    "\n",
+    " ",
+    "\t",
+    "\r\n",
+    "",
+]
+
+
+def corpus_texts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every distinct text the four corpus environments hand to the classifier."""
+    seen: dict[str, None] = {}
+    real = licence_texts._identify
+
+    def record(text: str) -> tuple[tuple[str, ...], str]:
+        seen[text] = None
+        return real(text)
+
+    monkeypatch.setattr(licence_texts, "_identify", record)
+    monkeypatch.setattr(licence_texts, "_FOUND", {})
+    policy = licenses.load_policy(DEFAULT_POLICY)
+    for project in ("flask", "jupyterlab", "poetry", "sphinx"):
+        licenses.check_environment(CORPUS / project / "site", policy, None)
+    return list(seen)
+
+
+def test_every_corpus_text_splits_and_scans_as_the_library(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = corpus_texts(monkeypatch)
+    assert len(texts) > 150
+    assert any(len(t) > 190_000 and not t.isascii() for t in texts)  # yarn.js.LICENSE.txt
+    base = builtin_scanner()
+    fast = licence_words.fast_scanner(base)
+    for text in texts:
+        assert licence_words.split(base.dict, text) == base.dict.split(text)
+        assert fast.scan(text) == base.scan(text)
+
+
+def test_generated_texts_split_as_the_library() -> None:
+    rng = random.Random(20261207)
+    words = builtin_scanner().dict
+    for _ in range(3000):
+        text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 40)))
+        assert licence_words.split(words, text) == words.split(text), repr(text)
+
+
+def test_words_the_dictionary_lacks_are_bad_words_and_nothing_is_inserted() -> None:
+    words = builtin_scanner().dict
+    size = len(words.list)
+    got = licence_words.split(words, "zzqxj Copyright © (c) &copy; 2026 This")
+    assert got == words.split("zzqxj Copyright © (c) &copy; 2026 This")
+    assert got[0][0] == -1
+    assert len(words.list) == size
+    ids = [w for w, _, _ in got]
+    assert ids[1] == words.lookup("copyright")
+    assert ids.count(ids[1]) == 1  # "Copyright © (c) &copy;" is one word, as in the library
+
+
+def test_the_ascii_shortcuts_are_the_library_rules() -> None:
+    """The plain path's assumptions, checked on all 128 ASCII characters."""
+    for code in range(128):
+        c = chr(code)
+        word = c.isascii() and c.isalnum()
+        assert (c.isalpha() or c.isdigit()) == word
+        assert _is_word_continue(c) == word
+        if word:
+            assert fold_rune(c) == c.lower()
+        plain_start = licence_words._PLAIN_WORD.match(c) is not None
+        assert plain_start == word
+        assert (licence_words._IRREGULAR.match(c) is not None) == (c in "<{&]")
+
+
+def test_the_library_scanner_is_left_as_it_is() -> None:
+    base = builtin_scanner()
+    fast = licence_words.fast_scanner(base)
+    assert type(base.dict) is Dict
+    assert fast.dict is not base.dict and fast.re is not base.re
+    assert fast.dict.list is base.dict.list
+    assert licence_texts._scanner().re.dict.split.__func__ is licence_words._Words.split
