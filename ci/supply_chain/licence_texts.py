@@ -27,9 +27,9 @@ import hashlib
 import re
 
 from license_expression import ExpressionError, get_spdx_licensing
-from licenseclassifier._engine.scan import Scanner, builtin_scanner
+from licenseclassifier._engine.scan import Scanner
 
-from ci.supply_chain.licence_words import fast_scanner
+from ci.supply_chain import licence_scanner
 
 _LICENSING = get_spdx_licensing()
 _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
@@ -75,9 +75,9 @@ def identify_how(text: str) -> tuple[tuple[str, ...], str]:
 
 @functools.cache
 def _scanner() -> Scanner:
-    """The library's scanner with the faster, identical word splitter
-    (:mod:`ci.supply_chain.licence_words`); loaded on the first text."""
-    return fast_scanner(builtin_scanner())
+    """The library's scanner, made faster with identical results
+    (:mod:`ci.supply_chain.licence_scanner`); loaded on the first text."""
+    return licence_scanner.fast_scanner(licence_scanner.load())
 
 
 def _identify(text: str) -> tuple[tuple[str, ...], str]:

@@ -5,14 +5,16 @@ marks, numerals that are not digits)."""
 
 from __future__ import annotations
 
+import gzip
+import marshal
 import random
 from pathlib import Path
 
 import pytest
 from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune
-from licenseclassifier._engine.scan import builtin_scanner
+from licenseclassifier._engine.scan import FORMAT_VERSION, _load_prebuilt, builtin_scanner
 
-from ci.supply_chain import DEFAULT_POLICY, licence_texts, licence_words, licenses
+from ci.supply_chain import DEFAULT_POLICY, licence_scanner, licence_texts, licenses
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
 FRAGMENTS = [
@@ -110,11 +112,17 @@ def test_every_corpus_text_splits_and_scans_as_the_library(
     texts = corpus_texts(monkeypatch)
     assert len(texts) > 150
     assert any(len(t) > 190_000 and not t.isascii() for t in texts)  # yarn.js.LICENSE.txt
-    base = builtin_scanner()
-    fast = licence_words.fast_scanner(base)
+    base = _load_prebuilt()  # a fresh library scanner: its DFA built by the library alone
+    assert base is not None
+    fast = licence_scanner.fast_scanner(licence_scanner.load())
     for text in texts:
-        assert licence_words.split(base.dict, text) == base.dict.split(text)
+        assert licence_scanner.split(base.dict, text) == base.dict.split(text)
         assert fast.scan(text) == base.scan(text)
+    # Every DFA state the scans reached, with its transitions, is the library's.
+    assert fast.re._info.keys() == base.re._info.keys()
+    assert len(base.re._info) > 10_000
+    for state, info in fast.re._info.items():
+        assert info == base.re._info[state], state
 
 
 def test_generated_texts_split_as_the_library() -> None:
@@ -122,13 +130,13 @@ def test_generated_texts_split_as_the_library() -> None:
     words = builtin_scanner().dict
     for _ in range(3000):
         text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 40)))
-        assert licence_words.split(words, text) == words.split(text), repr(text)
+        assert licence_scanner.split(words, text) == words.split(text), repr(text)
 
 
 def test_words_the_dictionary_lacks_are_bad_words_and_nothing_is_inserted() -> None:
     words = builtin_scanner().dict
     size = len(words.list)
-    got = licence_words.split(words, "zzqxj Copyright © (c) &copy; 2026 This")
+    got = licence_scanner.split(words, "zzqxj Copyright © (c) &copy; 2026 This")
     assert got == words.split("zzqxj Copyright © (c) &copy; 2026 This")
     assert got[0][0] == -1
     assert len(words.list) == size
@@ -146,15 +154,40 @@ def test_the_ascii_shortcuts_are_the_library_rules() -> None:
         assert _is_word_continue(c) == word
         if word:
             assert fold_rune(c) == c.lower()
-        plain_start = licence_words._PLAIN_WORD.match(c) is not None
+        plain_start = licence_scanner._PLAIN_WORD.match(c) is not None
         assert plain_start == word
-        assert (licence_words._IRREGULAR.match(c) is not None) == (c in "<{&]")
+        assert (licence_scanner._IRREGULAR.match(c) is not None) == (c in "<{&]")
 
 
 def test_the_library_scanner_is_left_as_it_is() -> None:
     base = builtin_scanner()
-    fast = licence_words.fast_scanner(base)
+    fast = licence_scanner.fast_scanner(base)
     assert type(base.dict) is Dict
     assert fast.dict is not base.dict and fast.re is not base.re
     assert fast.dict.list is base.dict.list
-    assert licence_texts._scanner().re.dict.split.__func__ is licence_words._Words.split
+    assert licence_texts._scanner().re.dict.split.__func__ is licence_scanner._Words.split
+
+
+def test_load_reads_the_library_artifact_as_the_library_does() -> None:
+    ours = licence_scanner.load()
+    theirs = _load_prebuilt()
+    assert theirs is not None
+    assert ours is not theirs
+    assert ours.ids == theirs.ids and ours.urls == theirs.urls
+    assert ours.dict.list == theirs.dict.list
+    assert ours.re.ops == theirs.re.ops and ours.re.args == theirs.re.args
+    assert ours.re.start == theirs.re.start and ours.re._start_state == theirs.re._start_state
+
+
+@pytest.mark.parametrize("content", [b"", b"not gzip", "other format"])
+def test_load_falls_back_to_the_library_loader(
+    content: bytes | str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing, unreadable or other-format artifact: the library's own loader decides."""
+    artifact = tmp_path / "scanner.bin.gz"
+    if isinstance(content, str):
+        content = gzip.compress(marshal.dumps({"version": FORMAT_VERSION + 1}))
+    if content:
+        artifact.write_bytes(content)
+    monkeypatch.setattr(licence_scanner, "_ARTIFACT_PATH", artifact)
+    assert licence_scanner.load() is builtin_scanner()
