@@ -31,7 +31,9 @@ from licenseclassifier._engine.scan import Scanner
 
 from ci.supply_chain import licence_scanner
 
-_LICENSING = get_spdx_licensing()
+# One SPDX licensing for the toolkit: building it reads the SPDX list (~30 ms a copy);
+# ci.supply_chain.licenses uses this one.
+LICENSING = get_spdx_licensing()
 _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
 
 
@@ -39,7 +41,7 @@ _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
 def _canonical(spdx_id: str) -> str | None:
     """The current SPDX rendering of an id (the templates use e.g. ``GPL-2.0``)."""
     try:
-        info = _LICENSING.validate(spdx_id, strict=True)
+        info = LICENSING.validate(spdx_id, strict=True)
     except (ExpressionError, AttributeError):
         return None
     if info.errors or not info.normalized_expression:
