@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import copy
 import gzip
+import itertools
 import marshal
 import re
 import weakref
 from array import array
+from typing import cast
 
 from licenseclassifier._engine.dictionary import (
     _CANON,
@@ -57,6 +59,8 @@ _IRREGULAR = re.compile(r"[<{&\]]|[^\x00-\x7f]")
 # A word in plain ASCII text: a letter/digit run (the library's word start and continue
 # tests, for ASCII) and the ``(s)`` it folds into the word.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
+# The same, in a lowered segment (one without "(S)").
+_LOWER_WORD = re.compile(r"([a-z0-9]+(?:\(s\))?)")
 # ASCII letters and digits: for them the library's word-continue test is true and its fold
 # is str.lower, so a run is taken in one step.
 _ASCII_RUN = re.compile(r"[A-Za-z0-9]*")
@@ -153,12 +157,76 @@ def _plain(
     """The words of ``text[pos:end]``, which holds only ASCII and none of ``<{&]``: there a
     word is an ASCII letter/digit run (plus ``(s)``), folded by str.lower. Returns where
     :func:`_step` must take over: the start of a letter/digit run that reaches ``end`` (the
-    character there, non-ASCII, may continue the word), else ``end``."""
+    character there, non-ASCII, may continue the word), else ``end``.
+
+    The segment is lowered, its words found and looked up in the table in bulk; only the
+    words the table leaves out (unknown, ``copyright``, ``c``, ``…(s)``) are looked at one
+    by one. A segment holding ``(S)`` (which lowering would turn into the ``(s)`` the
+    library folds case-sensitively) is done word by word."""
     n = len(text)
     stop = end
     if end < n:
         while stop > pos and text[stop - 1] in _ASCII_WORD_CHARS:
             stop -= 1
+    segment = text[pos:stop]
+    if "(S)" in segment:
+        _plain_each(words_dict, text, pos, stop, words)
+        return stop
+    # [gap, word, gap, word, …, gap]: words and, from the running length, their offsets.
+    parts = _LOWER_WORD.split(segment.lower())
+    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+    hits = parts[1::2]
+    ids = list(map(_table(words_dict).get, hits))
+    spans = list(zip(ids, bounds[1:-1:2], bounds[2::2], strict=True))
+    copyright_id = words_dict._map["copyright"]
+    if None not in ids and copyright_id not in ids:
+        words.extend(cast("list[tuple[int, int, int]]", spans))  # no None id: just checked
+        return stop
+    found = cast("list[tuple[int, int, int] | None]", spans)  # None ids replaced below
+    get = words_dict._map.get
+    for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
+        # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
+        w = hits[k]
+        lo, hi = bounds[2 * k + 1], bounds[2 * k + 2]
+        if w[-1] == ")":
+            w = w[:-3] + "s"
+        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+            w = "copyright"
+            lo -= 1
+            hi += 1
+        w = _CANON.get(w, w)
+        word_id = get(w)
+        if word_id is None:
+            found[k] = (BAD_WORD, lo, hi)
+            continue
+        previous = found[k - 1] if k else (words[-1] if words else (BAD_WORD, 0, 0))
+        # The library drops a copyright right after a copyright; a dropped one (None) was
+        # itself right after a copyright.
+        if word_id == copyright_id and (previous is None or previous[0] == copyright_id):
+            found[k] = None
+        else:
+            found[k] = (word_id, lo, hi)
+    words.extend(entry for entry in found if entry is not None)
+    return stop
+
+
+def _indices(values: list[int | None], value: int | None) -> list[int]:
+    """Where ``value`` is in ``values`` (list.index: the scan runs in C)."""
+    found: list[int] = []
+    k = -1
+    try:
+        while True:
+            k = values.index(value, k + 1)
+            found.append(k)
+    except ValueError:
+        return found
+
+
+def _plain_each(
+    words_dict: Dict, text: str, pos: int, stop: int, words: list[tuple[int, int, int]]
+) -> None:
+    """:func:`_plain`'s words one at a time, from the text itself (no lowering)."""
+    n = len(text)
     known = _table(words_dict).get
     get = words_dict._map.get
     append = words.append
@@ -169,7 +237,6 @@ def _plain(
         if word_id is not None and word_id != copyright_id:
             append((word_id, *hit.span()))
             continue
-        # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
         lo, hi = hit.span()
         if w[-1] == ")":
             w = w[:-3] + "s"
@@ -185,7 +252,6 @@ def _plain(
             append((BAD_WORD, lo, hi))
         elif not (word_id == copyright_id and words and words[-1][0] == word_id):
             append((word_id, lo, hi))
-    return stop
 
 
 def split(words_dict: Dict, text: str) -> list[tuple[int, int, int]]:
