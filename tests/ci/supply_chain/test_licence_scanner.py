@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune
+from licenseclassifier._engine.matcher import INST_ANY, INST_MATCH, INST_WORD
 from licenseclassifier._engine.scan import FORMAT_VERSION, _load_prebuilt, builtin_scanner
 
 from ci.supply_chain import DEFAULT_POLICY, licence_scanner, licence_texts, licenses
@@ -125,6 +126,49 @@ def test_every_corpus_text_splits_and_scans_as_the_library(
         assert info == base.re._info[state], state
 
 
+def mutated(text: str, rng: random.Random) -> str:
+    """A licence text damaged the ways real ones are: words dropped, misspelt, joined or
+    split, case changed, fragments the splitter treats specially put in."""
+    words = text.split(" ")
+    for _ in range(rng.randint(1, 12)):
+        k = rng.randrange(len(words))
+        word = words[k]
+        how = rng.randrange(6)
+        if how == 0:
+            words[k] = ""
+        elif how == 1 and len(word) > 3:
+            cut = rng.randrange(len(word))
+            words[k] = word[:cut] + word[cut + 1 :]
+        elif how == 2 and k + 1 < len(words):
+            words[k : k + 2] = [word + words[k + 1]]
+        elif how == 3 and len(word) > 5:
+            words[k] = word[:3] + " " + word[3:]
+        elif how == 4:
+            words[k] = word.upper()
+        else:
+            words[k] = word + rng.choice(FRAGMENTS)
+    return " ".join(words)
+
+
+def test_damaged_corpus_texts_scan_as_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Misspellings, joins and splits drive the matcher's spell-checking and wildcard
+    paths, and states the clean texts never reach."""
+    rng = random.Random(7)
+    texts = [t for t in corpus_texts(monkeypatch) if len(t) < 20_000]
+    base = _load_prebuilt()
+    assert base is not None
+    fast = licence_scanner.fast_scanner(licence_scanner.load())
+    found = 0
+    for _ in range(300):
+        text = mutated(rng.choice(texts), rng)
+        expected = base.scan(text)
+        assert fast.scan(text) == expected, text
+        found += bool(expected.match)
+    assert found > 100  # most damaged texts still match a template
+    for state, info in fast.re._info.items():
+        assert info == base.re._info[state], state
+
+
 def test_generated_texts_split_as_the_library() -> None:
     rng = random.Random(20261207)
     words = builtin_scanner().dict
@@ -191,3 +235,37 @@ def test_load_falls_back_to_the_library_loader(
         artifact.write_bytes(content)
     monkeypatch.setattr(licence_scanner, "_ARTIFACT_PATH", artifact)
     assert licence_scanner.load() is builtin_scanner()
+
+
+def test_any_state_gets_the_library_transitions() -> None:
+    """``_state_info`` is a function of the state: on seeded random states (sets of the word,
+    wildcard and match instructions a trimmed state holds, several matches among them) and
+    on every state within three words of the start, ours equals the library's."""
+    base = _load_prebuilt()
+    assert base is not None
+    fast = licence_scanner.fast_scanner(licence_scanner.load())
+    ops = base.re.ops
+    by_op: dict[int, list[int]] = {INST_WORD: [], INST_ANY: [], INST_MATCH: []}
+    for pc, op in enumerate(ops):
+        if op in by_op:
+            by_op[op].append(pc)
+    rng = random.Random(11)
+    states: set[tuple[int, ...]] = {base.re._start_state}
+    for _ in range(2000):
+        chosen = {pc for op in by_op for pc in rng.sample(by_op[op], rng.randint(0, 4))}
+        if rng.random() < 0.5:  # a word instruction's successor: the one-step path
+            word = rng.choice(by_op[INST_WORD])
+            chosen = {word} if rng.random() < 0.5 else chosen | {word}
+        states.add(tuple(sorted(chosen)) or (by_op[INST_WORD][0],))
+    frontier = [base.re._start_state]
+    for _ in range(3):
+        following = []
+        for state in frontier:
+            _, _, nmap, any_next = base.re._state_info(state)
+            following += [*nmap.values(), *([any_next] if any_next else [])]
+        states.update(following)
+        frontier = following
+    assert len(states) > 2000
+    assert any(sum(ops[pc] == INST_MATCH for pc in state) > 1 for state in states)
+    for state in states:
+        assert fast.re._state_info(state) == base.re._state_info(state), state
