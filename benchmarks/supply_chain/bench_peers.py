@@ -4,7 +4,9 @@
 The environment is the real-project corpus's jupyterlab (91 distributions,
 tests/ci/data/corpus/jupyterlab): a venv whose site-packages is that directory, so the run
 needs no network and every tool reads the same metadata. Each command runs `--repeat`
-times (default 5) after one untimed warm-up; the median wall time is compared. Ours does
+times (default 5) after one untimed warm-up; the median wall time and the median CPU time
+(user + system of the command and its children) are compared; the load average is printed
+before and after, since on a shared machine wall time mostly measures the other load. Ours does
 more than the peer: the licence policy, licence-text identification, every licence file
 in the wheels (pip-licenses prints metadata); the lock's hashes, markers, purls and strict schema
 validation on top of cyclonedx-py's own output (which it runs).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,16 +47,37 @@ def corpus_venv(where: Path) -> Path:
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def median_time(argv: list[str], repeat: int) -> tuple[float, int]:
+def _children_cpu() -> float:
+    """User + system CPU seconds of every waited-for child (and theirs) so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_time(argv: list[str], repeat: int) -> tuple[float, float, int]:
+    """Median wall and median CPU (user + sys of the command and its children) seconds.
+
+    CPU time is what to compare on a loaded machine: wall time there mostly measures the
+    other load."""
     subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
     times: list[float] = []
+    cpu: list[float] = []
     code = 0
     for _ in range(repeat):
+        cpu_start = _children_cpu()
         start = time.perf_counter()
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
         times.append(time.perf_counter() - start)
+        cpu.append(_children_cpu() - cpu_start)
         code = proc.returncode
-    return statistics.median(times), code
+    return statistics.median(times), statistics.median(cpu), code
+
+
+def _loadavg() -> str:
+    """The 1/5/15-minute load averages: how loaded the machine was around the run."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def main() -> int:
@@ -84,14 +108,20 @@ def main() -> int:
         print(
             f"same environment: {CORPUS.relative_to(ROOT)} (91 distributions), median of {repeat}"
         )
-        print(f"{'ours':14} {'s':>6}  {'peer':26} {'s':>6}  ratio  exit (ours/peer)")
+        print(f"load average: {_loadavg()}")
+        print(
+            f"{'ours':14} {'wall s':>6} {'cpu s':>6}  {'peer':26} {'wall s':>6} {'cpu s':>6}  "
+            "wall   cpu    exit (ours/peer)"
+        )
         for label, ours, peer_label, peer in pairs:
-            t_ours, c_ours = median_time(ours, repeat)
-            t_peer, c_peer = median_time(peer, repeat)
+            t_ours, cpu_ours, c_ours = median_time(ours, repeat)
+            t_peer, cpu_peer, c_peer = median_time(peer, repeat)
             print(
-                f"{label:14} {t_ours:6.2f}  {peer_label:26} {t_peer:6.2f}  "
-                f"{t_ours / t_peer:4.2f}x  {c_ours}/{c_peer}"
+                f"{label:14} {t_ours:6.2f} {cpu_ours:6.2f}  {peer_label:26} {t_peer:6.2f} "
+                f"{cpu_peer:6.2f}  {t_ours / t_peer:4.2f}x  {cpu_ours / cpu_peer:4.2f}x  "
+                f"{c_ours}/{c_peer}"
             )
+        print(f"load average: {_loadavg()}")
     return 0
 
 

@@ -27,9 +27,13 @@ import hashlib
 import re
 
 from license_expression import ExpressionError, get_spdx_licensing
-from licenseclassifier import identify_license
+from licenseclassifier._engine.scan import Scanner
 
-_LICENSING = get_spdx_licensing()
+from ci.supply_chain import licence_scanner
+
+# One SPDX licensing for the toolkit: building it reads the SPDX list (~30 ms a copy);
+# ci.supply_chain.licenses uses this one.
+LICENSING = get_spdx_licensing()
 _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
 
 
@@ -37,7 +41,7 @@ _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
 def _canonical(spdx_id: str) -> str | None:
     """The current SPDX rendering of an id (the templates use e.g. ``GPL-2.0``)."""
     try:
-        info = _LICENSING.validate(spdx_id, strict=True)
+        info = LICENSING.validate(spdx_id, strict=True)
     except (ExpressionError, AttributeError):
         return None
     if info.errors or not info.normalized_expression:
@@ -71,8 +75,16 @@ def identify_how(text: str) -> tuple[tuple[str, ...], str]:
     return _FOUND[key]
 
 
+@functools.cache
+def _scanner() -> Scanner:
+    """The library's scanner, made faster with identical results
+    (:mod:`ci.supply_chain.licence_scanner`); loaded on the first text."""
+    return licence_scanner.fast_scanner(licence_scanner.load())
+
+
 def _identify(text: str) -> tuple[tuple[str, ...], str]:
-    found = [_canonical(m.id) or m.id for m in identify_license(text, coverage_threshold=0.0)]
+    # identify_license(text, coverage_threshold=0.0): every matched region, in text order.
+    found = [_canonical(m.id) or m.id for m in _scanner().scan(text).match]
     if found:
         return tuple(dict.fromkeys(found)), "licence text"
     heading = _heading(text)

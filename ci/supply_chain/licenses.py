@@ -33,13 +33,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Protocol
 
-from license_expression import ExpressionError, get_spdx_licensing
+from license_expression import ExpressionError
 
 from ci import policy
 from ci.errors import GateError
-from ci.supply_chain.licence_texts import identify, identify_how
+from ci.supply_chain.licence_texts import LICENSING, identify, identify_how
 
-LICENSING = get_spdx_licensing()
 # SPDX id prefixes of copyleft licences (strong and weak).
 COPYLEFT = (
     "AGPL-", "GPL-", "LGPL-", "MPL-", "EPL-", "EUPL-", "CDDL-", "OSL-", "CPL-",

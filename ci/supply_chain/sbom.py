@@ -18,6 +18,7 @@ and summarises what changed.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -209,12 +210,58 @@ def serialize(bom: Mapping[str, Any]) -> str:
     return json.dumps(bom, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+class _ParserOnFirstUse:
+    """Stands in for ``lark.Lark`` while rfc3987_syntax is imported: the same parser, with
+    the same grammar and options, built when it first parses."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self._args = args
+        self._kwargs = kwargs
+        self._parser: Any = None
+
+    def parse(self, *args: object, **kwargs: object) -> object:
+        if self._parser is None:
+            self._parser = _LARK(*self._args, **self._kwargs)
+        return self._parser.parse(*args, **kwargs)
+
+
+_LARK: Any = None
+
+
+def _import_rfc3987_syntax() -> None:
+    """Import rfc3987_syntax — jsonschema's ``iri`` / ``iri-reference`` format checker —
+    with its parsers built on first use.
+
+    At import it compiles 39 Earley parsers of its grammar (≈ 1.5 s CPU, most of ``sbom``'s
+    own time), of which jsonschema uses one; each is now compiled when it first parses, so
+    the formats are checked exactly as before (tests/ci/supply_chain/test_sbom.py rejects a
+    bad IRI). ``lark.Lark`` is swapped only for that one import and put back.
+    """
+    global _LARK  # noqa: PLW0603
+    if "rfc3987_syntax" in sys.modules:
+        return
+    try:
+        import lark  # noqa: PLC0415
+    except ImportError:
+        return  # no lark, no rfc3987_syntax: jsonschema checks IRIs its other way, if any
+    _LARK = lark.Lark
+    setattr(lark, "Lark", _ParserOnFirstUse)  # noqa: B010
+    try:
+        importlib.import_module("rfc3987_syntax")
+    except ImportError:
+        pass
+    finally:
+        setattr(lark, "Lark", _LARK)  # noqa: B010
+
+
 def validate(text: str) -> None:
     """Strict CycloneDX 1.6 JSON schema validation.
 
     Imported here, not at the top: the validator's format checkers compile dozens of
-    grammars on import (seconds), which every other ``python -m ci`` command would pay.
+    grammars on import (seconds), which every other ``python -m ci`` command would pay;
+    and those grammars are compiled only when used (:func:`_import_rfc3987_syntax`).
     """
+    _import_rfc3987_syntax()
     from cyclonedx.validation.json import JsonStrictValidator  # noqa: PLC0415
 
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)

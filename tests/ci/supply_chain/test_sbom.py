@@ -6,6 +6,8 @@ import base64
 import copy
 import hashlib
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,41 @@ def test_enrich_requires_exactly_the_lock() -> None:
 def test_validate_rejects_invalid_cyclonedx() -> None:
     with pytest.raises(GateError, match=r"not valid CycloneDX 1\.6: 'type' is a required"):
         sbom.validate(json.dumps(bom({"name": "x"})))
+
+
+def test_validate_still_checks_iri_references_with_the_grammar_built_on_first_use() -> None:
+    """rfc3987_syntax's parsers are compiled when first used, not at import; the
+    ``iri-reference`` format is still checked (a URL with a space is refused)."""
+    script = """
+import json, sys
+import lark
+from ci.errors import GateError
+from ci.supply_chain import sbom
+good = json.loads(sys.argv[1])
+bad = json.loads(sys.argv[1])
+bad["components"][0]["externalReferences"] = [{"type": "website", "url": "http://a b/"}]
+good["components"][0]["externalReferences"] = [{"type": "website", "url": "https://x.org/a"}]
+sbom.validate(json.dumps(good))
+try:
+    sbom.validate(json.dumps(bad))
+except GateError as error:
+    print(error)
+import rfc3987_syntax.syntax_helpers as helpers
+print(type(helpers.syntax_parser).__name__, lark.Lark is lark.lark.Lark)
+"""
+    doc = json.dumps(bom({"type": "library", "name": "six", "version": "1.17.0"}))
+    proc = subprocess.run(
+        [sys.executable, "-c", script, doc],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+        timeout=120,
+    )
+    refused, lazy = proc.stdout.splitlines()
+    assert refused.startswith("generated SBOM is not valid CycloneDX 1.6: ")
+    assert "http://a b/" in refused
+    assert lazy == "_ParserOnFirstUse True"  # lark.Lark put back after the one import
 
 
 def test_diff_summary() -> None:

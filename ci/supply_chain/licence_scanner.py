@@ -1,0 +1,370 @@
+"""licenseclassifier's scanner, the same results faster. The library's cost, per process,
+is three things done in pure Python, each replaced here by an identical, quicker one:
+
+* loading its compiled program: ``marshal.load`` on a ``GzipFile`` reads it in ~40,000
+  small pieces; here the file is decompressed in one call and handed to the library's own
+  ``Scanner.from_compiled``, after the library's own format-version check;
+* splitting a text into words, one character at a time (a 194 kB bundled
+  ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
+  whole (lowered once, split in bulk, one table lookup per word); the rest goes
+  — non-ASCII word characters, HTML tags and entities, Markdown anchors and links, ``©`` —
+  through the library's own functions in its order, and the words the table leaves out
+  (unknown, ``copyright``, ``c``, ``…(s)``) through the library's rules one by one;
+* building its DFA lazily, each state's transitions by walking the whole state once per
+  word it holds: here they are gathered in one pass (the library's ``_add`` and ``_trim``
+  compute each), and a state that is one word instruction followed by another — most
+  states reached — gets its single transition to the next instruction directly.
+
+Words (ids, offsets), DFA states and scan results are compared with the library's on every
+corpus licence text, on damaged copies of them, on seeded generated texts and on seeded
+random states (tests/ci/supply_chain/test_licence_scanner.py). The pinned library's
+internals are used (``licenseclassifier._engine``): an upgrade that changes them fails
+those tests rather than changing a verdict silently. Nothing is cached across runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import itertools
+import marshal
+import re
+import weakref
+from array import array
+from typing import cast
+
+from licenseclassifier._engine.dictionary import (
+    _CANON,
+    ANY_WORD,
+    BAD_WORD,
+    Dict,
+    _html_entity_size,
+    _html_tag_size,
+    _is_word_continue,
+    _markdown_anchor_size,
+    _markdown_link_size,
+    fold_rune,
+)
+from licenseclassifier._engine.matcher import (
+    INST_ANY,
+    INST_MATCH,
+    INST_WORD,
+    MultiRE,
+    _add,
+    _trim,
+)
+from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
+
+# Where the plain ASCII path stops and the library's own step takes over: the four
+# characters that open a skipped HTML/Markdown span, and any non-ASCII character.
+_IRREGULAR = re.compile(r"[<{&\]]|[^\x00-\x7f]")
+# A word in plain ASCII text: a letter/digit run (the library's word start and continue
+# tests, for ASCII) and the ``(s)`` it folds into the word.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
+# The same, in a lowered segment (one without "(S)").
+_LOWER_WORD = re.compile(r"([a-z0-9]+(?:\(s\))?)")
+# ASCII letters and digits: for them the library's word-continue test is true and its fold
+# is str.lower, so a run is taken in one step.
+_ASCII_RUN = re.compile(r"[A-Za-z0-9]*")
+
+
+def _word_end(text: str, j: int, buf: list[str]) -> int:
+    """Where the word continuing at ``j`` ends; its folded characters appended to ``buf``."""
+    n = len(text)
+    match_run = _ASCII_RUN.match
+    while True:
+        run = match_run(text, j)
+        end = run.end() if run is not None else j
+        if end > j:
+            buf.append(text[j:end].lower())
+            j = end
+        if j < n and not text[j].isascii() and _is_word_continue(text[j]):
+            folded = fold_rune(text[j])
+            if folded is not None:
+                buf.append(folded)
+            j += 1
+            continue
+        return j
+
+
+def _step(words_dict: Dict, text: str, i: int, words: list[tuple[int, int, int]]) -> int:
+    """One turn of the library's loop at ``i`` (its code, in its order): skip an HTML or
+    Markdown span, emit one word, or pass one character; returns where the next turn starts."""
+    n = len(text)
+    c = text[i]
+    size = 0
+    if c == "<":
+        size = _html_tag_size(text, i)
+    elif c == "{":
+        size = _markdown_anchor_size(text, i)
+    elif c == "&":
+        size = _html_entity_size(text, i)
+        if size > 0 and text[i : i + size] == "&copy;":
+            words_dict._emit(words, "copyright", i, i + size, False)
+    if c == "]" and i + 1 < n and text[i + 1] == "(":
+        size = _markdown_link_size(text, i)
+    if size > 0:
+        return i + size
+    if not (c.isalpha() or c.isdigit() or c == "©"):
+        return i + 1
+    lo = i
+    first = fold_rune(c)
+    buf = [first] if first is not None else []
+    j = i + 1
+    if c != "©":
+        j = _word_end(text, j, buf)
+        if text[j : j + 3] == "(s)":
+            buf.append("s")
+            j += 3
+    hi = j
+    w = "".join(buf)
+    if w == "https":
+        w = "http"
+    elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+        w = "copyright"
+        lo -= 1
+        hi += 1
+    elif w == "©":
+        w = "copyright"
+    words_dict._emit(words, _CANON.get(w, w), lo, hi, False)
+    return j
+
+
+def _table(words_dict: Dict) -> dict[str, int]:
+    """Folded word → id, for the words :func:`_plain` may emit without a second look: the
+    canonical rewrites (and ``https`` → ``http``) applied, ``c`` (maybe ``(c)``) and any
+    word holding a parenthesis (``(s)``) left out, a word the dictionary lacks absent."""
+    known = _TABLES.get(words_dict)
+    if known is not None and known[0] == len(words_dict.list):
+        return known[1]
+    ids = words_dict._map
+    table = {w: i for w, i in ids.items() if "(" not in w and ")" not in w}
+    for rewrite in (*_CANON, "https"):
+        target = ids.get(_CANON.get(rewrite, "http"))
+        table.pop(rewrite, None)
+        if target is not None:
+            table[rewrite] = target
+    table.pop("c", None)
+    _TABLES[words_dict] = (len(words_dict.list), table)
+    return table
+
+
+_TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
+_ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _plain(
+    words_dict: Dict, text: str, pos: int, end: int, words: list[tuple[int, int, int]]
+) -> int:
+    """The words of ``text[pos:end]``, which holds only ASCII and none of ``<{&]``: there a
+    word is an ASCII letter/digit run (plus ``(s)``), folded by str.lower. Returns where
+    :func:`_step` must take over: the start of a letter/digit run that reaches ``end`` (the
+    character there, non-ASCII, may continue the word), else ``end``.
+
+    The segment is lowered, its words found and looked up in the table in bulk; only the
+    words the table leaves out (unknown, ``copyright``, ``c``, ``…(s)``) are looked at one
+    by one. A segment holding ``(S)`` (which lowering would turn into the ``(s)`` the
+    library folds case-sensitively) is done word by word."""
+    n = len(text)
+    stop = end
+    if end < n:
+        while stop > pos and text[stop - 1] in _ASCII_WORD_CHARS:
+            stop -= 1
+    segment = text[pos:stop]
+    if "(S)" in segment:
+        _plain_each(words_dict, text, pos, stop, words)
+        return stop
+    # [gap, word, gap, word, …, gap]: words and, from the running length, their offsets.
+    parts = _LOWER_WORD.split(segment.lower())
+    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+    hits = parts[1::2]
+    ids = list(map(_table(words_dict).get, hits))
+    spans = list(zip(ids, bounds[1:-1:2], bounds[2::2], strict=True))
+    copyright_id = words_dict._map["copyright"]
+    if None not in ids and copyright_id not in ids:
+        words.extend(cast("list[tuple[int, int, int]]", spans))  # no None id: just checked
+        return stop
+    found = cast("list[tuple[int, int, int] | None]", spans)  # None ids replaced below
+    get = words_dict._map.get
+    for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
+        # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
+        w = hits[k]
+        lo, hi = bounds[2 * k + 1], bounds[2 * k + 2]
+        if w[-1] == ")":
+            w = w[:-3] + "s"
+        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+            w = "copyright"
+            lo -= 1
+            hi += 1
+        w = _CANON.get(w, w)
+        word_id = get(w)
+        if word_id is None:
+            found[k] = (BAD_WORD, lo, hi)
+            continue
+        previous = found[k - 1] if k else (words[-1] if words else (BAD_WORD, 0, 0))
+        # The library drops a copyright right after a copyright; a dropped one (None) was
+        # itself right after a copyright.
+        if word_id == copyright_id and (previous is None or previous[0] == copyright_id):
+            found[k] = None
+        else:
+            found[k] = (word_id, lo, hi)
+    words.extend(entry for entry in found if entry is not None)
+    return stop
+
+
+def _indices(values: list[int | None], value: int | None) -> list[int]:
+    """Where ``value`` is in ``values`` (list.index: the scan runs in C)."""
+    found: list[int] = []
+    k = -1
+    try:
+        while True:
+            k = values.index(value, k + 1)
+            found.append(k)
+    except ValueError:
+        return found
+
+
+def _plain_each(
+    words_dict: Dict, text: str, pos: int, stop: int, words: list[tuple[int, int, int]]
+) -> None:
+    """:func:`_plain`'s words one at a time, from the text itself (no lowering)."""
+    n = len(text)
+    known = _table(words_dict).get
+    get = words_dict._map.get
+    append = words.append
+    copyright_id = words_dict._map["copyright"]
+    for hit in _PLAIN_WORD.finditer(text, pos, stop):
+        w = hit.group().lower()
+        word_id = known(w)
+        if word_id is not None and word_id != copyright_id:
+            append((word_id, *hit.span()))
+            continue
+        lo, hi = hit.span()
+        if w[-1] == ")":
+            w = w[:-3] + "s"
+        elif w == "https":
+            w = "http"
+        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+            w = "copyright"
+            lo -= 1
+            hi += 1
+        w = _CANON.get(w, w)
+        word_id = get(w)
+        if word_id is None:
+            append((BAD_WORD, lo, hi))
+        elif not (word_id == copyright_id and words and words[-1][0] == word_id):
+            append((word_id, lo, hi))
+
+
+def split(words_dict: Dict, text: str) -> list[tuple[int, int, int]]:
+    """``words_dict.split(text)``: (word id, start, end) for each word, as the library."""
+    words: list[tuple[int, int, int]] = []
+    n = len(text)
+    search = _IRREGULAR.search
+    i = 0
+    while i < n:
+        hit = search(text, i)
+        end = hit.start() if hit is not None else n
+        i = _plain(words_dict, text, i, end, words)
+        if i < n:
+            i = _step(words_dict, text, i, words)
+    return words
+
+
+class _Words(Dict):
+    """The scanner's dictionary (shared, not copied) with :func:`split` as its splitter."""
+
+    def split(self, text: str) -> list[tuple[int, int, int]]:
+        return split(self, text)
+
+
+# A DFA state's facts, as the library's MultiRE._state_info returns them: the match it
+# reports, the words it takes (sorted), the next state on each, the next state on any word.
+_Info = tuple[int, list[int], dict[int, tuple[int, ...]], tuple[int, ...] | None]
+# What may follow a word instruction for the one-step state: an instruction _trim keeps
+# and _add does not expand (no ALT, JUMP or CUT), so the next state is that one alone.
+_KEPT = (INST_WORD, INST_ANY, INST_MATCH)
+
+
+class _Matcher(MultiRE):
+    """The library's matcher with its ``_state_info`` built in one pass over the state.
+
+    The library builds a state's transition on word *w* by walking the whole state for each
+    word it holds (the start state: 1,420 instructions × 284 words). The next state on *w* is
+    ``_trim`` of the union of the ``_add`` closures of ``pc + 1`` for every instruction that
+    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass;
+    the library's own ``_add`` and ``_trim`` compute it. A state that is one word
+    instruction followed by a kept one has the single transition ``(pc + 1,)``, written
+    down directly."""
+
+    def _state_info(self, state: tuple[int, ...]) -> _Info:
+        info: _Info | None = self._info.get(state)
+        if info is not None:
+            return info
+        ops = self.ops
+        args = self.args
+        if len(state) == 1:
+            pc = state[0]
+            if ops[pc] == INST_WORD and pc + 1 < len(ops) and ops[pc + 1] in _KEPT:
+                word = args[pc]
+                info = (-1, [word], {word: (pc + 1,)}, None)
+                self._info[state] = info
+                return info
+        match = -1
+        anys: list[int] = []
+        takes: dict[int, list[int]] = {}
+        for pc in state:
+            op = ops[pc]
+            if op == INST_MATCH:
+                if match == -1 or args[pc] < match:
+                    match = args[pc]
+            elif op == INST_ANY:
+                anys.append(pc)
+            elif op == INST_WORD:
+                takes.setdefault(args[pc], []).append(pc)
+        nmap = {word: _next(ops, args, pcs + anys) for word, pcs in takes.items()}
+        any_next = None
+        if anys:
+            any_next = _next(ops, args, takes.get(ANY_WORD, []) + anys)
+        info = (match, sorted(takes), nmap, any_next)
+        self._info[state] = info
+        return info
+
+
+def _next(ops: array[int], args: array[int], pcs: list[int]) -> tuple[int, ...]:
+    """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``)."""
+    out: list[int] = []
+    inset: set[int] = set()
+    for pc in pcs:
+        _add(ops, args, out, inset, pc + 1)
+    result: tuple[int, ...] = _trim(ops, args, out)
+    return result
+
+
+def load() -> Scanner:
+    """The library's prebuilt scanner, read in one piece; the library's own loader (and its
+    fallback of compiling from source) if the artifact is absent or of another format."""
+    try:
+        # The library's own package data, which its loader reads with marshal too.
+        data = marshal.loads(gzip.decompress(_ARTIFACT_PATH.read_bytes()))  # noqa: S302  # nosec B302
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile):
+        return builtin_scanner()
+    if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
+        return builtin_scanner()
+    return Scanner.from_compiled(data)
+
+
+def fast_scanner(base: Scanner) -> Scanner:
+    """A scanner sharing ``base``'s compiled program and dictionary, with :func:`split` as
+    its splitter and :class:`_Matcher` as its matcher; ``base`` is left as it is."""
+    words = _Words()
+    words._map = base.dict._map
+    words.list = base.dict.list
+    matcher = copy.copy(base.re)
+    matcher.__class__ = _Matcher
+    matcher.dict = words
+    matcher._info = {}
+    scanner = copy.copy(base)
+    scanner.dict = words
+    scanner.re = matcher
+    return scanner
