@@ -236,6 +236,10 @@ COVERAGE_DATA = REPORTS / "coverage-data"
 CHANGED = "--changed"
 
 
+# Bytecode kept in the session's venv despite PYTHONDONTWRITEBYTECODE (ci.testing.bytecode).
+BYTECODE = ["-p", "ci.testing.bytecode"]
+
+
 def _test_workers() -> list[str]:
     """pytest-xdist arguments: one worker per core unless BOT4_TEST_WORKERS says (0: serial)."""
     workers = os.environ.get("BOT4_TEST_WORKERS", "auto")
@@ -250,7 +254,8 @@ def _measured_run(session: nox.Session, name: str, args: list[str], env: dict[st
     data = COVERAGE_DATA / name
     session.run("coverage", "erase", f"--data-file={data}")
     session.run(
-        "pytest", "--cov", "--cov-report=", "--cov-context=test", *_test_workers(), *args,
+        "pytest", "--cov", "--cov-report=", "--cov-context=test", *BYTECODE, *_test_workers(),
+        *args,
         env={**pinned_uv(), **env, "COVERAGE_FILE": str(data)},
     )  # fmt: skip
     session.run("python", "-m", "ci.gate.coverage_data", "stamp", str(data))
@@ -295,7 +300,7 @@ def tests(session: nox.Session) -> None:
         args = [a for a in args if a not in changed] + [f"@{selected}"]
         env["BOT4_E2E"] = "1"  # an affected e2e test runs too
     session.run("coverage", "erase", f"--data-file={data}")
-    session.run("pytest", "--cov", "--cov-report=", *args, env=env)
+    session.run("pytest", "--cov", "--cov-report=", *BYTECODE, *args, env=env)
     session.run(
         "coverage", "html", "-q", f"--data-file={data}", "-d", str(subset / "coverage-html")
     )

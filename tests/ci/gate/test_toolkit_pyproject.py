@@ -169,6 +169,7 @@ def _third_party_imports() -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.e2e
 def test_every_third_party_import_of_the_toolkit_is_declared() -> None:
     """What ci/ imports is what ci/pyproject.toml declares: the toolkit group, the
     ``signing`` extra (bot4, in ci/release/bot4_signer.py only) and pytest for the pytest
