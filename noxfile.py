@@ -312,8 +312,9 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def e2e(session: nox.Session) -> None:
-    """The slow end-to-end tests `tests` leaves out (marked `e2e`: fresh venvs, image
-    builds, runc, the registry, whole-repository scans), measured for `coverage`."""
+    """The slow tests `tests` leaves out (marked `e2e`: fresh venvs, image builds, runc, the
+    registry, real daemons, CLIs run as subprocesses, whole-repository scans, the CPU-heavy
+    property tests at full strength), measured for `coverage`."""
     install_locked(session)
     _measured_run(session, "e2e", ["-m", "e2e", *session.posargs], {"BOT4_E2E": "1"})
 
