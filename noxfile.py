@@ -405,7 +405,10 @@ def toolkit_pythons(session: nox.Session) -> None:
         chosen = TOOLKIT_TESTS_ALL if edge else TOOLKIT_TESTS_CORE
         pytest = str(venv / "bin" / "pytest")
         basetemp = f"--basetemp={work / f'tmp{version}'}"  # its own, not the user's shared one
-        session.run(pytest, *TOOLKIT_TESTS, basetemp, *chosen, env=pinned_uv(), external=True)
+        # BOT4_E2E=1: the chosen files' slow tests (real venvs, pip-audit, the CLIs) are
+        # marked e2e for `tests`' sake; here every one of them runs
+        env = {**pinned_uv(), "BOT4_E2E": "1"}
+        session.run(pytest, *TOOLKIT_TESTS, basetemp, *chosen, env=env, external=True)
 
 
 @nox.session(python=False, default=False, tags=["maintenance"])
