@@ -492,7 +492,12 @@ def ops(session: nox.Session) -> None:
     """promtool/amtool checks and rule unit tests, dashboard drift, runbooks, live Prometheus."""
     install_locked(session)
     session.run("python", "-m", "ci.ops", "check")
-    session.run("pytest", "tests/ci/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
+    # BOT4_E2E=1: the live Prometheus and `python -m ci.ops` tests are marked e2e (for
+    # `tests`' sake); this session runs every test of tests/ci/ops
+    session.run(
+        "pytest", "tests/ci/ops", "-q", "-p", "no:cacheprovider", *session.posargs,
+        env={"BOT4_E2E": "1"},
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON, default=False, tags=["maintenance"])
