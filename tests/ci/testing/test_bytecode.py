@@ -58,3 +58,15 @@ def test_a_prefix_the_caller_chose_is_kept(
     assert sys.pycache_prefix == str(tmp_path / "mine")
     assert sys.dont_write_bytecode is True
     assert not (tmp_path / "venv").exists()
+
+
+def test_the_plugin_and_its_package_load_on_their_own_with_an_early_hook() -> None:
+    """`-p ci.testing.bytecode` imports this module and the ci package before coverage
+    starts (that is its point); re-executing both here checks they load on their own, that
+    the hook still runs first, and measures their module bodies like any other module's."""
+    import ci
+
+    assert importlib.reload(ci).__all__ == []
+    module = importlib.reload(bytecode)
+    assert module.pytest_load_initial_conftests.pytest_impl["tryfirst"] is True
+    assert module.cache_dir() == bytecode.cache_dir()
