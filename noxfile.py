@@ -236,6 +236,10 @@ COVERAGE_DATA = REPORTS / "coverage-data"
 CHANGED = "--changed"
 
 
+# Bytecode kept in the session's venv despite PYTHONDONTWRITEBYTECODE (ci.testing.bytecode).
+BYTECODE = ["-p", "ci.testing.bytecode"]
+
+
 def _test_workers() -> list[str]:
     """pytest-xdist arguments: one worker per core unless BOT4_TEST_WORKERS says (0: serial)."""
     workers = os.environ.get("BOT4_TEST_WORKERS", "auto")
@@ -254,7 +258,8 @@ def _measured_run(
     data.with_name(data.name + ".sources").unlink(missing_ok=True)
     session.run("coverage", "erase", f"--data-file={data}")
     session.run(
-        "pytest", "--cov", "--cov-report=", "--cov-context=test", *_test_workers(), *args,
+        "pytest", "--cov", "--cov-report=", "--cov-context=test", *BYTECODE, *_test_workers(),
+        *args,
         env={**pinned_uv(), **env, "COVERAGE_FILE": str(data)},
     )  # fmt: skip
     if not full:
@@ -305,7 +310,7 @@ def tests(session: nox.Session) -> None:
         args = [a for a in args if a not in changed] + [f"@{selected}"]
         env["BOT4_E2E"] = "1"  # an affected e2e test runs too
     session.run("coverage", "erase", f"--data-file={data}")
-    session.run("pytest", "--cov", "--cov-report=", *args, env=env)
+    session.run("pytest", "--cov", "--cov-report=", *BYTECODE, *args, env=env)
     session.run(
         "coverage", "html", "-q", f"--data-file={data}", "-d", str(subset / "coverage-html")
     )
@@ -317,10 +322,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["gate"])
 def e2e(session: nox.Session) -> None:
-    """The slow end-to-end tests `tests` leaves out (marked `e2e`: fresh venvs, image
-    builds, runc, the registry, whole-repository scans), measured for `coverage`. With
-    pytest arguments it measures a part only: that data is not stamped, so `coverage`
-    refuses it (a part would pass for the whole)."""
+    """The slow tests `tests` leaves out (marked `e2e`: fresh venvs, image builds, runc, the
+    registry, real daemons, CLIs run as subprocesses, whole-repository scans, the CPU-heavy
+    property tests at full strength), measured for `coverage`. With pytest arguments it
+    measures a part only: that data is not stamped, so `coverage` refuses it (a part would
+    pass for the whole)."""
     install_locked(session)
     _measured_run(
         session, "e2e", ["-m", "e2e", *session.posargs], {"BOT4_E2E": "1"},
@@ -414,7 +420,10 @@ def toolkit_pythons(session: nox.Session) -> None:
         chosen = TOOLKIT_TESTS_ALL if edge else TOOLKIT_TESTS_CORE
         pytest = str(venv / "bin" / "pytest")
         basetemp = f"--basetemp={work / f'tmp{version}'}"  # its own, not the user's shared one
-        session.run(pytest, *TOOLKIT_TESTS, basetemp, *chosen, env=pinned_uv(), external=True)
+        # BOT4_E2E=1: the chosen files' slow tests (real venvs, pip-audit, the CLIs) are
+        # marked e2e for `tests`' sake; here every one of them runs
+        env = {**pinned_uv(), "BOT4_E2E": "1"}
+        session.run(pytest, *TOOLKIT_TESTS, basetemp, *chosen, env=env, external=True)
 
 
 @nox.session(python=False, default=False, tags=["maintenance"])
@@ -498,7 +507,12 @@ def ops(session: nox.Session) -> None:
     """promtool/amtool checks and rule unit tests, dashboard drift, runbooks, live Prometheus."""
     install_locked(session)
     session.run("python", "-m", "ci.ops", "check")
-    session.run("pytest", "tests/ci/ops", "-q", "-p", "no:cacheprovider", *session.posargs)
+    # BOT4_E2E=1: the live Prometheus and `python -m ci.ops` tests are marked e2e (for
+    # `tests`' sake); this session runs every test of tests/ci/ops
+    session.run(
+        "pytest", "tests/ci/ops", "-q", "-p", "no:cacheprovider", *session.posargs,
+        env={"BOT4_E2E": "1"},
+    )  # fmt: skip
 
 
 @nox.session(python=PYTHON, default=False, tags=["maintenance"])

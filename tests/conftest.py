@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from moto.server import ThreadedMotoServer
 
 SOFTHSM_LIBRARIES = (
     "/usr/lib/softhsm/libsofthsm2.so",
@@ -46,6 +45,10 @@ pytest_plugins = ("ci.testing.skips",)
 @pytest.fixture(scope="session")
 def kms_env() -> Iterator[dict[str, str]]:
     """moto's KMS in server mode on a free loopback port; boto3 speaks real HTTP to it."""
+    # imported here: moto's server (Flask, werkzeug, boto) costs ~1.5 s CPU to import, paid
+    # at collection by every xdist worker if it were at the top of this file
+    from moto.server import ThreadedMotoServer
+
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -170,6 +170,7 @@ def run(
         f"BOT4_EXAMPLES_DIR={CWD}/examples",  # the drills' market, outside the package
         # uid 65532 and no shell, by design: those tests are declared absent, and listed
         "BOT4_ABSENT=root,sh",
+        "BOT4_E2E=1",  # tests/bot4's slow tests too (marked e2e only for the `tests` session)
     ]
     spec["mounts"].append(
         {"destination": CWD, "type": "bind", "source": str(src), "options": ["rbind", "rw"]}

@@ -23,8 +23,9 @@ ABSENT_ENV = "BOT4_ABSENT"
 SESSION_MARKERS = {
     "dockerfile": "BOT4_DOCKERFILE_CHECK",
     "remedies": "BOT4_REMEDIES_CHECK",
-    # the slow end-to-end tests (fresh venvs, image builds, runc, registry, whole-repo
-    # scans): `nox -s e2e` runs them under coverage, `nox -s coverage` combines both runs
+    # the slow tests (fresh venvs, image builds, runc, registry, daemons, subprocess CLIs,
+    # whole-repo scans, CPU-heavy properties): `nox -s e2e` runs them under coverage,
+    # `nox -s coverage` combines both runs
     "e2e": "BOT4_E2E",
 }
 _declared_skips: dict[str, list[str]] = {}

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,6 +33,7 @@ def suite(tmp_path: Path, floors: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_a_ratio_below_its_floor_fails_the_run_and_names_the_row(tmp_path: Path) -> None:
     proc = suite(tmp_path, "[floors]\ncorrelation = 1000.0\n")
     assert proc.returncode == 1
@@ -40,6 +43,7 @@ def test_a_ratio_below_its_floor_fails_the_run_and_names_the_row(tmp_path: Path)
     assert row["key"] == "correlation" and row["floor_ok"] is False and row["floor"] == 1000.0
 
 
+@pytest.mark.e2e
 def test_a_ratio_above_its_floor_passes_and_the_readme_table_is_generated(tmp_path: Path) -> None:
     proc = suite(tmp_path, "[floors]\ncorrelation = 0.001\n")
     assert proc.returncode == 0, proc.stderr
@@ -58,6 +62,7 @@ def test_a_ratio_above_its_floor_passes_and_the_readme_table_is_generated(tmp_pa
     assert "| correlation matrix T=2520 × N=500 |" in text
 
 
+@pytest.mark.e2e
 def test_a_bad_floor_is_refused(tmp_path: Path) -> None:
     proc = suite(tmp_path, "[floors]\ncorrelation = -1\n")
     assert proc.returncode != 0

@@ -92,6 +92,7 @@ def test_licenses_with_the_default_policy(
     )
 
 
+@pytest.mark.e2e
 def test_audit_with_a_lock_and_the_shipped_snapshot(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -114,6 +115,7 @@ def readme_commands() -> list[str]:
     return [line for line in block.splitlines() if line.startswith("python -m ci ")]
 
 
+@pytest.mark.e2e
 def test_readme_three_commands_on_another_project(tmp_path: Path) -> None:
     """The README's three commands, as written, on flask 3.1.2 (the corpus' lock and wheel
     metadata): run as processes from the project's directory, with only the environment a

@@ -61,6 +61,7 @@ def _sources() -> list[Path]:
     return [ROOT / "noxfile.py", *sorted((ROOT / "ci").rglob("*.py"))]
 
 
+@pytest.mark.e2e
 def test_printed_remedies_use_the_gate_and_name_real_sessions() -> None:
     sessions = nox_sessions(ROOT / "noxfile.py")
     named: set[str] = set()
@@ -99,6 +100,7 @@ def _gate(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.e2e
 def test_scripts_gate_resolves_every_session_a_remedy_names() -> None:
     named = {name for path in _sources() for text in _printed(path) for name in GATE.findall(text)}
     listed = _gate("-l", "-s", *sorted(named), cwd=ROOT)
@@ -140,6 +142,7 @@ NOT_RUN = {
 }
 
 
+@pytest.mark.e2e
 def test_every_printed_remedy_is_run_by_a_test_or_says_why_not() -> None:
     named = {name for path in _sources() for text in _printed(path) for name in GATE.findall(text)}
     assert RUN_BY_A_TEST.isdisjoint(NOT_RUN)

@@ -7,9 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.e2e
 def test_two_first_runs_share_one_bootstrap(tmp_path: Path) -> None:
     clone = tmp_path / "clone"
     # What the bootstrap reads: the script, the locks and their index, the declarations

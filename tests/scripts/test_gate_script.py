@@ -18,6 +18,7 @@ def _snippet() -> str:
     return text[start : text.index("\nfi\n", start) + 4]
 
 
+@pytest.mark.e2e
 def test_the_gate_trusts_only_its_own_checkout_owned_by_another_user(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.fail("this case is root in a checkout another user owns: run as root")

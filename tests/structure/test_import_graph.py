@@ -11,6 +11,8 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TREES = {"bot4": ROOT / "src" / "bot4", "ci": ROOT / "ci"}
 
@@ -92,6 +94,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+@pytest.mark.e2e
 def test_no_import_cycles() -> None:
     assert cycles(graph()) == []
 
@@ -101,6 +104,7 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert cycles(edges) == [["a", "b", "c"]]
 
 
+@pytest.mark.e2e
 def test_graph_sees_deferred_and_relative_imports() -> None:
     edges = graph()
     assert "ci.ops.cli" in edges["ci.ops.__main__"]
@@ -108,6 +112,7 @@ def test_graph_sees_deferred_and_relative_imports() -> None:
     assert "ci.cli" not in edges["ci.errors"]
 
 
+@pytest.mark.e2e
 def test_the_toolkit_reaches_the_engine_through_one_adapter() -> None:
     """ci/ depends on bot4 only in ci.release.bot4_signer (bot4's secrets backends as a
     ``ci.release.keys.Signer``), declared as bot4-ci's ``signing`` extra."""

@@ -41,6 +41,7 @@ def run_threads(count: int, target: object) -> None:
         thread.join()
 
 
+@pytest.mark.e2e
 def test_closed_path_loses_no_outcome() -> None:
     threads, calls = 8, 5_000
     breaker = CircuitBreaker(

@@ -77,6 +77,7 @@ def test_format_without_blas_or_simd() -> None:
     assert "blas         openblas ? (?, 1 threads) /x.so" in with_blas
 
 
+@pytest.mark.e2e
 def test_console_entry_point_runs_as_a_module() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot4", "doctor"],

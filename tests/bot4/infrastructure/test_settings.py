@@ -82,6 +82,7 @@ def test_every_command_refuses_a_bad_setting_before_doing_anything(
     assert list(tmp_path.iterdir()) == []  # nothing written: no event log, audit log, report
 
 
+@pytest.mark.e2e
 def test_the_printed_remedy_works_as_printed(tmp_path: Path) -> None:
     proc = bot4(["doctor"], {"BOT4_TLS_CACHE_SIZE": "-5"}, tmp_path)
     remedy = proc.stderr.rsplit("(", 1)[1].rstrip(")\n")

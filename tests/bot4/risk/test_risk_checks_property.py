@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,12 +116,14 @@ def assert_paths_agree(case: Case) -> None:
         assert np.array_equal(state_v.recent.ts, state_s.recent.ts)
 
 
+@pytest.mark.e2e
 @settings(max_examples=250)
 @given(cases())
 def test_vector_and_scalar_agree_across_batches(case: Case) -> None:
     assert_paths_agree(case)
 
 
+@pytest.mark.e2e
 @settings(max_examples=40, deadline=None)
 @given(cases(max_orders=700, wide=30))
 def test_vector_and_scalar_agree_on_long_batches(case: Case) -> None:
@@ -128,6 +131,7 @@ def test_vector_and_scalar_agree_on_long_batches(case: Case) -> None:
     assert_paths_agree(case)
 
 
+@pytest.mark.e2e
 @settings(max_examples=120)
 @given(cases(max_orders=30))
 def test_single_order_path_equals_batches_of_one(case: Case) -> None:
@@ -191,6 +195,7 @@ def keyed_entries(draw: st.DrawFn) -> Entries:
     )
 
 
+@pytest.mark.e2e
 @settings(max_examples=200)
 @given(keyed_entries(), st.integers(0, 40), st.integers(0, 10))
 def test_duplicate_scan_equals_sort_and_definition(

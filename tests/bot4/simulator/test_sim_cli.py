@@ -26,6 +26,7 @@ def run(argv: list[str]) -> int:
     return int(args.handler(args))
 
 
+@pytest.mark.e2e
 def test_same_seed_gives_a_byte_identical_event_log(tmp_path: Path) -> None:
     a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     scenario = str(EXAMPLES / "stress.toml")
@@ -43,6 +44,7 @@ def test_same_seed_gives_a_byte_identical_event_log(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))  # temp files renamed away
 
 
+@pytest.mark.e2e
 def test_summary_output(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["simulate", str(EXAMPLES / "stress.toml"), "--orders", "800"]) == 0
     out = capsys.readouterr()

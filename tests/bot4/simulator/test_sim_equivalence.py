@@ -159,6 +159,7 @@ def drive(venue: Venue, scenario: Scenario, seed: int, steps: int) -> list[str]:
     return log
 
 
+@pytest.mark.e2e
 @settings(
     max_examples=60,
     deadline=None,
@@ -220,6 +221,7 @@ def event_log_digest(scenario: Scenario) -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_example_scenarios_keep_their_golden_event_log(name: str) -> None:
     scenario = load_scenario(ROOT / "examples" / name)

@@ -126,6 +126,7 @@ def test_a_dask_worker_killed_mid_sweep_is_one_line_and_the_sweep_resumes(
     resume_completes(workspace, spec, out, capsys)
 
 
+@pytest.mark.e2e
 def test_one_worker_death_on_the_own_local_cluster_is_retried_with_identical_results(
     workspace: Path,
 ) -> None:
@@ -153,6 +154,7 @@ def test_one_worker_death_on_the_own_local_cluster_is_retried_with_identical_res
         assert (out / name).read_bytes() == (fresh / name).read_bytes()
 
 
+@pytest.mark.e2e
 def test_a_scheduler_that_goes_away_mid_sweep_is_one_line_and_the_sweep_resumes(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,6 +171,7 @@ def test_a_scheduler_that_goes_away_mid_sweep_is_one_line_and_the_sweep_resumes(
     resume_completes(workspace, spec, out, capsys)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -76,6 +76,7 @@ def test_local_and_dask_local_cluster_give_the_serial_bytes(
     assert runs["dask"] == runs["serial"]
 
 
+@pytest.mark.e2e
 def test_unreachable_scheduler_is_one_line(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -87,6 +88,7 @@ def test_unreachable_scheduler_is_one_line(
     assert "cannot reach the Dask scheduler tcp://localhost:9" in err
 
 
+@pytest.mark.e2e
 def test_killed_sweep_resumes_without_redoing_finished_cells(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -116,6 +118,7 @@ def test_killed_sweep_resumes_without_redoing_finished_cells(
     assert tables(out) == tables(fresh)
 
 
+@pytest.mark.e2e
 def test_tampered_cell_is_refused_and_the_printed_remedy_works(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -159,6 +162,7 @@ def test_a_directory_of_another_sweep_is_refused(
     assert code == 2
 
 
+@pytest.mark.e2e
 def test_report_writes_stable_pngs_and_a_self_contained_page(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -278,6 +282,7 @@ def test_a_dead_local_worker_is_one_line() -> None:
     assert caught.value.exit_code == 3
 
 
+@pytest.mark.e2e
 def test_scheduler_address_runs_on_that_cluster_and_its_workers_own_key(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

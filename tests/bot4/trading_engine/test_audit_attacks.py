@@ -287,6 +287,7 @@ def test_truncated_to_an_earlier_checkpoint(
     )
 
 
+@pytest.mark.e2e
 def test_two_logs_spliced(
     attacked: Path,
     base: tuple[Path, Path],
@@ -429,6 +430,7 @@ def test_no_single_edit_of_a_random_log_verifies(
     assert not verdict.passes(), (edit, verdict.lines())
 
 
+@pytest.mark.e2e
 def test_a_killed_bot4_run_is_reported_as_not_closed(
     tmp_path: Path, base: tuple[Path, Path]
 ) -> None:

@@ -154,6 +154,7 @@ def test_torn_tail_is_a_finding_and_is_set_aside_on_reopen(tmp_path: Path) -> No
     assert verify([path], KEY).passes()
 
 
+@pytest.mark.e2e
 def test_killing_a_writer_leaves_a_log_that_says_so(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     script = textwrap.dedent(
@@ -413,6 +414,7 @@ _JSON = st.recursive(
 )
 
 
+@pytest.mark.e2e
 @given(st.dictionaries(st.text(), _JSON, max_size=6))
 def test_canonical_is_byte_for_byte_json_dumps(obj: dict[str, Any]) -> None:
     """The reused C encoder is the encoder json.dumps builds per call: the same bytes."""
@@ -439,6 +441,7 @@ def test_unencodable_and_circular_records_are_one_line_errors(tmp_path: Path) ->
     assert [json.loads(line)["seq"] for line in (tmp_path / "a").read_text().splitlines()] == [0]
 
 
+@pytest.mark.e2e
 @given(
     st.one_of(st.integers(), st.booleans(), st.floats(allow_nan=False)),
     st.dictionaries(st.text(), _JSON, max_size=6),

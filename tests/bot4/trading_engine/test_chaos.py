@@ -31,10 +31,12 @@ def test_a_failed_target_fails_the_drill() -> None:
     assert "[FAIL] bad: broken" in result.render()
 
 
+@pytest.mark.e2e
 def test_drills_are_deterministic() -> None:
     assert chaos.run_drill("load-spike").to_json() == chaos.run_drill("load-spike").to_json()
 
 
+@pytest.mark.e2e
 def test_cli_runs_all_and_writes_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.e2e
 def test_two_processes_cannot_both_use_one_token(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     cmd = [sys.executable, "-c", SCRIPT, str(path), TOKEN]
@@ -99,6 +100,7 @@ def test_two_processes_cannot_both_use_one_token(tmp_path: Path) -> None:
     assert verify([path], SIGNER.verifier()).passes()
 
 
+@pytest.mark.e2e
 def test_two_bot4_run_processes_on_one_log(tmp_path: Path) -> None:
     env = {**os.environ, "BOT4_SECRETS_DIR": str(tmp_path / "secrets")}
     env.pop("BOT4_SECRETS", None)
@@ -135,6 +137,7 @@ def test_two_bot4_run_processes_on_one_log(tmp_path: Path) -> None:
     assert check.stdout.startswith("OK: ")
 
 
+@pytest.mark.e2e
 def test_two_bot4_processes_cannot_both_use_one_override_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -217,6 +217,7 @@ def _measure(root: Path) -> Path:
     return root / "coverage.json"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("body", "code", "expected"),
     [
@@ -242,6 +243,7 @@ def test_gate_on_a_real_coverage_run(
     assert expected in out.out + out.err
 
 
+@pytest.mark.e2e
 def test_cli_diff_against_a_git_ref(git_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _write_fixture_project(git_repo, "assert clamp(1, 5) == 1\nassert clamp(9, 5) == 5\n")
     subprocess.run(["git", "-C", str(git_repo), "add", "-A"], check=True)

@@ -22,6 +22,7 @@ def test_the_committed_lock_lists_exactly_the_configured_packages() -> None:
     assert {"runc", "softhsm2", "skopeo", "prometheus"} <= set(pins)
 
 
+@pytest.mark.e2e
 def test_the_lock_is_what_dpkg_reports_here() -> None:
     # the machine the gate runs on installed these (scripts/gate); the lock records them
     assert shutil.which("dpkg-query"), "needs dpkg-query (Debian)"
@@ -113,6 +114,7 @@ def test_toolchain_command_fails_on_debian_drift(
     assert "debian-tools.lock pins 1:0.0-0 (re-lock with scripts/gate -s lock)" in err
 
 
+@pytest.mark.e2e
 def test_toolchain_command_warns_when_debian_superseded_a_pin(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -180,6 +182,7 @@ def _gate_with_apt_shims(tmp_path: Path, lock: str) -> tuple[subprocess.Complete
     return run, log.read_text(encoding="utf-8") if log.exists() else ""
 
 
+@pytest.mark.e2e
 def test_scripts_gate_installs_the_pinned_version_when_the_archive_has_it(
     tmp_path: Path,
 ) -> None:
@@ -193,6 +196,7 @@ def test_scripts_gate_installs_the_pinned_version_when_the_archive_has_it(
     assert "drift" not in run.stderr
 
 
+@pytest.mark.e2e
 def test_scripts_gate_on_a_superseded_pin_warns_in_one_line_and_installs_the_newest(
     tmp_path: Path,
 ) -> None:

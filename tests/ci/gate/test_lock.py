@@ -33,6 +33,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_lock_entry_point_needs_nothing_the_runner_lacks() -> None:
     result = run("--help")
     assert result.returncode == 0, result.stderr

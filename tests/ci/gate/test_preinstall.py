@@ -131,6 +131,7 @@ def test_toolchain_lock_problems(repo: Path) -> None:
     assert str(preinstall.verify(repo)[0]) == "toolchain.lock:1: missing — scripts/gate -s lock"
 
 
+@pytest.mark.e2e
 def test_runs_as_a_plain_script_with_the_standard_library_only(repo: Path) -> None:
     """-I -S: no site-packages at all, so a third-party import would fail here."""
     script = ROOT / "ci/gate/preinstall.py"

@@ -36,6 +36,7 @@ def scan(root: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.e2e
 def test_all_scanners_run_and_report_together(tmp_path: Path) -> None:
     secret = 'PASSWORD = "hunter2hunter2"\n'  # pragma: allowlist secret
     planted = secret + 'HOST = "203.0.113.7"\n'  # bot4: allow-ip (planted on purpose)
@@ -52,6 +53,7 @@ def test_all_scanners_run_and_report_together(tmp_path: Path) -> None:
     assert (root / "reports" / "bandit.json").is_file()  # the one bandit run's JSON
 
 
+@pytest.mark.e2e
 def test_clean_tree_passes_and_a_missing_bandit_is_an_error(tmp_path: Path) -> None:
     root = tree(tmp_path, None)
     result = scan(root)
@@ -67,6 +69,7 @@ def test_clean_tree_passes_and_a_missing_bandit_is_an_error(tmp_path: Path) -> N
     assert "security: error: bandit: cannot run /nope" in missing.stderr
 
 
+@pytest.mark.e2e
 def test_in_process_report_and_a_scan_that_cannot_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -279,6 +279,7 @@ def test_real_uv_failure_is_one_line(tmp_path: Path) -> None:
         toolchain._run_uv([uv, "pip", "compile", "--offline", "missing.in"], tmp_path)
 
 
+@pytest.mark.e2e
 def test_cli_toolchain_on_the_real_repo_passes() -> None:
     """The session environment running these tests matches the committed locks."""
     assert cli.main(["--root", str(REPO), "toolchain"]) == 0

@@ -169,17 +169,18 @@ def _third_party_imports() -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.e2e
 def test_every_third_party_import_of_the_toolkit_is_declared() -> None:
     """What ci/ imports is what ci/pyproject.toml declares: the toolkit group, the
     ``signing`` extra (bot4, in ci/release/bot4_signer.py only) and pytest for the pytest
-    plugin in ci/testing (loaded by pytest itself)."""
+    plugins in ci/testing (loaded by pytest itself)."""
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     declared = {
         canonicalize_name(Requirement(r).name) for r in pyproject["dependency-groups"]["toolkit"]
     }
     imports = _third_party_imports()
     assert imports.pop("bot4") == {"ci/release/bot4_signer.py"}
-    assert imports.pop("pytest") == {"ci/testing/skips.py"}
+    assert imports.pop("pytest") == {"ci/testing/skips.py", "ci/testing/bytecode.py"}
     # the changed-only selection reads the gate's coverage data: it runs in the gate's
     # test venv (scripts/gate -s tests -- --changed), never from the toolkit's wheel
     assert imports.pop("coverage") == {"ci/testing/changed.py"}

@@ -17,6 +17,7 @@ from ci.ops.rules import load_rules
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.e2e
 def test_the_repository_config_and_every_route(layout: Layout, amtool: str) -> None:
     rules = load_rules(layout.rule_files)
     cases = load_route_cases(layout.route_cases, rules)

@@ -12,6 +12,7 @@ from ci.ops import cli as ops_cli
 ROOT = Path(__file__).resolve().parents[3]
 
 
+@pytest.mark.e2e
 def test_check_passes_on_the_repository(
     promtool: str, amtool: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -20,6 +21,7 @@ def test_check_passes_on_the_repository(
     assert out.startswith("ops: 22 rules (15 alerts) checked and unit-tested")
 
 
+@pytest.mark.e2e
 def test_check_reports_each_problem_and_fails(
     tmp_path: Path, promtool: str, amtool: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

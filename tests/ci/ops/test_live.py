@@ -40,6 +40,7 @@ def _all_queries(layout: Layout) -> list[Query]:
     ]
 
 
+@pytest.mark.e2e
 def test_every_referenced_series_is_exported_or_recorded(
     live_prometheus: Any, layout: Layout
 ) -> None:
@@ -49,6 +50,7 @@ def test_every_referenced_series_is_exported_or_recorded(
     assert live_problems(live_prometheus.api, queries, recorded_names(rules)) == []
 
 
+@pytest.mark.e2e
 def test_recorded_series_are_defined_by_rules_and_evaluated(
     live_prometheus: Any, layout: Layout
 ) -> None:
@@ -66,6 +68,7 @@ def test_recorded_series_are_defined_by_rules_and_evaluated(
     }
 
 
+@pytest.mark.e2e
 def test_the_engine_exports_what_the_rules_were_written_against(live_prometheus: Any) -> None:
     names = live_prometheus.api.series_names()
     assert {
@@ -86,6 +89,7 @@ def test_the_engine_exports_what_the_rules_were_written_against(live_prometheus:
     assert "circuit_breaker_state_changes" not in names
 
 
+@pytest.mark.e2e
 def test_a_rule_on_a_metric_nobody_exports_is_reported(live_prometheus: Any) -> None:
     queries = [
         Query("bad.yml: alert Ghost", "rate(circuit_breaker_state_changes[5m]) > 10"),
@@ -98,6 +102,7 @@ def test_a_rule_on_a_metric_nobody_exports_is_reported(live_prometheus: Any) -> 
     ]
 
 
+@pytest.mark.e2e
 def test_a_query_that_does_not_parse_is_reported(live_prometheus: Any) -> None:
     problems = live_prometheus.api.parse_problems(
         [Query("panel X", "sum by (queue (queue_items)"), Query("panel Y", "up")]
@@ -106,6 +111,7 @@ def test_a_query_that_does_not_parse_is_reported(live_prometheus: Any) -> None:
     assert problems[0].startswith("panel X: 'sum by (queue (queue_items)' does not parse:")
 
 
+@pytest.mark.e2e
 def test_live_check_command_against_the_running_server(
     live_prometheus: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +123,7 @@ def test_live_check_command_against_the_running_server(
     assert "queries parse and select live series" in out
 
 
+@pytest.mark.e2e
 def test_live_check_reports_a_target_that_is_down(
     live_prometheus: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -130,6 +137,7 @@ def test_live_check_reports_a_target_that_is_down(
     assert "which nothing exports or records" in err
 
 
+@pytest.mark.e2e
 def test_a_server_that_exits_at_start_is_an_error_with_its_log(
     prometheus_bin: str, tmp_path: Path
 ) -> None:
@@ -139,6 +147,7 @@ def test_a_server_that_exits_at_start_is_an_error_with_its_log(
         prometheus_server(prometheus_bin, config, tmp_path, host="127.0.0.1")
 
 
+@pytest.mark.e2e
 def test_a_server_that_never_becomes_ready_is_stopped(tmp_path: Path) -> None:
     # A real process that never serves HTTP: the wait is bounded and the process is killed.
     argv = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -146,6 +155,7 @@ def test_a_server_that_never_becomes_ready_is_stopped(tmp_path: Path) -> None:
         LocalServer(argv, tmp_path / "log", host="127.0.0.1", startup_timeout=0.5)
 
 
+@pytest.mark.e2e
 def test_close_kills_a_server_that_ignores_sigterm(tmp_path: Path) -> None:
     script = (
         "import signal, http.server, sys\n"
@@ -166,6 +176,7 @@ def test_close_kills_a_server_that_ignores_sigterm(tmp_path: Path) -> None:
     server.close()  # already stopped: nothing to do
 
 
+@pytest.mark.e2e
 def test_prometheus_api_errors_are_one_line(live_prometheus: Any) -> None:
     api = PrometheusApi(live_prometheus.server.url)
     with pytest.raises(OpsError, match=r"Prometheus /api/v1/query: .*parse error"):
@@ -207,6 +218,7 @@ def test_render_config_command(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+@pytest.mark.e2e
 def test_python_dash_m_ci_ops_runs(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "ci.ops", "--root", str(ROOT), "render-config", "--target", "h:1"],

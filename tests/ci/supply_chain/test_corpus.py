@@ -52,6 +52,7 @@ def test_corpus_covers_four_projects() -> None:
     assert sum(len(EXPECTED[p]["verdicts"]) for p in PROJECTS) == 172
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("project", PROJECTS)
 def test_verdicts_are_the_reviewed_ones(project: str) -> None:
     rows, warnings = licenses.check_environment(
@@ -74,6 +75,7 @@ def test_lock_is_clean_and_its_markers_pick_what_was_installed(project: str) -> 
         assert any(s.startswith("soupsieve 2.10 ;") for s in skipped)
 
 
+@pytest.mark.e2e
 def test_pyzmq_bundled_libzmq_through_the_cli(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -364,6 +364,7 @@ def test_cli_licenses_empty_venv(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "no installed distributions found" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_repository_policy_passes_this_environment() -> None:
     """The committed policy over the venv running the tests (installed from the lock)."""
     repo = Path(__file__).resolve().parents[3]

@@ -83,6 +83,7 @@ def generate(root: Path, uv: str) -> str:
     ).text
 
 
+@pytest.mark.e2e
 def test_generate_is_valid_enriched_and_byte_stable(project: Path, uv: str) -> None:
     first = generate(project, uv)
     assert generate(project, uv) == first
@@ -99,6 +100,7 @@ def test_generate_is_valid_enriched_and_byte_stable(project: Path, uv: str) -> N
     assert str(project) not in first  # nothing depends on where the venv was built
 
 
+@pytest.mark.e2e
 def test_cli_writes_then_checks_and_reports_drift(
     project: Path, uv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -164,6 +166,7 @@ PINS, _ = sbom.applicable_pins(
 )
 
 
+@pytest.mark.e2e
 def test_enrich_requires_exactly_the_lock() -> None:
     good = bom(
         {
@@ -270,6 +273,7 @@ def test_committed_sbom_describes_the_runtime_lock() -> None:
     sbom.validate((repo / sbom.DEFAULT_OUTPUT).read_text(encoding="utf-8"))
 
 
+@pytest.mark.e2e
 def test_universal_lock_without_pyproject_and_an_existing_venv(
     project: Path, uv: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

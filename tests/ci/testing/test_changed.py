@@ -79,7 +79,10 @@ def _changed(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "workers",
-    [(), pytest.param(("-n", "2"), marks=pytest.mark.e2e, id="xdist")],  # e2e: worker start-up
+    [  # e2e: a pytest run under coverage in a subprocess (and xdist's worker start-up)
+        pytest.param((), marks=pytest.mark.e2e, id="serial"),
+        pytest.param(("-n", "2"), marks=pytest.mark.e2e, id="xdist"),
+    ],
 )
 def test_a_changed_source_selects_the_tests_that_ran_it_and_no_other(
     tmp_path: Path, workers: tuple[str, ...]
@@ -106,6 +109,7 @@ def test_a_changed_source_selects_the_tests_that_ran_it_and_no_other(
     assert "test_g" not in again.stdout and "test_h" not in again.stdout
 
 
+@pytest.mark.e2e
 def test_changed_test_modules_helpers_and_new_files(tmp_path: Path) -> None:
     root, data = _project(tmp_path)
     (root / "tests" / "test_beta.py").write_text(
@@ -120,6 +124,7 @@ def test_changed_test_modules_helpers_and_new_files(tmp_path: Path) -> None:
     assert "pkg/delta.py: no test ran it in the last full runs → selects nothing" in run.stdout
 
 
+@pytest.mark.e2e
 def test_nothing_changed_selects_nothing(tmp_path: Path) -> None:
     root, data = _project(tmp_path)
     out = tmp_path / "selected.txt"
@@ -129,6 +134,7 @@ def test_nothing_changed_selects_nothing(tmp_path: Path) -> None:
     assert "0 file(s) changed against HEAD" in run.stdout
 
 
+@pytest.mark.e2e
 def test_without_a_full_run_or_with_a_bad_ref_it_refuses_in_one_line(tmp_path: Path) -> None:
     root, data = _project(tmp_path)
     out = tmp_path / "selected.txt"

@@ -52,6 +52,7 @@ def test_a_reason_matches_whole_words_only() -> None:
     assert declaration_for("needs runcible", declared) is None
 
 
+@pytest.mark.e2e
 def test_an_undeclared_skip_fails_the_run(tmp_path: Path) -> None:
     run = _pytest(tmp_path)
     assert run.returncode == 1, run.stdout
@@ -60,6 +61,7 @@ def test_an_undeclared_skip_fails_the_run(tmp_path: Path) -> None:
     assert "1 failed, 1 passed, 1 deselected" in run.stdout
 
 
+@pytest.mark.e2e
 def test_a_declared_absence_skips_and_is_listed(tmp_path: Path) -> None:
     run = _pytest(tmp_path, **{ABSENT_ENV: "frobtool"})
     assert run.returncode == 0, run.stdout
@@ -80,6 +82,7 @@ def test_under_xdist_an_undeclared_skip_fails_and_a_declared_one_is_listed(
     assert f"declared absent ({ABSENT_ENV}): frobtool — 1 test(s) skipped" in declared.stdout
 
 
+@pytest.mark.e2e
 def test_the_owning_session_runs_its_tests(tmp_path: Path) -> None:
     run = _pytest(tmp_path, BOT4_DOCKERFILE_CHECK="1", **{ABSENT_ENV: "frobtool"})
     assert run.returncode == 0, run.stdout

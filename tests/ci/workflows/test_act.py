@@ -133,6 +133,7 @@ def test_verdict_needs_every_run_step_and_the_job_result(
     assert "FAILED (act exit 1, failure)" in table[3]
 
 
+@pytest.mark.e2e
 def test_the_table_names_every_other_job_of_the_workflows_and_why_not_run() -> None:
     skipped = act.not_run(ROOT, [("ci.yml", ["lint"]), ("release.yml", ["build"])])
     rows = {(j.workflow, j.job_id): act.why_not_run(j) for j in skipped}
@@ -232,6 +233,7 @@ jobs:
     assert "FAILED" in act.table([green, red])
 
 
+@pytest.mark.e2e
 @needs_root_and_act
 def test_the_real_setup_python_and_cache_run_and_a_cache_crosses_jobs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

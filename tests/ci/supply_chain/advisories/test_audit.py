@@ -307,6 +307,7 @@ def test_pip_audit_command_is_strict_and_hashed(tmp_path: Path) -> None:
         online_audit.run(str(tmp_path / "no-pip-audit"), [], "pypi")
 
 
+@pytest.mark.e2e
 def test_real_pip_audit_never_passes_what_it_did_not_audit(tmp_path: Path) -> None:
     """The real pip-audit on one real pin: either it audited it (clean), or it is a failure.
 
@@ -505,6 +506,7 @@ def test_cli_audit_bad_inputs(
     assert code == 1 and "ci: error: ignore of PYSEC-2022-42969 expired on 2026-01-01 (r)" in err
 
 
+@pytest.mark.e2e
 def test_cli_audit_unreachable_index(
     tmp_path: Path, pip_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -625,6 +627,7 @@ def project_with_venv(tmp_path: Path, installers: dict[str, str], lock: str = SI
 AUDIT_VENV = ["audit", "--lock", "requirements.txt", "--online", "never", "--no-index-check"]
 
 
+@pytest.mark.e2e
 def test_an_old_pip_in_the_venv_is_reported_as_an_installer_package(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -652,6 +655,7 @@ def test_an_old_pip_in_the_venv_is_reported_as_an_installer_package(
     assert "six" not in err
 
 
+@pytest.mark.e2e
 def test_a_current_pip_passes_and_a_locked_installer_is_audited_as_a_pin(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -671,6 +675,7 @@ def test_a_current_pip_passes_and_a_locked_installer_is_audited_as_a_pin(
     assert "installer packages in .venv: pip 25.3 (offline DB only" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_every_venv_given_is_audited_and_the_vulnerable_one_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

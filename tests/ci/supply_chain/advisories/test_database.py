@@ -221,6 +221,7 @@ def test_cli_advisories_update(
     assert (tmp_path / "snap" / "SNAPSHOT.toml").is_file()
 
 
+@pytest.mark.e2e
 def test_committed_snapshot_matches_its_metadata() -> None:
     repo = Path(__file__).resolve().parents[4]
     db = advisories.load_db(repo / "ci" / "advisories" / "pypa-advisory-db.zip")
