@@ -4,9 +4,16 @@ The last full runs (`tests`, `e2e`) record which test ran each measured line
 (``--cov-context=test``). A file changed against REF (the working tree's diff, untracked
 files included) selects: every test that ran any of its lines, if it is measured source;
 the whole file, if it is a test module; the whole directory, if it is a conftest.py or
-another helper module under tests/. Any
-other changed file (a config, a lock, a new file no test has run yet) selects nothing and
-is listed as such. It is a local shortcut, never a verdict: CI always runs everything.
+another helper module under tests/. What no recorded line ties to a test is chosen
+conservatively, since a narrow guess would hide a failure:
+- a file that configures every run (pyproject.toml, noxfile.py, a lock, pytest or coverage
+  settings) selects the whole suite;
+- a Python file in a measured tree that no test has run yet (a new module) selects the
+  tests mirroring its place (src/bot4/risk/x.py → tests/bot4/risk/, the nearest that
+  exists; the whole suite if none does);
+- any other file (docs, data, policy) selects the test modules that name it, by its path
+  or its file name, and nothing if none does.
+It is a local shortcut, never a verdict: CI always runs everything.
 
 Prints, per changed file, what it selected and why; writes one pytest argument per line
 to --out (read by pytest as ``@FILE``).
@@ -27,6 +34,12 @@ from ci.errors import GateError
 
 _PHASES = ("|run", "|setup", "|teardown")
 _SHOWN = 5
+_TESTS = "tests"
+# files whose change can alter any test run: dependencies, pytest/coverage/nox settings
+_RUN_CONFIG = frozenset(
+    {"pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", ".coveragerc",
+     "noxfile.py", "conftest.py"}
+)  # fmt: skip
 
 
 def changed_files(root: Path, base: str) -> list[str]:
@@ -84,6 +97,60 @@ def _is_test_module(root: Path, name: str) -> bool:
     )
 
 
+def _configures_runs(path: PurePosixPath) -> bool:
+    """A dependency lock or a pytest/coverage/nox setting: it can change any test's run."""
+    return (
+        (len(path.parts) == 1 and path.name in _RUN_CONFIG)
+        or path.suffix == ".lock"
+        or path.parts[0] == "locks"
+    )
+
+
+def _mirrored_tests(root: Path, path: PurePosixPath) -> str:
+    """The nearest existing tests directory mirroring ``path`` (tests mirror the module
+    tree, with src/ dropped); ``tests`` itself when none closer exists."""
+    parts = path.parts[1:-1] if path.parts[0] == "src" else path.parts[:-1]
+    while parts:
+        candidate = PurePosixPath(_TESTS, *parts)
+        if (root / candidate).is_dir():
+            return str(candidate)
+        parts = parts[:-1]
+    return _TESTS
+
+
+def _test_texts(root: Path, cache: dict[str, str]) -> dict[str, str]:
+    """Every test module's text, by relative path (read once per selection)."""
+    if not cache:
+        for module in sorted((root / _TESTS).rglob("test_*.py")):
+            rel = module.relative_to(root).as_posix()
+            cache[rel] = module.read_text(encoding="utf-8", errors="replace")
+    return cache
+
+
+def _names(text: str, path: PurePosixPath) -> bool:
+    """Whether a test module's source names ``path``: its relative path or its file name."""
+    return str(path) in text or path.name in text
+
+
+def _shown(items: Sequence[str]) -> str:
+    return ", ".join(items[:_SHOWN]) + (" …" if len(items) > _SHOWN else "")
+
+
+def _unrecorded(
+    root: Path, path: PurePosixPath, measured_roots: set[str], texts: dict[str, str]
+) -> tuple[list[str], str]:
+    """(what to run, why) for a changed file no recorded test context ties to a test."""
+    if _configures_runs(path):
+        return [_TESTS], "configures every test run → the whole suite"
+    if path.suffix == ".py" and path.parts[0] in measured_roots:
+        mirror = _mirrored_tests(root, path)
+        return [mirror], f"no test ran it in the last full runs → every test under {mirror}/"
+    naming = [t for t, text in _test_texts(root, texts).items() if _names(text, path)]
+    if naming:
+        return naming, f"named by {len(naming)} test module(s) → {_shown(naming)}"
+    return [], "no test ran or names it → selects nothing"
+
+
 def select(
     root: Path, changed: Sequence[str], by_file: dict[str, set[str]]
 ) -> tuple[list[str], list[str]]:
@@ -91,6 +158,10 @@ def select(
     whole: set[str] = set()
     single: set[str] = set()
     why: list[str] = []
+    measured_roots = {
+        PurePosixPath(m).parts[0] for m in by_file if not PurePosixPath(m).is_absolute()
+    }
+    texts: dict[str, str] = {}
     for name in changed:
         path = PurePosixPath(name)
         on_disk = (root / name).exists()
@@ -112,10 +183,15 @@ def select(
         elif by_file.get(name):
             tests = sorted(by_file[name])
             single.update(tests)
-            shown = ", ".join(tests[:_SHOWN]) + (" …" if len(tests) > _SHOWN else "")
-            why.append(f"{name}: ran by {len(tests)} test(s) in the last full runs → {shown}")
+            why.append(
+                f"{name}: ran by {len(tests)} test(s) in the last full runs → {_shown(tests)}"
+            )
         else:
-            why.append(f"{name}: no test ran it in the last full runs → selects nothing")
+            targets, reason = _unrecorded(root, path, measured_roots, texts)
+            whole.update(targets)
+            why.append(f"{name}: {reason}")
+    if _TESTS in whole:  # the whole suite holds every other selection
+        return [_TESTS], why
     # a test inside a selected file or directory is already selected
     covered = [w + "/" if not w.endswith(".py") else w for w in whole]
     kept = {t for t in single if not any(t.split("::", 1)[0].startswith(w) for w in covered)}

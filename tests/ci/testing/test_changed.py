@@ -100,7 +100,7 @@ def test_a_changed_source_selects_the_tests_that_ran_it_and_no_other(
     assert "pkg/alpha.py: ran by 1 test(s) in the last full runs → tests/test_alpha.py::test_f" in (
         run.stdout
     )
-    assert "README.md: no test ran it in the last full runs → selects nothing" in run.stdout
+    assert "README.md: no test ran or names it → selects nothing" in run.stdout
     assert "2 file(s) changed against HEAD" in run.stdout
     # the selection as pytest reads it (@FILE): the two test_f cases run, nothing else
     again = _run(root, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", f"@{out}")
@@ -119,9 +119,12 @@ def test_changed_test_modules_helpers_and_new_files(tmp_path: Path) -> None:
     out = tmp_path / "selected.txt"
     run = _changed(root, "--data", str(data), "--out", str(out))
     assert run.returncode == 0, run.stderr
-    assert out.read_text(encoding="utf-8") == "tests/test_beta.py\n"
+    # a new module of a measured tree with no mirrored tests/pkg/: the whole suite
+    assert out.read_text(encoding="utf-8") == "tests\n"
     assert "tests/test_beta.py: test module changed → all its tests" in run.stdout
-    assert "pkg/delta.py: no test ran it in the last full runs → selects nothing" in run.stdout
+    assert "pkg/delta.py: no test ran it in the last full runs → every test under tests/" in (
+        run.stdout
+    )
 
 
 @pytest.mark.e2e
@@ -235,3 +238,63 @@ def test_an_unwritable_selection_file_is_one_line(tmp_path: Path) -> None:
     run = _changed(root, "--data", str(data), "--out", str(out))
     assert run.returncode == 1
     assert run.stderr == f"changed: cannot write {out}: No such file or directory\n"
+
+
+def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+RECORDED = {"src/app/core/engine.py": {"tests/app/core/test_engine.py::test_run"}}
+TREE = {
+    "src/app/core/engine.py": "x = 1\n",
+    "tests/app/core/test_engine.py": "def test_run():\n    pass\n",
+    "tests/app/test_cli.py": "DOC = 'docs/usage.md'\n\ndef test_cli():\n    pass\n",
+    "tests/test_policy.py": "POLICY = 'deny.toml'\n\ndef test_policy():\n    pass\n",
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["pyproject.toml", "noxfile.py", "toolchain.lock", "locks/runtime.txt", "conftest.py"]
+)
+def test_a_file_that_configures_every_run_selects_the_whole_suite(
+    tmp_path: Path, name: str
+) -> None:
+    # before: a changed lock or noxfile selected nothing, so a broken pin passed locally
+    root = _tree(tmp_path, TREE)
+    selected, why = changed.select(root, ["src/app/core/engine.py", name], RECORDED)
+    assert selected == ["tests"]
+    assert why[-1] == f"{name}: configures every test run → the whole suite"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("src/app/core/new.py", "tests/app/core"),  # the mirrored directory
+        ("src/app/plugins/new.py", "tests/app"),  # the nearest existing mirror
+        ("src/other/new.py", "tests"),  # no mirror at all: the whole suite
+    ],
+)
+def test_a_new_module_no_test_has_run_selects_its_mirrored_tests(
+    tmp_path: Path, name: str, expected: str
+) -> None:
+    root = _tree(tmp_path, {**TREE, name: "y = 2\n"})
+    selected, why = changed.select(root, [name], RECORDED)
+    assert selected == [expected]
+    assert why == [f"{name}: no test ran it in the last full runs → every test under {expected}/"]
+
+
+def test_other_files_select_the_test_modules_that_name_them(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {**TREE, "docs/usage.md": "hi\n", "deny.toml": "", "NOTES": ""})
+    selected, why = changed.select(root, ["NOTES", "deny.toml", "docs/usage.md"], RECORDED)
+    assert selected == ["tests/app/test_cli.py", "tests/test_policy.py"]
+    assert why == [
+        "NOTES: no test ran or names it → selects nothing",
+        "deny.toml: named by 1 test module(s) → tests/test_policy.py",
+        "docs/usage.md: named by 1 test module(s) → tests/app/test_cli.py",
+    ]
+    # a Python file outside the measured trees (a script) is found the same way
+    root = _tree(tmp_path, {"scripts/tool.py": "", "tests/test_tool.py": "'scripts/tool.py'\n"})
+    assert changed.select(root, ["scripts/tool.py"], RECORDED)[0] == ["tests/test_tool.py"]
