@@ -21,11 +21,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# The sessions `.ci/run` runs, in its order.
-SESSIONS = (
-    "tests", "toolchain", "lint", "types", "security", "audit", "licenses", "sbom", "ops",
-    "image", "scan", "deploy-check", "dockerfile", "workflows",
-)  # fmt: skip
+
+
+def ci_sessions(script: Path = ROOT / ".ci" / "run") -> tuple[str, ...]:
+    """The sessions `.ci/run` runs, in its order (read from it, so the two cannot drift)."""
+    sessions: list[str] = []
+    for line in script.read_text(encoding="utf-8").splitlines():
+        command = line.split("#", 1)[0]
+        if "scripts/gate -s " not in command:
+            continue
+        words = command.split("scripts/gate -s ", 1)[1].split("--", 1)[0].split()
+        sessions += [w for w in words if w not in sessions]
+    return tuple(sessions)
 
 
 def run_session(clone: Path, session: str) -> tuple[float, int]:
@@ -67,7 +74,7 @@ def table(rows: list[dict[str, object]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Clone, time every session cold then warm, write the table and the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", nargs="+", default=list(SESSIONS))
+    parser.add_argument("--sessions", nargs="+", default=list(ci_sessions()))
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "toolchain")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bot4-gate-timings-") as scratch:

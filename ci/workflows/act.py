@@ -733,25 +733,15 @@ def run(
                 build_debian_image(work, docker_env)
                 env["DOCKER_HOST"] = docker_env["DOCKER_HOST"]
                 results = []
+                # No wait between jobs: each container job's container stays (--reuse),
+                # under its own name, until this dockerd stops; its vfs data goes with
+                # the session's directory (waiting for dockerd to remove a finished job's
+                # container never ended: --reuse keeps it).
                 for job in _announce(jobs):
-                    wait_for_no_containers(docker_env)
                     results.append(run_job(job, work / "act", repo, work, prefix, env))
                 return results
         finally:
             unmount_below(work)
-
-
-def wait_for_no_containers(docker_env: Mapping[str, str], timeout: float = 600.0) -> None:
-    """Let dockerd finish removing the previous job's container (on vfs that takes long:
-    act gives up on it and the next job's set-up then fails with "volume is in use")."""
-    deadline = time.monotonic() + timeout
-    while True:
-        listed = _run(["docker", "ps", "-aq"], env={**os.environ, **docker_env})
-        if listed.returncode == 0 and not listed.stdout.strip():
-            return
-        if time.monotonic() > deadline:
-            raise WorkflowError(f"dockerd still holds containers after {timeout:.0f} s")
-        time.sleep(2)
 
 
 def unmount_below(path: Path) -> None:
