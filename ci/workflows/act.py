@@ -64,6 +64,8 @@ class Job:
     run_steps: tuple[str, ...]
     pins: frozenset[str]
     container: str | None = None
+    # interpreters its steps ask setup-python for besides the pinned one (`more-pythons`)
+    pythons: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -202,9 +204,21 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
                 run_steps,
                 frozenset(pins),
                 str(image) if image else None,
+                frozenset(_more_pythons(steps)),
             )
         )
     return planned
+
+
+def _more_pythons(steps: Iterable[dict[str, object]]) -> set[str]:
+    """The versions given to the setup action's ``more-pythons`` input, one per line."""
+    found: set[str] = set()
+    for step in steps:
+        given = step.get("with")
+        value = given.get("more-pythons") if isinstance(given, dict) else None
+        if isinstance(value, str):
+            found |= {line.strip() for line in value.splitlines() if line.strip()}
+    return found
 
 
 def standin_for(pin: str, standins: Path = STANDINS) -> Path | None:
@@ -520,11 +534,19 @@ def table(results: Sequence[Result], skipped: Sequence[Job] = ()) -> str:
     return "\n".join(lines)
 
 
-def seed_tool_cache(dest: Path, search: Sequence[Path] = RUNNER_PATH) -> list[str]:
-    """``DEST/Python/<X.Y.Z>/x64`` for each ``python3.N`` on the runner's PATH, marked complete.
+def seed_tool_cache(
+    dest: Path,
+    search: Sequence[Path] = RUNNER_PATH,
+    wanted: Iterable[str] = (),
+    machine: Path | None = None,
+) -> list[str]:
+    """``DEST/Python/<X.Y.Z>/x64`` for each ``python3.N`` on the runner's PATH, marked complete,
+    and for each WANTED ``3.N`` not on it, a copy of the machine's pyenv install of it.
 
     GitHub's images carry their interpreters in this layout; setup-python then resolves a
-    version without downloading. The versions seeded, e.g. ``["3.11.2"]``.
+    version without downloading. The pyenv installs are copied, not linked: the runner user
+    cannot reach root's home, and their libpython is found through the LD_LIBRARY_PATH that
+    setup-python exports for the copy. The versions seeded, e.g. ``["3.11.2"]``.
     """
     seeded = []
     for minor in range(8, 16):
@@ -532,20 +554,66 @@ def seed_tool_cache(dest: Path, search: Sequence[Path] = RUNNER_PATH) -> list[st
         found = next((d / name for d in search if (d / name).is_file()), None)
         if found is None:
             continue
-        probe = _run([str(found), "-c", "import platform; print(platform.python_version())"])
-        version = probe.stdout.strip()
-        if probe.returncode != 0 or not re.fullmatch(rf"3\.{minor}\.\d+", version):
-            raise WorkflowError(f"{found} does not report a Python 3.{minor} version")
+        version = _python_version(found, minor)
         bin_dir = dest / "Python" / version / "x64" / "bin"
         bin_dir.mkdir(parents=True)
         for link in (name, "python3", "python"):
             (bin_dir / link).symlink_to(found)
         (dest / "Python" / version / "x64.complete").touch()
         seeded.append(version)
+    versions = machine if machine is not None else _pyenv_versions()
+    for want in sorted(set(wanted)):
+        if not re.fullmatch(r"3\.\d+", want) or any(v.startswith(f"{want}.") for v in seeded):
+            continue
+        install = _newest_install(versions, want)
+        if install is None:
+            raise WorkflowError(
+                f"a job asks setup-python for Python {want}: not on the runner's PATH and "
+                f"not under {versions}; install it (pyenv install {want})"
+            )
+        prefix = dest / "Python" / install.name / "x64"
+        shutil.copytree(install, prefix, symlinks=True)
+        minor = int(want.split(".")[1])
+        _python_version(prefix / "bin" / f"python3.{minor}", minor, lib=prefix / "lib")
+        (dest / "Python" / install.name / "x64.complete").touch()
+        seeded.append(install.name)
     return seeded
 
 
-def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str], pins: Iterable[str]) -> Path:
+def _python_version(python: Path, minor: int, lib: Path | None = None) -> str:
+    """X.Y.Z as the interpreter itself reports it; refused unless it is 3.MINOR."""
+    env = {**os.environ, "LD_LIBRARY_PATH": str(lib)} if lib is not None else None
+    probe = _run([str(python), "-c", "import platform; print(platform.python_version())"], env=env)
+    version = probe.stdout.strip()
+    if probe.returncode != 0 or not re.fullmatch(rf"3\.{minor}\.\d+", version):
+        raise WorkflowError(f"{python} does not report a Python 3.{minor} version")
+    return version
+
+
+def _pyenv_versions() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+
+
+def _newest_install(versions: Path, want: str) -> Path | None:
+    """The newest ``X.Y.Z`` install of ``want`` (X.Y) under pyenv's versions directory."""
+    try:
+        names = [d.name for d in versions.iterdir() if d.is_dir()]
+    except OSError:
+        return None
+    patches = [
+        int(n.rsplit(".", 1)[1]) for n in names if re.fullmatch(rf"{re.escape(want)}\.\d+", n)
+    ]
+    return versions / f"{want}.{max(patches)}" if patches else None
+
+
+def prepare(
+    root: Path,
+    work: Path,
+    act: Path,
+    prefix: Sequence[str],
+    pins: Iterable[str],
+    pythons: Iterable[str] = (),
+) -> Path:
     """The job's copy of the work tree, act, the actions and stand-ins under WORK, owned by
     the runner; each vendored action unpacked only after its hashes match."""
     repo = work / "repo"
@@ -559,7 +627,7 @@ def prepare(root: Path, work: Path, act: Path, prefix: Sequence[str], pins: Iter
             print(f"act: {pin}: the real action ({source.tag}), vendored, hashes checked")
         elif source is not None:
             print(f"act: {pin}: stand-in {source.relative_to(STANDINS)}")
-    seeded = seed_tool_cache(work / TOOL_CACHE)
+    seeded = seed_tool_cache(work / TOOL_CACHE, wanted=pythons)
     print(f"act: tool cache for setup-python: Python {', '.join(seeded) or 'none'}", flush=True)
     (work / "artifacts").mkdir()
     work.chmod(0o755)
@@ -716,7 +784,8 @@ def run(
     env = dict(os.environ if environ is None else environ)
     with tempfile.TemporaryDirectory(prefix="bot4-act-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
-        repo = prepare(root, work, act, prefix, (pin for job in jobs for pin in job.pins))
+        pins = (pin for job in jobs for pin in job.pins)
+        repo = prepare(root, work, act, prefix, pins, {v for job in jobs for v in job.pythons})
         if not any(job.container for job in jobs):
             return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
         from ci.release.dockerfile_check import Dockerd  # noqa: PLC0415 - container jobs only

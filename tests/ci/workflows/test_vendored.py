@@ -168,6 +168,57 @@ def test_the_tool_cache_holds_the_runner_interpreters_in_githubs_layout(tmp_path
         assert probe.stdout.strip() == version
 
 
+def _pyenv(tmp_path: Path, *names: str) -> Path:
+    """A pyenv versions directory whose installs' python3.N is this real interpreter."""
+    versions = tmp_path / "pyenv" / "versions"
+    for name in names:
+        (versions / name / "bin").mkdir(parents=True)
+        (versions / name / "lib").mkdir()
+        (versions / name / "bin" / f"python3.{sys.version_info.minor}").symlink_to(sys.executable)
+    return versions
+
+
+def test_a_wanted_interpreter_not_on_the_path_is_copied_from_pyenv(tmp_path: Path) -> None:
+    # toolkit-pythons asks setup-python for 3.10/3.12/3.13: not on the runner's PATH, so
+    # setup-python went to the network for its manifest and the job failed under act
+    want = f"3.{sys.version_info.minor}"
+    versions = _pyenv(tmp_path, f"{want}.0", f"{want}.12", f"{want}.3", f"{want}.5t")
+    seeded = act.seed_tool_cache(tmp_path / "tc", [], wanted=[want], machine=versions)
+    assert seeded == [f"{want}.12"]  # the newest patch; a free-threaded build is not it
+    x64 = tmp_path / "tc" / "Python" / f"{want}.12" / "x64"
+    assert (x64.parent / "x64.complete").is_file()
+    assert (x64 / "lib").is_dir()  # a copy of the install: setup-python's LD_LIBRARY_PATH
+    assert not x64.is_symlink() and (x64 / "bin" / f"python3.{sys.version_info.minor}").exists()
+
+
+def test_a_wanted_interpreter_already_on_the_path_is_not_copied(tmp_path: Path) -> None:
+    name = f"python3.{sys.version_info.minor}"
+    search = tmp_path / "bin"
+    search.mkdir()
+    (search / name).symlink_to(sys.executable)
+    want = f"3.{sys.version_info.minor}"
+    versions = _pyenv(tmp_path, f"{want}.99")
+    seeded = act.seed_tool_cache(tmp_path / "tc", [search], wanted=[want], machine=versions)
+    assert seeded == [".".join(map(str, sys.version_info[:3]))]
+
+
+def test_a_wanted_interpreter_nowhere_is_refused_with_its_remedy(tmp_path: Path) -> None:
+    versions = _pyenv(tmp_path)
+    with pytest.raises(WorkflowError) as refused:
+        act.seed_tool_cache(tmp_path / "tc", [], wanted=["3.99"], machine=versions)
+    assert str(refused.value) == (
+        f"a job asks setup-python for Python 3.99: not on the runner's PATH and not under "
+        f"{versions}; install it (pyenv install 3.99)"
+    )
+
+
+def test_the_jobs_extra_interpreters_are_read_from_the_workflow() -> None:
+    (job,) = act.plan(ROOT, "ci.yml", ["toolkit-pythons"])
+    assert job.pythons == {"3.10", "3.12", "3.13"}
+    (lint,) = act.plan(ROOT, "ci.yml", ["lint"])
+    assert lint.pythons == frozenset()
+
+
 def test_host_jobs_with_javascript_actions_need_the_runners_node(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError, match="not on its PATH: apt-get install nodejs"):
         act.require_node([tmp_path])
