@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -60,6 +61,35 @@ class Cache:
             path.unlink()
             return None
         return path
+
+    def read(self, sha256: str, what: str) -> bytes:
+        """The cached file's bytes, read once and checked: what the caller uses is exactly
+        what was hashed, even if the shared entry is swapped a moment later (a path that
+        was checked and is then opened again could hold other bytes by then)."""
+        path = self.path(sha256)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(
+                f"{what} is not in the download cache ({exc.strerror}); "
+                "run scripts/gate -s image first"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            path.unlink(missing_ok=True)
+            raise ImageError(
+                f"{what}: the cached {path} changed after its sha256 was checked; not using it "
+                "(evicted: run the command again to fetch it anew)"
+            )
+        return data
+
+    def copy_to(self, sha256: str, dest: Path, what: str) -> Path:
+        """A private copy at ``dest`` of exactly the checked bytes (``read``), for what
+        must open a file by path (the .deb reader, the wheel installer)."""
+        data = self.read(sha256, what)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("xb") as handle:  # a fresh file in the caller's private directory
+            handle.write(data)
+        return dest
 
     def put(self, source: Path, sha256: str, what: str) -> Path:
         """Move a downloaded file into the cache after checking its digest."""
