@@ -7,12 +7,13 @@ import base64
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.stub import Stubber
 
 from bot4.infrastructure.errors import ConfigError
 from bot4.infrastructure.metrics import Metrics
@@ -293,3 +294,86 @@ def test_default_secrets_dir() -> None:
     assert default_secrets_dir({"XDG_CONFIG_HOME": "/cfg"}) == Path("/cfg/bot4/secrets")
     assert default_secrets_dir({}) == Path.home() / ".config" / "bot4" / "secrets"
     assert os.sep in str(default_secrets_dir({}))
+
+
+# -- a KMS answer without a field it must carry ----------------------------------------------
+#
+# botocore's model makes every output member optional, so a KMS-compatible endpoint
+# (BOT4_KMS_ENDPOINT) answering 200 without one gets through the client. The real boto3
+# client under botocore's Stubber (requests and answers validated against the model).
+
+STUB_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture
+def stubbed_kms() -> Iterator[tuple[KmsSecrets, Stubber]]:
+    client = boto3.client(
+        "kms",
+        region_name="eu-west-1",
+        aws_access_key_id="stub",
+        aws_secret_access_key="stub",  # pragma: allowlist secret - a dummy; nothing is sent
+    )
+    with Stubber(client) as stub:
+        yield KmsSecrets(client), stub
+        stub.assert_no_pending_responses()
+
+
+ANSWERS: dict[str, tuple[str, dict[str, object], Callable[[KmsSecrets], object]]] = {
+    "CiphertextBlob": ("encrypt", {"KeyId": STUB_ARN}, lambda p: p.encrypt("k", SECRET)),
+    "Plaintext": ("decrypt", {"KeyId": STUB_ARN}, lambda p: p.decrypt("k", b"blob")),
+    "data key Plaintext": (
+        "generate_data_key",
+        {"KeyId": STUB_ARN, "CiphertextBlob": b"wrapped"},
+        lambda p: p.generate_data_key("k"),
+    ),
+    "data key CiphertextBlob": (
+        "generate_data_key",
+        {"KeyId": STUB_ARN, "Plaintext": b"\x01" * 32},
+        lambda p: p.generate_data_key("k"),
+    ),
+    "Signature": (
+        "sign",
+        {"KeyId": STUB_ARN, "SigningAlgorithm": "ECDSA_SHA_256"},
+        lambda p: p.sign("k", b"order"),
+    ),
+    "SignatureValid": (
+        "verify",
+        {"KeyId": STUB_ARN, "SigningAlgorithm": "ECDSA_SHA_256"},
+        lambda p: p.verify("k", b"order", Signature("k", b"\x30\x02\x01\x01")),
+    ),
+    "PublicKey": ("get_public_key", {"KeyId": STUB_ARN}, lambda p: p.public_key_pem("k")),
+    "KeyMetadata": ("create_key", {}, lambda p: p.create_encryption_key("k")),
+}
+OPERATIONS = {
+    "encrypt": "Encrypt",
+    "decrypt": "Decrypt",
+    "generate_data_key": "GenerateDataKey",
+    "sign": "Sign",
+    "verify": "Verify",
+    "get_public_key": "GetPublicKey",
+    "create_key": "CreateKey",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(ANSWERS))
+def test_kms_answer_without_a_field_is_a_one_line_error(
+    stubbed_kms: tuple[KmsSecrets, Stubber], missing: str
+) -> None:
+    provider, stub = stubbed_kms
+    method, answer, call = ANSWERS[missing]
+    stub.add_response(method, answer)
+    field = missing.rsplit(maxsplit=1)[-1]
+    if field == "KeyMetadata":
+        field = "KeyId"  # the key's id is what CreateKey's answer must carry
+    with pytest.raises(SecretsError) as info:
+        call(provider)
+    assert str(info.value) == f"AWS KMS {OPERATIONS[method]} with key 'k' answered without {field}"
+
+
+def test_kms_public_key_that_is_not_der_is_a_one_line_error(
+    stubbed_kms: tuple[KmsSecrets, Stubber],
+) -> None:
+    provider, stub = stubbed_kms
+    stub.add_response("get_public_key", {"KeyId": STUB_ARN, "PublicKey": b"not DER"})
+    with pytest.raises(SecretsError, match=r"^AWS KMS GetPublicKey with key 'k' answered no "):
+        provider.public_key_pem("k")

@@ -519,3 +519,18 @@ def test_kms_misconfigured_endpoint_or_region_is_one_line_and_nothing_is_written
     assert err.startswith("bot4: error: ") and says in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not log.exists()
+
+
+def test_kms_keygen_answer_without_the_key_id_is_one_line_and_no_alias_is_made(
+    local_kms: LocalKms, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CreateKey answering 200 without KeyMetadata (an endpoint at BOT4_KMS_ENDPOINT): one
+    # line, and no CreateAlias is sent (the Stubber would refuse an unqueued call)
+    local_kms.stubber.add_response("create_key", {})
+    pub = tmp_path / "k.pub"
+    code, out, err = run(capsys, "audit", "keygen", "--key-id", KMS_KEY, "--public-out", str(pub))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.endswith(f"AWS KMS CreateKey with key '{KMS_KEY}' answered without KeyId\n")
+    local_kms.stubber.assert_no_pending_responses()
+    assert not pub.exists()
