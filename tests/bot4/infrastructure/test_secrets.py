@@ -377,3 +377,30 @@ def test_kms_public_key_that_is_not_der_is_a_one_line_error(
     stub.add_response("get_public_key", {"KeyId": STUB_ARN, "PublicKey": b"not DER"})
     with pytest.raises(SecretsError, match=r"^AWS KMS GetPublicKey with key 'k' answered no "):
         provider.public_key_pem("k")
+
+
+def test_kms_key_whose_alias_fails_is_scheduled_for_deletion(kms_env: dict[str, str]) -> None:
+    """moto's server: a second key under a taken alias. CreateKey made the key, CreateAlias
+    refused: the key nobody can name is scheduled for deletion (the shortest window), the
+    error says so in one line, and the alias still names the first key."""
+    client = KmsSecrets.client_from_env(kms_env)
+    provider = KmsSecrets(client)
+    key = new_id()
+    provider.create_signing_key(key)
+    first = client.describe_key(KeyId=kms_key_ref(key))["KeyMetadata"]["KeyId"]
+    with pytest.raises(SecretsError) as info:
+        provider.create_signing_key(key)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"AWS KMS CreateAlias with key '{key}'")
+    orphans = [
+        k["KeyId"]
+        for k in client.list_keys()["Keys"]
+        if client.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description") == f"bot4 {key}"
+        and k["KeyId"] != first
+    ]
+    assert len(orphans) == 1
+    state = client.describe_key(KeyId=orphans[0])["KeyMetadata"]
+    assert state["KeyState"] == "PendingDeletion"
+    assert message.endswith(f"key {orphans[0]} it created is scheduled for deletion in 7 days")
+    assert client.describe_key(KeyId=kms_key_ref(key))["KeyMetadata"]["KeyId"] == first
+    provider.sign(key, b"still signs")  # the first key is untouched

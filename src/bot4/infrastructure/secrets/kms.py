@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 ENDPOINT_ENV = "BOT4_KMS_ENDPOINT"
 REGION_ENVS = ("BOT4_KMS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 RAW_LIMIT = 4096
+DELETION_DAYS = 7  # ScheduleKeyDeletion's shortest PendingWindowInDays
 ED25519_SPEC: Final = "ECC_NIST_EDWARDS25519"
 ED25519_ALGORITHM: Final = "ED25519_SHA_512"  # pure Ed25519 over a RAW message (see above)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -131,10 +132,31 @@ class KmsSecrets(SecretsProvider):
         )
         metadata: Mapping[str, Any] = created.get("KeyMetadata", {})
         target = _field(metadata, "KeyId", "CreateKey", key_id, str)
-        self._call(
-            "CreateAlias",
-            key_id,
-            lambda: client.create_alias(AliasName=kms_key_ref(key_id), TargetKeyId=target),
+        try:
+            self._call(
+                "CreateAlias",
+                key_id,
+                lambda: client.create_alias(AliasName=kms_key_ref(key_id), TargetKeyId=target),
+            )
+        except SecretsError as exc:  # the new key has no name: nothing would ever use it
+            raise type(exc)(f"{exc}; {self._discard(target)}") from None
+
+    def _discard(self, target: str) -> str:
+        """Schedule the deletion of a key just created (the shortest window KMS allows);
+        what became of it, for the error that says why it is not wanted."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self._client.schedule_key_deletion(KeyId=target, PendingWindowInDays=DELETION_DAYS)
+        except ClientError as exc:
+            why = str(exc.response.get("Error", {}).get("Code", "error"))
+        except BotoCoreError as exc:
+            why = str(exc)
+        else:
+            return f"the key {target} it created is scheduled for deletion in {DELETION_DAYS} days"
+        return (
+            f"the key {target} it created could not be scheduled for deletion ({why}): "
+            "delete it by hand"
         )
 
     def create_signing_key(self, key_id: str) -> None:
