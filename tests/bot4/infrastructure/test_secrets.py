@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 from botocore.stub import Stubber
 
 from bot4.infrastructure.errors import ConfigError
@@ -404,3 +405,25 @@ def test_kms_key_whose_alias_fails_is_scheduled_for_deletion(kms_env: dict[str, 
     assert message.endswith(f"key {orphans[0]} it created is scheduled for deletion in 7 days")
     assert client.describe_key(KeyId=kms_key_ref(key))["KeyMetadata"]["KeyId"] == first
     provider.sign(key, b"still signs")  # the first key is untouched
+
+
+def test_kms_orphan_whose_deletion_cannot_be_sent_is_named_for_deletion_by_hand(
+    stubbed_kms: tuple[KmsSecrets, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CreateAlias refused, then the endpoint drops before ScheduleKeyDeletion: the one
+    line names the key to delete by hand."""
+    provider, stub = stubbed_kms
+    stub.add_response("create_key", {"KeyMetadata": {"KeyId": STUB_ARN}})
+    stub.add_client_error("create_alias", "AlreadyExistsException", "alias exists")
+
+    def unreachable(**_: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://kms.invalid")
+
+    monkeypatch.setattr(provider._client, "schedule_key_deletion", unreachable)
+    with pytest.raises(SecretsError) as info:
+        provider.create_encryption_key("k")
+    assert str(info.value) == (
+        "AWS KMS CreateAlias with key 'k' failed: AlreadyExistsException: alias exists; "
+        f"the key {STUB_ARN} it created could not be scheduled for deletion "
+        '(Could not connect to the endpoint URL: "https://kms.invalid"): delete it by hand'
+    )
