@@ -387,7 +387,8 @@ def test_a_cached_deb_swapped_after_its_check_is_not_opened(
     (tmp_path / "evil").mkdir()
     good = _deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n")
     evil = _deb(tmp_path / "evil", pinned.version, b"#!/bin/sh\necho swapped\n")
-    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    genuine = good.read_bytes()
+    digest = hashlib.sha256(genuine).hexdigest()
     root = tmp_path / "repo"
     (root / "ci/release").mkdir(parents=True)
     pin_text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
@@ -409,5 +410,7 @@ def test_a_cached_deb_swapped_after_its_check_is_not_opened(
     assert not dest.exists()
     # unswapped, the same entry gives the genuine generator (the test can pass)
     monkeypatch.setattr(fetch.Cache, "get", checked)
-    cache.put(_deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n"), digest, "f")
+    # the same bytes again (dpkg-deb stamps the clock: rebuilt a second later, another .deb)
+    (tmp_path / "again.deb").write_bytes(genuine)
+    cache.put(tmp_path / "again.deb", digest, "fixture")
     assert quadlet.generator(root, dest, cache).read_bytes() == b"#!/bin/sh\necho genuine\n"
