@@ -57,6 +57,13 @@ HARDENING = (
     "--security-opt=no-new-privileges",
     "--user=65532:65532",
 )
+# The unit's other [Service] lines, exactly (ExecStartPre= and ExecStop= run as root).
+SERVICE_LINES = {
+    "ExecStartPre": "/usr/bin/podman pull ${BOT4_IMAGE}",
+    "ExecStop": "/usr/bin/podman stop --ignore --time 30 bot4-engine",
+    "Restart": "on-failure",
+    "RestartSec": "10s",
+}
 # Every option the unit's ``podman run`` may carry: the hardening and its own bookkeeping.
 UNIT_OPTIONS = ("--rm", "--pull=never", "--name bot4-engine", *HARDENING)
 # Runs in the container (the image has python3 and no shell): identity, capabilities,
@@ -132,6 +139,22 @@ def unit_run_args(root: Path) -> list[str]:
         service = quadlet.parse_unit(path.read_text(encoding="utf-8")).get("Service", {})
     except RefusedError as exc:
         raise RefusedError(f"{what}: {exc}") from None
+    others = sorted(set(service) - set(SERVICE_LINES) - {"ExecStart", "Environment"})
+    if others:
+        raise RefusedError(
+            f"{what}: [Service] must not set {', '.join(others)} "
+            f"(allowed: {', '.join(sorted({*SERVICE_LINES, 'ExecStart', 'Environment'}))})"
+        )
+    for key, value in SERVICE_LINES.items():  # a root command on the host, as written or not
+        if service.get(key) != [value]:
+            raise RefusedError(f"{what}: [Service] needs exactly {key}={value}")
+    environment = service.get("Environment", [])
+    if (
+        len(environment) != 1
+        or not environment[0].startswith("BOT4_IMAGE=")
+        or " " in environment[0]
+    ):
+        raise RefusedError(f"{what}: [Service] needs exactly one Environment=BOT4_IMAGE=REF")
     lines = service.get("ExecStart", [])
     if len(lines) != 1:  # an empty ExecStart= resets the list: the last one would run
         raise RefusedError(f"{what}: [Service] must have one ExecStart, not {len(lines)}")

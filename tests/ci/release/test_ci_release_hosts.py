@@ -90,6 +90,25 @@ HOSTILE_UNITS: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t.replace("ExecStop=", "ExecStart=\nExecStart=/bin/sh -c id\nExecStop=", 1),
         "[Service] must have one ExecStart, not 3",
     ),
+    "a root command before the start": (
+        lambda t: t.replace(
+            "ExecStartPre=/usr/bin/podman pull",
+            "ExecStartPre=/bin/sh -c 'id' ; /usr/bin/podman pull",
+        ),
+        "[Service] needs exactly ExecStartPre=/usr/bin/podman pull ${BOT4_IMAGE}",
+    ),
+    "a second command before the start": (
+        lambda t: t.replace("ExecStop=", "ExecStartPre=/bin/sh -c id\nExecStop=", 1),
+        "[Service] needs exactly ExecStartPre=",
+    ),
+    "another key": (
+        lambda t: t.replace("Restart=", "ExecStartPost=/bin/sh -c id\nRestart=", 1),
+        "[Service] must not set ExecStartPost (allowed: Environment, ExecStart, ",
+    ),
+    "podman configured from the environment": (
+        lambda t: t.replace("Restart=", "Environment=CONTAINERS_CONF=/tmp/x\nRestart=", 1),
+        "[Service] needs exactly one Environment=BOT4_IMAGE=REF",
+    ),
     "flags on a continued line": (
         lambda t: t.replace(" --rm ", " --rm \\\n  --privileged ", 1),
         "a line continued with \\ is not accepted",
