@@ -529,6 +529,13 @@ def workflows(session: nox.Session) -> None:
     session.run("python", "-m", "ci.workflows", "check", *session.posargs)
 
 
+@nox.session(python=PYTHON, default=False, tags=["maintenance"])
+def vendor(session: nox.Session) -> None:
+    """Vendor a pinned action's files for act (-- --git-dir CLONE OWNER/REPO@SHA FILE…)."""
+    install_locked(session)
+    session.run("python", "-m", "ci.workflows", "vendor", *session.posargs)
+
+
 @nox.session(python=PYTHON, default=False, tags=["runners"])
 def act(session: nox.Session) -> None:
     """The workflows' jobs run under act (host mode, non-root runner user, local action copies)."""

@@ -36,8 +36,9 @@ from ci.gate.requirements import Pin, applicable, read_lock
 LOCK_FILE = "toolchain.lock"
 SCHEMA = 1
 # Distributions that may sit in an environment without being locked: the project's own
-# editable installs and the seed packages a plain `python -m venv` brings.
-UNLOCKED_OK = frozenset({"bot4", "bot4-ci", "pip", "setuptools", "wheel"})
+# editable installs, nothing else. A venv tool's seeds are not exempt: scripts/gate replaces
+# ensurepip's pip with the locked one and removes setuptools; uv seeds nothing.
+UNLOCKED_OK = frozenset({"bot4", "bot4-ci"})
 REMEDY = (
     "rerun the session that venv belongs to (scripts/gate rebuilds a session venv that"
     " differs from the lock) or adopt the version with scripts/gate -s lock"

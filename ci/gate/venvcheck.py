@@ -4,7 +4,7 @@ nox reuses session venvs between runs, so a package a hostile lock installed onc
 ``.pth`` runs on every interpreter start) would outlive the revert of that lock. Before a
 session runs anything, ``noxfile.py`` calls :func:`check` on the runner's interpreter
 (standard library only): every ``*.dist-info`` must be a locked name at its locked
-version (or bot4's own editables, or a venv seed), every file its RECORD lists must have
+version (or bot4's own editables; no venv seed is exempt), every file its RECORD lists must have
 that hash, no file in site-packages or bin/ may be outside every RECORD (bytecode caches
 of recorded modules excepted), and each RECORD must be the one present right after the
 last clean install (the baseline :func:`record` writes beside the venv). Anything else
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 EDITABLES = frozenset({"bot4", "bot4-ci"})  # installed from this repo, no-deps, editable
-SEEDS = frozenset({"pip", "setuptools", "wheel"})  # what a virtualenv-made venv starts with
 # What a venv tool writes to bin/ itself (not from any wheel's RECORD).
 BIN_OK = frozenset(
     {
@@ -175,7 +174,7 @@ def _check_dist(
     found[name] = version
     if name in pins and pins[name] != version:
         problems.append(f"{name} {version} installed, the lock pins {pins[name]}")
-    elif name not in pins and name not in EDITABLES | SEEDS:
+    elif name not in pins and name not in EDITABLES:  # a venv tool's seeds too (see scripts/gate)
         problems.append(f"{name} {version} installed but not in the lock")
     record = str(dist / "RECORD")
     rel = hasher.rel(record)

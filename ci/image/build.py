@@ -89,6 +89,23 @@ def gather(root: Path, cache: Cache, pip: Sequence[str], say: Log) -> Inputs:
     return Inputs(spec, lock, debs, wheels, tuple(warnings))
 
 
+def private_copies(inputs: Inputs, cache: Cache, dest: Path) -> Inputs:
+    """The inputs as copies in ``dest`` (the build's private directory) of exactly the
+    bytes checked against the lock: the cache is shared, and a path ``gather`` checked
+    can hold other bytes by the time the build opens it."""
+    debs = {
+        pin.name: cache.copy_to(
+            pin.sha256, dest / Path(pin.filename).name, f"{pin.name} {pin.version}"
+        )
+        for pin in inputs.lock.debs
+    }
+    wheels = {
+        pin.name: cache.copy_to(pin.sha256, dest / pin.filename, pin.filename)
+        for pin in inputs.lock.wheels
+    }
+    return replace(inputs, debs=debs, wheels=wheels)
+
+
 def _layer(
     name: str, entries: Sequence[Entry], epoch: int, comment: str
 ) -> tuple[assembly.Layer, int]:
@@ -254,6 +271,7 @@ def build(
     revision = engine.resolve(root, rev)
     with tempfile.TemporaryDirectory(prefix="bot4-image-") as tmp:
         work = Path(tmp)
+        inputs = private_copies(inputs, cache, work / "inputs")
         wheel = engine.build_wheel(root, revision, work)
         say(f"engine wheel {wheel.name} (SOURCE_DATE_EPOCH={revision.epoch})")
         image, debs, dists, size = assemble(inputs, wheel, revision, work, say)

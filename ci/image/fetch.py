@@ -9,9 +9,14 @@ layer. Network is touched only for cache misses.
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import logging
 import os
+import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -57,6 +62,35 @@ class Cache:
             return None
         return path
 
+    def read(self, sha256: str, what: str) -> bytes:
+        """The cached file's bytes, read once and checked: what the caller uses is exactly
+        what was hashed, even if the shared entry is swapped a moment later (a path that
+        was checked and is then opened again could hold other bytes by then)."""
+        path = self.path(sha256)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ImageError(
+                f"{what} is not in the download cache ({exc.strerror}); "
+                "run scripts/gate -s image first"
+            ) from None
+        if hashlib.sha256(data).hexdigest() != sha256:
+            path.unlink(missing_ok=True)
+            raise ImageError(
+                f"{what}: the cached {path} changed after its sha256 was checked; not using it "
+                "(evicted: run the command again to fetch it anew)"
+            )
+        return data
+
+    def copy_to(self, sha256: str, dest: Path, what: str) -> Path:
+        """A private copy at ``dest`` of exactly the checked bytes (``read``), for what
+        must open a file by path (the .deb reader, the wheel installer)."""
+        data = self.read(sha256, what)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open("xb") as handle:  # a fresh file in the caller's private directory
+            handle.write(data)
+        return dest
+
     def put(self, source: Path, sha256: str, what: str) -> Path:
         """Move a downloaded file into the cache after checking its digest."""
         actual = sha256_file(source)
@@ -84,20 +118,42 @@ def download_dir(cache: Cache) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-Downloader = Callable[[Sequence[tuple[str, Path, str]]], None]
+# One download to fetch: (uri, dest, sha256, size in bytes), the last two as pinned.
+Download = tuple[str, Path, str, int]
+Downloader = Callable[[Sequence[Download]], None]
+# apt's complaints when the mirror announces another size, or the writer passed the limit.
+_WRONG_SIZE = re.compile(r"E: Failed to fetch \S+\s+File has unexpected size \((\d+) != \d+\)")
+_CUT_OFF = re.compile(rf"E: Sub-process \S+ received signal {signal.SIGXFSZ.value}\.")
 
 
-def apt_download(items: Sequence[tuple[str, Path, str]]) -> None:
-    """Download ``(uri, dest, sha256)`` items with one ``apt-helper download-file`` call:
-    apt's proxy, TLS and retry settings, parallel fetching, and apt checks each hash."""
-    argv = [APT_HELPER, "download-file"]
-    for uri, dest, sha256 in items:
-        argv += [uri, str(dest), f"SHA256:{sha256}"]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603
-    if result.returncode != 0:
+def apt_download(items: Sequence[Download]) -> None:
+    """Download ``(uri, dest, sha256, size)`` items through ``apt-helper download-file``:
+    apt's proxy, TLS and retry settings, and apt checks each hash.
+
+    A hostile mirror could stream an endless body, read to the end before the hash is
+    checked. So each item is fetched by its own apt-helper whose file-size limit
+    (``RLIMIT_FSIZE``) is the pinned size: the kernel stops apt's writer at the first byte
+    past the pin. apt is also told the size (``Checksum-FileSize``), so a mirror that
+    announces another length is refused before the body is read."""
+    for uri, dest, sha256, size in items:
+        argv = [APT_HELPER, "download-file", uri, str(dest), f"SHA256:{sha256}"]
+        argv.append(f"Checksum-FileSize:{size}")
+        result = subprocess.run(  # noqa: S603  # nosec B603 - apt's own downloader
+            argv, capture_output=True, text=True, check=False,
+            preexec_fn=functools.partial(resource.setrlimit, resource.RLIMIT_FSIZE, (size, size)),
+        )  # fmt: skip
+        if result.returncode == 0:
+            continue
         errors = [ln for ln in result.stderr.splitlines() if ln.startswith(("E:", "Err"))]
-        detail = " ".join((errors or result.stderr.strip().splitlines() or ["no output"])[:2])
-        raise ImageError(f"download of {len(items)} .deb(s) failed: {detail}")
+        lines = errors or result.stderr.strip().splitlines() or ["no output"]
+        announced = _WRONG_SIZE.match(lines[0])
+        if any(_CUT_OFF.match(line) for line in lines):
+            detail = f"{uri} sent more than the pinned {size} bytes; the download was cut off"
+        elif announced:  # apt repeats it for every chunk read: one line says it
+            detail = f"{uri} announced {announced[1]} bytes where {size} are pinned"
+        else:
+            detail = " ".join(line[:300] for line in lines[:2])
+        raise ImageError(f"download of {Path(uri).name} failed: {detail}")
 
 
 def check_debs(pins: Sequence[DebPin], archive: Archive, cache: Cache) -> list[str]:
@@ -145,7 +201,8 @@ def fetch_debs(
     download: Downloader = apt_download,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
-    """Every pinned .deb as a verified cache path, downloading the misses at once."""
+    """Every pinned .deb as a verified cache path, downloading the misses (each bounded
+    by its pinned size)."""
     uris = {t.suite: t.repo_uri for t in targets}
     missing = [pin for pin in pins if cache.get(pin.sha256) is None]
     for pin in missing:
@@ -161,12 +218,13 @@ def fetch_debs(
                     repo_uri(uris[p.suite], p.suite, environ) + p.filename,
                     Path(tmp) / f"{i}.deb",
                     p.sha256,
+                    p.size,
                 )
                 for i, p in enumerate(missing)
             ]
             log.info("fetching %d .deb(s)", len(items))
             download(items)
-            for pin, (_, dest, _) in zip(missing, items, strict=True):
+            for pin, (_, dest, _, _) in zip(missing, items, strict=True):
                 cache.put(dest, pin.sha256, f"{pin.name} {pin.version}")
     return {pin.name: cache.path(pin.sha256) for pin in pins}
 

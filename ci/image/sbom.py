@@ -10,6 +10,7 @@ the build time (SOURCE_DATE_EPOCH). Both are validated and byte-stable.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,24 +167,19 @@ def build_bom(
 
 
 def collect_licenses(lock: Lock, cache: Cache) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
-    """Licences from the cached inputs: DEP-5 copyright files and wheel METADATA."""
+    """Licences from the cached inputs: DEP-5 copyright files and wheel METADATA, each read
+    from a private copy of exactly the bytes checked against the lock."""
     debs: dict[str, tuple[str, ...]] = {}
-    for pin in lock.debs:
-        path = cache.get(pin.sha256)
-        if path is None:
-            raise ImageError(
-                f"{pin.name} {pin.version} is not in the download cache; "
-                "run scripts/gate -s image first"
-            )
-        debs[pin.name] = unpack(path, drop=["*"], keep=["usr/share/doc/*/copyright"]).licenses
     wheels: dict[str, str] = {}
-    for wheel in lock.wheels:
-        path = cache.get(wheel.sha256)
-        if path is None:
-            raise ImageError(
-                f"{wheel.filename} is not in the download cache; run scripts/gate -s image first"
+    with tempfile.TemporaryDirectory(prefix="bot4-sbom-") as tmp:
+        for pin in lock.debs:
+            copy = cache.copy_to(
+                pin.sha256, Path(tmp) / Path(pin.filename).name, f"{pin.name} {pin.version}"
             )
-        wheels[wheel.name] = read_meta(path).license
+            debs[pin.name] = unpack(copy, drop=["*"], keep=["usr/share/doc/*/copyright"]).licenses
+        for wheel in lock.wheels:
+            copy = cache.copy_to(wheel.sha256, Path(tmp) / wheel.filename, wheel.filename)
+            wheels[wheel.name] = read_meta(copy).license
     return debs, wheels
 
 

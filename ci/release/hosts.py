@@ -41,7 +41,7 @@ from ci.oci.manifest import Manifest
 from ci.oci.runtime import find_runc
 from ci.release import attest, e2e, gpg, keys, quadlet, sign, transfer
 from ci.release.dockerfile_check import Dockerd
-from ci.release.errors import ReleaseError
+from ci.release.errors import RefusedError, ReleaseError
 from ci.release.local_registry import LocalRegistry
 from ci.release.reference import Reference, parse
 from ci.release.registry import Registry
@@ -57,6 +57,15 @@ HARDENING = (
     "--security-opt=no-new-privileges",
     "--user=65532:65532",
 )
+# The unit's other [Service] lines, exactly (ExecStartPre= and ExecStop= run as root).
+SERVICE_LINES = {
+    "ExecStartPre": "/usr/bin/podman pull ${BOT4_IMAGE}",
+    "ExecStop": "/usr/bin/podman stop --ignore --time 30 bot4-engine",
+    "Restart": "on-failure",
+    "RestartSec": "10s",
+}
+# Every option the unit's ``podman run`` may carry: the hardening and its own bookkeeping.
+UNIT_OPTIONS = ("--rm", "--pull=never", "--name bot4-engine", *HARDENING)
 # Runs in the container (the image has python3 and no shell): identity, capabilities,
 # no_new_privs, network interfaces, whether / is writable.
 PROBE = (
@@ -120,18 +129,53 @@ def render_host_files(
 
 
 def unit_run_args(root: Path) -> list[str]:
-    """The ``podman run`` options of the shipped unit's ``ExecStart`` (image excluded)."""
-    unit = (root / HOST_FILES / "bot4-engine.service").read_text(encoding="utf-8")
-    line = next((ln for ln in unit.splitlines() if ln.startswith("ExecStart=")), None)
-    if line is None:
-        raise ReleaseError(f"{root / HOST_FILES / 'bot4-engine.service'} has no ExecStart")
-    argv = shlex.split(line.removeprefix("ExecStart="))
+    """The ``podman run`` options of the shipped unit's ``ExecStart`` (image excluded),
+    checked: every hardening flag there, and nothing but the options we write (an
+    allow-list, as for Quadlet's generated line: ``--privileged``, ``-v /:/host``,
+    ``--pid=host``, ``--cap-add``, a second ``--user``… are refused, however spelled)."""
+    path = root / HOST_FILES / "bot4-engine.service"
+    what = "bot4-engine.service"
+    try:  # systemd's own line rules: continuations and odd line breaks refused
+        service = quadlet.parse_unit(path.read_text(encoding="utf-8")).get("Service", {})
+    except RefusedError as exc:
+        raise RefusedError(f"{what}: {exc}") from None
+    others = sorted(set(service) - set(SERVICE_LINES) - {"ExecStart", "Environment"})
+    if others:
+        raise RefusedError(
+            f"{what}: [Service] must not set {', '.join(others)} "
+            f"(allowed: {', '.join(sorted({*SERVICE_LINES, 'ExecStart', 'Environment'}))})"
+        )
+    for key, value in SERVICE_LINES.items():  # a root command on the host, as written or not
+        if service.get(key) != [value]:
+            raise RefusedError(f"{what}: [Service] needs exactly {key}={value}")
+    environment = service.get("Environment", [])
+    if (
+        len(environment) != 1
+        or not environment[0].startswith("BOT4_IMAGE=")
+        or " " in environment[0]
+    ):
+        raise RefusedError(f"{what}: [Service] needs exactly one Environment=BOT4_IMAGE=REF")
+    lines = service.get("ExecStart", [])
+    if len(lines) != 1:  # an empty ExecStart= resets the list: the last one would run
+        raise RefusedError(f"{what}: [Service] must have one ExecStart, not {len(lines)}")
+    try:
+        argv = shlex.split(lines[0])
+    except ValueError as exc:  # an unbalanced quote
+        raise RefusedError(f"{what}: ExecStart is not a command line ({exc})") from None
     if argv[:2] != ["/usr/bin/podman", "run"] or argv[-1] != "${BOT4_IMAGE}":
-        raise ReleaseError("bot4-engine.service: ExecStart must be podman run … ${BOT4_IMAGE}")
+        raise RefusedError(f"{what}: ExecStart must be /usr/bin/podman run … ${{BOT4_IMAGE}}")
     missing = [flag for flag in HARDENING if flag not in argv]
     if missing:
-        raise ReleaseError(f"bot4-engine.service: ExecStart lacks {' '.join(missing)}")
-    return argv[2:-1]
+        raise RefusedError(f"{what}: ExecStart lacks {' '.join(missing)}")
+    options = argv[2:-1]
+    joined = iter(options)  # "--name X" as one option, so X is checked with it
+    given = [f"{a} {next(joined, '')}" if a == "--name" else a for a in joined]
+    added = [option for option in given if option not in UNIT_OPTIONS]
+    if added:
+        raise RefusedError(
+            f"{what}: ExecStart adds {' '.join(added)}: only {' '.join(UNIT_OPTIONS)} may appear"
+        )
+    return options
 
 
 class Podman:
@@ -214,6 +258,7 @@ def _probe(out: str, what: str) -> None:
 
 def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
     """Run every host check; yields one report line per check."""
+    hardened = unit_run_args(root)  # a widened unit is refused before anything runs
     tag = Layout(src).tag()
     if not tag:
         raise ReleaseError(f"host-check: {src} names no tag for skopeo (oci:DIR:TAG)")
@@ -246,6 +291,7 @@ def check(src: Path, root: Path, say: Callable[[str], None]) -> Iterator[str]:
                         signer,
                         tmp,
                         root,
+                        hardened,
                     )
                 attest.attest(registry, pinned, signer, attest.SBOM, sbom)
                 prov = attest.provenance(root, "HEAD", "urn:bot4:builder:host-check", {})
@@ -270,6 +316,7 @@ def _podman_checks(
     signer: keys.Signer,
     tmp: Path,
     root: Path,
+    hardened: list[str],
 ) -> Iterator[str]:
     digest = str(pinned.digest)
     image = f"{pinned.name}@{digest}"
@@ -307,7 +354,6 @@ def _podman_checks(
         raise ReleaseError(f"host-check: podman refused the signed image: {_tail(done.stderr)}")
     yield f"ok   podman pull {image[:60]}…: accepted by policy.json (signedBy GPGKeys)"
 
-    hardened = unit_run_args(root)
     plain = podman.run("run", *hardened, image)
     if plain.returncode == 0:
         yield "ok   podman run works here without the rlimit wrapper"

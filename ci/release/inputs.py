@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ci.image.errors import ImageError
 from ci.image.fetch import Cache, download_dir
 from ci.image.lock_format import Lock
 from ci.oci.digest import sha256
@@ -40,12 +41,10 @@ def push(registry: Registry, repo: str, tag: str, lock: Lock, cache: Cache) -> s
     manifest under ``tag``; returns the manifest digest."""
     layers = []
     for name, digest, media in _files(lock):
-        path = cache.get(digest)
-        if path is None:
-            raise ReleaseError(
-                f"{name} is not in the download cache; run scripts/gate -s image first"
-            )
-        data = path.read_bytes()
+        try:  # read once and checked: a path checked first could be swapped before the read
+            data = cache.read(digest, name)
+        except ImageError as exc:
+            raise ReleaseError(str(exc)) from None
         registry.push_blob(repo, data)
         layers.append(
             {"mediaType": media, "digest": f"sha256:{digest}", "size": len(data),

@@ -2,11 +2,12 @@
 
 Debian 12's podman (4.3.1) has no Quadlet, so the generator comes from Debian trixie's
 podman .deb, pinned in ``ci/release/quadlet.toml``: fetched from the Debian mirror apt is
-configured with (``BOT4_DEBIAN_MIRROR`` overrides it), checked against the pinned sha256
-before it is opened, and only ``/usr/libexec/podman/quadlet`` is taken out of it. The
-generator runs the way systemd runs it (``QUADLET_UNIT_DIRS=DIR quadlet OUTDIR``); the
-.service it writes must run ``podman run`` on the pinned digest with every hardening flag
-the shipped unit promises, and pass ``systemd-analyze verify``.
+configured with (``BOT4_DEBIAN_MIRROR`` overrides it), read no further than its pinned
+size, checked against the pinned sha256 before it is opened, and only
+``/usr/libexec/podman/quadlet`` is taken out of it. The generator runs the way systemd
+runs it (``QUADLET_UNIT_DIRS=DIR quadlet OUTDIR``); the .service it writes must run
+``podman run`` on the pinned digest with every hardening flag the shipped unit promises,
+and pass ``systemd-analyze verify``.
 
 Our own check refuses a .container that names a tag instead of a digest, lacks a
 hardening key or adds one that undoes it — before the generator is even fetched.
@@ -118,6 +119,8 @@ def read_pin(root: Path, pin_file: Path = PIN_FILE) -> DebPin:
         raise ReleaseError(f"{path}: sha256 must be 64 lowercase hex digits")
     if not re.fullmatch(r"pool/[A-Za-z0-9+._~/-]+\.deb", str(pin.filename)) or ".." in pin.filename:
         raise ReleaseError(f"{path}: filename must be an archive pool path")
+    if type(pin.size) is not int or pin.size <= 0:
+        raise ReleaseError(f"{path}: size must be a positive integer (bytes)")
     return pin
 
 
@@ -255,7 +258,7 @@ def pinned_binary(root: Path, pin_file: Path, dest: Path, cache: fetch.Cache | N
         with fetch.download_dir(cache) as tmp:
             part = tmp / "podman.deb"
             try:
-                fetch.apt_download([(uri, part, pin.sha256)])
+                fetch.apt_download([(uri, part, pin.sha256, pin.size)])
             except GateError as exc:
                 raise ReleaseError(
                     f"{pin_file.stem}: {pin.name} {pin.version} ({pin.suite}) could not be fetched "

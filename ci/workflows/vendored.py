@@ -25,7 +25,9 @@ from ci.workflows.checks import PIN_RE, SHA_RE, WorkflowError
 
 VENDORED = Path(__file__).resolve().parent / "vendored-actions"
 MANIFEST = "actions.json"
-REMEDY = "python -m ci.workflows vendor --git-dir CLONE OWNER/REPO@SHA FILE…"
+# Placeholders: a clone of the action, the pin the workflows name, the files the manifest
+# lists for it (tests/ci/test_remedies.py fills them in and runs it as printed).
+REMEDY = "scripts/gate -s vendor -- --git-dir CLONE OWNER/REPO@SHA FILE…"
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,8 @@ def vendor(git_dir: Path, pin: str, names: Sequence[str], directory: Path = VEND
     if match is None or not SHA_RE.fullmatch(match["ref"]) or not _is_owner_repo(match["action"]):
         raise WorkflowError(f"expected OWNER/REPO@<40 hex>, got {pin!r}")
     action, commit = match["action"], match["ref"]
+    if (git_dir / ".git").is_dir():  # an ordinary clone (git clone URL), not a bare mirror
+        git_dir = git_dir / ".git"
     tags = _git(git_dir, "tag", "--points-at", commit).decode().split()
     tag = max((t for t in tags if t.count(".") == 2), key=len, default=",".join(tags) or "none")
     files: dict[str, tuple[str, str]] = {}

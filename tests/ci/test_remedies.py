@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.workflows import vendored
 from ci.workflows.checks import nox_sessions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,8 +39,60 @@ BARE_PYTHON = re.compile(r"\b(?:run|with|then|remedy:?)\s+`?python3? -m ci\b")
 NOT_REMEDIES: set[tuple[str, str]] = set()
 
 
+def _constants(tree: ast.Module) -> dict[str, str]:
+    """A module's top-level string constants (``REMEDY = "…"``), by name."""
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }  # fmt: skip
+
+
+def _imported(tree: ast.Module) -> dict[str, Path]:
+    """``from ci.x import mod`` and ``import ci.x.mod as mod``: the name → the module's file."""
+    out: dict[str, Path] = {}
+    for node in ast.walk(tree):
+        pairs = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ci"):
+            pairs = [(a.asname or a.name, f"{node.module}.{a.name}") for a in node.names]
+        elif isinstance(node, ast.Import):
+            pairs = [(a.asname or a.name, a.name) for a in node.names if a.name.startswith("ci.")]
+        for name, dotted in pairs:
+            path = ROOT.joinpath(*dotted.split(".")).with_suffix(".py")
+            if path.is_file():
+                out[name] = path
+    return out
+
+
+def _joined(node: ast.JoinedStr, local: dict[str, str], modules: dict[str, Path]) -> str:
+    """An f-string as printed, its ``{NAME}`` / ``{module.NAME}`` constants filled in (a
+    remedy kept in a constant is printed through one); other values stay ``{…}``."""
+    out = []
+    for part in node.values:
+        if isinstance(part, ast.Constant):
+            out.append(str(part.value))
+            continue
+        value = part.value if isinstance(part, ast.FormattedValue) else part
+        text = None
+        if isinstance(value, ast.Name):
+            text = local.get(value.id)
+        elif (
+            isinstance(value, ast.Attribute)
+            and isinstance(value.value, ast.Name)
+            and value.value.id in modules
+        ):
+            other = ast.parse(modules[value.value.id].read_text(encoding="utf-8"))
+            text = _constants(other).get(value.attr)
+        out.append("{…}" if text is None else text)
+    return "".join(out)
+
+
 def _printed(path: Path) -> list[str]:
-    """The string literals of a module, less its docstrings (f-strings by their parts)."""
+    """The string literals of a module, less its docstrings: f-strings by their parts and
+    as a whole, with the module-level constants they print filled in."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     docstrings = {
         id(node.body[0].value)
@@ -49,11 +102,14 @@ def _printed(path: Path) -> list[str]:
         and isinstance(node.body[0], ast.Expr)
         and isinstance(node.body[0].value, ast.Constant)
     }
+    local, modules = _constants(tree), _imported(tree)
     return [
         node.value
         for node in ast.walk(tree)
         if isinstance(node, ast.Constant) and isinstance(node.value, str)
         if id(node) not in docstrings
+    ] + [
+        _joined(node, local, modules) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr)
     ]
 
 
@@ -115,7 +171,7 @@ def test_scripts_gate_resolves_every_session_a_remedy_names() -> None:
 # sentence around it, "… and commit it", is not taken for arguments).
 REMEDY = re.compile(r"scripts/gate -s [A-Za-z0-9_.-]+(?: -- -[\w=-]+(?: -[\w=-]+)*)?")
 # Provoked, captured and run as printed by a test below.
-RUN_BY_A_TEST = {"dashboards", "lock", "image-lock", "image-sbom", "sbom"}
+RUN_BY_A_TEST = {"dashboards", "lock", "image-lock", "image-sbom", "sbom", "vendor"}
 # Printed somewhere, but not run here, and why.
 NOT_RUN = {
     "tests": "printed when reports/coverage.json is missing; the remedy is the whole test "
@@ -304,6 +360,73 @@ def test_python_sbom_remedy(fresh: Path) -> None:
     check = ["scripts/gate", "-s", "sbom"]
     assert _follow(check, fresh) == ["scripts/gate -s sbom -- --write"]
     assert sbom.read_bytes() == _head(fresh, "sbom/bot4-python.cdx.json")
+
+
+def _git(cwd: Path, *argv: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=upstream", "-c", "user.email=upstream@example.invalid",
+         "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", *argv],
+        cwd=cwd, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+@pytest.mark.remedies
+def test_vendor_remedy(fresh: Path, tmp_path: Path) -> None:
+    """The workflows pin a new release of actions/cache: act refuses the vendored copy and
+    prints the vendor remedy. Its placeholders are filled from the real context — CLONE an
+    ordinary clone holding the new commit (the vendored files committed on top and tagged,
+    since GitHub is out of reach), OWNER/REPO@SHA the new pin, FILE… the files the manifest
+    lists — and it runs as printed; then the check passes and records the new commit."""
+    entry = vendored.load(fresh / "ci" / "workflows" / "vendored-actions")["actions/cache"]
+    upstream = tmp_path / "upstream"
+    vendored.unpack(entry, upstream)
+    _git(upstream, "init", "-q")
+    _git(upstream, "add", "-A")
+    _git(upstream, "commit", "-qm", "the next release")
+    _git(upstream, "tag", "v5.0.6")
+    commit = _git(upstream, "rev-parse", "HEAD")
+    _git(tmp_path, "clone", "-q", str(upstream), "cache")
+    pin = f"actions/cache@{commit}"
+    check = [
+        sys.executable, "-c",
+        "import sys; from ci.workflows import act, checks\n"
+        "try: act.action_for(sys.argv[1])\n"
+        "except checks.WorkflowError as exc: sys.exit(str(exc))",
+        pin,
+    ]  # fmt: skip
+    refused = _run(check, fresh)
+    assert refused.returncode == 1, refused.stderr
+    printed = refused.stderr.strip().rpartition(" with ")[2]
+    assert printed == "scripts/gate -s vendor -- --git-dir CLONE OWNER/REPO@SHA FILE…"
+    filled = (
+        printed.replace("CLONE", str(tmp_path / "cache"))
+        .replace("OWNER/REPO@SHA", pin)
+        .replace("FILE…", " ".join(sorted(entry.files)))
+    )
+    done = _run(shlex.split(filled), fresh)
+    assert done.returncode == 0, f"{filled} failed:\n{(done.stdout + done.stderr)[-4000:]}"
+    assert _run(check, fresh).returncode == 0
+    again = vendored.load(fresh / "ci" / "workflows" / "vendored-actions")["actions/cache"]
+    assert (again.commit, again.tag, again.files) == (commit, "v5.0.6", entry.files)
+
+
+def test_the_collector_sees_a_remedy_printed_through_a_constant(tmp_path: Path) -> None:
+    """A remedy kept in a constant and printed through an f-string, of this module or of an
+    imported one, is seen as printed (the scan would otherwise read only the sentence)."""
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from ci.workflows import vendored\n"
+        'FIX = "python -m ci.thing fix"\n'
+        "def f(x: str) -> str:\n"
+        '    return f"{x} is stale; fix it with {FIX}"\n'
+        "def g() -> str:\n"
+        '    return f"vendor it with {vendored.REMEDY}"\n',
+        encoding="utf-8",
+    )
+    printed = _printed(module)
+    assert "{…} is stale; fix it with python -m ci.thing fix" in printed
+    assert f"vendor it with {vendored.REMEDY}" in printed
+    assert BARE_PYTHON.search("{…} is stale; fix it with python -m ci.thing fix")
 
 
 def _fake_gate(tmp_path: Path, body: str) -> Path:

@@ -11,6 +11,7 @@ one the log records as used stops the run unstarted (audited ``run_refused``, ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -116,25 +117,30 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 1 or args.checkpoint_interval <= 0:
         raise AuditError("--checkpoint-every must be ≥ 1 and --checkpoint-interval > 0")
     override, token = _override(args)  # checked before anything is opened
-    signer = None
-    if args.audit_log is not None and not args.unsigned_audit:
-        signer = load_signer(args.audit_key or key_id_from_env())  # before anything starts
-    metrics = Metrics()
-    server = None
-    if args.metrics_port is not None:
-        base = MetricsEndpoint.from_env()
-        endpoint = MetricsEndpoint(args.metrics_address or base.address, args.metrics_port)
-        server = serve_metrics(metrics, endpoint)
-        print(f"metrics on {server.url}", file=sys.stderr)
-    stop = threading.Event()
+    # Each resource is released on the way out, in reverse order, whatever another's release
+    # raises: a failing engine.close must not leave the key's backend session or the
+    # metrics port open (ExitStack runs every callback and re-raises what failed).
+    with contextlib.ExitStack() as resources:
+        signer = None
+        if args.audit_log is not None and not args.unsigned_audit:
+            signer = load_signer(args.audit_key or key_id_from_env())  # before anything starts
+            resources.callback(signer.close)
+        metrics = Metrics()
+        if args.metrics_port is not None:
+            base = MetricsEndpoint.from_env()
+            endpoint = MetricsEndpoint(args.metrics_address or base.address, args.metrics_port)
+            server = serve_metrics(metrics, endpoint)
+            resources.callback(server.close)
+            print(f"metrics on {server.url}", file=sys.stderr)
+        stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        print(f"bot4: {signal.Signals(signum).name}: stopping after this step", file=sys.stderr)
-        stop.set()
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            print(f"bot4: {signal.Signals(signum).name}: stopping after this step", file=sys.stderr)
+            stop.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    engine = None
-    try:
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s, handler in previous.items():
+            resources.callback(signal.signal, s, handler)
         engine = Engine(
             scenario,
             config,
@@ -149,18 +155,10 @@ def run(args: argparse.Namespace) -> int:
             override=override,
             override_token=token,
         )
+        resources.callback(engine.close)  # first out: its last checkpoint needs the signer
         _refuse_a_replay(engine, override, args.audit_log)
         duration = args.duration if args.duration is not None else scenario.duration_s
         summary = engine.run(round(duration * _NS_PER_S), stop)
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if engine is not None:
-            engine.close()
-        if signer is not None:
-            signer.close()
-        if server is not None:
-            server.close()
     if args.json:
         print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
     else:

@@ -7,12 +7,14 @@ import base64
 import itertools
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
+from botocore.stub import Stubber
 
 from bot4.infrastructure.errors import ConfigError
 from bot4.infrastructure.metrics import Metrics
@@ -293,3 +295,135 @@ def test_default_secrets_dir() -> None:
     assert default_secrets_dir({"XDG_CONFIG_HOME": "/cfg"}) == Path("/cfg/bot4/secrets")
     assert default_secrets_dir({}) == Path.home() / ".config" / "bot4" / "secrets"
     assert os.sep in str(default_secrets_dir({}))
+
+
+# -- a KMS answer without a field it must carry ----------------------------------------------
+#
+# botocore's model makes every output member optional, so a KMS-compatible endpoint
+# (BOT4_KMS_ENDPOINT) answering 200 without one gets through the client. The real boto3
+# client under botocore's Stubber (requests and answers validated against the model).
+
+STUB_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+
+@pytest.fixture
+def stubbed_kms() -> Iterator[tuple[KmsSecrets, Stubber]]:
+    client = boto3.client(
+        "kms",
+        region_name="eu-west-1",
+        aws_access_key_id="stub",
+        aws_secret_access_key="stub",  # pragma: allowlist secret - a dummy; nothing is sent
+    )
+    with Stubber(client) as stub:
+        yield KmsSecrets(client), stub
+        stub.assert_no_pending_responses()
+
+
+ANSWERS: dict[str, tuple[str, dict[str, object], Callable[[KmsSecrets], object]]] = {
+    "CiphertextBlob": ("encrypt", {"KeyId": STUB_ARN}, lambda p: p.encrypt("k", SECRET)),
+    "Plaintext": ("decrypt", {"KeyId": STUB_ARN}, lambda p: p.decrypt("k", b"blob")),
+    "data key Plaintext": (
+        "generate_data_key",
+        {"KeyId": STUB_ARN, "CiphertextBlob": b"wrapped"},
+        lambda p: p.generate_data_key("k"),
+    ),
+    "data key CiphertextBlob": (
+        "generate_data_key",
+        {"KeyId": STUB_ARN, "Plaintext": b"\x01" * 32},
+        lambda p: p.generate_data_key("k"),
+    ),
+    "Signature": (
+        "sign",
+        {"KeyId": STUB_ARN, "SigningAlgorithm": "ECDSA_SHA_256"},
+        lambda p: p.sign("k", b"order"),
+    ),
+    "SignatureValid": (
+        "verify",
+        {"KeyId": STUB_ARN, "SigningAlgorithm": "ECDSA_SHA_256"},
+        lambda p: p.verify("k", b"order", Signature("k", b"\x30\x02\x01\x01")),
+    ),
+    "PublicKey": ("get_public_key", {"KeyId": STUB_ARN}, lambda p: p.public_key_pem("k")),
+    "KeyMetadata": ("create_key", {}, lambda p: p.create_encryption_key("k")),
+}
+OPERATIONS = {
+    "encrypt": "Encrypt",
+    "decrypt": "Decrypt",
+    "generate_data_key": "GenerateDataKey",
+    "sign": "Sign",
+    "verify": "Verify",
+    "get_public_key": "GetPublicKey",
+    "create_key": "CreateKey",
+}
+
+
+@pytest.mark.parametrize("missing", sorted(ANSWERS))
+def test_kms_answer_without_a_field_is_a_one_line_error(
+    stubbed_kms: tuple[KmsSecrets, Stubber], missing: str
+) -> None:
+    provider, stub = stubbed_kms
+    method, answer, call = ANSWERS[missing]
+    stub.add_response(method, answer)
+    field = missing.rsplit(maxsplit=1)[-1]
+    if field == "KeyMetadata":
+        field = "KeyId"  # the key's id is what CreateKey's answer must carry
+    with pytest.raises(SecretsError) as info:
+        call(provider)
+    assert str(info.value) == f"AWS KMS {OPERATIONS[method]} with key 'k' answered without {field}"
+
+
+def test_kms_public_key_that_is_not_der_is_a_one_line_error(
+    stubbed_kms: tuple[KmsSecrets, Stubber],
+) -> None:
+    provider, stub = stubbed_kms
+    stub.add_response("get_public_key", {"KeyId": STUB_ARN, "PublicKey": b"not DER"})
+    with pytest.raises(SecretsError, match=r"^AWS KMS GetPublicKey with key 'k' answered no "):
+        provider.public_key_pem("k")
+
+
+def test_kms_key_whose_alias_fails_is_scheduled_for_deletion(kms_env: dict[str, str]) -> None:
+    """moto's server: a second key under a taken alias. CreateKey made the key, CreateAlias
+    refused: the key nobody can name is scheduled for deletion (the shortest window), the
+    error says so in one line, and the alias still names the first key."""
+    client = KmsSecrets.client_from_env(kms_env)
+    provider = KmsSecrets(client)
+    key = new_id()
+    provider.create_signing_key(key)
+    first = client.describe_key(KeyId=kms_key_ref(key))["KeyMetadata"]["KeyId"]
+    with pytest.raises(SecretsError) as info:
+        provider.create_signing_key(key)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"AWS KMS CreateAlias with key '{key}'")
+    orphans = [
+        k["KeyId"]
+        for k in client.list_keys()["Keys"]
+        if client.describe_key(KeyId=k["KeyId"])["KeyMetadata"].get("Description") == f"bot4 {key}"
+        and k["KeyId"] != first
+    ]
+    assert len(orphans) == 1
+    state = client.describe_key(KeyId=orphans[0])["KeyMetadata"]
+    assert state["KeyState"] == "PendingDeletion"
+    assert message.endswith(f"key {orphans[0]} it created is scheduled for deletion in 7 days")
+    assert client.describe_key(KeyId=kms_key_ref(key))["KeyMetadata"]["KeyId"] == first
+    provider.sign(key, b"still signs")  # the first key is untouched
+
+
+def test_kms_orphan_whose_deletion_cannot_be_sent_is_named_for_deletion_by_hand(
+    stubbed_kms: tuple[KmsSecrets, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CreateAlias refused, then the endpoint drops before ScheduleKeyDeletion: the one
+    line names the key to delete by hand."""
+    provider, stub = stubbed_kms
+    stub.add_response("create_key", {"KeyMetadata": {"KeyId": STUB_ARN}})
+    stub.add_client_error("create_alias", "AlreadyExistsException", "alias exists")
+
+    def unreachable(**_: object) -> None:
+        raise EndpointConnectionError(endpoint_url="https://kms.invalid")
+
+    monkeypatch.setattr(provider._client, "schedule_key_deletion", unreachable)
+    with pytest.raises(SecretsError) as info:
+        provider.create_encryption_key("k")
+    assert str(info.value) == (
+        "AWS KMS CreateAlias with key 'k' failed: AlreadyExistsException: alias exists; "
+        f"the key {STUB_ARN} it created could not be scheduled for deletion "
+        '(Could not connect to the endpoint URL: "https://kms.invalid"): delete it by hand'
+    )

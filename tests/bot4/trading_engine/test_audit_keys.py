@@ -519,3 +519,53 @@ def test_kms_misconfigured_endpoint_or_region_is_one_line_and_nothing_is_written
     assert err.startswith("bot4: error: ") and says in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not log.exists()
+
+
+def test_kms_keygen_answer_without_the_key_id_is_one_line_and_no_alias_is_made(
+    local_kms: LocalKms, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CreateKey answering 200 without KeyMetadata (an endpoint at BOT4_KMS_ENDPOINT): one
+    # line, and no CreateAlias is sent (the Stubber would refuse an unqueued call)
+    local_kms.stubber.add_response("create_key", {})
+    pub = tmp_path / "k.pub"
+    code, out, err = run(capsys, "audit", "keygen", "--key-id", KMS_KEY, "--public-out", str(pub))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.endswith(f"AWS KMS CreateKey with key '{KMS_KEY}' answered without KeyId\n")
+    local_kms.stubber.assert_no_pending_responses()
+    assert not pub.exists()
+
+
+@pytest.mark.parametrize("deletion", ["scheduled", "refused"])
+def test_kms_keygen_whose_alias_fails_leaves_no_orphaned_key(
+    local_kms: LocalKms, tmp_path: Path, capsys: pytest.CaptureFixture[str], deletion: str
+) -> None:
+    """CreateKey made the key, CreateAlias failed: keygen schedules the new key's deletion
+    (the shortest window) and says so in one line; if that fails too, the line names the
+    key to delete by hand."""
+    key_uuid = KMS_ARN.rpartition("/")[2]
+    stub = local_kms.stubber
+    stub.add_response("create_key", {"KeyMetadata": {"KeyId": key_uuid}})
+    local_kms.error("create_alias", "LimitExceededException")
+    if deletion == "scheduled":
+        stub.add_response(
+            "schedule_key_deletion",
+            {"KeyId": KMS_ARN, "KeyState": "PendingDeletion", "PendingWindowInDays": 7},
+            {"KeyId": key_uuid, "PendingWindowInDays": 7},
+        )
+    else:
+        local_kms.error("schedule_key_deletion", "AccessDeniedException")
+    pub = tmp_path / "k.pub"
+    code, out, err = run(capsys, "audit", "keygen", "--key-id", KMS_KEY, "--public-out", str(pub))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"AWS KMS CreateAlias with key '{KMS_KEY}' failed: LimitExceededException" in err
+    if deletion == "scheduled":
+        assert err.endswith(f"key {key_uuid} it created is scheduled for deletion in 7 days\n")
+    else:
+        assert err.endswith(
+            f"key {key_uuid} it created could not be scheduled for deletion "
+            f"(AccessDeniedException): delete it by hand\n"
+        )
+    stub.assert_no_pending_responses()
+    assert not pub.exists()

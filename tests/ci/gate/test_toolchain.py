@@ -141,8 +141,31 @@ def test_missing_and_unlocked_packages_are_reported(
 def test_runner_role_uses_bootstrap_lock(
     venv_factory: MakeVenv, repo: Path, tmp_path: Path
 ) -> None:
-    venv = venv_factory(tmp_path / "runner", {"nox": "2026.10.20", "uv": "0.13.9", "pip": "23"})
+    venv = venv_factory(tmp_path / "runner", {"nox": "2026.10.20", "uv": "0.13.9"})
     assert toolchain.check(repo, [toolchain.environment_from_venv("r", "runner", venv)]) == []
+
+
+@pytest.mark.parametrize("role", ["runner", "session"])
+def test_an_unlocked_pip_setuptools_or_wheel_is_reported(
+    venv_factory: MakeVenv,
+    repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    role: str,
+) -> None:
+    """A venv tool's seeds (ensurepip's pip, virtualenv's setuptools and wheel, all with
+    advisories in old versions) are not exempt: the gate's venvs hold the locked pip
+    only, so one the locks do not pin is drift like any other package."""
+    runner = {"nox": "2026.10.20", "uv": "0.13.9"}
+    locked = runner if role == "runner" else {"ruff": "0.17.5", "numpy": "2.4.6"}
+    seeds = {"pip": "23.0.1", "setuptools": "65.5.0", "wheel": "0.38.4"}
+    venv = venv_factory(tmp_path / "venv", {**locked, **seeds})
+    code = cli.main(["--root", str(repo), "toolchain", "--no-self", "--venv", f"{role}={venv}"])
+    assert code == 1
+    err = capsys.readouterr().err
+    for name, version in seeds.items():
+        assert f"{name} {version} installed in {venv} but not in any lock" in err
+    assert err.count(" installed in ") == len(seeds)  # the locked ones pass
 
 
 def test_wrong_interpreter_in_a_venv(venv_factory: MakeVenv, repo: Path, tmp_path: Path) -> None:

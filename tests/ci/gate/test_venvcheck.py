@@ -169,3 +169,24 @@ def test_script_mode_for_the_runner_venv(tmp_path: Path, capsys: Any) -> None:
     assert "evil 6.6 installed but not in the lock" in capsys.readouterr().err
     assert venvcheck.main(["--record", str(venv), str(lock)]) == 1
     assert "differs from the lock after installing: evil 6.6" in capsys.readouterr().err
+
+
+def test_an_unlocked_seed_is_not_exempt(tmp_path: Path) -> None:
+    """``python -m venv``'s setuptools, virtualenv's wheel, a pip the lock does not pin: the
+    reused venv is rebuilt (the gate's own venvs hold the locked pip only)."""
+    venv, _, state = make(tmp_path)
+    install(venv, "setuptools", "65.5.0", {"setuptools/__init__.py": b""})
+    install(venv, "wheel", "0.38.4", {"wheel/__init__.py": b""})
+    install(venv, "pip", "23.0.1", {"pip/__init__.py": b""})
+    problems, complete = venvcheck.check(venv, PINS, state, "in1")
+    assert not complete
+    for seed in ("setuptools 65.5.0", "wheel 0.38.4", "pip 23.0.1"):
+        assert f"{seed} installed but not in the lock" in problems
+    # the locked pip, at the locked version, is what passes
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    venv, _, state = make(fresh)
+    install(venv, "pip", "26.3", {"pip/__init__.py": b""})
+    pins = {**PINS, "pip": "26.3"}
+    assert venvcheck.record(venv, pins, state, "in1") == []
+    assert venvcheck.check(venv, pins, state, "in1") == ([], True)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ci.image import build, lock_format
+from ci.image.errors import ImageError
 from ci.image.fetch import Cache
 
 
@@ -77,15 +81,49 @@ def test_build_is_deterministic_and_complete(locked: Any, tmp_path: Path) -> Non
 
 
 def test_a_changed_spec_refuses_to_build(locked: Any, tmp_path: Path) -> None:
-    import shutil
-
-    import pytest
-
-    from ci.image.errors import ImageError
-
     root = tmp_path / "repo"
     shutil.copytree(locked.root, root, symlinks=True)
     spec = root / "ci" / "image" / "image.toml"
     spec.write_text(spec.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     with pytest.raises(ImageError, match=r"changed since image\.lock was made"):
         build.gather(root, Cache(locked.cache), ["pip"], print)
+
+
+def test_a_cache_entry_swapped_after_its_check_is_not_built_from(
+    locked: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache re-hashes an entry and hands out its path; whoever can write the shared
+    cache can swap the file before the build opens it. The swap is made at exactly that
+    moment: the build refuses, and a swap after its private copy changes nothing."""
+    cache = Cache(tmp_path / "cache")
+    shutil.copytree(locked.cache, cache.root)  # the session's cache stays untouched
+    lock = lock_format.read_lock(locked.root / "image.lock")
+    libc = next(d for d in lock.debs if d.name == "libc6")
+    other = next(d for d in lock.debs if d.name == "tzdata")  # a real .deb, another package
+    genuine = build.build(locked.root, tmp_path / "genuine", cache, ["pip"], say=print).image
+    checked = Cache.get
+
+    def get_then_swap(self: Cache, sha256: str) -> Path | None:
+        path = checked(self, sha256)
+        if path is not None and sha256 == libc.sha256:
+            path.write_bytes(self.path(other.sha256).read_bytes())
+        return path
+
+    monkeypatch.setattr(Cache, "get", get_then_swap)
+    with pytest.raises(ImageError, match=r"libc6 .*changed after its sha256 was checked"):
+        build.build(locked.root, tmp_path / "swapped", cache, ["pip"], say=print)
+    assert not (tmp_path / "swapped").exists()
+    # the swap right after the build's private copy is made: the image is the genuine one
+    monkeypatch.setattr(Cache, "get", checked)
+    shutil.rmtree(cache.root)
+    shutil.copytree(locked.cache, cache.root)
+    copied = Cache.copy_to
+
+    def copy_then_swap(self: Cache, sha256: str, dest: Path, what: str) -> Path:
+        made = copied(self, sha256, dest, what)
+        self.path(sha256).write_bytes(self.path(other.sha256).read_bytes())
+        return made
+
+    monkeypatch.setattr(Cache, "copy_to", copy_then_swap)
+    again = build.build(locked.root, tmp_path / "again", cache, ["pip"], say=print).image
+    assert again.digest == genuine.digest

@@ -163,3 +163,22 @@ def test_fetch_wheels_offline(tmp_path: Path, offline_pip: Path) -> None:
         fetch.fetch_wheels(
             [missing], fetch.Cache(tmp_path / "c3"), pip, "manylinux_2_36_x86_64", "3.11"
         )
+
+
+def test_cache_read_and_copy_use_exactly_the_checked_bytes(tmp_path: Path) -> None:
+    """``read`` hashes the bytes it returns (no check-then-reopen); a drifted entry is
+    refused in one line, evicted, and no copy is left behind."""
+    cache = fetch.Cache(tmp_path / "cache")
+    src = tmp_path / "blob"
+    src.write_bytes(b"content")
+    sha = hashlib.sha256(b"content").hexdigest()
+    with pytest.raises(ImageError, match=r"^blob is not in the download cache \(No such file"):
+        cache.read(sha, "blob")
+    cache.put(src, sha, "blob")
+    assert cache.read(sha, "blob") == b"content"
+    copy = cache.copy_to(sha, tmp_path / "private" / "blob.deb", "blob")
+    assert copy.read_bytes() == b"content"
+    cache.path(sha).write_bytes(b"swapped")
+    with pytest.raises(ImageError, match="changed after its sha256 was checked; not using it"):
+        cache.copy_to(sha, tmp_path / "private" / "other.deb", "blob")
+    assert not cache.path(sha).exists() and not (tmp_path / "private" / "other.deb").exists()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from bot4.infrastructure.secrets.file import FileSecrets
+from ci.image import lock_format
 from ci.release import attest, cosign
 from ci.release.local_registry import LocalRegistry, find_binary
 from ci.release.registry import Registry
@@ -118,3 +120,21 @@ def test_a_release_pushes_its_inputs_and_its_provenance_names_them(
         rebuilt = _run("ci.image", *argv, "--digest", digest, env=offline)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert rebuilt.stdout.strip().splitlines()[-1] == digest
+
+
+def test_a_tampered_cache_entry_is_not_pushed_as_an_input(locked: Any, tmp_path: Path) -> None:
+    """The first input's cache entry holds other bytes: ``push-inputs`` refuses it in one
+    line before any registry is contacted (the port is closed) and evicts the entry."""
+    cache = tmp_path / "cache"
+    shutil.copytree(locked.cache, cache)
+    first = lock_format.read_lock(locked.root / "image.lock").debs[0]
+    entry = cache / "sha256" / first.sha256
+    entry.write_bytes(b"!<arch>\nswapped\n")
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    pushed = _run("ci.release", "--root", str(locked.root), "push-inputs",
+                  "127.0.0.1:9/bot4/inputs:0.1.0", "--cache", str(cache), env=env)  # fmt: skip
+    assert pushed.returncode == 1, pushed.stderr
+    assert pushed.stdout == ""
+    assert len(pushed.stderr.strip().splitlines()) == 1 and "Traceback" not in pushed.stderr
+    assert "changed after its sha256 was checked; not using it" in pushed.stderr
+    assert not entry.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +92,14 @@ def test_missing_inputs(locked: Any, tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[project]\n", encoding="utf-8")
     with pytest.raises(ImageError, match="version is missing"):
         sbom.engine_version(tmp_path / "pyproject.toml")
+
+
+def test_a_tampered_cache_entry_is_not_read_for_licences(locked: Any, tmp_path: Path) -> None:
+    lock = lock_format.read_lock(locked.root / "image.lock")
+    cache = Cache(tmp_path / "cache")
+    shutil.copytree(locked.cache, cache.root)
+    libc = next(d for d in lock.debs if d.name == "libc6")
+    cache.path(libc.sha256).write_bytes(b"!<arch>\nnot libc\n")
+    with pytest.raises(ImageError, match=r"libc6 .*changed after its sha256 was checked"):
+        sbom.collect_licenses(lock, cache)
+    assert not cache.path(libc.sha256).exists()

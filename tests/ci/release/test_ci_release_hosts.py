@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,102 @@ def test_the_unit_runs_hardened_and_a_weakened_unit_is_refused(tmp_path: Path) -
     unit.write_text(unit.read_text().replace(" --read-only", ""), encoding="utf-8")
     with pytest.raises(ReleaseError, match="ExecStart lacks --read-only"):
         hosts.unit_run_args(weak)
+
+
+LAST_FLAG = " --user=65532:65532 ${BOT4_IMAGE}\n"  # the end of ExecStart (not ExecStartPre)
+
+
+def _add(option: str, text: str) -> str:
+    assert text.count(LAST_FLAG) == 1
+    return text.replace(LAST_FLAG, f" --user=65532:65532 {option} ${{BOT4_IMAGE}}\n")
+
+
+# The ExecStart line (or the unit around it) edited the way an attacker would widen what
+# the container reaches: each must be refused before anything runs.
+HOSTILE_UNITS: dict[str, tuple[Callable[[str], str], str]] = {
+    **{
+        f"adds {added}": (partial(_add, added), f"ExecStart adds {added}: only ")
+        for added in (
+            "--privileged",
+            "-v /:/host",
+            "--volume=/:/host",
+            "--pid=host",
+            "--security-opt seccomp=unconfined",
+            "--security-opt=seccomp=unconfined",
+            "--cap-add=SYS_ADMIN",
+            "--cap-add SYS_ADMIN",
+            "--user=0",  # a second --user overrides the first
+            "--network=host",
+            "--env-file=/root/.aws/credentials",
+            "--name other",
+        )
+    },
+    "a second ExecStart": (
+        lambda t: t.replace("ExecStop=", "ExecStart=\nExecStart=/bin/sh -c id\nExecStop=", 1),
+        "[Service] must have one ExecStart, not 3",
+    ),
+    "a root command before the start": (
+        lambda t: t.replace(
+            "ExecStartPre=/usr/bin/podman pull",
+            "ExecStartPre=/bin/sh -c 'id' ; /usr/bin/podman pull",
+        ),
+        "[Service] needs exactly ExecStartPre=/usr/bin/podman pull ${BOT4_IMAGE}",
+    ),
+    "a second command before the start": (
+        lambda t: t.replace("ExecStop=", "ExecStartPre=/bin/sh -c id\nExecStop=", 1),
+        "[Service] needs exactly ExecStartPre=",
+    ),
+    "another key": (
+        lambda t: t.replace("Restart=", "ExecStartPost=/bin/sh -c id\nRestart=", 1),
+        "[Service] must not set ExecStartPost (allowed: Environment, ExecStart, ",
+    ),
+    "podman configured from the environment": (
+        lambda t: t.replace("Restart=", "Environment=CONTAINERS_CONF=/tmp/x\nRestart=", 1),
+        "[Service] needs exactly one Environment=BOT4_IMAGE=REF",
+    ),
+    "flags on a continued line": (
+        lambda t: t.replace(" --rm ", " --rm \\\n  --privileged ", 1),
+        "a line continued with \\ is not accepted",
+    ),
+    "an unbalanced quote": (
+        lambda t: t.replace(" --rm ", " --rm '", 1),
+        "ExecStart is not a command line",
+    ),
+    "not podman": (
+        lambda t: t.replace("ExecStart=/usr/bin/podman run", "ExecStart=/bin/sh -c", 1),
+        "ExecStart must be /usr/bin/podman run",
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", sorted(HOSTILE_UNITS))
+def test_a_widened_unit_is_refused_before_anything_runs(attack: str, tmp_path: Path) -> None:
+    """Through ``host-check``: refused in one line (exit 3, refused) before the layout is
+    read, a registry started or podman run (the layout named does not even exist)."""
+    edit, message = HOSTILE_UNITS[attack]
+    weak = tmp_path / "repo"
+    shutil.copytree(REPO_ROOT / "ops" / "podman", weak / "ops" / "podman")
+    unit = weak / "ops/podman/bot4-engine.service"
+    text = unit.read_text(encoding="utf-8")
+    unit.write_text(edit(text), encoding="utf-8")
+    assert unit.read_text(encoding="utf-8") != text
+    done = subprocess.run(
+        [sys.executable, "-m", "ci.release", "--root", str(weak), "host-check",
+         "--layout", str(tmp_path / "no-layout" / "oci")],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert message in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["repo"]  # no scratch, no layout
+
+
+def test_the_shipped_unit_options_are_exactly_the_allowed_ones() -> None:
+    assert hosts.unit_run_args(REPO_ROOT) == [
+        "--rm", "--pull=never", "--name", "bot4-engine", *hosts.HARDENING
+    ]  # fmt: skip
 
 
 def test_the_rlimit_wrapper_drops_only_rlimits(tmp_path: Path) -> None:

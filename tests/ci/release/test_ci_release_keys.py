@@ -8,12 +8,14 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from bot4.infrastructure.secrets.kms import KmsSecrets
 from bot4.infrastructure.secrets.pkcs11 import Pkcs11Secrets
 from ci.oci.layout import Layout
-from ci.release import cosign, dsse, sign, transfer, verify
+from ci.release import cli, cosign, dsse, sign, transfer, verify
 from ci.release.bot4_signer import open_signer
 from ci.release.errors import ReleaseError
 from ci.release.keys import PublicKey, Signer, read_public_key
@@ -109,3 +111,36 @@ def test_public_key_files(tmp_path: Path, secrets_env: dict[str, str]) -> None:
     with pytest.raises(ReleaseError, match=f"{path}: not a PEM public key"):
         read_public_key(path)
     assert cosign.SIGNATURE_ANNOTATION == "dev.cosignproject.cosign/signature"
+
+
+@pytest.mark.parametrize(
+    ("answer", "says"),
+    [
+        ({}, "answered without PublicKey"),
+        ({"PublicKey": b"not DER"}, "answered no public key it can read"),
+    ],
+)
+def test_kms_answer_without_a_usable_public_key_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    answer: dict[str, bytes],
+    says: str,
+) -> None:
+    """``public-key --key kms:release`` against a KMS-compatible endpoint that answers
+    GetPublicKey without the key (botocore's Stubber; every output member is optional)."""
+    client = boto3.client(
+        "kms",
+        region_name="eu-west-1",
+        aws_access_key_id="stub",
+        aws_secret_access_key="stub",  # pragma: allowlist secret - a dummy; nothing is sent
+    )
+    monkeypatch.setenv("BOT4_KMS_REGION", "eu-west-1")
+    monkeypatch.setattr(KmsSecrets, "client_from_env", staticmethod(lambda _env: client))
+    with Stubber(client) as stub:
+        stub.add_response("get_public_key", {"KeyId": "k", **answer}, {"KeyId": "alias/release"})
+        assert cli.main(["public-key", "--key", "kms:release"]) == 1
+        stub.assert_no_pending_responses()
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("ci.release: error: signing key 'release' (kms): AWS KMS GetPublicKey")
+    assert err.rstrip().endswith(says)

@@ -4,11 +4,14 @@ and the real trixie quadlet's output checked and passed through systemd-analyze.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -165,9 +168,93 @@ def test_a_pin_file_with_a_bad_hash_or_path_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(ReleaseError, match="filename must be an archive pool path"):
         quadlet.read_pin(root)
+    for size in ("0", '"24686200"'):  # apt's download limit: a positive count of bytes
+        (root / quadlet.PIN_FILE).write_text(
+            text.replace(f"size = {pin.size}\n", f"size = {size}\n"), encoding="utf-8"
+        )
+        with pytest.raises(ReleaseError, match="size must be a positive integer"):
+            quadlet.read_pin(root)
     (root / quadlet.PIN_FILE).write_text("[deb]\nname = 1\n", encoding="utf-8")
     with pytest.raises(ReleaseError, match="not a Quadlet pin file"):
         quadlet.read_pin(root)
+
+
+class _EndlessDeb(http.server.BaseHTTPRequestHandler):
+    """A hostile mirror: a body with no end in sight, chunked or announced as far larger
+    than the pin (stopped at ``LIMIT`` so an unbounded reader fails the test instead of
+    hanging it); counts what it got out."""
+
+    protocol_version = "HTTP/1.1"
+    LIMIT = 64 << 20
+    chunked = True
+    sent = 0
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        if self.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(self.LIMIT))
+        self.end_headers()
+        block = b"!" * 0x10000
+        chunk = b"10000\r\n" + block + b"\r\n" if self.chunked else block
+        with contextlib.suppress(OSError):  # the reader hangs up: what we want
+            while type(self).sent < self.LIMIT:
+                self.wfile.write(chunk)
+                type(self).sent += len(block)
+            self.wfile.write(b"0\r\n\r\n" if self.chunked else b"")
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("chunked", "message"),
+    [
+        (True, "sent more than the pinned 4096 bytes; the download was cut off"),
+        (False, f"announced {_EndlessDeb.LIMIT} bytes where 4096 are pinned"),
+    ],
+)
+def test_an_endless_body_from_the_mirror_is_cut_off_at_the_pinned_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunked: bool, message: str
+) -> None:
+    """The mirror streams bytes without end at the pinned pool path: the download stops
+    soon after the pinned size, is refused in one line, and nothing is cached or left."""
+    pin_text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
+    pin = quadlet.read_pin(REPO_ROOT)
+    root = tmp_path / "repo"
+    (root / "ci/release").mkdir(parents=True)
+    small = 4096  # a small pin keeps the test cheap; the bound is the pin's, whatever it is
+    (root / quadlet.PIN_FILE).write_text(
+        pin_text.replace(f"size = {pin.size}\n", f"size = {small}\n"), encoding="utf-8"
+    )
+    container = tmp_path / "bot4-engine.container"
+    container.write_text(_shipped(), encoding="utf-8")
+    monkeypatch.setattr(_EndlessDeb, "chunked", chunked)
+    monkeypatch.setattr(_EndlessDeb, "sent", 0)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EndlessDeb)  # bot4: allow-ip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cache = tmp_path / "cache"
+    mirror = f"http://127.0.0.1:{server.server_address[1]}/"  # bot4: allow-ip
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "ci.release", "--root", str(root), "quadlet-check",
+             "--container", str(container)],
+            capture_output=True, text=True, check=False, cwd=tmp_path, timeout=120,
+            env={**os.environ, "BOT4_IMAGE_CACHE": str(cache),
+                 "BOT4_DEBIAN_MIRROR": mirror},
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    # what the sockets' buffers hold on top of the pin; unbounded, all 64 MiB went out
+    assert _EndlessDeb.sent < small + (16 << 20), _EndlessDeb.sent
+    assert done.returncode == 1, done.stderr
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert f"{pin.name} {pin.version} (trixie) could not be fetched" in done.stderr
+    assert message in done.stderr
+    assert [p.name for p in cache.rglob("*") if p.is_file()] == []
 
 
 def test_the_shipped_file_through_the_real_generator_and_systemd(tmp_path: Path) -> None:
@@ -300,7 +387,8 @@ def test_a_cached_deb_swapped_after_its_check_is_not_opened(
     (tmp_path / "evil").mkdir()
     good = _deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n")
     evil = _deb(tmp_path / "evil", pinned.version, b"#!/bin/sh\necho swapped\n")
-    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    genuine = good.read_bytes()
+    digest = hashlib.sha256(genuine).hexdigest()
     root = tmp_path / "repo"
     (root / "ci/release").mkdir(parents=True)
     pin_text = (REPO_ROOT / quadlet.PIN_FILE).read_text(encoding="utf-8")
@@ -322,5 +410,7 @@ def test_a_cached_deb_swapped_after_its_check_is_not_opened(
     assert not dest.exists()
     # unswapped, the same entry gives the genuine generator (the test can pass)
     monkeypatch.setattr(fetch.Cache, "get", checked)
-    cache.put(_deb(tmp_path / "good", pinned.version, b"#!/bin/sh\necho genuine\n"), digest, "f")
+    # the same bytes again (dpkg-deb stamps the clock: rebuilt a second later, another .deb)
+    (tmp_path / "again.deb").write_bytes(genuine)
+    cache.put(tmp_path / "again.deb", digest, "fixture")
     assert quadlet.generator(root, dest, cache).read_bytes() == b"#!/bin/sh\necho genuine\n"

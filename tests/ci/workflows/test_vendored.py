@@ -119,7 +119,8 @@ def test_vendor_from_a_clone_is_byte_stable_and_unpacks(tmp_path: Path) -> None:
     git_dir = tmp_path / "src" / ".git"
     first = vendored.vendor(git_dir, pin, ["dist/i.js", "action.yml"], tmp_path / "v")
     archive = first.archive.read_bytes()
-    again = vendored.vendor(git_dir, pin, ["action.yml", "dist/i.js"], tmp_path / "v")
+    # the work tree of an ordinary clone, as the printed remedy's CLONE, gives the same
+    again = vendored.vendor(tmp_path / "src", pin, ["action.yml", "dist/i.js"], tmp_path / "v")
     assert again == first
     assert again.archive.read_bytes() == archive
     assert first.tag == "v1.2.3"
@@ -256,5 +257,7 @@ def test_a_manifest_key_that_is_not_owner_repo_is_refused(tmp_path: Path, key: s
     manifest = json.loads((directory / vendored.MANIFEST).read_text(encoding="utf-8"))
     manifest["actions"][key] = manifest["actions"].pop("actions/cache")
     (directory / vendored.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(WorkflowError, match=r"malformed manifest; regenerate it with python -m"):
+    with pytest.raises(
+        WorkflowError, match=r"malformed manifest; regenerate it with scripts/gate -s vendor "
+    ):
         vendored.load(directory)

@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 ENDPOINT_ENV = "BOT4_KMS_ENDPOINT"
 REGION_ENVS = ("BOT4_KMS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
 RAW_LIMIT = 4096
+DELETION_DAYS = 7  # ScheduleKeyDeletion's shortest PendingWindowInDays
 ED25519_SPEC: Final = "ECC_NIST_EDWARDS25519"
 ED25519_ALGORITHM: Final = "ED25519_SHA_512"  # pure Ed25519 over a RAW message (see above)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -128,11 +130,33 @@ class KmsSecrets(SecretsProvider):
             key_id,
             lambda: client.create_key(KeySpec=spec, KeyUsage=usage, Description=f"bot4 {key_id}"),
         )
-        target = created["KeyMetadata"]["KeyId"]
-        self._call(
-            "CreateAlias",
-            key_id,
-            lambda: client.create_alias(AliasName=kms_key_ref(key_id), TargetKeyId=target),
+        metadata: Mapping[str, Any] = created.get("KeyMetadata", {})
+        target = _field(metadata, "KeyId", "CreateKey", key_id, str)
+        try:
+            self._call(
+                "CreateAlias",
+                key_id,
+                lambda: client.create_alias(AliasName=kms_key_ref(key_id), TargetKeyId=target),
+            )
+        except SecretsError as exc:  # the new key has no name: nothing would ever use it
+            raise type(exc)(f"{exc}; {self._discard(target)}") from None
+
+    def _discard(self, target: str) -> str:
+        """Schedule the deletion of a key just created (the shortest window KMS allows);
+        what became of it, for the error that says why it is not wanted."""
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+        try:
+            self._client.schedule_key_deletion(KeyId=target, PendingWindowInDays=DELETION_DAYS)
+        except ClientError as exc:
+            why = str(exc.response.get("Error", {}).get("Code", "error"))
+        except BotoCoreError as exc:
+            why = str(exc)
+        else:
+            return f"the key {target} it created is scheduled for deletion in {DELETION_DAYS} days"
+        return (
+            f"the key {target} it created could not be scheduled for deletion ({why}): "
+            "delete it by hand"
         )
 
     def create_signing_key(self, key_id: str) -> None:
@@ -147,7 +171,7 @@ class KmsSecrets(SecretsProvider):
         out = self._call(
             "Encrypt", key_id, lambda: client.encrypt(KeyId=kms_key_ref(key_id), Plaintext=raw)
         )
-        return out["CiphertextBlob"]
+        return _answered(out, "CiphertextBlob", "Encrypt", key_id)
 
     def decrypt(self, key_id: str, ciphertext: bytes) -> SecretBytes:
         client = self._client
@@ -156,7 +180,7 @@ class KmsSecrets(SecretsProvider):
             key_id,
             lambda: client.decrypt(KeyId=kms_key_ref(key_id), CiphertextBlob=ciphertext),
         )
-        return SecretBytes(out["Plaintext"])
+        return SecretBytes(_answered(out, "Plaintext", "Decrypt", key_id))
 
     def generate_data_key(self, key_id: str) -> DataKey:
         client = self._client
@@ -165,7 +189,12 @@ class KmsSecrets(SecretsProvider):
             key_id,
             lambda: client.generate_data_key(KeyId=kms_key_ref(key_id), KeySpec="AES_256"),
         )
-        return DataKey(key_id, SecretBytes(out["Plaintext"]), out["CiphertextBlob"])
+        plaintext = _answered(out, "Plaintext", "GenerateDataKey", key_id)
+        return DataKey(
+            key_id,
+            SecretBytes(plaintext),
+            _answered(out, "CiphertextBlob", "GenerateDataKey", key_id),
+        )
 
     @staticmethod
     def _message(message: bytes) -> dict[str, Any]:
@@ -184,7 +213,7 @@ class KmsSecrets(SecretsProvider):
                 **self._message(message),
             ),
         )
-        return Signature(key_id, out["Signature"])
+        return Signature(key_id, _answered(out, "Signature", "Sign", key_id))
 
     def verify(self, key_id: str, message: bytes, signature: Signature) -> bool:
         if signature.algorithm != SIGNING_ALGORITHM:
@@ -206,14 +235,20 @@ class KmsSecrets(SecretsProvider):
             if "KMSInvalidSignatureException" in str(exc):  # pragma: no cover - not emulated
                 return False
             raise
-        return bool(out["SignatureValid"])
+        return _field(out, "SignatureValid", "Verify", key_id, bool)
 
     def public_key_pem(self, key_id: str) -> bytes:
         client = self._client
         out = self._call(
             "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
         )
-        key = serialization.load_der_public_key(out["PublicKey"])
+        der = _answered(out, "PublicKey", "GetPublicKey", key_id)
+        try:
+            key = serialization.load_der_public_key(der)
+        except (ValueError, UnsupportedAlgorithm):
+            raise SecretsError(
+                f"AWS KMS GetPublicKey with key {key_id!r} answered no public key it can read"
+            ) from None
         return key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -268,10 +303,19 @@ class KmsSecrets(SecretsProvider):
         return _answered(out, "Signature", "Sign", key_id)
 
 
-def _answered(out: Mapping[str, Any], field: str, operation: str, key_id: str) -> bytes:
-    """A blob the answer must carry: botocore's model makes every output member optional,
-    so an endpoint answering without it would otherwise surface as a KeyError."""
+A = TypeVar("A", bytes, str, bool)
+
+
+def _field(out: Mapping[str, Any], field: str, operation: str, key_id: str, kind: type[A]) -> A:
+    """A value the answer must carry (a non-empty blob or string, or a flag): botocore's
+    model makes every output member optional, so an endpoint answering without it would
+    otherwise surface as a KeyError traceback."""
     value = out.get(field)
-    if not isinstance(value, bytes) or not value:
+    if not isinstance(value, kind) or (kind is not bool and not value):
         raise SecretsError(f"AWS KMS {operation} with key {key_id!r} answered without {field}")
     return value
+
+
+def _answered(out: Mapping[str, Any], field: str, operation: str, key_id: str) -> bytes:
+    """A blob the answer must carry (``_field``)."""
+    return _field(out, field, operation, key_id, bytes)
