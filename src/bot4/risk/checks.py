@@ -256,10 +256,14 @@ def _rate_rule(
         entry = sub.take(by_account.order)  # history + batch index per sorted position
     else:
         by_account, entry = batch.grouped(a, max_rate.shape[0], undecided.take(a), "rate")
-    need = np.maximum(max_rate, 1).take(by_account.keys)
     ordered_ts = batch.scratch.array("rate.ts", entry.shape[0], np.int64)
     ts_all.take(entry, out=ordered_ts, mode="wrap")  # entries are in range: no checked copy
-    hit = by_account.reaches(ordered_ts, limits.rate_window_ns, need, batch.scratch)
+    common = limits.tables.common_rate  # rows with max_rate <= 0 are overwritten below
+    if common:
+        hit = by_account.reaches_back(ordered_ts, limits.rate_window_ns, common, batch.scratch)
+    else:
+        need = np.maximum(max_rate, 1).take(by_account.keys)
+        hit = by_account.reaches(ordered_ts, limits.rate_window_ns, need, batch.scratch)
     hit |= always.take(by_account.keys)  # decided rows may be grouped too (see grouped)
     if m:
         in_batch = entry >= m
@@ -293,14 +297,11 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
     exact = int(minor.sum()) < _EXACT and int(qty.sum()) < _EXACT
     if exact:
         minor_total = np.bincount(side_key, weights=minor, minlength=2 * n_rows)
-        lots_total = np.bincount(side_key, weights=qty, minlength=2 * n_rows)
     else:
-        minor_total = lots_total = np.zeros(2 * n_rows)
+        minor_total = np.zeros(2 * n_rows)
     sums = _Totals(
         sells_minor=minor_total[0::2].astype(np.int64),
         buys_minor=minor_total[1::2].astype(np.int64),
-        sells_lots=lots_total[0::2].astype(np.int64),
-        buys_lots=lots_total[1::2].astype(np.int64),
         orders=batch.per_account,
         min_minor=int(minor.min()),
         min_lots=int(qty.min()),
@@ -316,8 +317,6 @@ class _Totals:
 
     sells_minor: I64
     buys_minor: I64
-    sells_lots: I64
-    buys_lots: I64
     orders: I64
     min_minor: int
     min_lots: int
@@ -428,12 +427,17 @@ def _position_rule(
     passes = np.empty_like(fail)
     np.less(short_room, sums.min_lots, out=fail[0])
     np.greater(long_excess, -sums.min_lots, out=fail[1])
-    np.greater_equal(short_room, sums.sells_lots[:, None], out=passes[0])
-    np.less_equal(long_excess, -sums.buys_lots[:, None], out=passes[1])
     key = batch.buy_count * long_excess.size  # table cell (side, account, instrument)
     key += batch.instrument
     pair = batch.account * (len(limits.instruments) + 1)
     key += pair
+    if decided_all:  # lots per cell, every order counted: a bound on before + qty
+        lots_total = np.bincount(key, weights=batch.orders.qty, minlength=fail.size)
+        cell_lots = lots_total.astype(np.int64).reshape(fail.shape)
+        np.greater_equal(short_room, cell_lots[0], out=passes[0])
+        np.less_equal(long_excess, np.negative(cell_lots[1], out=cell_lots[1]), out=passes[1])
+    else:
+        passes.fill(False)
     row = failed[_ROW[Reason.POSITION_LIMIT]]
     np.take(fail.ravel(), key, out=row)
     undecided = np.logical_or(fail, passes)
@@ -562,6 +566,26 @@ class Grouping:
         horizon = np.subtract(ordered_ts, window, out=ws.array("reach.horizon", n, np.int64))
         hit = np.greater(earlier, horizon)
         hit &= within
+        return hit
+
+    def reaches_back(
+        self, ordered_ts: I64, window: int, need: int, ws: Scratch | None = None
+    ) -> Bools:
+        """``reaches`` with one ``need`` (≥ 1) for every position: the entry ``need`` places
+        back is a shifted slice (no gather), in the same group exactly when its key is equal.
+        """
+        ws = ws or Scratch()
+        n = ordered_ts.shape[0]
+        rest = max(n - need, 0)
+        hit = np.zeros(n, dtype=np.bool_)
+        later = hit[n - rest :]
+        horizon = np.subtract(
+            ordered_ts[n - rest :], window, out=ws.array("reach.horizon", rest, np.int64)
+        )
+        np.greater(ordered_ts[:rest], horizon, out=later)
+        later &= np.equal(
+            self.keys[n - rest :], self.keys[:rest], out=ws.array("reach.within", rest, np.bool_)
+        )
         return hit
 
 

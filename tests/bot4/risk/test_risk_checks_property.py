@@ -230,3 +230,31 @@ def test_grouping_running_sums_equal_the_definition(keys: list[int], bound: int)
     assert grouping.keys.tolist() == sorted(keys)
     assert grouping.order.tolist() == sorted(range(len(keys)), key=lambda k: (keys[k], k))
     assert grouping.first.tolist() == [grouping.keys.tolist().index(k) for k in sorted(keys)]
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=120),
+    st.integers(1, 6),
+    st.integers(1, 8),
+)
+def test_reaches_back_equals_reaches_with_one_need(
+    entries: list[tuple[int, int]], need: int, window: int
+) -> None:
+    """The shifted-slice rate window equals the gathered one, and the definition."""
+    keys = np.array([k for k, _ in entries], dtype=np.int64)
+    ts = np.cumsum(np.array([g for _, g in entries], dtype=np.int64))
+    grouping = Grouping.of(keys)
+    ordered_ts = ts.take(grouping.order)
+    gathered = grouping.reaches(ordered_ts, window, np.full(len(entries), need, dtype=np.int64))
+    shifted = grouping.reaches_back(ordered_ts, window, need)
+    expected = [
+        sum(
+            1
+            for j in range(p)
+            if grouping.keys[j] == grouping.keys[p] and ordered_ts[j] > ordered_ts[p] - window
+        )
+        >= need
+        for p in range(len(entries))
+    ]
+    assert shifted.tolist() == gathered.tolist() == expected
