@@ -293,14 +293,16 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
     smallest fails, decides all its orders with one gather. Only the orders of the
     remaining rows get the exact grouped running sums.
     """
-    tab, orders = limits.tables, batch.orders
-    a, qty = batch.account, orders.qty
-    included = np.logical_not(failed[: len(PREFILTER)].any(axis=0))
-    scaled = batch.notional * limits.scale
+    tab, orders, ws = limits.tables, batch.orders, batch.scratch
+    a, qty, n = batch.account, orders.qty, batch.account.shape[0]
+    included = ws.array("proj.included", n, np.int64)
+    np.logical_not(failed[: len(PREFILTER)].any(axis=0), out=included, casting="unsafe")
+    scaled = np.multiply(batch.notional, limits.scale, out=ws.array("scaled", n, np.float64))
     np.minimum(scaled, float(NOTIONAL_CAP), out=scaled)
     np.ceil(scaled, out=scaled)
-    minor = scaled.astype(np.int64)
-    side_key = a * 2
+    minor = ws.array("proj.minor", n, np.int64)
+    np.copyto(minor, scaled, casting="unsafe")
+    side_key = np.multiply(a, 2, out=ws.array("proj.side_key", n, np.int64))
     side_key += batch.buy_count
     n_rows = tab.max_open_orders.shape[0]
     exact = int(minor.sum()) < _EXACT and int(qty.sum()) < _EXACT
@@ -315,7 +317,7 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
         min_minor=int(minor.min()),
         min_lots=int(qty.min()),
     )
-    proj = _Projection(included=included.astype(np.int64), minor=minor, side_key=side_key)
+    proj = _Projection(included=included, minor=minor, side_key=side_key)
     _account_rules(batch, limits, state, failed, sums, proj, decided_all=exact)
     _position_rule(batch, limits, state, failed, sums, proj, decided_all=exact)
 
@@ -452,45 +454,42 @@ def _position_rule(
 ) -> None:
     """Worst-case position per account × instrument × side, decided per table cell first."""
     max_position = limits.tables.max_position
-    long_excess = state.position + state.open_buy  # worst long minus the limit, before the batch
-    long_excess -= max_position
-    short_room = state.position - state.open_sell  # worst short plus the limit
-    short_room += max_position
-    fail = np.empty((2, *long_excess.shape), dtype=np.bool_)  # [0] sells, [1] buys
-    passes = np.empty_like(fail)
-    np.less(short_room, sums.min_lots, out=fail[0])
-    np.greater(long_excess, -sums.min_lots, out=fail[1])
-    key = batch.buy_count * long_excess.size  # table cell (side, account, instrument)
-    key += batch.instrument
-    pair = batch.account * (len(limits.instruments) + 1)
+    room = np.empty((2, *state.position.shape), dtype=np.int64)  # [0] sells, [1] buys
+    np.subtract(state.position, state.open_sell, out=room[0])  # a sell fails when sells
+    room[0] += max_position  # before + qty > position - open sells + max
+    np.subtract(max_position, state.position, out=room[1])  # a buy when buys before + qty
+    room[1] -= state.open_buy  # > max - position - open buys
+    fail = np.less(room, sums.min_lots)
+    ws, cells = batch.scratch, room.size
+    key = np.multiply(
+        batch.buy_count, cells // 2, out=ws.array("cell", batch.buy.shape[0], np.int64)
+    )
+    key += batch.instrument  # table cell (side, account, instrument)
+    pair = np.multiply(batch.account, room.shape[2], out=ws.array("pair", key.shape[0], np.int64))
     key += pair
-    if decided_all:  # lots per cell, every order counted: a bound on before + qty
-        lots_total = np.bincount(key, weights=batch.orders.qty, minlength=fail.size)
-        cell_lots = lots_total.astype(np.int64).reshape(fail.shape)
-        np.greater_equal(short_room, cell_lots[0], out=passes[0])
-        np.less_equal(long_excess, np.negative(cell_lots[1], out=cell_lots[1]), out=passes[1])
-    else:
-        passes.fill(False)
     row = failed[_ROW[Reason.POSITION_LIMIT]]
     np.take(fail.ravel(), key, out=row, mode="wrap")
-    undecided = np.logical_or(fail, passes)
-    np.logical_not(undecided, out=undecided)
-    if decided_all and not undecided.any():
-        return
+    undecided = None
+    if decided_all:  # lots per cell, every order counted: a bound on before + qty
+        lots_total = np.bincount(key, weights=batch.orders.qty, minlength=cells)
+        # Compared as float64, exactly: totals are below 2**53 (decided_all), and rounding
+        # a room is monotone, so one of 2**53 or more still compares as at least 2**53.
+        undecided = np.less(room.ravel(), lots_total)
+        undecided &= ~fail.ravel()
+        if not undecided.any():
+            return
+        undecided = undecided.take(key)
     # Exact: running lots per (pair, side) group against the room of its table cell.
-    room = np.empty(fail.shape, dtype=np.int64)
-    room[0] = short_room  # fails when sells before + qty > position - open sells + max
-    np.negative(long_excess, out=room[1])  # buys before + qty > max - position - open buys
-    by_cell, entry = batch.grouped(
-        key, fail.size, undecided.ravel().take(key) if decided_all else None, "cell"
-    )
-    ws, n = batch.scratch, entry.shape[0]
+    by_cell, entry = batch.grouped(key, cells, undecided, "cell")
+    n = entry.shape[0]
     qty = batch.orders.qty.take(entry, out=ws.array("qty", n, np.int64), mode="wrap")
     counted = proj.included.take(entry, out=ws.array("counted", n, np.int64), mode="wrap")
     counted *= qty
     lots = by_cell.before(counted, ws.array("lots", n, np.int64))
     lots += qty
-    row[entry] = lots > room.ravel().take(by_cell.keys)
+    cell_room = room.ravel().take(by_cell.keys, out=ws.array("cell.room", n, np.int64), mode="wrap")
+    hit = np.greater(lots, cell_room, out=ws.array("cell.hit", n, np.bool_))
+    _scatter(row, hit, by_cell, entry)
 
 
 def _dense(ids: I64, rows: I64, ws: Scratch | None = None, tag: str = "") -> I64:
@@ -676,7 +675,9 @@ def duplicate_mask(
 
     ``ts`` is non-decreasing, so the entries within the window of k are the few just
     before it: when none is more than ``max_scan`` places back, each distance is
-    compared exactly (no sort). Otherwise the keys are hashed and sorted.
+    compared exactly (no sort). Otherwise the keys are hashed and sorted. Only the
+    first distance scans the whole batch: an entry within the window at distance d
+    is within it at d - 1 too, so each later distance filters the previous survivors.
     """
     n = ts.shape[0]
     dup = np.zeros(n, dtype=np.bool_)
@@ -684,16 +685,19 @@ def duplicate_mask(
         return dup
     columns = (accounts, instruments, side, qty, price)
     ws = scratch()
-    for d in range(1, n):
-        gap = np.subtract(ts[d:], ts[:-d], out=ws.array("dup.gap", n - d, np.int64))
-        near = np.less_equal(gap, window, out=ws.array("dup.near", n - d, np.bool_))
-        close = np.flatnonzero(near)  # pairs (k - d, k) in the window
-        if not close.shape[0]:  # farther pairs are farther apart in time too
-            break
+    gap = np.subtract(ts[1:], ts[:-1], out=ws.array("dup.gap", n - 1, np.int64))
+    near = np.less_equal(gap, window, out=ws.array("dup.near", n - 1, np.bool_))
+    later = np.flatnonzero(near)
+    later += 1  # entries k with ts[k] - ts[k - 1] in the window
+    d = 1
+    while later.shape[0]:
         if d > max_scan:
             return _duplicate_mask_sorted(*columns, ts, window, hasher)
-        later = close + d
-        dup[later[_equal_keys(later, close, *columns)]] = True
+        earlier = later - d
+        dup[later[_equal_keys(later, earlier, *columns)]] = True
+        d += 1
+        later = later[later >= d]  # k - d must exist
+        later = later[ts[later] - ts[later - d] <= window]
     return dup
 
 
