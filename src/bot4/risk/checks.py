@@ -58,7 +58,7 @@ Bools = NDArray[np.bool_]
 KeyHash = Callable[[I64, I64, NDArray[np.int8], I64, NDArray[np.float64]], U64]
 _G = TypeVar("_G", bound=np.generic)
 
-SCRATCH_MAX = 1 << 17  # entries: batches up to this size reuse per-thread scratch arrays
+SCRATCH_MAX = 1 << 16  # entries: batches up to this size reuse per-thread scratch arrays
 
 
 class Scratch:
@@ -67,8 +67,9 @@ class Scratch:
     Why: the temporaries of a large batch come from heap pages the allocator hands
     back after each call; faulting them in again took about half the time of a
     65536-order batch on the benchmark machine. Only batches up to ``SCRATCH_MAX``
-    entries use it (at most about 26 MB per thread); larger ones allocate as before. An array
-    from here is valid until the same name is asked for again: never return one.
+    entries use it (about 18 MiB per thread after binding and loose 65536-order
+    batches); larger ones allocate as before. An array from here is valid until the
+    same name is asked for again: never return one.
     """
 
     def __init__(self) -> None:
