@@ -206,9 +206,7 @@ def _stateless_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed
     limit = tab.max_notional.take(i, out=ws.array("limit", n, np.float64), mode="wrap")
     np.greater(batch.notional, limit, out=failed[_ROW[Reason.MAX_NOTIONAL]])
     ref = state.reference_price
-    band = (tab.price_band * ref).take(
-        i, out=limit, mode="wrap"
-    )  # the same product as band[i] * ref[i]
+    band = (tab.price_band * ref).take(i, out=limit, mode="wrap")  # = band[i] * ref[i]
     distance = ref.take(i, out=ws.array("distance", n, np.float64), mode="wrap")
     np.subtract(orders.price, distance, out=distance)
     np.abs(distance, out=distance)
