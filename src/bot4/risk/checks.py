@@ -48,6 +48,8 @@ from bot4.risk.state import RiskState
 
 _SHIFT = 23  # index bits in sort keys: batch + history ≤ 2 * MAX_BATCH = 2**23
 _MASK = (1 << _SHIFT) - 1
+# Gathers into ``out=`` pass mode="wrap": their indices are table rows in range by
+# construction, and the default mode="raise" copies ``out`` first (about 1.6x slower).
 _ROW = {reason: row for row, reason in enumerate(RULES)}
 
 I64 = NDArray[np.int64]
@@ -56,7 +58,7 @@ Bools = NDArray[np.bool_]
 KeyHash = Callable[[I64, I64, NDArray[np.int8], I64, NDArray[np.float64]], U64]
 _G = TypeVar("_G", bound=np.generic)
 
-SCRATCH_MAX = 1 << 17  # entries: batches up to this size reuse per-thread scratch arrays
+SCRATCH_MAX = 1 << 16  # entries: batches up to this size reuse per-thread scratch arrays
 
 
 class Scratch:
@@ -65,8 +67,9 @@ class Scratch:
     Why: the temporaries of a large batch come from heap pages the allocator hands
     back after each call; faulting them in again took about half the time of a
     65536-order batch on the benchmark machine. Only batches up to ``SCRATCH_MAX``
-    entries use it (at most about 26 MB per thread); larger ones allocate as before. An array
-    from here is valid until the same name is asked for again: never return one.
+    entries use it (about 18 MiB per thread after binding and loose 65536-order
+    batches); larger ones allocate as before. An array from here is valid until the
+    same name is asked for again: never return one.
     """
 
     def __init__(self) -> None:
@@ -127,18 +130,22 @@ def check_batch_vector(orders: OrderBatch, limits: RiskLimits, state: RiskState)
     m, n = len(hist), len(orders)
     if m + n > 1 << _SHIFT:
         raise RiskError(f"history ({m}) + batch ({n}) exceed {1 << _SHIFT} orders: split the batch")
-    tab = limits.tables
-    notional = orders.qty.astype(np.float64)
-    notional *= orders.price
-    account = _dense(orders.account, tab.account_rows)
+    tab, ws = limits.tables, scratch()
+    notional = ws.array("notional", n, np.float64)
+    np.multiply(orders.qty, orders.price, out=notional)  # qty converts exactly (< 2**53)
+    account = _dense(orders.account, tab.account_rows, ws, "account")
+    buy = np.equal(orders.side, BUY, out=ws.array("buy", n, np.bool_))
+    buy_count = ws.array("buy.count", n, np.int64)
+    np.copyto(buy_count, buy)
     batch = _Batch(
         orders=orders,
         account=account,
-        instrument=_dense(orders.instrument, tab.instrument_rows),
-        buy=orders.side == BUY,
+        instrument=_dense(orders.instrument, tab.instrument_rows, ws, "instrument"),
+        buy=buy,
+        buy_count=buy_count,
         notional=notional,
         per_account=np.bincount(account, minlength=tab.max_rate.shape[0]),
-        scratch=scratch(),
+        scratch=ws,
     )
     failed = np.empty((len(RULES), n), dtype=np.bool_)
     _stateless_rules(batch, limits, state, failed)
@@ -156,14 +163,10 @@ class _Batch:
     account: I64
     instrument: I64
     buy: Bools
+    buy_count: I64  # ``buy`` as 0/1: integer arithmetic with bools takes a slow casting loop
     notional: NDArray[np.float64]
     per_account: I64  # orders per account row
     scratch: Scratch
-
-    @cached_property
-    def buy_count(self) -> I64:
-        """``buy`` as 0/1 integers: integer arithmetic with bools takes a slow casting loop."""
-        return self.buy.astype(np.int64)
 
     @cached_property
     def by_account(self) -> Grouping:
@@ -192,16 +195,20 @@ class _Batch:
 
 def _stateless_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed: Bools) -> None:
     """Per-instrument limits are gathered once per order from small per-batch tables."""
-    tab = limits.tables
+    tab, ws = limits.tables, batch.scratch
     a, i, orders = batch.account, batch.instrument, batch.orders
-    np.take(state.killed | state.kill_all, a, out=failed[_ROW[Reason.KILL_SWITCH]])
+    n = a.shape[0]
+    np.take(state.killed | state.kill_all, a, out=failed[_ROW[Reason.KILL_SWITCH]], mode="wrap")
     np.equal(a, len(limits.accounts), out=failed[_ROW[Reason.UNKNOWN_ACCOUNT]])
     np.equal(i, len(limits.instruments), out=failed[_ROW[Reason.UNKNOWN_INSTRUMENT]])
-    np.greater(orders.qty, tab.max_qty.take(i), out=failed[_ROW[Reason.MAX_ORDER_QTY]])
-    np.greater(batch.notional, tab.max_notional.take(i), out=failed[_ROW[Reason.MAX_NOTIONAL]])
+    max_qty = tab.max_qty.take(i, out=ws.array("max_qty", n, np.int64), mode="wrap")
+    np.greater(orders.qty, max_qty, out=failed[_ROW[Reason.MAX_ORDER_QTY]])
+    limit = tab.max_notional.take(i, out=ws.array("limit", n, np.float64), mode="wrap")
+    np.greater(batch.notional, limit, out=failed[_ROW[Reason.MAX_NOTIONAL]])
     ref = state.reference_price
-    band = (tab.price_band * ref).take(i)  # the same product per order as band[i] * ref[i]
-    distance = np.subtract(orders.price, ref.take(i))
+    band = (tab.price_band * ref).take(i, out=limit, mode="wrap")  # = band[i] * ref[i]
+    distance = ref.take(i, out=ws.array("distance", n, np.float64), mode="wrap")
+    np.subtract(orders.price, distance, out=distance)
     np.abs(distance, out=distance)
     row = failed[_ROW[Reason.PRICE_BAND]]
     np.less_equal(distance, band, out=row)  # NaN reference → False
@@ -245,7 +252,7 @@ def _rate_rule(
     max_rate = limits.tables.max_rate
     always = max_rate <= 0
     a = batch.account
-    np.take(always, a, out=out)
+    np.take(always, a, out=out, mode="wrap")
     undecided = ~always & (submissions > max_rate)
     if not undecided.any():
         return
@@ -256,17 +263,22 @@ def _rate_rule(
         entry = sub.take(by_account.order)  # history + batch index per sorted position
     else:
         by_account, entry = batch.grouped(a, max_rate.shape[0], undecided.take(a), "rate")
-    need = np.maximum(max_rate, 1).take(by_account.keys)
     ordered_ts = batch.scratch.array("rate.ts", entry.shape[0], np.int64)
     ts_all.take(entry, out=ordered_ts, mode="wrap")  # entries are in range: no checked copy
-    hit = by_account.reaches(ordered_ts, limits.rate_window_ns, need, batch.scratch)
+    common = limits.tables.common_rate  # rows with max_rate <= 0 are overwritten below
+    if common:
+        hit = by_account.reaches_back(ordered_ts, limits.rate_window_ns, common, batch.scratch)
+    else:
+        need = np.maximum(max_rate, 1).take(by_account.keys)
+        hit = by_account.reaches(ordered_ts, limits.rate_window_ns, need, batch.scratch)
     hit |= always.take(by_account.keys)  # decided rows may be grouped too (see grouped)
     if m:
         in_batch = entry >= m
         entry = entry[in_batch]
         entry -= m
-        hit = hit[in_batch]
-    out[entry] = hit
+        out[entry] = hit[in_batch]
+    else:
+        _scatter(out, hit, by_account, entry)
 
 
 _EXACT = 2**53  # float64 sums of integers below this are exact (bincount sums in float64)
@@ -280,32 +292,31 @@ def _stateful_rules(batch: _Batch, limits: RiskLimits, state: RiskState, failed:
     smallest fails, decides all its orders with one gather. Only the orders of the
     remaining rows get the exact grouped running sums.
     """
-    tab, orders = limits.tables, batch.orders
-    a, qty = batch.account, orders.qty
-    included = np.logical_not(failed[: len(PREFILTER)].any(axis=0))
-    scaled = batch.notional * limits.scale
+    tab, orders, ws = limits.tables, batch.orders, batch.scratch
+    a, qty, n = batch.account, orders.qty, batch.account.shape[0]
+    included = ws.array("proj.included", n, np.int64)
+    np.logical_not(failed[: len(PREFILTER)].any(axis=0), out=included, casting="unsafe")
+    scaled = np.multiply(batch.notional, limits.scale, out=ws.array("scaled", n, np.float64))
     np.minimum(scaled, float(NOTIONAL_CAP), out=scaled)
     np.ceil(scaled, out=scaled)
-    minor = scaled.astype(np.int64)
-    side_key = a * 2
+    minor = ws.array("proj.minor", n, np.int64)
+    np.copyto(minor, scaled, casting="unsafe")
+    side_key = np.multiply(a, 2, out=ws.array("proj.side_key", n, np.int64))
     side_key += batch.buy_count
     n_rows = tab.max_open_orders.shape[0]
     exact = int(minor.sum()) < _EXACT and int(qty.sum()) < _EXACT
     if exact:
         minor_total = np.bincount(side_key, weights=minor, minlength=2 * n_rows)
-        lots_total = np.bincount(side_key, weights=qty, minlength=2 * n_rows)
     else:
-        minor_total = lots_total = np.zeros(2 * n_rows)
+        minor_total = np.zeros(2 * n_rows)
     sums = _Totals(
         sells_minor=minor_total[0::2].astype(np.int64),
         buys_minor=minor_total[1::2].astype(np.int64),
-        sells_lots=lots_total[0::2].astype(np.int64),
-        buys_lots=lots_total[1::2].astype(np.int64),
         orders=batch.per_account,
         min_minor=int(minor.min()),
         min_lots=int(qty.min()),
     )
-    proj = _Projection(included=included.astype(np.int64), minor=minor, side_key=side_key)
+    proj = _Projection(included=included, minor=minor, side_key=side_key)
     _account_rules(batch, limits, state, failed, sums, proj, decided_all=exact)
     _position_rule(batch, limits, state, failed, sums, proj, decided_all=exact)
 
@@ -316,8 +327,6 @@ class _Totals:
 
     sells_minor: I64
     buys_minor: I64
-    sells_lots: I64
-    buys_lots: I64
     orders: I64
     min_minor: int
     min_lots: int
@@ -354,9 +363,9 @@ def _account_rules(
     np.greater(state.net_long + sums.min_minor, max_net, out=net_fail[:, 1])
     np.greater_equal(state.net_short - sums.sells_minor, neg_max_net, out=net_pass[:, 0])
     np.less_equal(state.net_long + sums.buys_minor, max_net, out=net_pass[:, 1])
-    np.take(open_fail, a, out=failed[_ROW[Reason.MAX_OPEN_ORDERS]])
-    np.take(gross_fail, a, out=failed[_ROW[Reason.GROSS_EXPOSURE]])
-    np.take(net_fail.ravel(), proj.side_key, out=failed[_ROW[Reason.NET_EXPOSURE]])
+    np.take(open_fail, a, out=failed[_ROW[Reason.MAX_OPEN_ORDERS]], mode="wrap")
+    np.take(gross_fail, a, out=failed[_ROW[Reason.GROSS_EXPOSURE]], mode="wrap")
+    np.take(net_fail.ravel(), proj.side_key, out=failed[_ROW[Reason.NET_EXPOSURE]], mode="wrap")
     undecided = (
         ~(open_fail | open_pass) | ~(gross_fail | gross_pass) | ~(net_fail | net_pass).all(axis=1)
     )
@@ -388,24 +397,48 @@ def _account_rules_exact(
     minor = proj.minor.take(entry, out=ws.array("minor", n, np.int64), mode="wrap")
     included = proj.included.take(entry, out=ws.array("included", n, np.int64), mode="wrap")
     counted = np.multiply(minor, included, out=ws.array("counted", n, np.int64))
+    room = ws.array("room", n, np.int64)  # per sorted position: its account's room
     open_before = by_account.before(included, ws.array("open", n, np.int64))
     open_room = tab.max_open_orders - state.open_orders  # fails when open + before + 1 > max
-    failed[_ROW[Reason.MAX_OPEN_ORDERS]][entry] = open_before >= open_room.take(a)
+    open_room.take(a, out=room, mode="wrap")
+    hit = ws.array("hit", n, np.bool_)
+    _scatter(
+        failed[_ROW[Reason.MAX_OPEN_ORDERS]],
+        np.greater_equal(open_before, room, out=hit),
+        by_account,
+        entry,
+    )
     gross = by_account.before(counted, ws.array("gross", n, np.int64))  # buys + sells before
     gross += minor
     gross_room = tab.max_gross_minor - state.gross
-    failed[_ROW[Reason.GROSS_EXPOSURE]][entry] = gross > gross_room.take(a)
+    gross_room.take(a, out=room, mode="wrap")
+    _scatter(
+        failed[_ROW[Reason.GROSS_EXPOSURE]], np.greater(gross, room, out=hit), by_account, entry
+    )
     counted *= buy
-    side_key = a * 2
-    side_key += buy
     side = by_account.before(counted, ws.array("side", n, np.int64))  # buys before
     gross -= side  # sells before + this order
     side += minor  # buys before + this order
-    np.copyto(gross, side, where=buy != 0)  # the projected side of each order
+    side -= gross  # the projected side of each order: sells + buy × (buys − sells), in
+    side *= buy  # integer arithmetic (a masked copy is several times slower)
+    gross += side
     net_room = np.empty((tab.max_net_minor.shape[0], 2), dtype=np.int64)  # [:, 0] sells
     np.add(tab.max_net_minor, state.net_short, out=net_room[:, 0])
     np.subtract(tab.max_net_minor, state.net_long, out=net_room[:, 1])
-    failed[_ROW[Reason.NET_EXPOSURE]][entry] = gross > net_room.ravel().take(side_key)
+    side_key = np.multiply(a, 2, out=ws.array("side_key", n, np.int64))
+    side_key += buy
+    net_room.ravel().take(side_key, out=room, mode="wrap")
+    _scatter(failed[_ROW[Reason.NET_EXPOSURE]], np.greater(gross, room, out=hit), by_account, entry)
+
+
+def _scatter(row: Bools, ordered: Bools, grouping: Grouping, entry: NDArray[np.intp]) -> None:
+    """``row[entry] = ordered``: a gather by rank when every order was grouped (scatters
+    are about twice as slow as gathers), else the scatter.
+    """
+    if entry is grouping.order:
+        ordered.take(grouping.rank, out=row, mode="wrap")
+    else:
+        row[entry] = ordered
 
 
 def _position_rule(
@@ -420,50 +453,57 @@ def _position_rule(
 ) -> None:
     """Worst-case position per account × instrument × side, decided per table cell first."""
     max_position = limits.tables.max_position
-    long_excess = state.position + state.open_buy  # worst long minus the limit, before the batch
-    long_excess -= max_position
-    short_room = state.position - state.open_sell  # worst short plus the limit
-    short_room += max_position
-    fail = np.empty((2, *long_excess.shape), dtype=np.bool_)  # [0] sells, [1] buys
-    passes = np.empty_like(fail)
-    np.less(short_room, sums.min_lots, out=fail[0])
-    np.greater(long_excess, -sums.min_lots, out=fail[1])
-    np.greater_equal(short_room, sums.sells_lots[:, None], out=passes[0])
-    np.less_equal(long_excess, -sums.buys_lots[:, None], out=passes[1])
-    key = batch.buy_count * long_excess.size  # table cell (side, account, instrument)
-    key += batch.instrument
-    pair = batch.account * (len(limits.instruments) + 1)
+    room = np.empty((2, *state.position.shape), dtype=np.int64)  # [0] sells, [1] buys
+    np.subtract(state.position, state.open_sell, out=room[0])  # a sell fails when sells
+    room[0] += max_position  # before + qty > position - open sells + max
+    np.subtract(max_position, state.position, out=room[1])  # a buy when buys before + qty
+    room[1] -= state.open_buy  # > max - position - open buys
+    fail = np.less(room, sums.min_lots)
+    ws, cells = batch.scratch, room.size
+    key = np.multiply(
+        batch.buy_count, cells // 2, out=ws.array("cell", batch.buy.shape[0], np.int64)
+    )
+    key += batch.instrument  # table cell (side, account, instrument)
+    pair = np.multiply(batch.account, room.shape[2], out=ws.array("pair", key.shape[0], np.int64))
     key += pair
     row = failed[_ROW[Reason.POSITION_LIMIT]]
-    np.take(fail.ravel(), key, out=row)
-    undecided = np.logical_or(fail, passes)
-    np.logical_not(undecided, out=undecided)
-    if decided_all and not undecided.any():
-        return
+    np.take(fail.ravel(), key, out=row, mode="wrap")
+    undecided = None
+    if decided_all:  # lots per cell, every order counted: a bound on before + qty
+        lots_total = np.bincount(key, weights=batch.orders.qty, minlength=cells)
+        # Compared as float64, exactly: totals are below 2**53 (decided_all), and rounding
+        # a room is monotone, so one of 2**53 or more still compares as at least 2**53.
+        undecided = np.less(room.ravel(), lots_total)
+        undecided &= ~fail.ravel()
+        if not undecided.any():
+            return
+        undecided = undecided.take(key)
     # Exact: running lots per (pair, side) group against the room of its table cell.
-    room = np.empty(fail.shape, dtype=np.int64)
-    room[0] = short_room  # fails when sells before + qty > position - open sells + max
-    np.negative(long_excess, out=room[1])  # buys before + qty > max - position - open buys
-    by_cell, entry = batch.grouped(
-        key, fail.size, undecided.ravel().take(key) if decided_all else None, "cell"
-    )
-    ws, n = batch.scratch, entry.shape[0]
+    by_cell, entry = batch.grouped(key, cells, undecided, "cell")
+    n = entry.shape[0]
     qty = batch.orders.qty.take(entry, out=ws.array("qty", n, np.int64), mode="wrap")
     counted = proj.included.take(entry, out=ws.array("counted", n, np.int64), mode="wrap")
     counted *= qty
     lots = by_cell.before(counted, ws.array("lots", n, np.int64))
     lots += qty
-    row[entry] = lots > room.ravel().take(by_cell.keys)
+    cell_room = room.ravel().take(by_cell.keys, out=ws.array("cell.room", n, np.int64), mode="wrap")
+    hit = np.greater(lots, cell_room, out=ws.array("cell.hit", n, np.bool_))
+    _scatter(row, hit, by_cell, entry)
 
 
-def _dense(ids: I64, rows: I64) -> I64:
+def _dense(ids: I64, rows: I64, ws: Scratch | None = None, tag: str = "") -> I64:
     """Table row per id; unknown ids (negative, too large, or unused) → the sentinel row.
 
     ``rows`` ends with the sentinel: as unsigned, negative ids are huge, so clipping
-    to its last index sends every out-of-range id there in one pass.
+    to its last index sends every out-of-range id there in one pass. With ``ws`` the
+    result is its ``tag`` array.
     """
-    clipped = np.minimum(ids.view(np.uint64), rows.shape[0] - 1)
-    dense: I64 = rows.take(clipped)
+    n = ids.shape[0]
+    clipped = np.empty(n, dtype=np.intp) if ws is None else ws.array(tag + ".clip", n, np.intp)
+    np.minimum(ids.view(np.uint64), rows.shape[0] - 1, out=clipped.view(np.uint64))
+    dense: I64 = rows.take(
+        clipped, out=None if ws is None else ws.array(tag, n, np.int64), mode="wrap"
+    )
     return dense
 
 
@@ -479,8 +519,9 @@ class Grouping:
 
     order: NDArray[np.intp]  # entry per sorted position
     keys: I64  # key per sorted position (non-decreasing)
-    heads: NDArray[np.intp]  # sorted position where each group starts
-    sizes: NDArray[np.intp]  # entries per group
+    first: NDArray[np.intp]  # per sorted position: where its group starts
+    ws: Scratch
+    tag: str
 
     @classmethod
     def of(
@@ -492,51 +533,55 @@ class Grouping:
         which the SIMD sort handles about twice as fast as int64. With ``ws`` the
         grouping lives in its ``tag`` arrays (valid until that tag is grouped again).
         """
+        ws = ws or Scratch()
         n = keys.shape[0]
         bits = max(1, (n - 1).bit_length())
+        order = ws.array(tag + ".order", n, np.intp)
+        composite = ws.array(tag + ".keys", n, np.int64)
         if bound << bits <= 1 << 31:
-            ws = ws or Scratch()
             narrow = ws.array(tag + ".narrow", n, np.int32)
             narrow[...] = keys
             narrow <<= bits
             narrow |= ws.ramp(n)
             narrow.sort()
-            order = ws.array(tag + ".order", n, np.intp)
             np.bitwise_and(narrow, (1 << bits) - 1, out=order, casting="unsafe")
             narrow >>= bits
-            composite = ws.array(tag + ".keys", n, np.int64)
             composite[...] = narrow
         else:
-            composite = keys << _SHIFT
-            composite |= np.arange(n, dtype=np.int64)
+            np.left_shift(keys, _SHIFT, out=composite)
+            composite |= ws.ramp(n)
             composite.sort()
-            order = (composite & _MASK).astype(np.intp)
+            np.bitwise_and(composite, _MASK, out=order)
             composite >>= _SHIFT
-        starts = np.empty(n, dtype=np.bool_)
-        starts[:1] = True
-        np.not_equal(composite[1:], composite[:-1], out=starts[1:])
-        heads = np.flatnonzero(starts)
-        sizes = np.empty_like(heads)  # np.diff(heads, append=n) without its concatenation
-        np.subtract(heads[1:], heads[:-1], out=sizes[:-1])
-        sizes[-1:] = n - heads[-1:]
-        return cls(order=order, keys=composite, heads=heads, sizes=sizes)
+        first = ws.array(tag + ".first", n, np.intp)  # ramp where a group starts, then carried
+        starts = np.not_equal(
+            composite[1:], composite[:-1], out=ws.array(tag + ".starts", n, np.bool_)[1:]
+        )
+        np.multiply(starts, ws.ramp(n)[1:], out=first[1:])
+        first[:1] = 0
+        np.maximum.accumulate(first, out=first)
+        return cls(order=order, keys=composite, first=first, ws=ws, tag=tag)
 
     @cached_property
-    def first(self) -> NDArray[np.intp]:
-        """Per sorted position: where its group starts."""
-        first: NDArray[np.intp] = np.repeat(self.heads, self.sizes)
-        return first
+    def rank(self) -> NDArray[np.intp]:
+        """Per entry: its sorted position (``order`` inverted, one scatter)."""
+        n = self.order.shape[0]
+        rank = self.ws.array(self.tag + ".rank", n, np.intp)
+        rank[self.order] = self.ws.ramp(n)
+        return rank
 
     def before(self, ordered: I64, out: I64 | None = None) -> I64:
-        """Per sorted position: the sum of ``ordered`` over the earlier positions of its group
-        (into ``out`` if given; it must not be ``ordered``).
+        """Per sorted position: the sum of ``ordered`` (each ≥ 0) over the earlier positions
+        of its group (into ``out`` if given; it must not be ``ordered``).
 
         Integer sums are exact, so this equals the scalar running sum bit for bit.
         """
         out = np.cumsum(ordered, out=out)
-        out -= ordered
-        if out.shape[0]:  # minus the running sum where the group starts (a tiny gather)
-            out -= np.repeat(out.take(self.heads), self.sizes)
+        out -= ordered  # exclusive running sum over the whole order
+        at_head = out.take(
+            self.first, out=self.ws.array("before.head", out.shape[0], np.int64), mode="wrap"
+        )
+        out -= at_head  # minus its value where the group starts
         return out
 
     def exclusive_cumsum(self, values: I64) -> I64:
@@ -553,7 +598,7 @@ class Grouping:
         before p: it suffices to look at the one ``need[p]`` positions back — a gather,
         no search.
         """
-        ws = ws or Scratch()
+        ws = ws or self.ws
         n = ordered_ts.shape[0]
         back = np.subtract(ws.ramp(n), need, out=ws.array("reach.back", n, np.intp))
         within = np.greater_equal(back, self.first, out=ws.array("reach.within", n, np.bool_))
@@ -562,6 +607,26 @@ class Grouping:
         horizon = np.subtract(ordered_ts, window, out=ws.array("reach.horizon", n, np.int64))
         hit = np.greater(earlier, horizon)
         hit &= within
+        return hit
+
+    def reaches_back(
+        self, ordered_ts: I64, window: int, need: int, ws: Scratch | None = None
+    ) -> Bools:
+        """``reaches`` with one ``need`` (≥ 1) for every position: the entry ``need`` places
+        back is a shifted slice (no gather), in the same group exactly when its key is equal.
+        """
+        ws = ws or self.ws
+        n = ordered_ts.shape[0]
+        rest = max(n - need, 0)
+        hit = np.zeros(n, dtype=np.bool_)
+        later = hit[n - rest :]
+        horizon = np.subtract(
+            ordered_ts[n - rest :], window, out=ws.array("reach.horizon", rest, np.int64)
+        )
+        np.greater(ordered_ts[:rest], horizon, out=later)
+        later &= np.equal(
+            self.keys[n - rest :], self.keys[:rest], out=ws.array("reach.within", rest, np.bool_)
+        )
         return hit
 
 
@@ -609,7 +674,9 @@ def duplicate_mask(
 
     ``ts`` is non-decreasing, so the entries within the window of k are the few just
     before it: when none is more than ``max_scan`` places back, each distance is
-    compared exactly (no sort). Otherwise the keys are hashed and sorted.
+    compared exactly (no sort). Otherwise the keys are hashed and sorted. Only the
+    first distance scans the whole batch: an entry within the window at distance d
+    is within it at d - 1 too, so each later distance filters the previous survivors.
     """
     n = ts.shape[0]
     dup = np.zeros(n, dtype=np.bool_)
@@ -617,16 +684,19 @@ def duplicate_mask(
         return dup
     columns = (accounts, instruments, side, qty, price)
     ws = scratch()
-    for d in range(1, n):
-        gap = np.subtract(ts[d:], ts[:-d], out=ws.array("dup.gap", n - d, np.int64))
-        near = np.less_equal(gap, window, out=ws.array("dup.near", n - d, np.bool_))
-        close = np.flatnonzero(near)  # pairs (k - d, k) in the window
-        if not close.shape[0]:  # farther pairs are farther apart in time too
-            break
+    gap = np.subtract(ts[1:], ts[:-1], out=ws.array("dup.gap", n - 1, np.int64))
+    near = np.less_equal(gap, window, out=ws.array("dup.near", n - 1, np.bool_))
+    later = np.flatnonzero(near)
+    later += 1  # entries k with ts[k] - ts[k - 1] in the window
+    d = 1
+    while later.shape[0]:
         if d > max_scan:
             return _duplicate_mask_sorted(*columns, ts, window, hasher)
-        later = close + d
-        dup[later[_equal_keys(later, close, *columns)]] = True
+        earlier = later - d
+        dup[later[_equal_keys(later, earlier, *columns)]] = True
+        d += 1
+        later = later[later >= d]  # k - d must exist
+        later = later[ts[later] - ts[later - d] <= window]
     return dup
 
 

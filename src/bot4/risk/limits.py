@@ -68,6 +68,7 @@ class Tables:
     max_net_minor: NDArray[np.int64]
     max_open_orders: NDArray[np.int64]
     max_rate: NDArray[np.int64]
+    common_rate: int  # the max_rate shared by every row with max_rate > 0; 0 if they differ
     max_qty: NDArray[np.int64]
     max_notional: NDArray[np.float64]
     price_band: NDArray[np.float64]
@@ -186,6 +187,12 @@ def _floats(values: list[float]) -> NDArray[np.float64]:
     return _ro(out)
 
 
+def _common_positive(values: list[int]) -> int:
+    """The one positive value of ``values`` (0 when none, or when they differ)."""
+    positive = {v for v in values if v > 0}
+    return positive.pop() if len(positive) == 1 else 0
+
+
 def _build_tables(limits: RiskLimits) -> Tables:
     accts, insts, scale = limits.accounts, limits.instruments, limits.scale
     account_lut, instrument_lut = _lut([a.id for a in accts]), _lut([i.id for i in insts])
@@ -200,6 +207,7 @@ def _build_tables(limits: RiskLimits) -> Tables:
         max_net_minor=_ints([math.floor(a.max_net_exposure * scale) for a in accts]),
         max_open_orders=_ints([a.max_open_orders for a in accts]),
         max_rate=_ints([a.max_orders_per_window for a in accts]),
+        common_rate=_common_positive([a.max_orders_per_window for a in accts]),
         max_qty=_ints([i.max_order_qty for i in insts]),
         max_notional=_floats([i.max_notional for i in insts]),
         price_band=_floats([i.price_band for i in insts]),

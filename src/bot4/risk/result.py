@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numpy.typing import NDArray
 
 from bot4.risk.errors import RiskError
 from bot4.risk.reasons import RULES, Reason
+
+
+@cache
+def _weights(rows: int) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """Rule weights (rows - r) and the lookup from a column maximum back to a reason."""
+    weights = np.arange(rows, 0, -1, dtype=np.uint8)[:, None]
+    lookup = np.concatenate([[0], np.arange(rows, 0, -1)]).astype(np.uint8)
+    weights.setflags(write=False)
+    lookup.setflags(write=False)
+    return weights, lookup
 
 
 @dataclass(frozen=True)
@@ -27,10 +38,8 @@ class CheckResult:
         """Derive the first failing reason per order from the mask matrix."""
         # Rule r weighs rows - r, so the column maximum is the weight of the first failing
         # rule (0 when none fails); the lookup turns it back into a reason code.
-        rows = failed.shape[0]
-        weights = np.arange(rows, 0, -1, dtype=np.uint8)[:, None]
+        weights, lookup = _weights(failed.shape[0])
         first = (np.ascontiguousarray(failed).view(np.uint8) * weights).max(axis=0, initial=0)
-        lookup = np.concatenate([[0], np.arange(rows, 0, -1)]).astype(np.uint8)
         reasons: NDArray[np.uint8] = lookup.take(first)
         failed.setflags(write=False)
         reasons.setflags(write=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -230,3 +231,133 @@ def test_grouping_running_sums_equal_the_definition(keys: list[int], bound: int)
     assert grouping.keys.tolist() == sorted(keys)
     assert grouping.order.tolist() == sorted(range(len(keys)), key=lambda k: (keys[k], k))
     assert grouping.first.tolist() == [grouping.keys.tolist().index(k) for k in sorted(keys)]
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=120),
+    st.integers(1, 6),
+    st.integers(1, 8),
+)
+def test_reaches_back_equals_reaches_with_one_need(
+    entries: list[tuple[int, int]], need: int, window: int
+) -> None:
+    """The shifted-slice rate window equals the gathered one, and the definition."""
+    keys = np.array([k for k, _ in entries], dtype=np.int64)
+    ts = np.cumsum(np.array([g for _, g in entries], dtype=np.int64))
+    grouping = Grouping.of(keys)
+    ordered_ts = ts.take(grouping.order)
+    gathered = grouping.reaches(ordered_ts, window, np.full(len(entries), need, dtype=np.int64))
+    shifted = grouping.reaches_back(ordered_ts, window, need)
+    expected = [
+        sum(
+            1
+            for j in range(p)
+            if grouping.keys[j] == grouping.keys[p] and ordered_ts[j] > ordered_ts[p] - window
+        )
+        >= need
+        for p in range(len(entries))
+    ]
+    assert shifted.tolist() == gathered.tolist() == expected
+
+
+@st.composite
+def boundary_cases(draw: st.DrawFn, slack: st.SearchStrategy[int] | None = None) -> Case:
+    """Limits drawn from the batch's own totals: exactly at them, one below or one above.
+
+    Prices are whole numbers and ``notional_decimals`` is 0, so every notional, total
+    and limit is an exact integer: the table bounds meet the running sums with equality
+    (or miss by one), where an off-by-one in the fast path shows. ``slack`` replaces
+    the -1/0/+1 offsets (e.g. a large one for limits no batch can reach).
+    """
+    offset = slack if slack is not None else st.integers(-1, 1)
+    n_acct, n_inst = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    n = draw(st.integers(1, 80))
+    gaps = draw(st.lists(st.integers(0, 4), min_size=n, max_size=n))
+    account_ids = st.integers(0, n_acct) if draw(st.booleans()) else st.integers(0, n_acct - 1)
+    columns = {
+        "account": draw(st.lists(account_ids, min_size=n, max_size=n)),  # n_acct: unknown
+        "instrument": draw(st.lists(st.integers(0, n_inst - 1), min_size=n, max_size=n)),
+        "side": draw(st.lists(st.sampled_from([1, -1]), min_size=n, max_size=n)),
+        "qty": draw(st.lists(st.integers(1, 12), min_size=n, max_size=n)),
+        "price": draw(st.lists(st.sampled_from([2.0, 3.0, 4.0]), min_size=n, max_size=n)),
+    }
+    orders = OrderBatch.from_columns(ts=np.cumsum(np.array(gaps, dtype=np.int64)), **columns)
+    count = [0] * n_acct
+    buys, sells = [0] * n_acct, [0] * n_acct
+    lots: dict[tuple[int, int, int], int] = {}
+    for a, i, side, q, p in zip(*columns.values(), strict=True):
+        if a == n_acct:
+            continue
+        count[a] += 1
+        minor = q * int(p)
+        if side == 1:
+            buys[a] += minor
+        else:
+            sells[a] += minor
+        lots[a, i, side] = lots.get((a, i, side), 0) + q
+    accounts = tuple(
+        AccountLimits(
+            id=a,
+            name=f"a{a}",
+            max_gross_exposure=float(max(0, buys[a] + sells[a] + draw(offset))),
+            max_net_exposure=float(max(0, max(buys[a], sells[a]) + draw(offset))),
+            max_open_orders=max(0, count[a] + draw(offset)),
+            max_orders_per_window=max(0, count[a] + draw(offset)),
+        )
+        for a in range(n_acct)
+    )
+    instruments = tuple(
+        InstrumentLimits(
+            id=i,
+            name=f"i{i}",
+            max_order_qty=12,
+            max_notional=1e6,
+            price_band=1.0,
+            max_position=max(
+                0,
+                draw(st.sampled_from([v for (_, j, _), v in lots.items() if j == i] or [0]))
+                + draw(offset),
+            ),
+        )
+        for i in range(n_inst)
+    )
+    limits = RiskLimits(
+        accounts=accounts,
+        instruments=instruments,
+        notional_decimals=0,
+        duplicate_window_ns=draw(st.integers(1, 3)),
+        rate_window_ns=draw(st.integers(1, 40)),
+    )
+    state = RiskState.initial(limits, dict.fromkeys(range(n_inst), 3.0))
+    cut = draw(st.sampled_from([n, draw(st.integers(0, n))]))
+    return Case(limits, state, (orders.select(slice(0, cut)), orders.select(slice(cut, None))))
+
+
+@pytest.mark.e2e
+@settings(max_examples=300, deadline=None)
+@given(boundary_cases())
+def test_vector_equals_scalar_with_limits_at_the_batch_totals(case: Case) -> None:
+    """Binding limits at the boundary: bounds that meet the sums exactly, or miss by one."""
+    assert_paths_agree(case)
+
+
+@settings(max_examples=80, deadline=None)
+@given(boundary_cases(slack=st.integers(0, 1)))
+def test_vector_equals_scalar_when_limits_just_hold(case: Case) -> None:
+    """Limits at or one above every total: the table bounds decide (the equality edge)."""
+    assert_paths_agree(case)
+
+
+@settings(max_examples=80, deadline=None)
+@given(boundary_cases(slack=st.integers(10_000, 20_000)))
+def test_loose_limits_take_the_early_exit_and_equal_scalar(case: Case) -> None:
+    """Limits no batch can reach: every stateful and rate row is decided by its bounds
+    (nothing is grouped or sorted), and the masks still equal the scalar twin's.
+    """
+    with mock.patch.object(Grouping, "of", side_effect=AssertionError("grouped")):
+        for orders in case.batches:
+            vector = check_batch_vector(orders, case.limits, case.state)
+            scalar = check_batch_scalar(orders, case.limits, case.state)
+            assert np.array_equal(vector.failed, scalar.failed)
+            assert np.array_equal(vector.reasons, scalar.reasons)

@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from bot4.risk import (
     RiskError,
+    correlation,
     correlation_matrix,
     correlation_scalar,
     correlation_vector,
@@ -100,3 +101,29 @@ def test_near_constant_column_is_not_mistaken_for_constant() -> None:
         assert np.all(np.isfinite(corr))
     # A spread of one ulp is below float resolution: the value itself is rounding noise
     # (np.corrcoef is no better), so the paths are not expected to agree here.
+
+
+def test_wide_matrix_is_symmetric_bit_for_bit_and_matches_corrcoef() -> None:
+    """More columns than one mirror block: every block of the lower triangle is copied."""
+    rng = np.random.default_rng(11)
+    returns = rng.normal(size=(300, 150)) @ rng.normal(size=(150, 150))
+    corr = correlation_vector(returns)
+    assert np.array_equal(corr, corr.T)
+    np.testing.assert_allclose(corr, np.corrcoef(returns, rowvar=False), rtol=1e-12, atol=1e-13)
+
+
+def test_centring_buffer_is_reused_and_large_inputs_get_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The per-thread buffer grows, is reused, and is bypassed above WORKSPACE_MAX."""
+    rng = np.random.default_rng(12)
+    small, large = rng.normal(size=(40, 30)), rng.normal(size=(60, 50))
+    expected = [np.corrcoef(r, rowvar=False) for r in (small, large, small)]
+    for returns, want in zip((small, large, small), expected, strict=True):
+        np.testing.assert_allclose(correlation_vector(returns), want, rtol=1e-12, atol=1e-13)
+    buffer = correlation._centring_buffer((60, 50))
+    assert buffer.base is correlation._centring_buffer((40, 30)).base  # one buffer, reused
+    monkeypatch.setattr(correlation, "WORKSPACE_MAX", 100)
+    fresh = correlation._centring_buffer((60, 50))
+    assert fresh.base is None and fresh.shape == (60, 50)
+    np.testing.assert_allclose(correlation_vector(large), expected[1], rtol=1e-12, atol=1e-13)
