@@ -748,14 +748,28 @@ def privileged_options(withheld: Sequence[str]) -> str:
     )
 
 
-def use_local_image(repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = ()) -> None:
+def use_local_image(
+    repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = (), artifacts: Path | None = None
+) -> None:
     """In the runner's copy only: the pinned image becomes LOCAL_IMAGE (and, in a sandbox
-    that withholds capabilities, ``--privileged`` its nearest equivalent); both said."""
+    that withholds capabilities, ``--privileged`` its nearest equivalent); both said.
+
+    With ARTIFACTS, the container also mounts that host directory at the same path: the
+    artifact stand-ins run inside the container, and a job's download must find what an
+    earlier job uploaded (it was written into the finished job's container and lost).
+    """
     for workflow in sorted({j.workflow for j in jobs if j.container}):
         path = repo / ".github" / "workflows" / workflow
         text = path.read_text(encoding="utf-8")
         for image in sorted({j.container for j in jobs if j.container and j.workflow == workflow}):
-            text = text.replace(f"image: {image}", f"image: {LOCAL_IMAGE}")
+            volume = None if artifacts is None else json.dumps(f"{artifacts}:{artifacts}")
+
+            def local(match: re.Match[str], volume: str | None = volume) -> str:
+                indent = match[1]
+                mount = "" if volume is None else f"{indent}volumes: [{volume}]\n"
+                return f"{indent}image: {LOCAL_IMAGE}\n{mount}"
+
+            text = re.sub(rf"^([ \t]*)image: {re.escape(image)}\n", local, text, flags=re.MULTILINE)
             print(f"act: {workflow}: container {image} stood in by {LOCAL_IMAGE}", flush=True)
         if withheld and "options: --privileged\n" in text:
             options = privileged_options(withheld)
@@ -794,7 +808,7 @@ def run(
             raise WorkflowError("the container jobs start their own dockerd: run as root")
         _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
         status = Path("/proc/self/status").read_text(encoding="utf-8")
-        use_local_image(repo, jobs, withheld_capabilities(status))
+        use_local_image(repo, jobs, withheld_capabilities(status), work / "artifacts")
         try:
             with Dockerd(work / "dockerd") as daemon:
                 (work / "dockerd").chmod(0o755)

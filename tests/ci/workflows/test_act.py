@@ -312,6 +312,29 @@ def test_withheld_capabilities_and_the_privileged_substitute(tmp_path: Path) -> 
     assert "options: --privileged\n" in (workflows / "w.yml").read_text(encoding="utf-8")
 
 
+def test_container_jobs_mount_the_sessions_artifacts_at_the_same_path(tmp_path: Path) -> None:
+    # the artifact stand-ins run inside the container: scan's "Download the image" found
+    # nothing, because image's upload was written into image's own (finished) container
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    image = "debian:bookworm@sha256:" + "b" * 64
+    text = (
+        f"jobs:\n  a:\n    container:\n      image: {image}\n      options: --privileged\n"
+        f"  b:\n    container:\n      image: {image}\n    steps: []\n"
+        f"  c:\n    container:\n      image: other\n"
+    )
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    jobs = [act.Job("w.yml", j, ("0",), frozenset(), image) for j in ("a", "b")]
+    artifacts = tmp_path / "work dir" / "artifacts"
+    act.use_local_image(tmp_path, jobs, [], artifacts)
+    loaded = yaml.safe_load((workflows / "w.yml").read_text(encoding="utf-8"))["jobs"]
+    for name in ("a", "b"):
+        assert loaded[name]["container"]["image"] == act.LOCAL_IMAGE
+        assert loaded[name]["container"]["volumes"] == [f"{artifacts}:{artifacts}"]
+    assert loaded["a"]["container"]["options"] == "--privileged"
+    assert loaded["c"]["container"] == {"image": "other"}  # a job not selected: untouched
+
+
 def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
