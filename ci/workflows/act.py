@@ -210,6 +210,16 @@ def plan(root: Path, workflow: str, job_ids: Sequence[str]) -> list[Job]:
     return planned
 
 
+def host_jobs(root: Path, workflow: str) -> list[str]:
+    """The ids of WORKFLOW's jobs that run on the runner itself (no ``container:``), in order."""
+    jobs = _load(root / ".github" / "workflows" / workflow).get("jobs")
+    return [
+        str(job_id)
+        for job_id, job in (jobs.items() if isinstance(jobs, dict) else ())
+        if isinstance(job, dict) and not job.get("container")
+    ]
+
+
 def _more_pythons(steps: Iterable[dict[str, object]]) -> set[str]:
     """The versions given to the setup action's ``more-pythons`` input, one per line."""
     found: set[str] = set()

@@ -78,9 +78,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-# The jobs `nox -s act` runs by default: every host job whose run: steps need nothing but
-# the runner (the container jobs need a docker daemon and a local Debian image).
-DEFAULT_ACT_JOBS = ("ci.yml:toolchain,lint,audit,workflows",)
+# The jobs `nox -s act` runs by default: every host job of this workflow, whose run: steps
+# need nothing but the runner (the container jobs need a docker daemon and a local Debian
+# image: name them, e.g. `-- ci.yml:dockerfile release.yml:build`).
+DEFAULT_ACT_WORKFLOW = "ci.yml"
 
 
 def _selection(specs: Sequence[str]) -> list[tuple[str, list[str]]]:
@@ -98,10 +99,12 @@ def cmd_act(args: argparse.Namespace) -> int:
     """Run workflow jobs under act as a non-root runner user; print a table of results."""
     from ci.workflows import act  # noqa: PLC0415
 
-    selection = _selection(args.jobs or DEFAULT_ACT_JOBS)
-    results = act.run(
-        Path(args.root).resolve(), selection, Path(args.act) if args.act else act.find_act()
-    )
+    root = Path(args.root).resolve()
+    if args.jobs:
+        selection = _selection(args.jobs)
+    else:
+        selection = [(DEFAULT_ACT_WORKFLOW, act.host_jobs(root, DEFAULT_ACT_WORKFLOW))]
+    results = act.run(root, selection, Path(args.act) if args.act else act.find_act())
     print(act.table(results, act.not_run(Path(args.root).resolve(), selection)))
     failed = [r.job.job_id for r in results if not r.ok]
     for r in results:
@@ -147,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "jobs",
         nargs="*",
         metavar="WORKFLOW:JOB[,JOB…]",
-        help=f"jobs to run (default: {' '.join(DEFAULT_ACT_JOBS)})",
+        help=f"jobs to run (default: every host job of {DEFAULT_ACT_WORKFLOW})",
     )
     p.add_argument("--act", help="act executable (default: beside this python)")
     p.set_defaults(func=cmd_act)

@@ -47,6 +47,25 @@ def test_plan_of_the_default_jobs_follows_the_composite_action() -> None:
         assert any(p.startswith("actions/setup-python@") for p in job.pins)
 
 
+def test_the_default_selection_is_every_host_job_and_no_container_job(tmp_path: Path) -> None:
+    hosts = act.host_jobs(ROOT, "ci.yml")
+    assert {"toolchain", "lint", "types", "security", "toolkit-pythons"} <= set(hosts)
+    for job in act.plan(ROOT, "ci.yml", hosts):
+        assert job.container is None
+    every = yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text(encoding="utf-8"))
+    containers = {j for j, body in every["jobs"].items() if body.get("container")}
+    assert containers and not containers & set(hosts)
+    assert set(hosts) | containers == set(every["jobs"])
+    # a workflow's order is kept; a job without a container key or with an empty one is a host job
+    workflows = tmp_path / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    (workflows / "w.yml").write_text(
+        "jobs:\n  z: {}\n  c:\n    container: img\n  a:\n    container: ''\n",
+        encoding="utf-8",
+    )
+    assert act.host_jobs(tmp_path, "w.yml") == ["z", "a"]
+
+
 def test_a_composite_step_its_inputs_switch_off_is_not_required() -> None:
     (tests,) = act.plan(ROOT, "ci.yml", ["tests"])  # setup with python: "false"
     assert tests.run_steps == ("0", "3", "4", "5")  # tests, e2e, coverage
