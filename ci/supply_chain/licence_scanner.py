@@ -116,18 +116,27 @@ def _step(words_dict: Dict, text: str, i: int, words: list[tuple[int, int, int]]
         if text[j : j + 3] == "(s)":
             buf.append("s")
             j += 3
-    hi = j
-    w = "".join(buf)
+    w, lo, hi = _canonical(text, "".join(buf), lo, j)
+    words_dict._emit(words, w, lo, hi, False)
+    return j
+
+
+def _canonical(text: str, w: str, lo: int, hi: int) -> tuple[str, int, int]:
+    """The library's rewrites of the folded word ``w`` at ``text[lo:hi]``, in its order: a
+    trailing ``(s)`` (still spelt so by :func:`_plain`) is ``s``; then ``https`` is
+    ``http`` (also when it was ``http(s)``), a ``c`` in parentheses is ``copyright`` and
+    takes them in, ``©`` is ``copyright``; last the canonical rewrites (``this`` → ``the``)."""
+    if w.endswith("(s)"):
+        w = w[:-3] + "s"
     if w == "https":
         w = "http"
-    elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+    elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < len(text) and text[hi] == ")":
         w = "copyright"
         lo -= 1
         hi += 1
     elif w == "©":
         w = "copyright"
-    words_dict._emit(words, _CANON.get(w, w), lo, hi, False)
-    return j
+    return _CANON.get(w, w), lo, hi
 
 
 def _table(words_dict: Dict) -> dict[str, int]:
@@ -188,15 +197,7 @@ def _plain(
     get = words_dict._map.get
     for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
         # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
-        w = hits[k]
-        lo, hi = bounds[2 * k + 1], bounds[2 * k + 2]
-        if w[-1] == ")":
-            w = w[:-3] + "s"
-        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
-            w = "copyright"
-            lo -= 1
-            hi += 1
-        w = _CANON.get(w, w)
+        w, lo, hi = _canonical(text, hits[k], bounds[2 * k + 1], bounds[2 * k + 2])
         word_id = get(w)
         if word_id is None:
             found[k] = (BAD_WORD, lo, hi)
@@ -228,7 +229,6 @@ def _plain_each(
     words_dict: Dict, text: str, pos: int, stop: int, words: list[tuple[int, int, int]]
 ) -> None:
     """:func:`_plain`'s words one at a time, from the text itself (no lowering)."""
-    n = len(text)
     known = _table(words_dict).get
     get = words_dict._map.get
     append = words.append
@@ -239,16 +239,7 @@ def _plain_each(
         if word_id is not None and word_id != copyright_id:
             append((word_id, *hit.span()))
             continue
-        lo, hi = hit.span()
-        if w[-1] == ")":
-            w = w[:-3] + "s"
-        elif w == "https":
-            w = "http"
-        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
-            w = "copyright"
-            lo -= 1
-            hi += 1
-        w = _CANON.get(w, w)
+        w, lo, hi = _canonical(text, w, *hit.span())
         word_id = get(w)
         if word_id is None:
             append((BAD_WORD, lo, hi))

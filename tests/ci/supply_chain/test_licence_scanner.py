@@ -48,6 +48,8 @@ FRAGMENTS = [
     "Copyright",
     "copyright",
     "https",
+    "http",
+    "HTTP",
     "http://www.apache.org/licenses/LICENSE-2.0",
     "https://opensource.org/licenses/MIT",
     "This",
@@ -175,6 +177,17 @@ def test_generated_texts_split_as_the_library() -> None:
     for _ in range(3000):
         text = "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 40)))
         assert licence_scanner.split(words, text) == words.split(text), repr(text)
+
+
+def test_http_s_is_http_as_in_the_library() -> None:
+    """``http(s)`` folds to ``https``, which the library then reads as ``http``: on the plain
+    ASCII path, word by word (a segment with ``(S)``) and beside a non-ASCII character."""
+    words = builtin_scanner().dict
+    http = words.lookup("http")
+    for text in ("see http(s)://x.org", "HTTP(S) and http(s)", "http(s)é", "Http(s) ©"):
+        got = licence_scanner.split(words, text)
+        assert got == words.split(text), text
+        assert http in [w for w, _, _ in got], text
 
 
 def test_words_the_dictionary_lacks_are_bad_words_and_nothing_is_inserted() -> None:
