@@ -44,13 +44,17 @@ from licenseclassifier._engine.dictionary import (
     _markdown_anchor_size,
     _markdown_link_size,
     fold_rune,
+    to_fold,
 )
 from licenseclassifier._engine.matcher import (
     INST_ANY,
+    INST_CUT,
     INST_MATCH,
     INST_WORD,
     MultiRE,
     _add,
+    _can_misspell,
+    _can_misspell_join,
     _trim,
 )
 from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
@@ -278,15 +282,23 @@ _KEPT = (INST_WORD, INST_ANY, INST_MATCH)
 
 
 class _Matcher(MultiRE):
-    """The library's matcher with its ``_state_info`` built in one pass over the state.
+    """The library's matcher with its DFA states built and walked more cheaply.
 
     The library builds a state's transition on word *w* by walking the whole state for each
     word it holds (the start state: 1,420 instructions × 284 words). The next state on *w* is
     ``_trim`` of the union of the ``_add`` closures of ``pc + 1`` for every instruction that
-    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass;
-    the library's own ``_add`` and ``_trim`` compute it. A state that is one word
-    instruction followed by a kept one has the single transition ``(pc + 1,)``, written
-    down directly."""
+    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass,
+    from each instruction's closure computed once by the library's own ``_add``; the
+    library's own ``_trim`` cuts it (without a ``CUT`` in the union, ``_trim`` only keeps
+    the kept instructions, sorted). A state that is one word instruction followed by a kept
+    one has the single transition ``(pc + 1,)``, written down directly; the walk passes a
+    stretch of such states in one comparison (:meth:`_walk`)."""
+
+    # Per instruction, made once in a process (nothing outside the process): its closure
+    # (the kept instructions, whether a CUT is among them, all of them), and how many
+    # one-step states start there (:meth:`_run`).
+    _closures: dict[int, tuple[tuple[int, ...], bool, tuple[int, ...]]]
+    _runs: dict[int, int]
 
     def _state_info(self, state: tuple[int, ...]) -> _Info:
         info: _Info | None = self._info.get(state)
@@ -313,23 +325,180 @@ class _Matcher(MultiRE):
                 anys.append(pc)
             elif op == INST_WORD:
                 takes.setdefault(args[pc], []).append(pc)
-        nmap = {word: _next(ops, args, pcs + anys) for word, pcs in takes.items()}
+        nmap = {word: self._next(pcs + anys) for word, pcs in takes.items()}
         any_next = None
         if anys:
-            any_next = _next(ops, args, takes.get(ANY_WORD, []) + anys)
+            any_next = self._next(takes.get(ANY_WORD, []) + anys)
         info = (match, sorted(takes), nmap, any_next)
         self._info[state] = info
         return info
 
+    def _closure(self, pc: int) -> tuple[tuple[int, ...], bool, tuple[int, ...]]:
+        """``_add``'s closure of ``pc``: its kept instructions, whether it holds a CUT, all."""
+        found = self._closures.get(pc)
+        if found is None:
+            ops = self.ops
+            out: list[int] = []
+            _add(ops, self.args, out, set(), pc)
+            kept = tuple(p for p in out if ops[p] in _KEPT)
+            found = (kept, any(ops[p] == INST_CUT for p in out), tuple(out))
+            self._closures[pc] = found
+        return found
 
-def _next(ops: array[int], args: array[int], pcs: list[int]) -> tuple[int, ...]:
-    """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``)."""
-    out: list[int] = []
-    inset: set[int] = set()
-    for pc in pcs:
-        _add(ops, args, out, inset, pc + 1)
-    result: tuple[int, ...] = _trim(ops, args, out)
-    return result
+    def _next(self, pcs: list[int]) -> tuple[int, ...]:
+        """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``):
+        ``_trim`` of the union of the closures of each ``pc + 1``."""
+        ops = self.ops
+        kept: set[int] = set()
+        every: set[int] = set()
+        cut = False
+        for pc in pcs:
+            if ops[pc + 1] in _KEPT:  # _add adds a kept instruction alone
+                kept.add(pc + 1)
+                every.add(pc + 1)
+                continue
+            kept_here, cut_here, every_here = self._closure(pc + 1)
+            kept.update(kept_here)
+            every.update(every_here)
+            cut = cut or cut_here
+        if cut:
+            trimmed: tuple[int, ...] = _trim(ops, self.args, every)
+            return trimmed
+        return tuple(sorted(kept))
+
+    def match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The library's ``match`` (its loop, unchanged), with :meth:`_walk` for its
+        ``_match_dfa`` and the word ids listed once per text."""
+        words = self.dict.split(text)
+        ids = array("i", [w[0] for w in words])
+        n = len(words)
+        result: list[tuple[int, int, int]] = []
+        start = self.start
+        p0 = p1 = BAD_WORD
+        i = 0
+        while i < n:
+            p0, p1 = p1, ids[i]
+            if (p0, p1) in start:
+                match, end = self._walk(text, words, ids, i - 1)
+                if match >= 0 and end > 0:
+                    end += i - 1
+                    result.append((match, i - 1, end))
+                    i = end - 1
+                    p0 = BAD_WORD
+            i += 1
+        return words, result
+
+    def _run(self, pc: int) -> int:
+        """How many one-step states (a word instruction followed by a kept one) follow one
+        another from ``pc`` on: a stretch of template text the walk takes word for word."""
+        runs = self._runs
+        known = runs.get(pc)
+        if known is not None:
+            return known
+        ops = self.ops
+        last = len(ops) - 1
+        end = pc
+        while end < last and ops[end] == INST_WORD and ops[end + 1] in _KEPT:
+            end += 1
+        for k in range(pc, end):
+            runs[k] = end - k
+        runs[end] = 0
+        return end - pc
+
+    def _skip(self, pc: int, ids: array[int], i: int) -> int:
+        """How many of the text's words from ``i`` on the one-step states from ``pc`` on
+        take, one each: all of the stretch in one slice comparison, else word by word."""
+        run = self._run(pc)
+        if not run:
+            return 0
+        args = self.args
+        if ids[i : i + run] == args[pc : pc + run]:
+            return run
+        k = 0
+        n = len(ids)
+        while k < run and i + k < n and ids[i + k] == args[pc + k]:
+            k += 1
+        return k
+
+    def _walk(
+        self, text: str, words: list[tuple[int, int, int]], ids: array[int], start: int
+    ) -> tuple[int, int]:
+        """The library's ``_match_dfa``, in its order, except that from a one-step state the
+        stretch of template words that follows is compared with the text's in one slice
+        comparison: the states it passes report no match and have one transition each, so
+        the library would only step through them."""
+        infos = self._info
+        state_info = self._state_info
+        match = -1
+        end = 0
+        state = self._start_state
+        n = len(words)
+        i = start
+        while i < n:
+            if len(state) == 1 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
+                k = self._skip(state[0], ids, i)
+                if k:
+                    state = (state[0] + k,)
+                    i += k
+                    continue
+            info = infos.get(state)
+            m, wl, nmap, any_next = info if info is not None else state_info(state)
+            if m >= 0:
+                match = m
+                end = i - start
+            nxt = nmap.get(ids[i])
+            if nxt is not None:
+                state = nxt
+                i += 1
+                continue
+            step = self._misspelt(text, words, i, wl, nmap)
+            if step is not None:
+                state, i, m2 = step
+                if m2 >= 0:  # the split-word case reports the state it passes
+                    match = m2
+                    end = i - 1 - start
+                continue
+            if any_next is None:
+                return match, end
+            state = any_next
+            i += 1
+        m = state_info(state)[0]
+        if m >= 0:
+            match = m
+            end = n - start
+        return match, end
+
+    def _misspelt(
+        self,
+        text: str,
+        words: list[tuple[int, int, int]],
+        i: int,
+        wl: list[int],
+        nmap: dict[int, tuple[int, ...]],
+    ) -> tuple[tuple[int, ...], int, int] | None:
+        """The library's spell check at word ``i``, in its order: (next state, next word,
+        the match the split-word case passes or -1), or None when no word fits."""
+        dwords = self.dict.list
+        n = len(words)
+        have = to_fold(text[words[i][1] : words[i][2]])
+        have2 = to_fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
+        for dw in wl:
+            want = dwords[dw]
+            dnext = nmap[dw]
+            if _can_misspell_join(want, have, have2):
+                return dnext, i + 2, -1
+            if len(have) > len(want) and have[: len(want)] == want:
+                rest = have[len(want) :]
+                m2, wl2, nmap2, any2 = self._state_info(dnext)
+                next2 = any2
+                for dw2 in wl2:
+                    if dwords[dw2] == rest:
+                        next2 = nmap2[dw2]
+                if next2 is not None:
+                    return next2, i + 1, m2
+            if _can_misspell(want, have):
+                return dnext, i + 1, -1
+        return None
 
 
 def load() -> Scanner:
@@ -351,10 +520,12 @@ def fast_scanner(base: Scanner) -> Scanner:
     words = _Words()
     words._map = base.dict._map
     words.list = base.dict.list
-    matcher = copy.copy(base.re)
+    matcher = cast("_Matcher", copy.copy(base.re))  # its class is set next
     matcher.__class__ = _Matcher
     matcher.dict = words
     matcher._info = {}
+    matcher._closures = {}
+    matcher._runs = {}
     scanner = copy.copy(base)
     scanner.dict = words
     scanner.re = matcher

@@ -121,8 +121,9 @@ def test_every_corpus_text_splits_and_scans_as_the_library(
     for text in texts:
         assert licence_scanner.split(base.dict, text) == base.dict.split(text)
         assert fast.scan(text) == base.scan(text)
-    # Every DFA state the scans reached, with its transitions, is the library's.
-    assert fast.re._info.keys() == base.re._info.keys()
+    # Every DFA state ours built, with its transitions, is the library's; ours passes the
+    # one-step states of a stretch of template text without building them.
+    assert fast.re._info.keys() < base.re._info.keys()
     assert len(base.re._info) > 10_000
     for state, info in fast.re._info.items():
         assert info == base.re._info[state], state
