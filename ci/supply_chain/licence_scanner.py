@@ -28,6 +28,7 @@ import copy
 import gzip
 import itertools
 import marshal
+import operator
 import re
 import weakref
 from array import array
@@ -163,6 +164,8 @@ def _table(words_dict: Dict) -> dict[str, int]:
 
 
 _TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
+# Every ASCII character that is not a letter or digit, as a space (for _plain_words).
+_GAPS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -187,21 +190,27 @@ def _plain(
     if "(S)" in segment:
         _plain_each(words_dict, text, pos, stop, words)
         return stop
-    # [gap, word, gap, word, …, gap]: words and, from the running length, their offsets.
-    parts = _LOWER_WORD.split(segment.lower())
-    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
-    hits = parts[1::2]
-    ids = list(map(_table(words_dict).get, hits))
-    spans = list(zip(ids, bounds[1:-1:2], bounds[2::2], strict=True))
+    lowered = segment.lower()
+    hits, los, his = _plain_words(lowered, pos)
+    table = _table(words_dict)
+    # Without a "c" or an "(s)", a word the table lacks is one the library cannot find
+    # either (the table holds every dictionary word and the rewrites that reach one).
+    bare = "(s)" not in lowered and "c" not in hits
+    ids: list[int | None]
+    if bare:
+        ids = list(map(table.get, hits, itertools.repeat(BAD_WORD)))
+    else:
+        ids = list(map(table.get, hits))
+    spans = list(zip(ids, los, his, strict=True))
     copyright_id = words_dict._map["copyright"]
-    if None not in ids and copyright_id not in ids:
+    if copyright_id not in ids and (bare or None not in ids):
         words.extend(cast("list[tuple[int, int, int]]", spans))  # no None id: just checked
         return stop
     found = cast("list[tuple[int, int, int] | None]", spans)  # None ids replaced below
     get = words_dict._map.get
     for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
         # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
-        w, lo, hi = _canonical(text, hits[k], bounds[2 * k + 1], bounds[2 * k + 2])
+        w, lo, hi = _canonical(text, hits[k], los[k], his[k])
         word_id = get(w)
         if word_id is None:
             found[k] = (BAD_WORD, lo, hi)
@@ -213,8 +222,28 @@ def _plain(
             found[k] = None
         else:
             found[k] = (word_id, lo, hi)
-    words.extend(entry for entry in found if entry is not None)
+    words.extend(filter(None, found))  # a dropped copyright is None, a word a tuple
     return stop
+
+
+def _plain_words(lowered: str, pos: int) -> tuple[list[str], list[int], list[int]]:
+    """The words of a lowered plain segment that starts at ``pos``, their starts and ends.
+
+    Without ``(s)``: every character that is not a letter or digit becomes a space and the
+    segment is split at each space, so a word's start is the length of all before it plus
+    one per split; with ``(s)`` (part of the word before it) the regular expression splits
+    it into gaps and words."""
+    if "(s)" in lowered:
+        parts = _LOWER_WORD.split(lowered)  # [gap, word, gap, word, …, gap]
+        bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+        return parts[1::2], bounds[1:-1:2], bounds[2::2]
+    pieces = lowered.translate(_GAPS).split(" ")
+    starts = map(
+        operator.add, itertools.accumulate(map(len, pieces), initial=0), itertools.count(pos)
+    )
+    hits = list(itertools.compress(pieces, pieces))  # the non-empty pieces: the words
+    los = list(itertools.compress(starts, pieces))
+    return hits, los, list(map(operator.add, los, map(len, hits)))
 
 
 def _indices(values: list[int | None], value: int | None) -> list[int]:
