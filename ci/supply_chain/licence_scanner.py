@@ -509,8 +509,8 @@ class _Matcher(MultiRE):
         the match the split-word case passes or -1), or None when no word fits."""
         dwords = self.dict.list
         n = len(words)
-        have = to_fold(text[words[i][1] : words[i][2]])
-        have2 = to_fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
+        have = _fold(text[words[i][1] : words[i][2]])
+        have2 = _fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
         for dw in wl:
             want = dwords[dw]
             dnext = nmap[dw]
@@ -528,6 +528,14 @@ class _Matcher(MultiRE):
             if _can_misspell(want, have):
                 return dnext, i + 1, -1
         return None
+
+
+def _fold(word: str) -> str:
+    """The library's ``to_fold``: for ASCII, its per-character fold is str.lower with the
+    parentheses dropped, done here in one call each."""
+    if word.isascii():
+        return word.lower().replace("(", "").replace(")", "")
+    return to_fold(word)
 
 
 def load() -> Scanner:

@@ -11,7 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
-from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune
+from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune, to_fold
 from licenseclassifier._engine.matcher import INST_ANY, INST_MATCH, INST_WORD
 from licenseclassifier._engine.scan import FORMAT_VERSION, _load_prebuilt, builtin_scanner
 
@@ -216,6 +216,7 @@ def test_the_ascii_shortcuts_are_the_library_rules() -> None:
         assert plain_start == word
         assert (licence_scanner._IRREGULAR.match(c) is not None) == (c in "<{&]")
         assert c.translate(licence_scanner._GAPS) == (c if word else " ")
+        assert licence_scanner._fold(f"A{c}b") == to_fold(f"A{c}b")
 
 
 def test_the_library_scanner_is_left_as_it_is() -> None:
