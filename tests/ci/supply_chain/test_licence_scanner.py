@@ -219,6 +219,12 @@ def test_the_ascii_shortcuts_are_the_library_rules() -> None:
         assert licence_scanner._fold(f"A{c}b") == to_fold(f"A{c}b")
 
 
+def test_the_irregular_class_is_every_non_ascii_character() -> None:
+    """Where the plain path stops: ``<{&]`` and every code point past ASCII (surrogates too)."""
+    for code in (*range(0x80, 0x800), 0xD800, 0xDFFF, 0xFFFF, 0x10000, 0x10FFFF):
+        assert licence_scanner._IRREGULAR.match(chr(code)) is not None, hex(code)
+
+
 def test_the_library_scanner_is_left_as_it_is() -> None:
     base = builtin_scanner()
     fast = licence_scanner.fast_scanner(base)
