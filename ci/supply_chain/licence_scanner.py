@@ -25,6 +25,7 @@ those tests rather than changing a verdict silently. Nothing is cached across ru
 from __future__ import annotations
 
 import copy
+import gc
 import gzip
 import itertools
 import marshal
@@ -396,6 +397,19 @@ class _Matcher(MultiRE):
         return tuple(sorted(kept))
 
     def match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The library's ``match``, with the cyclic garbage collector paused: what a scan
+        allocates — a tuple per word, the DFA's states — holds no reference cycle, yet every
+        ~700 allocations would start a collection over it (about a tenth of the CPU of
+        ``python -m ci licenses``). The collector's previous state is restored."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._match(text)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """The library's ``match`` (its loop, unchanged), with :meth:`_walk` for its
         ``_match_dfa`` and the word ids listed once per text."""
         words = self.dict.split(text)

@@ -5,6 +5,7 @@ marks, numerals that are not digits)."""
 
 from __future__ import annotations
 
+import gc
 import gzip
 import marshal
 import random
@@ -223,6 +224,23 @@ def test_the_irregular_class_is_every_non_ascii_character() -> None:
     """Where the plain path stops: ``<{&]`` and every code point past ASCII (surrogates too)."""
     for code in (*range(0x80, 0x800), 0xD800, 0xDFFF, 0xFFFF, 0x10000, 0x10FFFF):
         assert licence_scanner._IRREGULAR.match(chr(code)) is not None, hex(code)
+
+
+def test_a_scan_leaves_the_garbage_collector_as_it_found_it() -> None:
+    fast = licence_scanner.fast_scanner(licence_scanner.load())
+    text = "Permission is hereby granted, free of charge, to any person"
+    was = gc.isenabled()
+    try:
+        for state in (True, False):
+            (gc.enable if state else gc.disable)()
+            assert fast.scan(text) == builtin_scanner().scan(text)
+            assert gc.isenabled() is state
+        gc.enable()
+        with pytest.raises(TypeError):
+            fast.scan(None)  # type: ignore[arg-type]  # an error inside: restored all the same
+        assert gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_the_library_scanner_is_left_as_it_is() -> None:
