@@ -1,20 +1,25 @@
 """licenseclassifier's scanner, the same results faster. The library's cost, per process,
-is three things done in pure Python, each replaced here by an identical, quicker one:
+is four things done in pure Python, each replaced here by an identical, quicker one:
 
 * loading its compiled program: ``marshal.load`` on a ``GzipFile`` reads it in ~40,000
   small pieces; here the file is decompressed in one call and handed to the library's own
   ``Scanner.from_compiled``, after the library's own format-version check;
 * splitting a text into words, one character at a time (a 194 kB bundled
   ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
-  whole (lowered once, split in bulk, one table lookup per word); the rest goes
+  whole (lowered once, split at the gaps in bulk, one table lookup per word); the rest goes
   — non-ASCII word characters, HTML tags and entities, Markdown anchors and links, ``©`` —
   through the library's own functions in its order, and the words the table leaves out
   (unknown, ``copyright``, ``c``, ``…(s)``) through the library's rules one by one;
 * building its DFA lazily, each state's transitions by walking the whole state once per
-  word it holds: here they are gathered in one pass (the library's ``_add`` and ``_trim``
-  compute each), and a state that is one word instruction followed by another — most
-  states reached — gets its single transition to the next instruction directly.
+  word it holds: here they are gathered in one pass from each instruction's closure
+  (computed once, by the library's ``_add``; cut by its ``_trim``), and a state that is
+  one word instruction followed by another — most states reached — gets its single
+  transition to the next instruction directly;
+* walking the DFA one word at a time: here a stretch of such one-word states (template
+  text taken word for word) is compared with the text's word ids in one slice, and the
+  library's loop and spell check run in its order for the rest.
 
+A scan also pauses the cyclic garbage collector (nothing it allocates forms a cycle).
 Words (ids, offsets), DFA states and scan results are compared with the library's on every
 corpus licence text, on damaged copies of them, on seeded generated texts and on seeded
 random states (tests/ci/supply_chain/test_licence_scanner.py). The pinned library's
