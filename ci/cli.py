@@ -22,14 +22,16 @@ from typing import Any
 
 from ci.errors import GateError, run_command
 from ci.files import atomic_write
-from ci.gate import coverage as coverage_gate
-from ci.gate import debian, toolchain
-from ci.gate import lock as gate_lock
-from ci.gate import source_scan as security_scan
+from ci.gate import toolchain
 from ci.gate.requirements import Pin, read_lock
-from ci.supply_chain import DEFAULT_POLICY, licenses, sbom, sources
+from ci.supply_chain import DEFAULT_POLICY, licenses, sources
 from ci.supply_chain.advisories import audit
 from ci.supply_chain.advisories import online as online_audit
+
+# _COMMAND_IMPORTS: a module only one command uses is imported by that command, so each
+# `python -m ci COMMAND` pays for its own imports only (coverage, debian, lock, source_scan
+# and sbom cost `licenses` ~10 ms of CPU, benchmarks/supply_chain/bench_peers.py). What the
+# parser needs (audit's and online's choices) stays above.
 
 
 def _err(message: str) -> None:
@@ -59,6 +61,8 @@ def _beside_python(tool: str) -> str:
 
 def cmd_coverage_gate(args: argparse.Namespace) -> int:
     """Enforce line and branch floors overall and per critical package."""
+    from ci.gate import coverage as coverage_gate  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     table, failures, files = coverage_gate.run_gate(Path(args.report), Path(args.pyproject))
     print(table)
     if args.diff:
@@ -74,6 +78,8 @@ def cmd_coverage_gate(args: argparse.Namespace) -> int:
 
 def cmd_security_scan(args: argparse.Namespace) -> int:
     """Fail on IP literals and committed secrets."""
+    from ci.gate import source_scan as security_scan  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     root = Path(args.root).resolve()
     policy = security_scan.load_policy(Path(args.policy))
     findings = security_scan.scan(root, policy, args.paths or None)
@@ -88,6 +94,8 @@ def cmd_security_scan(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     """Regenerate locks/*.txt and toolchain.lock with uv, and ci/pyproject.toml's dependencies."""
+    from ci.gate import lock as gate_lock  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     return gate_lock.lock(args)
 
 
@@ -100,6 +108,8 @@ def _parse_env(spec: str) -> toolchain.Environment:
 
 def cmd_toolchain(args: argparse.Namespace) -> int:
     """Check the interpreter, the lock files and each environment against toolchain.lock."""
+    from ci.gate import debian  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     root = Path(args.root).resolve()
     envs = [_parse_env(spec) for spec in args.venv]
     if not args.no_self:
@@ -291,6 +301,8 @@ def cmd_licenses(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     """Write the CycloneDX SBOM of the locks; --check fails when the file is stale."""
+    from ci.supply_chain import sbom  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     root = Path(args.root).resolve()
     if args.check and not args.output:
         raise GateError("--check needs --output FILE (the committed SBOM to compare)")

@@ -4,12 +4,13 @@
 The environment is the real-project corpus's jupyterlab (91 distributions,
 tests/ci/data/corpus/jupyterlab): a venv whose site-packages is that directory, so the run
 needs no network and every tool reads the same metadata. Each command runs `--repeat`
-times (default 5) after one untimed warm-up; the median wall time and the median CPU time
-(user + system of the command and its children) are compared; the load average is printed
-before and after, since on a shared machine wall time mostly measures the other load. Ours does
-more than the peer: the licence policy, licence-text identification, every licence file
-in the wheels (pip-licenses prints metadata); the lock's hashes, markers, purls and strict schema
-validation on top of cyclonedx-py's own output (which it runs).
+times (default 5), in turn with its peer, after one untimed warm-up; the median wall time
+and the median CPU time (user + system of the command and its children) are compared; the
+load average is printed before and after, since on a shared machine wall time mostly
+measures the other load. Ours does more than the peer: the licence policy, licence-text
+identification, every licence file in the wheels (pip-licenses prints metadata); the
+lock's hashes, markers, purls and strict schema validation on top of cyclonedx-py's own
+output (which it runs).
 
     .nox/tests/bin/python benchmarks/supply_chain/bench_peers.py [--repeat N]
 """
@@ -53,23 +54,38 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def median_time(argv: list[str], repeat: int) -> tuple[float, float, int]:
-    """Median wall and median CPU (user + sys of the command and its children) seconds.
+def _timed(argv: list[str]) -> tuple[float, float, int]:
+    """Wall and CPU (user + sys of the command and its children) seconds of one run."""
+    cpu_start = _children_cpu()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
+    return time.perf_counter() - start, _children_cpu() - cpu_start, proc.returncode
 
-    CPU time is what to compare on a loaded machine: wall time there mostly measures the
-    other load."""
-    subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
-    times: list[float] = []
-    cpu: list[float] = []
-    code = 0
+
+def median_times(
+    ours: list[str], peer: list[str], repeat: int
+) -> tuple[tuple[float, float, int], tuple[float, float, int]]:
+    """Median wall and median CPU seconds of each command, and its last exit code.
+
+    The two run in turn (ours, peer, ours, …), so a change in the other load on a shared
+    machine falls on both rather than on whichever ran during it; each runs once, untimed,
+    first. CPU time is what to compare on a loaded machine: wall time there mostly measures
+    the other load."""
+    runs: dict[int, list[tuple[float, float, int]]] = {0: [], 1: []}
+    for argv in (ours, peer):
+        subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
     for _ in range(repeat):
-        cpu_start = _children_cpu()
-        start = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, capture_output=True, check=False, env=ENV)
-        times.append(time.perf_counter() - start)
-        cpu.append(_children_cpu() - cpu_start)
-        code = proc.returncode
-    return statistics.median(times), statistics.median(cpu), code
+        for which, argv in enumerate((ours, peer)):
+            runs[which].append(_timed(argv))
+    medians = [
+        (
+            statistics.median(r[0] for r in runs[k]),
+            statistics.median(r[1] for r in runs[k]),
+            runs[k][-1][2],
+        )
+        for k in (0, 1)
+    ]
+    return medians[0], medians[1]
 
 
 def _loadavg() -> str:
@@ -114,8 +130,9 @@ def main() -> int:
             "wall   cpu    exit (ours/peer)"
         )
         for label, ours, peer_label, peer in pairs:
-            t_ours, cpu_ours, c_ours = median_time(ours, repeat)
-            t_peer, cpu_peer, c_peer = median_time(peer, repeat)
+            (t_ours, cpu_ours, c_ours), (t_peer, cpu_peer, c_peer) = median_times(
+                ours, peer, repeat
+            )
             print(
                 f"{label:14} {t_ours:6.2f} {cpu_ours:6.2f}  {peer_label:26} {t_peer:6.2f} "
                 f"{cpu_peer:6.2f}  {t_ours / t_peer:4.2f}x  {cpu_ours / cpu_peer:4.2f}x  "

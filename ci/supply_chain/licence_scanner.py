@@ -1,20 +1,25 @@
 """licenseclassifier's scanner, the same results faster. The library's cost, per process,
-is three things done in pure Python, each replaced here by an identical, quicker one:
+is four things done in pure Python, each replaced here by an identical, quicker one:
 
 * loading its compiled program: ``marshal.load`` on a ``GzipFile`` reads it in ~40,000
   small pieces; here the file is decompressed in one call and handed to the library's own
   ``Scanner.from_compiled``, after the library's own format-version check;
 * splitting a text into words, one character at a time (a 194 kB bundled
   ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
-  whole (lowered once, split in bulk, one table lookup per word); the rest goes
+  whole (lowered once, split at the gaps in bulk, one table lookup per word); the rest goes
   — non-ASCII word characters, HTML tags and entities, Markdown anchors and links, ``©`` —
   through the library's own functions in its order, and the words the table leaves out
   (unknown, ``copyright``, ``c``, ``…(s)``) through the library's rules one by one;
 * building its DFA lazily, each state's transitions by walking the whole state once per
-  word it holds: here they are gathered in one pass (the library's ``_add`` and ``_trim``
-  compute each), and a state that is one word instruction followed by another — most
-  states reached — gets its single transition to the next instruction directly.
+  word it holds: here they are gathered in one pass from each instruction's closure
+  (computed once, by the library's ``_add``; cut by its ``_trim``), and a state that is
+  one word instruction followed by another — most states reached — gets its single
+  transition to the next instruction directly;
+* walking the DFA one word at a time: here a stretch of such one-word states (template
+  text taken word for word) is compared with the text's word ids in one slice, and the
+  library's loop and spell check run in its order for the rest.
 
+A scan also pauses the cyclic garbage collector (nothing it allocates forms a cycle).
 Words (ids, offsets), DFA states and scan results are compared with the library's on every
 corpus licence text, on damaged copies of them, on seeded generated texts and on seeded
 random states (tests/ci/supply_chain/test_licence_scanner.py). The pinned library's
@@ -25,9 +30,11 @@ those tests rather than changing a verdict silently. Nothing is cached across ru
 from __future__ import annotations
 
 import copy
+import gc
 import gzip
 import itertools
 import marshal
+import operator
 import re
 import weakref
 from array import array
@@ -44,20 +51,24 @@ from licenseclassifier._engine.dictionary import (
     _markdown_anchor_size,
     _markdown_link_size,
     fold_rune,
+    to_fold,
 )
 from licenseclassifier._engine.matcher import (
     INST_ANY,
+    INST_CUT,
     INST_MATCH,
     INST_WORD,
     MultiRE,
     _add,
+    _can_misspell,
+    _can_misspell_join,
     _trim,
 )
 from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
 # characters that open a skipped HTML/Markdown span, and any non-ASCII character.
-_IRREGULAR = re.compile(r"[<{&\]]|[^\x00-\x7f]")
+_IRREGULAR = re.compile(r"[<{&\]\x80-\U0010ffff]")  # one class: sre scans it fast
 # A word in plain ASCII text: a letter/digit run (the library's word start and continue
 # tests, for ASCII) and the ``(s)`` it folds into the word.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
@@ -116,18 +127,27 @@ def _step(words_dict: Dict, text: str, i: int, words: list[tuple[int, int, int]]
         if text[j : j + 3] == "(s)":
             buf.append("s")
             j += 3
-    hi = j
-    w = "".join(buf)
+    w, lo, hi = _canonical(text, "".join(buf), lo, j)
+    words_dict._emit(words, w, lo, hi, False)
+    return j
+
+
+def _canonical(text: str, w: str, lo: int, hi: int) -> tuple[str, int, int]:
+    """The library's rewrites of the folded word ``w`` at ``text[lo:hi]``, in its order: a
+    trailing ``(s)`` (still spelt so by :func:`_plain`) is ``s``; then ``https`` is
+    ``http`` (also when it was ``http(s)``), a ``c`` in parentheses is ``copyright`` and
+    takes them in, ``©`` is ``copyright``; last the canonical rewrites (``this`` → ``the``)."""
+    if w.endswith("(s)"):
+        w = w[:-3] + "s"
     if w == "https":
         w = "http"
-    elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
+    elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < len(text) and text[hi] == ")":
         w = "copyright"
         lo -= 1
         hi += 1
     elif w == "©":
         w = "copyright"
-    words_dict._emit(words, _CANON.get(w, w), lo, hi, False)
-    return j
+    return _CANON.get(w, w), lo, hi
 
 
 def _table(words_dict: Dict) -> dict[str, int]:
@@ -150,6 +170,8 @@ def _table(words_dict: Dict) -> dict[str, int]:
 
 
 _TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
+# Every ASCII character that is not a letter or digit, as a space (for _plain_words).
+_GAPS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -174,29 +196,27 @@ def _plain(
     if "(S)" in segment:
         _plain_each(words_dict, text, pos, stop, words)
         return stop
-    # [gap, word, gap, word, …, gap]: words and, from the running length, their offsets.
-    parts = _LOWER_WORD.split(segment.lower())
-    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
-    hits = parts[1::2]
-    ids = list(map(_table(words_dict).get, hits))
-    spans = list(zip(ids, bounds[1:-1:2], bounds[2::2], strict=True))
+    lowered = segment.lower()
+    hits, los, his = _plain_words(lowered, pos)
+    table = _table(words_dict)
+    # Without a "c" or an "(s)", a word the table lacks is one the library cannot find
+    # either (the table holds every dictionary word and the rewrites that reach one).
+    bare = "(s)" not in lowered and "c" not in hits
+    ids: list[int | None]
+    if bare:
+        ids = list(map(table.get, hits, itertools.repeat(BAD_WORD)))
+    else:
+        ids = list(map(table.get, hits))
+    spans = list(zip(ids, los, his, strict=True))
     copyright_id = words_dict._map["copyright"]
-    if None not in ids and copyright_id not in ids:
+    if copyright_id not in ids and (bare or None not in ids):
         words.extend(cast("list[tuple[int, int, int]]", spans))  # no None id: just checked
         return stop
     found = cast("list[tuple[int, int, int] | None]", spans)  # None ids replaced below
     get = words_dict._map.get
     for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
         # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
-        w = hits[k]
-        lo, hi = bounds[2 * k + 1], bounds[2 * k + 2]
-        if w[-1] == ")":
-            w = w[:-3] + "s"
-        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
-            w = "copyright"
-            lo -= 1
-            hi += 1
-        w = _CANON.get(w, w)
+        w, lo, hi = _canonical(text, hits[k], los[k], his[k])
         word_id = get(w)
         if word_id is None:
             found[k] = (BAD_WORD, lo, hi)
@@ -208,8 +228,28 @@ def _plain(
             found[k] = None
         else:
             found[k] = (word_id, lo, hi)
-    words.extend(entry for entry in found if entry is not None)
+    words.extend(filter(None, found))  # a dropped copyright is None, a word a tuple
     return stop
+
+
+def _plain_words(lowered: str, pos: int) -> tuple[list[str], list[int], list[int]]:
+    """The words of a lowered plain segment that starts at ``pos``, their starts and ends.
+
+    Without ``(s)``: every character that is not a letter or digit becomes a space and the
+    segment is split at each space, so a word's start is the length of all before it plus
+    one per split; with ``(s)`` (part of the word before it) the regular expression splits
+    it into gaps and words."""
+    if "(s)" in lowered:
+        parts = _LOWER_WORD.split(lowered)  # [gap, word, gap, word, …, gap]
+        bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+        return parts[1::2], bounds[1:-1:2], bounds[2::2]
+    pieces = lowered.translate(_GAPS).split(" ")
+    starts = map(
+        operator.add, itertools.accumulate(map(len, pieces), initial=0), itertools.count(pos)
+    )
+    hits = list(itertools.compress(pieces, pieces))  # the non-empty pieces: the words
+    los = list(itertools.compress(starts, pieces))
+    return hits, los, list(map(operator.add, los, map(len, hits)))
 
 
 def _indices(values: list[int | None], value: int | None) -> list[int]:
@@ -228,7 +268,6 @@ def _plain_each(
     words_dict: Dict, text: str, pos: int, stop: int, words: list[tuple[int, int, int]]
 ) -> None:
     """:func:`_plain`'s words one at a time, from the text itself (no lowering)."""
-    n = len(text)
     known = _table(words_dict).get
     get = words_dict._map.get
     append = words.append
@@ -239,16 +278,7 @@ def _plain_each(
         if word_id is not None and word_id != copyright_id:
             append((word_id, *hit.span()))
             continue
-        lo, hi = hit.span()
-        if w[-1] == ")":
-            w = w[:-3] + "s"
-        elif w == "https":
-            w = "http"
-        elif w == "c" and lo > 0 and text[lo - 1] == "(" and hi < n and text[hi] == ")":
-            w = "copyright"
-            lo -= 1
-            hi += 1
-        w = _CANON.get(w, w)
+        w, lo, hi = _canonical(text, w, *hit.span())
         word_id = get(w)
         if word_id is None:
             append((BAD_WORD, lo, hi))
@@ -287,15 +317,23 @@ _KEPT = (INST_WORD, INST_ANY, INST_MATCH)
 
 
 class _Matcher(MultiRE):
-    """The library's matcher with its ``_state_info`` built in one pass over the state.
+    """The library's matcher with its DFA states built and walked more cheaply.
 
     The library builds a state's transition on word *w* by walking the whole state for each
     word it holds (the start state: 1,420 instructions × 284 words). The next state on *w* is
     ``_trim`` of the union of the ``_add`` closures of ``pc + 1`` for every instruction that
-    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass;
-    the library's own ``_add`` and ``_trim`` compute it. A state that is one word
-    instruction followed by a kept one has the single transition ``(pc + 1,)``, written
-    down directly."""
+    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass,
+    from each instruction's closure computed once by the library's own ``_add``; the
+    library's own ``_trim`` cuts it (without a ``CUT`` in the union, ``_trim`` only keeps
+    the kept instructions, sorted). A state that is one word instruction followed by a kept
+    one has the single transition ``(pc + 1,)``, written down directly; the walk passes a
+    stretch of such states in one comparison (:meth:`_walk`)."""
+
+    # Per instruction, made once in a process (nothing outside the process): its closure
+    # (the kept instructions, whether a CUT is among them, all of them), and how many
+    # one-step states start there (:meth:`_run`).
+    _closures: dict[int, tuple[tuple[int, ...], bool, tuple[int, ...]]]
+    _runs: dict[int, int]
 
     def _state_info(self, state: tuple[int, ...]) -> _Info:
         info: _Info | None = self._info.get(state)
@@ -322,23 +360,201 @@ class _Matcher(MultiRE):
                 anys.append(pc)
             elif op == INST_WORD:
                 takes.setdefault(args[pc], []).append(pc)
-        nmap = {word: _next(ops, args, pcs + anys) for word, pcs in takes.items()}
+        nmap = {word: self._next(pcs + anys) for word, pcs in takes.items()}
         any_next = None
         if anys:
-            any_next = _next(ops, args, takes.get(ANY_WORD, []) + anys)
+            any_next = self._next(takes.get(ANY_WORD, []) + anys)
         info = (match, sorted(takes), nmap, any_next)
         self._info[state] = info
         return info
 
+    def _closure(self, pc: int) -> tuple[tuple[int, ...], bool, tuple[int, ...]]:
+        """``_add``'s closure of ``pc``: its kept instructions, whether it holds a CUT, all."""
+        found = self._closures.get(pc)
+        if found is None:
+            ops = self.ops
+            out: list[int] = []
+            _add(ops, self.args, out, set(), pc)
+            kept = tuple(p for p in out if ops[p] in _KEPT)
+            found = (kept, any(ops[p] == INST_CUT for p in out), tuple(out))
+            self._closures[pc] = found
+        return found
 
-def _next(ops: array[int], args: array[int], pcs: list[int]) -> tuple[int, ...]:
-    """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``)."""
-    out: list[int] = []
-    inset: set[int] = set()
-    for pc in pcs:
-        _add(ops, args, out, inset, pc + 1)
-    result: tuple[int, ...] = _trim(ops, args, out)
-    return result
+    def _next(self, pcs: list[int]) -> tuple[int, ...]:
+        """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``):
+        ``_trim`` of the union of the closures of each ``pc + 1``."""
+        ops = self.ops
+        kept: set[int] = set()
+        every: set[int] = set()
+        cut = False
+        for pc in pcs:
+            if ops[pc + 1] in _KEPT:  # _add adds a kept instruction alone
+                kept.add(pc + 1)
+                every.add(pc + 1)
+                continue
+            kept_here, cut_here, every_here = self._closure(pc + 1)
+            kept.update(kept_here)
+            every.update(every_here)
+            cut = cut or cut_here
+        if cut:
+            trimmed: tuple[int, ...] = _trim(ops, self.args, every)
+            return trimmed
+        return tuple(sorted(kept))
+
+    def match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The library's ``match``, with the cyclic garbage collector paused: what a scan
+        allocates — a tuple per word, the DFA's states — holds no reference cycle, yet every
+        ~700 allocations would start a collection over it (about a tenth of the CPU of
+        ``python -m ci licenses``). The collector's previous state is restored."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._match(text)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
+        """The library's ``match`` (its loop, unchanged), with :meth:`_walk` for its
+        ``_match_dfa`` and the word ids listed once per text."""
+        words = self.dict.split(text)
+        ids = array("i", [w[0] for w in words])
+        n = len(words)
+        result: list[tuple[int, int, int]] = []
+        start = self.start
+        p0 = p1 = BAD_WORD
+        i = 0
+        while i < n:
+            p0, p1 = p1, ids[i]
+            if (p0, p1) in start:
+                match, end = self._walk(text, words, ids, i - 1)
+                if match >= 0 and end > 0:
+                    end += i - 1
+                    result.append((match, i - 1, end))
+                    i = end - 1
+                    p0 = BAD_WORD
+            i += 1
+        return words, result
+
+    def _run(self, pc: int) -> int:
+        """How many one-step states (a word instruction followed by a kept one) follow one
+        another from ``pc`` on: a stretch of template text the walk takes word for word."""
+        runs = self._runs
+        known = runs.get(pc)
+        if known is not None:
+            return known
+        ops = self.ops
+        last = len(ops) - 1
+        end = pc
+        while end < last and ops[end] == INST_WORD and ops[end + 1] in _KEPT:
+            end += 1
+        for k in range(pc, end):
+            runs[k] = end - k
+        runs[end] = 0
+        return end - pc
+
+    def _skip(self, pc: int, ids: array[int], i: int) -> int:
+        """How many of the text's words from ``i`` on the one-step states from ``pc`` on
+        take, one each: all of the stretch in one slice comparison, else word by word."""
+        run = self._run(pc)
+        if not run:
+            return 0
+        args = self.args
+        if ids[i : i + run] == args[pc : pc + run]:
+            return run
+        k = 0
+        n = len(ids)
+        while k < run and i + k < n and ids[i + k] == args[pc + k]:
+            k += 1
+        return k
+
+    def _walk(
+        self, text: str, words: list[tuple[int, int, int]], ids: array[int], start: int
+    ) -> tuple[int, int]:
+        """The library's ``_match_dfa``, in its order, except that from a one-step state the
+        stretch of template words that follows is compared with the text's in one slice
+        comparison: the states it passes report no match and have one transition each, so
+        the library would only step through them."""
+        infos = self._info
+        state_info = self._state_info
+        match = -1
+        end = 0
+        state = self._start_state
+        n = len(words)
+        i = start
+        while i < n:
+            if len(state) == 1 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
+                k = self._skip(state[0], ids, i)
+                if k:
+                    state = (state[0] + k,)
+                    i += k
+                    continue
+            info = infos.get(state)
+            m, wl, nmap, any_next = info if info is not None else state_info(state)
+            if m >= 0:
+                match = m
+                end = i - start
+            nxt = nmap.get(ids[i])
+            if nxt is not None:
+                state = nxt
+                i += 1
+                continue
+            step = self._misspelt(text, words, i, wl, nmap)
+            if step is not None:
+                state, i, m2 = step
+                if m2 >= 0:  # the split-word case reports the state it passes
+                    match = m2
+                    end = i - 1 - start
+                continue
+            if any_next is None:
+                return match, end
+            state = any_next
+            i += 1
+        m = state_info(state)[0]
+        if m >= 0:
+            match = m
+            end = n - start
+        return match, end
+
+    def _misspelt(
+        self,
+        text: str,
+        words: list[tuple[int, int, int]],
+        i: int,
+        wl: list[int],
+        nmap: dict[int, tuple[int, ...]],
+    ) -> tuple[tuple[int, ...], int, int] | None:
+        """The library's spell check at word ``i``, in its order: (next state, next word,
+        the match the split-word case passes or -1), or None when no word fits."""
+        dwords = self.dict.list
+        n = len(words)
+        have = _fold(text[words[i][1] : words[i][2]])
+        have2 = _fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
+        for dw in wl:
+            want = dwords[dw]
+            dnext = nmap[dw]
+            if _can_misspell_join(want, have, have2):
+                return dnext, i + 2, -1
+            if len(have) > len(want) and have[: len(want)] == want:
+                rest = have[len(want) :]
+                m2, wl2, nmap2, any2 = self._state_info(dnext)
+                next2 = any2
+                for dw2 in wl2:
+                    if dwords[dw2] == rest:
+                        next2 = nmap2[dw2]
+                if next2 is not None:
+                    return next2, i + 1, m2
+            if _can_misspell(want, have):
+                return dnext, i + 1, -1
+        return None
+
+
+def _fold(word: str) -> str:
+    """The library's ``to_fold``: for ASCII, its per-character fold is str.lower with the
+    parentheses dropped, done here in one call each."""
+    if word.isascii():
+        return word.lower().replace("(", "").replace(")", "")
+    return to_fold(word)
 
 
 def load() -> Scanner:
@@ -360,10 +576,12 @@ def fast_scanner(base: Scanner) -> Scanner:
     words = _Words()
     words._map = base.dict._map
     words.list = base.dict.list
-    matcher = copy.copy(base.re)
+    matcher = cast("_Matcher", copy.copy(base.re))  # its class is set next
     matcher.__class__ = _Matcher
     matcher.dict = words
     matcher._info = {}
+    matcher._closures = {}
+    matcher._runs = {}
     scanner = copy.copy(base)
     scanner.dict = words
     scanner.re = matcher
