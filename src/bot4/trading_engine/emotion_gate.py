@@ -10,6 +10,7 @@ decision itself only reads cached numbers — it sits on the order path.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -137,6 +138,70 @@ class Decision:
     reason: Reason
     detail: str = ""
     p_value: float | None = None
+
+
+def decision_record(signal: Signal, decision: Decision) -> dict[str, object]:
+    """The ``data`` of a decision's audit record."""
+    # ``reason`` is a StrEnum member: the encoder writes it as its value, byte for byte.
+    return {
+        "order_id": signal.order_id,
+        "instrument": signal.instrument,
+        "side": signal.side,
+        "quantity": signal.quantity,
+        "price": signal.price,
+        "allowed": decision.allowed,
+        "reason": decision.reason,
+        "detail": decision.detail,
+    }
+
+
+# ``canonical(decision_record(...))`` with the keys laid out once, in sorted order.
+_DECISION_BODY = (
+    '{"allowed":%s,"detail":%s,"instrument":%s,"order_id":%s,'
+    '"price":%r,"quantity":%r,"reason":%s,"side":%d}'
+)
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # ensure_ascii=False
+_REASON_JSON = {reason: _encode_str(reason.value) for reason in Reason}
+_INF = math.inf
+
+
+def decision_body(signal: Signal, decision: Decision) -> str | None:
+    """``canonical(decision_record(signal, decision)).decode()``, built from the layout
+    above, or None for a value it does not cover (then the caller encodes the dict).
+
+    Covered: exact ``str`` ids, instrument and detail, an exact ``int`` side, finite exact
+    ``float`` quantity and price — what the engine passes — formatted as the C encoder
+    does (``float.__repr__``, ``int.__repr__``, ``encode_basestring``). Anything else (an
+    int or numpy quantity, NaN, a str subclass) returns None: its bytes are the encoder's
+    to decide. A property test compares this with ``canonical`` over arbitrary values.
+    """
+    oid, instrument, side = signal.order_id, signal.instrument, signal.side
+    quantity, price, detail = signal.quantity, signal.price, decision.detail
+    if (
+        type(oid) is not str
+        or type(instrument) is not str
+        or type(side) is not int
+        or type(quantity) is not float
+        or type(price) is not float
+        or type(detail) is not str
+        or not -_INF < quantity < _INF
+        or not -_INF < price < _INF
+        or not -(10**18) < side < 10**18
+    ):
+        return None
+    reason = _REASON_JSON.get(decision.reason)
+    if reason is None or type(decision.allowed) is not bool:
+        return None
+    return _DECISION_BODY % (
+        "true" if decision.allowed else "false",
+        _encode_str(detail),
+        _encode_str(instrument),
+        _encode_str(oid),
+        price,
+        quantity,
+        reason,
+        side,
+    )
 
 
 class GateMetrics(Collector):
@@ -408,20 +473,11 @@ class EmotionFreeGate:
         decision = self._decide(signal, override_token)
         audit = self.audit_log
         if audit is not None:
-            # ``reason`` is a StrEnum member: the encoder writes it as its value, byte for byte.
-            audit.append(
-                "decision",
-                {
-                    "order_id": signal.order_id,
-                    "instrument": signal.instrument,
-                    "side": signal.side,
-                    "quantity": signal.quantity,
-                    "price": signal.price,
-                    "allowed": decision.allowed,
-                    "reason": decision.reason,
-                    "detail": decision.detail,
-                },
-            )
+            body = decision_body(signal, decision)
+            if body is not None:
+                audit.append_canonical("decision", body)
+            else:  # a type the layout does not cover: the generic encoder decides
+                audit.append("decision", decision_record(signal, decision))
         metrics = self.metrics
         if metrics is not None:
             metrics.record(decision.reason, _perf_counter() - start)

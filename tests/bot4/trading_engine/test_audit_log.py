@@ -455,3 +455,29 @@ def test_the_writers_record_layout_is_the_canonical_encoding(
     record = {"at_ns": at_ns, "data": data, "format": FORMAT, "kind": kind, "prev": prev}
     expected = canonical({**record, "seq": seq})
     assert _encode_record(at_ns, data, kind, prev, seq) == expected
+
+
+@pytest.mark.parametrize("clock", [ticking, lambda: itertools.count(1.5).__next__])
+def test_append_canonical_writes_what_append_writes(
+    tmp_path: Path, clock: Callable[[], Callable[[], Any]]
+) -> None:
+    """A pre-encoded body (even with a clock that is not an int) gives the same records,
+    checkpoints included."""
+    data: list[dict[str, Any]] = [{"b": 1.5, "a": "x\n"}, {"z": [1, 2]}, {}]
+    for name in ("append", "canonical"):
+        with AuditLog(
+            tmp_path / name,
+            fsync=FsyncPolicy.NEVER,
+            signer=SIGNER,
+            checkpoint_every=2,
+            clock=clock(),
+        ) as audit:
+            for d in data:
+                if name == "append":
+                    audit.append("decision", d)
+                else:
+                    audit.append_canonical("decision", canonical(d).decode())
+    assert (tmp_path / "append").read_bytes() == (tmp_path / "canonical").read_bytes()
+    assert verify([tmp_path / "canonical"], KEY).passes({"unclosed"})
+    with pytest.raises(AuditError, match=r"audit log is closed$"):
+        audit.append_canonical("decision", "{}")

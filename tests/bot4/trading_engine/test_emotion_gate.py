@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, verify
+from bot4.trading_engine.audit_log import AuditLog, FsyncPolicy, canonical, verify
 from bot4.trading_engine.emotion_gate import (
     ALLOWING,
     Decision,
@@ -20,6 +21,8 @@ from bot4.trading_engine.emotion_gate import (
     GateMetrics,
     Reason,
     Signal,
+    decision_body,
+    decision_record,
 )
 from bot4.trading_engine.errors import GateConfigError
 from bot4.trading_engine.override import OverrideKey, OverrideVerifier, issue
@@ -383,3 +386,77 @@ def test_gate_metrics_export_what_prometheus_counter_and_histogram_would() -> No
     assert ours.get_sample_value("gate_decision_seconds_bucket", {"le": "1e-06"}) == 2
     with pytest.raises(ValueError, match="Duplicated timeseries"):
         GateMetrics(ours)
+
+
+_ANY = (
+    st.text()
+    | st.integers()
+    | st.booleans()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.none()
+    | st.sampled_from(list(Reason))
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.text() | _ANY,
+    st.text() | _ANY,
+    st.sampled_from([1, -1]) | _ANY,
+    st.floats(allow_nan=True, allow_infinity=True) | _ANY,
+    st.floats(allow_nan=True, allow_infinity=True) | _ANY,
+    st.booleans(),
+    st.sampled_from(list(Reason)),
+    st.text() | _ANY,
+)
+def test_the_decision_layout_is_the_canonical_encoding(
+    oid: object,
+    instrument: object,
+    side: object,
+    quantity: object,
+    price: object,
+    allowed: bool,
+    reason: Reason,
+    detail: object,
+) -> None:
+    """The gate's pre-laid-out decision record is ``canonical`` of its dict, byte for byte,
+    or None (then the dict goes through the encoder): never different bytes."""
+    signal = Signal(oid, instrument, side, quantity, price, 0)  # type: ignore[arg-type]
+    decision = Decision(str(oid), allowed, reason, detail)  # type: ignore[arg-type]
+    body = decision_body(signal, decision)
+    try:
+        expected = canonical(decision_record(signal, decision)).decode()
+    except ValueError:  # not encodable at all (a huge int): the layout must not cover it
+        assert body is None
+        return
+    assert body is None or body == expected
+    plain = isinstance(quantity, float) and isinstance(price, float)
+    if plain and type(oid) is type(instrument) is type(detail) is str and type(side) is int:
+        assert body is not None or not (math.isfinite(quantity) and math.isfinite(price))  # type: ignore[arg-type]
+
+
+def test_fast_and_generic_decision_records_write_the_same_log(tmp_path: Path) -> None:
+    """Every decision path (covered layout, and the fallback for other types) writes what
+    ``append(kind, dict)`` writes."""
+    signals = [
+        sig("o1"),
+        Signal("o2", "ETH", -1, 2, 100.0, 10**15),  # an int quantity: the fallback
+        Signal("o3", 'ÉTH"\n', 1, float("nan"), 1e-300, 10**15),  # NaN: the fallback
+        Signal("o4", "BTC", 1, -0.0, 1e300, 10**15),
+    ]
+    logs = []
+    for name, fast in (("fast", True), ("generic", False)):
+        with AuditLog(tmp_path / name, fsync=FsyncPolicy.NEVER, clock=lambda: 7) as audit:
+            gate = EmotionFreeGate(audit_log=audit, clock=lambda: 0)
+            for s in signals:
+                if fast:
+                    gate.decide(s)
+                else:
+                    gate.audit_log = None
+                    d = gate.decide(s)
+                    gate.audit_log = audit
+                    audit.append("decision", decision_record(s, d))
+        logs.append((tmp_path / name).read_bytes())
+    assert logs[0] == logs[1]
+    assert len(logs[0].splitlines()) == len(signals)
+    assert verify([tmp_path / "fast"]).ok
