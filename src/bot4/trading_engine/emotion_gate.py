@@ -115,7 +115,7 @@ class GateConfig:
                 raise GateConfigError(f"gate config: {message}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Signal:
     """A strategy's wish to trade, before any check."""
 
@@ -128,8 +128,32 @@ class Signal:
     strategy: str = "default"
     reduces_position: bool = False  # closing/reducing orders lower risk: only halts apply
 
+    def __init__(
+        self,
+        order_id: str,
+        instrument: str,
+        side: int,
+        quantity: float,
+        price: float,
+        ts_ns: int,
+        strategy: str = "default",
+        reduces_position: bool = False,
+    ) -> None:
+        # The generated frozen __init__ sets each field through object.__setattr__; one
+        # is built per signal on the order path, so fill the instance dict directly (a
+        # test holds this to the fields and defaults the dataclass declares).
+        d = self.__dict__
+        d["order_id"] = order_id
+        d["instrument"] = instrument
+        d["side"] = side
+        d["quantity"] = quantity
+        d["price"] = price
+        d["ts_ns"] = ts_ns
+        d["strategy"] = strategy
+        d["reduces_position"] = reduces_position
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Decision:
     """The gate's answer, as logged."""
 
@@ -138,6 +162,21 @@ class Decision:
     reason: Reason
     detail: str = ""
     p_value: float | None = None
+
+    def __init__(
+        self,
+        order_id: str,
+        allowed: bool,
+        reason: Reason,
+        detail: str = "",
+        p_value: float | None = None,
+    ) -> None:
+        d = self.__dict__  # as Signal: one per decision, on the order path
+        d["order_id"] = order_id
+        d["allowed"] = allowed
+        d["reason"] = reason
+        d["detail"] = detail
+        d["p_value"] = p_value
 
 
 def decision_record(signal: Signal, decision: Decision) -> dict[str, object]:

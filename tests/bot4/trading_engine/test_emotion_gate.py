@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import json
 import logging
 import math
@@ -460,3 +462,22 @@ def test_fast_and_generic_decision_records_write_the_same_log(tmp_path: Path) ->
     assert logs[0] == logs[1]
     assert len(logs[0].splitlines()) == len(signals)
     assert verify([tmp_path / "fast"]).ok
+
+
+@pytest.mark.parametrize("cls", [Signal, Decision])
+def test_hand_written_inits_are_the_dataclass_ones(cls: type[Signal] | type[Decision]) -> None:
+    """Signal and Decision fill their dict directly (speed); they must take and set exactly
+    the declared fields, with the declared defaults, and stay frozen."""
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields
+    ]
+    values = {f.name: object() for f in fields}
+    obj = cls(**values)  # type: ignore[arg-type]
+    assert vars(obj) == values and list(vars(obj)) == [f.name for f in fields]
+    assert obj == cls(**values) and obj != cls(**{**values, fields[0].name: 1})  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        obj.order_id = "x"  # type: ignore[misc]
+    assert dataclasses.replace(obj, order_id="y").order_id == "y"
