@@ -44,7 +44,13 @@ from bot4.trading_engine.audit_log import (
 )
 from bot4.trading_engine.checkpoint import NoteSigner
 from bot4.trading_engine.config import EngineConfig
-from bot4.trading_engine.emotion_gate import Decision, EmotionFreeGate, GateMetrics, Signal
+from bot4.trading_engine.emotion_gate import (
+    Decision,
+    EmotionFreeGate,
+    GateMetrics,
+    Reason,
+    Signal,
+)
 from bot4.trading_engine.errors import TradingEngineError
 from bot4.trading_engine.override import OverrideVerifier
 from bot4.trading_engine.strategy import Intent, Quote, Strategy, StrategyContext, load_strategy
@@ -61,6 +67,9 @@ _VENUE_FAILURES = frozenset(
         RejectReason.RATE_LIMITED.value,
     }
 )
+
+# ``Reason.value`` is an enum descriptor call; the summary counts by the plain string.
+_REASON_VALUE = {reason: reason.value for reason in Reason}
 
 
 class VenueUnavailableError(Exception):
@@ -310,13 +319,15 @@ class Engine:
             self._halt(t, f"drawdown limit {self.config.gate.drawdown_limit:.0%} reached")
         if self.fuse.tripped and not self._halted:
             self._halt(t, f"global fuse tripped: {self.fuse.reason}")
-        budget = self.config.max_routes_per_step or self.queue.depth
-        while self.queue.depth and budget > 0:
+        queue = self.queue
+        budget = self.config.max_routes_per_step or queue.depth
+        get, latency, route = queue.get, self._latencies_ns.append, self._route
+        while queue.depth and budget > 0:
             budget -= 1
-            signal = self.queue.get(timeout=0)
-            self._latencies_ns.append(t - signal.ts_ns)
-            self._route(signal, t)
-        self.summary.max_queue_depth = max(self.summary.max_queue_depth, self.queue.depth)
+            signal = get(timeout=0)
+            latency(t - signal.ts_ns)
+            route(signal, t)
+        self.summary.max_queue_depth = max(self.summary.max_queue_depth, queue.depth)
 
     def _on_report(self, report: Report) -> None:
         kind = report.kind
@@ -397,7 +408,7 @@ class Engine:
         decision = self.gate.decide(signal, token)
         if token is not None:
             self.override_decision = decision
-        self.summary.gate[decision.reason.value] += 1
+        self.summary.gate[_REASON_VALUE[decision.reason]] += 1
         if not decision.allowed:
             return
         inst = self._instruments[signal.instrument]
