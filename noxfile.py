@@ -551,10 +551,11 @@ def chaos(session: nox.Session) -> None:
     session.run("bot4", "chaos", *drills, "--report-dir", "artifacts/chaos")
 
 
-PROFILE_TARGETS = {
-    "simulator": "benchmarks/simulator/bench_matching.py",
-    "risk-batch": "benchmarks/risk/bench_risk.py",
-    "engine-loop": "benchmarks/trading_engine/bench_engine.py",
+PROFILE_TARGETS: dict[str, tuple[str, ...]] = {
+    "simulator": ("benchmarks/simulator/bench_matching.py",),
+    "risk-batch": ("benchmarks/risk/bench_risk.py",),
+    # the loop as users run it: gate on, signed audit log, the engine's fsync policy
+    "engine-loop": ("benchmarks/trading_engine/bench_engine.py", "--gate", "--audit"),
 }
 
 
@@ -564,7 +565,7 @@ def profile(session: nox.Session) -> None:
     install_locked(session)
     out = ROOT / "artifacts" / "flamegraphs"
     out.mkdir(parents=True, exist_ok=True)
-    for name, script in PROFILE_TARGETS.items():
+    for name, (script, *args) in PROFILE_TARGETS.items():
         for fmt, suffix in (("flamegraph", "svg"), ("speedscope", "speedscope.json")):
             target = out / f"{name}.{suffix}"
             session.run(
@@ -580,6 +581,7 @@ def profile(session: nox.Session) -> None:
                 "python",
                 script,
                 "--quick",
+                *args,
             )
 
 
