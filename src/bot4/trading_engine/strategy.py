@@ -33,7 +33,7 @@ class Quote:
         return (self.bid + self.ask) / 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Intent:
     """What a strategy wants: buy (+1) or sell (-1) ``quantity`` at a limit ``price``."""
 
@@ -41,6 +41,15 @@ class Intent:
     side: int
     quantity: float
     price: float
+
+    def __init__(self, instrument: str, side: int, quantity: float, price: float) -> None:
+        # One per signal: fill the dict directly rather than object.__setattr__ per field
+        # as the generated frozen __init__ does (a test holds it to the declared fields).
+        d = self.__dict__
+        d["instrument"] = instrument
+        d["side"] = side
+        d["quantity"] = quantity
+        d["price"] = price
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from bot4.trading_engine.emotion_gate import (
 )
 from bot4.trading_engine.errors import GateConfigError
 from bot4.trading_engine.override import OverrideKey, OverrideVerifier, issue
+from bot4.trading_engine.strategy import Intent
 
 MIN = 60 * 1_000_000_000
 KEY = OverrideKey(hmac_secret=b"s" * 32)
@@ -464,10 +465,13 @@ def test_fast_and_generic_decision_records_write_the_same_log(tmp_path: Path) ->
     assert verify([tmp_path / "fast"]).ok
 
 
-@pytest.mark.parametrize("cls", [Signal, Decision])
-def test_hand_written_inits_are_the_dataclass_ones(cls: type[Signal] | type[Decision]) -> None:
-    """Signal and Decision fill their dict directly (speed); they must take and set exactly
-    the declared fields, with the declared defaults, and stay frozen."""
+@pytest.mark.parametrize("cls", [Signal, Decision, Intent])
+def test_hand_written_inits_are_the_dataclass_ones(
+    cls: type[Signal] | type[Decision] | type[Intent],
+) -> None:
+    """Signal, Decision and the strategy's Intent fill their dict directly (speed); they
+    must take and set exactly the declared fields, with the declared defaults, and stay
+    frozen."""
     fields = dataclasses.fields(cls)
     params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     assert [p.name for p in params] == [f.name for f in fields]
@@ -477,7 +481,8 @@ def test_hand_written_inits_are_the_dataclass_ones(cls: type[Signal] | type[Deci
     values = {f.name: object() for f in fields}
     obj = cls(**values)  # type: ignore[arg-type]
     assert vars(obj) == values and list(vars(obj)) == [f.name for f in fields]
-    assert obj == cls(**values) and obj != cls(**{**values, fields[0].name: 1})  # type: ignore[arg-type]
+    first = fields[0].name
+    assert obj == cls(**values) and obj != cls(**{**values, first: 1})  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
-        obj.order_id = "x"  # type: ignore[misc]
-    assert dataclasses.replace(obj, order_id="y").order_id == "y"
+        setattr(obj, first, "x")
+    assert getattr(dataclasses.replace(obj, **{first: "y"}), first) == "y"  # type: ignore[arg-type]
