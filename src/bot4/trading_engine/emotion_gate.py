@@ -419,6 +419,15 @@ class EmotionFreeGate:
         with self._lock:
             self._add_evidence(pnl_fraction)
 
+    def record_signal_outcomes(self, pnl_fractions: list[float]) -> None:
+        """Several outcomes at once, in order, under one lock (the engine measures a step's
+        worth together); none is recorded unless all are finite."""
+        if not all(math.isfinite(x) for x in pnl_fractions):
+            raise GateConfigError("record_signal_outcome needs a finite outcome")
+        with self._lock:
+            for x in pnl_fractions:
+                self._add_evidence(x)
+
     def observe_equity(self, equity: float, ts_ns: int) -> None:
         """Mark-to-market equity: drives the drawdown halt and drawdown-step cooldowns."""
         if not (math.isfinite(equity) and equity > 0):

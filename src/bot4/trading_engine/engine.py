@@ -553,13 +553,19 @@ class Engine:
                 )
 
     def _measure_outcomes(self, t: int) -> None:
-        while self._outcomes and self._outcomes[0][0] <= t:
-            _, instrument, side, price = self._outcomes.popleft()
-            book = self._books[instrument]
+        outcomes = self._outcomes
+        if not outcomes or outcomes[0][0] > t:
+            return
+        books, measured = self._books, []
+        while outcomes and outcomes[0][0] <= t:
+            _, instrument, side, price = outcomes.popleft()
+            book = books[instrument]
             mid = (book.bid + book.ask) / 2.0
             if math.isfinite(mid) and price > 0:
-                self.gate.record_signal_outcome(side * (mid - price) / price)
-                self.summary.signal_outcomes += 1
+                measured.append(side * (mid - price) / price)
+        if measured:  # in order, under one lock: the gate sees them as one step's evidence
+            self.gate.record_signal_outcomes(measured)
+            self.summary.signal_outcomes += len(measured)
 
     # --- safety ---------------------------------------------------------------------------
 

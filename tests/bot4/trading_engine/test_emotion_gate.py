@@ -486,3 +486,21 @@ def test_hand_written_inits_are_the_dataclass_ones(
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(obj, first, "x")
     assert getattr(dataclasses.replace(obj, **{first: "y"}), first) == "y"  # type: ignore[arg-type]
+
+
+def test_a_batch_of_outcomes_is_the_outcomes_one_by_one() -> None:
+    """The engine hands over a step's outcomes at once: the same evidence as one at a time,
+    and a batch with a non-finite outcome is refused whole."""
+    outcomes = [0.002, -0.001, 0.003, 0.0, 0.004, -0.002, 0.001]
+    cfg = GateConfig(min_trades=5, alpha=0.5)
+    batch, single = EmotionFreeGate(cfg, clock=lambda: 0), EmotionFreeGate(cfg, clock=lambda: 0)
+    batch.record_signal_outcomes(outcomes)
+    for x in outcomes:
+        single.record_signal_outcome(x)
+    decision = batch.decide(sig("o1", qty=0.01))
+    assert decision == single.decide(sig("o1", qty=0.01))
+    assert decision.p_value is not None  # the evidence was read, not just counted
+    assert list(batch._trades.outcomes) == outcomes
+    with pytest.raises(GateConfigError, match=r"^record_signal_outcome needs a finite outcome$"):
+        batch.record_signal_outcomes([0.001, float("nan")])
+    assert list(batch._trades.outcomes) == outcomes  # nothing half-recorded
