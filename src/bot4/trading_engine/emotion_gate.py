@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from itertools import pairwise
 from typing import Literal
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -506,9 +507,9 @@ class EmotionFreeGate:
             if len(logs) <= cfg.fomo_lookback + 1:
                 p.chasing = 0
                 return
-            steps = [b - a for a, b in zip(list(logs)[:-1], list(logs)[1:], strict=True)]
+            steps = [b - a for a, b in pairwise(logs)]  # the same differences, no copies
             mean = sum(steps) / len(steps)
-            sigma = math.sqrt(sum((s - mean) ** 2 for s in steps) / (len(steps) - 1))
+            sigma = math.sqrt(sum([(s - mean) ** 2 for s in steps]) / (len(steps) - 1))
             move = logs[-1] - logs[-1 - cfg.fomo_lookback]
             threshold = cfg.fomo_sigma * sigma * math.sqrt(cfg.fomo_lookback)
             p.chasing = 0 if sigma == 0 or abs(move) <= threshold else (1 if move > 0 else -1)
