@@ -749,7 +749,13 @@ class AuditLog:
             at = self._clock()
             if type(at) is int and type(kind) is str:
                 record = _RECORD % (at, body, _encode_str(kind), self._head, self._seq)
-                digest = self._commit(record.encode())
+                try:
+                    encoded = record.encode()
+                except UnicodeEncodeError as exc:  # a lone surrogate: as ``append`` says it
+                    raise AuditError(
+                        f"audit record {kind!r} is not JSON-serialisable: {exc}"
+                    ) from None
+                digest = self._commit(encoded)
             else:  # an odd clock or kind: the generic encoder decides what they become
                 digest = self._write(kind, json.loads(body), at)
             self._since_checkpoint += 1

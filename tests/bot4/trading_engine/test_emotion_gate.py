@@ -26,7 +26,7 @@ from bot4.trading_engine.emotion_gate import (
     decision_body,
     decision_record,
 )
-from bot4.trading_engine.errors import GateConfigError
+from bot4.trading_engine.errors import AuditError, GateConfigError
 from bot4.trading_engine.override import OverrideKey, OverrideVerifier, issue
 from bot4.trading_engine.strategy import Intent
 
@@ -506,3 +506,24 @@ def test_a_batch_of_outcomes_is_the_outcomes_one_by_one() -> None:
     with pytest.raises(GateConfigError, match=r"^record_signal_outcome needs a finite outcome$"):
         batch.record_signal_outcomes([0.001, float("nan")])
     assert list(batch._trades.outcomes) == outcomes  # nothing half-recorded
+
+
+def test_an_unencodable_signal_is_refused_alike_on_either_path(tmp_path: Path) -> None:
+    """A lone surrogate in a signal's id cannot be UTF-8: the laid-out path refuses it with
+    the generic encoder's one-line AuditError, writes nothing, and the log goes on."""
+    hostile = Signal("o\ud800", "BTC", 1, 1.0, 100.0, 0)
+    with AuditLog(tmp_path / "a", fsync=FsyncPolicy.NEVER, clock=lambda: 7) as audit:
+        gate = EmotionFreeGate(audit_log=audit, clock=lambda: 0)
+        with pytest.raises(AuditError) as fast:
+            gate.decide(hostile)
+        gate.audit_log = None
+        decision = gate.decide(hostile)
+        gate.audit_log = audit
+        with pytest.raises(AuditError) as generic:
+            audit.append("decision", decision_record(hostile, decision))
+        assert str(fast.value) == str(generic.value)
+        assert str(fast.value).startswith("audit record 'decision' is not JSON-serialisable: ")
+        assert (tmp_path / "a").read_bytes() == b""  # nothing half-written
+        gate.decide(sig("o2"))
+    assert verify([tmp_path / "a"]).ok
+    assert len((tmp_path / "a").read_bytes().splitlines()) == 1
