@@ -316,38 +316,60 @@ _Info = tuple[int, list[int], dict[int, tuple[int, ...]], tuple[int, ...] | None
 _KEPT = (INST_WORD, INST_ANY, INST_MATCH)
 
 
+class _State:
+    """A DFA state whose transitions are made when first taken: the library makes every
+    transition of a state it reaches (the start state: 284), the walk takes a few."""
+
+    __slots__ = ("any_known", "any_next", "anys", "match", "nmap", "takes", "words")
+
+    def __init__(self, match: int, takes: dict[int, list[int]], anys: list[int]) -> None:
+        self.match = match  # the match the state reports, or -1
+        self.takes = takes  # word → the word instructions that take it, in state order
+        self.anys = anys  # the wildcard instructions (they take every word)
+        self.nmap: dict[int, tuple[int, ...]] = {}  # word → next state, as made
+        self.any_next: tuple[int, ...] | None = None  # the next state on any word …
+        self.any_known = not anys  # … once made (none without a wildcard)
+        self.words: list[int] | None = None  # sorted(takes), once the spell check needs it
+
+
 class _Matcher(MultiRE):
     """The library's matcher with its DFA states built and walked more cheaply.
 
     The library builds a state's transition on word *w* by walking the whole state for each
-    word it holds (the start state: 1,420 instructions × 284 words). The next state on *w* is
+    word it holds (the start state: 1,420 instructions × 284 words), for every word of
+    every state it reaches. Here a transition is made when the walk first takes it (a
+    :class:`_State` holds what is made), and made in one pass: the next state on *w* is
     ``_trim`` of the union of the ``_add`` closures of ``pc + 1`` for every instruction that
-    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass,
-    from each instruction's closure computed once by the library's own ``_add``; the
-    library's own ``_trim`` cuts it (without a ``CUT`` in the union, ``_trim`` only keeps
-    the kept instructions, sorted). A state that is one word instruction followed by a kept
-    one has the single transition ``(pc + 1,)``, written down directly; the walk passes a
-    stretch of such states in one comparison (:meth:`_walk`)."""
+    takes *w* (``WORD w`` or ``ANY``) — a set, gathered from each instruction's closure
+    computed once by the library's own ``_add``; the library's own ``_trim`` cuts it
+    (without a ``CUT`` in the union, ``_trim`` only keeps the kept instructions, sorted). A
+    state that is one word instruction followed by a kept one has the single transition
+    ``(pc + 1,)``, written down directly; the walk passes a stretch of such states in one
+    comparison (:meth:`_walk`). :meth:`_state_info` gives a state's every transition, in
+    the library's form."""
 
     # Per instruction, made once in a process (nothing outside the process): its closure
     # (the kept instructions, whether a CUT is among them, all of them), and how many
-    # one-step states start there (:meth:`_run`).
+    # one-step states start there (:meth:`_run`); the states reached, by their instructions.
     _closures: dict[int, tuple[tuple[int, ...], bool, tuple[int, ...]]]
     _runs: dict[int, int]
+    _states: dict[tuple[int, ...], _State]
 
-    def _state_info(self, state: tuple[int, ...]) -> _Info:
-        info: _Info | None = self._info.get(state)
-        if info is not None:
-            return info
+    def _state(self, state: tuple[int, ...]) -> _State:
+        """The state's match and the words it takes (its transitions are made later)."""
+        found = self._states.get(state)
+        if found is not None:
+            return found
         ops = self.ops
         args = self.args
         if len(state) == 1:
             pc = state[0]
             if ops[pc] == INST_WORD and pc + 1 < len(ops) and ops[pc + 1] in _KEPT:
                 word = args[pc]
-                info = (-1, [word], {word: (pc + 1,)}, None)
-                self._info[state] = info
-                return info
+                found = _State(-1, {word: [pc]}, [])
+                found.nmap[word] = (pc + 1,)
+                self._states[state] = found
+                return found
         match = -1
         anys: list[int] = []
         takes: dict[int, list[int]] = {}
@@ -360,13 +382,45 @@ class _Matcher(MultiRE):
                 anys.append(pc)
             elif op == INST_WORD:
                 takes.setdefault(args[pc], []).append(pc)
-        nmap = {word: self._next(pcs + anys) for word, pcs in takes.items()}
-        any_next = None
-        if anys:
-            any_next = self._next(takes.get(ANY_WORD, []) + anys)
-        info = (match, sorted(takes), nmap, any_next)
-        self._info[state] = info
-        return info
+        found = self._states[state] = _State(match, takes, anys)
+        return found
+
+    def _target(self, st: _State, word: int) -> tuple[int, ...] | None:
+        """The next state on ``word`` (the library's ``nmap[word]``), or None when the state
+        takes no such word."""
+        nxt = st.nmap.get(word)
+        if nxt is None:
+            pcs = st.takes.get(word)
+            if pcs is None:
+                return None
+            nxt = st.nmap[word] = self._next(pcs + st.anys)
+        return nxt
+
+    def _any(self, st: _State) -> tuple[int, ...] | None:
+        """The next state on any other word (the library's ``any_next``), or None."""
+        if not st.any_known:
+            st.any_next = self._next(st.takes.get(ANY_WORD, []) + st.anys)
+            st.any_known = True
+        return st.any_next
+
+    def _words(self, st: _State) -> list[int]:
+        """The words the state takes, sorted (the library's ``wl``: the spell check's order)."""
+        if st.words is None:
+            st.words = sorted(st.takes)
+        return st.words
+
+    def _state_info(self, state: tuple[int, ...]) -> _Info:
+        """The library's ``_state_info``: the match, the words, every transition."""
+        st = self._state(state)
+        nmap = {word: self._next_of(st, word) for word in st.takes}
+        return st.match, list(self._words(st)), nmap, self._any(st)
+
+    def _next_of(self, st: _State, word: int) -> tuple[int, ...]:
+        """The next state on a word the state takes."""
+        nxt = self._target(st, word)
+        if nxt is None:  # pragma: no cover - only called with a word of st.takes
+            raise KeyError(word)
+        return nxt
 
     def _closure(self, pc: int) -> tuple[tuple[int, ...], bool, tuple[int, ...]]:
         """``_add``'s closure of ``pc``: its kept instructions, whether it holds a CUT, all."""
@@ -475,8 +529,7 @@ class _Matcher(MultiRE):
         stretch of template words that follows is compared with the text's in one slice
         comparison: the states it passes report no match and have one transition each, so
         the library would only step through them."""
-        infos = self._info
-        state_info = self._state_info
+        states = self._states
         match = -1
         end = 0
         state = self._start_state
@@ -489,64 +542,77 @@ class _Matcher(MultiRE):
                     state = (state[0] + k,)
                     i += k
                     continue
-            info = infos.get(state)
-            m, wl, nmap, any_next = info if info is not None else state_info(state)
-            if m >= 0:
-                match = m
+            st = states.get(state) or self._state(state)
+            if st.match >= 0:
+                match = st.match
                 end = i - start
-            nxt = nmap.get(ids[i])
+            word = ids[i]
+            nxt = st.nmap.get(word)
+            if nxt is None and word in st.takes:
+                nxt = self._target(st, word)
             if nxt is not None:
                 state = nxt
                 i += 1
                 continue
-            step = self._misspelt(text, words, i, wl, nmap)
+            step = self._misspelt(text, words, i, st)
             if step is not None:
                 state, i, m2 = step
                 if m2 >= 0:  # the split-word case reports the state it passes
                     match = m2
                     end = i - 1 - start
                 continue
+            any_next = st.any_next if st.any_known else self._any(st)
             if any_next is None:
                 return match, end
             state = any_next
             i += 1
-        m = state_info(state)[0]
+        m = self._state(state).match
         if m >= 0:
             match = m
             end = n - start
         return match, end
 
     def _misspelt(
-        self,
-        text: str,
-        words: list[tuple[int, int, int]],
-        i: int,
-        wl: list[int],
-        nmap: dict[int, tuple[int, ...]],
+        self, text: str, words: list[tuple[int, int, int]], i: int, st: _State
     ) -> tuple[tuple[int, ...], int, int] | None:
         """The library's spell check at word ``i``, in its order: (next state, next word,
-        the match the split-word case passes or -1), or None when no word fits."""
+        the match the split-word case passes or -1), or None when no word fits. Its three
+        tests are tried only on words of a length each can accept (a join: the two words'
+        lengths together; a split: longer than the word; a misspelling: one letter more or
+        less, or ``c``/``copyright``)."""
         dwords = self.dict.list
         n = len(words)
         have = _fold(text[words[i][1] : words[i][2]])
         have2 = _fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
-        for dw in wl:
+        size = len(have)
+        joined = size + len(have2)
+        for dw in st.words if st.words is not None else self._words(st):
             want = dwords[dw]
-            dnext = nmap[dw]
-            if _can_misspell_join(want, have, have2):
-                return dnext, i + 2, -1
-            if len(have) > len(want) and have[: len(want)] == want:
-                rest = have[len(want) :]
-                m2, wl2, nmap2, any2 = self._state_info(dnext)
-                next2 = any2
-                for dw2 in wl2:
+            length = len(want)
+            if length == joined and _can_misspell_join(want, have, have2):
+                return self._next_of(st, dw), i + 2, -1
+            if size > length and have[:length] == want:
+                rest = have[length:]
+                st2 = self._state(self._next_of(st, dw))
+                next2 = None
+                matched = False
+                for dw2 in self._words(st2):
                     if dwords[dw2] == rest:
-                        next2 = nmap2[dw2]
+                        next2 = self._next_of(st2, dw2)
+                        matched = True
+                if not matched:
+                    next2 = self._any(st2)
                 if next2 is not None:
-                    return next2, i + 1, m2
-            if _can_misspell(want, have):
-                return dnext, i + 1, -1
+                    return next2, i + 1, st2.match
+            if (length - 1 <= size <= length + 1 or want in _COPYRIGHT) and _can_misspell(
+                want, have
+            ):
+                return self._next_of(st, dw), i + 1, -1
         return None
+
+
+# The words the library's spell check lets stand for each other whatever their lengths.
+_COPYRIGHT = ("c", "copyright")
 
 
 def _fold(word: str) -> str:
@@ -579,9 +645,10 @@ def fast_scanner(base: Scanner) -> Scanner:
     matcher = cast("_Matcher", copy.copy(base.re))  # its class is set next
     matcher.__class__ = _Matcher
     matcher.dict = words
-    matcher._info = {}
+    matcher._info = {}  # the library's, unused: the states are in _states
     matcher._closures = {}
     matcher._runs = {}
+    matcher._states = {}
     scanner = copy.copy(base)
     scanner.dict = words
     scanner.re = matcher
