@@ -67,8 +67,10 @@ from licenseclassifier._engine.matcher import (
 from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
-# characters that open a skipped HTML/Markdown span, and any non-ASCII character.
-_IRREGULAR = re.compile(r"[<{&\]\x80-\U0010ffff]")  # one class: sre scans it fast
+# characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
+# class, so sre scans it fast, and written as "not the rest of ASCII": a range up to
+# U+10FFFF costs sre ~9 ms to compile, a sixth of what splitting the corpus costs.
+_IRREGULAR = re.compile(r"[^\x00-\x25\x27-\x3b\x3d-\x5c\x5e-\x7a\x7c-\x7f]")  # & < ] {
 # A word in plain ASCII text: a letter/digit run (the library's word start and continue
 # tests, for ASCII) and the ``(s)`` it folds into the word.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
