@@ -334,3 +334,35 @@ def test_any_state_gets_the_library_transitions() -> None:
     assert any(sum(ops[pc] == INST_MATCH for pc in state) > 1 for state in states)
     for state in states:
         assert fast.re._state_info(state) == base.re._state_info(state), state
+
+
+def test_licence_urls_between_matches_are_found_as_the_library() -> None:
+    """The scan's URL search, which reads the words ours splits: licence URLs before,
+    between and after matched texts, a URL that names no licence, a bare ``http``, one
+    running into a match."""
+    base = _load_prebuilt()
+    assert base is not None
+    fast = licence_scanner.fast_scanner(licence_scanner.load())
+    mit = next(
+        text
+        for path in sorted(CORPUS.glob("flask/site/*.dist-info/**/LICENSE*"))
+        if "Permission is hereby granted" in (text := path.read_text(encoding="utf-8"))
+    )
+    urls = [
+        "https://opensource.org/licenses/MIT",
+        "http://www.apache.org/licenses/LICENSE-2.0",
+        "http://www.apache.org/licenses/LICENSE-2.0/",
+        "https://example.com/not/a/licence",
+        "http",
+        "http://",
+        "https://www.gnu.org/licenses/gpl-3.0.html",
+    ]
+    rng = random.Random(5)
+    seen_url = 0
+    for _ in range(60):
+        parts = [rng.choice([*urls, mit, "some words between", "\n"]) for _ in range(6)]
+        text = " ".join(parts)
+        expected = base.scan(text)
+        assert fast.scan(text) == expected, text
+        seen_url += any(m.is_url for m in expected.match)
+    assert seen_url > 20
