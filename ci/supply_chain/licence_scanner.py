@@ -320,16 +320,32 @@ _KEPT = (INST_WORD, INST_ANY, INST_MATCH)
 
 class _State:
     """A DFA state whose transitions are made when first taken: the library makes every
-    transition of a state it reaches (the start state: 284), the walk takes a few."""
+    transition of a state it reaches (the start state: 284), the walk takes a few. A
+    transition leads to the next state's object, so the walk never hashes a state's
+    instructions (the start state's: 1,420) to find it."""
 
-    __slots__ = ("any_known", "any_next", "anys", "match", "nmap", "takes", "words")
+    __slots__ = (
+        "any_known",
+        "any_next",
+        "anys",
+        "key",
+        "match",
+        "nmap",
+        "single",
+        "takes",
+        "words",
+    )
 
-    def __init__(self, match: int, takes: dict[int, list[int]], anys: list[int]) -> None:
+    def __init__(
+        self, key: tuple[int, ...], match: int, takes: dict[int, list[int]], anys: list[int]
+    ) -> None:
+        self.key = key  # the state's instructions (the library's name for the state)
+        self.single = key[0] if len(key) == 1 else -1  # its one instruction, if one
         self.match = match  # the match the state reports, or -1
         self.takes = takes  # word → the word instructions that take it, in state order
         self.anys = anys  # the wildcard instructions (they take every word)
-        self.nmap: dict[int, tuple[int, ...]] = {}  # word → next state, as made
-        self.any_next: tuple[int, ...] | None = None  # the next state on any word …
+        self.nmap: dict[int, _State] = {}  # word → next state, as made
+        self.any_next: _State | None = None  # the next state on any word …
         self.any_known = not anys  # … once made (none without a wildcard)
         self.words: list[int] | None = None  # sorted(takes), once the spell check needs it
 
@@ -346,9 +362,9 @@ class _Matcher(MultiRE):
     computed once by the library's own ``_add``; the library's own ``_trim`` cuts it
     (without a ``CUT`` in the union, ``_trim`` only keeps the kept instructions, sorted). A
     state that is one word instruction followed by a kept one has the single transition
-    ``(pc + 1,)``, written down directly; the walk passes a stretch of such states in one
-    comparison (:meth:`_walk`). :meth:`_state_info` gives a state's every transition, in
-    the library's form."""
+    ``(pc + 1,)``; the walk passes a stretch of such states in one comparison
+    (:meth:`_walk`). :meth:`_state_info` gives a state's every transition, in the library's
+    form."""
 
     # Per instruction, made once in a process (nothing outside the process): its closure
     # (the kept instructions, whether a CUT is among them, all of them), and how many
@@ -364,14 +380,6 @@ class _Matcher(MultiRE):
             return found
         ops = self.ops
         args = self.args
-        if len(state) == 1:
-            pc = state[0]
-            if ops[pc] == INST_WORD and pc + 1 < len(ops) and ops[pc + 1] in _KEPT:
-                word = args[pc]
-                found = _State(-1, {word: [pc]}, [])
-                found.nmap[word] = (pc + 1,)
-                self._states[state] = found
-                return found
         match = -1
         anys: list[int] = []
         takes: dict[int, list[int]] = {}
@@ -384,10 +392,10 @@ class _Matcher(MultiRE):
                 anys.append(pc)
             elif op == INST_WORD:
                 takes.setdefault(args[pc], []).append(pc)
-        found = self._states[state] = _State(match, takes, anys)
+        found = self._states[state] = _State(state, match, takes, anys)
         return found
 
-    def _target(self, st: _State, word: int) -> tuple[int, ...] | None:
+    def _target(self, st: _State, word: int) -> _State | None:
         """The next state on ``word`` (the library's ``nmap[word]``), or None when the state
         takes no such word."""
         nxt = st.nmap.get(word)
@@ -395,13 +403,13 @@ class _Matcher(MultiRE):
             pcs = st.takes.get(word)
             if pcs is None:
                 return None
-            nxt = st.nmap[word] = self._next(pcs + st.anys)
+            nxt = st.nmap[word] = self._state(self._next(pcs + st.anys))
         return nxt
 
-    def _any(self, st: _State) -> tuple[int, ...] | None:
+    def _any(self, st: _State) -> _State | None:
         """The next state on any other word (the library's ``any_next``), or None."""
         if not st.any_known:
-            st.any_next = self._next(st.takes.get(ANY_WORD, []) + st.anys)
+            st.any_next = self._state(self._next(st.takes.get(ANY_WORD, []) + st.anys))
             st.any_known = True
         return st.any_next
 
@@ -414,10 +422,11 @@ class _Matcher(MultiRE):
     def _state_info(self, state: tuple[int, ...]) -> _Info:
         """The library's ``_state_info``: the match, the words, every transition."""
         st = self._state(state)
-        nmap = {word: self._next_of(st, word) for word in st.takes}
-        return st.match, list(self._words(st)), nmap, self._any(st)
+        nmap = {word: self._next_of(st, word).key for word in st.takes}
+        any_next = self._any(st)
+        return st.match, list(self._words(st)), nmap, None if any_next is None else any_next.key
 
-    def _next_of(self, st: _State, word: int) -> tuple[int, ...]:
+    def _next_of(self, st: _State, word: int) -> _State:
         """The next state on a word the state takes."""
         nxt = self._target(st, word)
         if nxt is None:  # pragma: no cover - only called with a word of st.takes
@@ -531,52 +540,50 @@ class _Matcher(MultiRE):
         stretch of template words that follows is compared with the text's in one slice
         comparison: the states it passes report no match and have one transition each, so
         the library would only step through them."""
-        states = self._states
         match = -1
         end = 0
-        state = self._start_state
+        state = self._state(self._start_state)
         n = len(words)
         i = start
         while i < n:
-            if len(state) == 1 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
-                k = self._skip(state[0], ids, i)
+            single = state.single
+            if single >= 0 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
+                k = self._skip(single, ids, i)
                 if k:
-                    state = (state[0] + k,)
+                    state = self._state((single + k,))
                     i += k
                     continue
-            st = states.get(state) or self._state(state)
-            if st.match >= 0:
-                match = st.match
+            if state.match >= 0:
+                match = state.match
                 end = i - start
             word = ids[i]
-            nxt = st.nmap.get(word)
-            if nxt is None and word in st.takes:
-                nxt = self._target(st, word)
+            nxt = state.nmap.get(word)
+            if nxt is None and word in state.takes:
+                nxt = self._target(state, word)
             if nxt is not None:
                 state = nxt
                 i += 1
                 continue
-            step = self._misspelt(text, words, i, st)
+            step = self._misspelt(text, words, i, state)
             if step is not None:
                 state, i, m2 = step
                 if m2 >= 0:  # the split-word case reports the state it passes
                     match = m2
                     end = i - 1 - start
                 continue
-            any_next = st.any_next if st.any_known else self._any(st)
+            any_next = state.any_next if state.any_known else self._any(state)
             if any_next is None:
                 return match, end
             state = any_next
             i += 1
-        m = self._state(state).match
-        if m >= 0:
-            match = m
+        if state.match >= 0:
+            match = state.match
             end = n - start
         return match, end
 
     def _misspelt(
         self, text: str, words: list[tuple[int, int, int]], i: int, st: _State
-    ) -> tuple[tuple[int, ...], int, int] | None:
+    ) -> tuple[_State, int, int] | None:
         """The library's spell check at word ``i``, in its order: (next state, next word,
         the match the split-word case passes or -1), or None when no word fits. Its three
         tests are tried only on words of a length each can accept (a join: the two words'
@@ -595,8 +602,8 @@ class _Matcher(MultiRE):
                 return self._next_of(st, dw), i + 2, -1
             if size > length and have[:length] == want:
                 rest = have[length:]
-                st2 = self._state(self._next_of(st, dw))
-                next2 = None
+                st2 = self._next_of(st, dw)
+                next2: _State | None = None
                 matched = False
                 for dw2 in self._words(st2):
                     if dwords[dw2] == rest:

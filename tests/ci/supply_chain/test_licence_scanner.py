@@ -147,10 +147,10 @@ def assert_states_are_the_library(fast: Scanner, base: Scanner) -> int:
     made = 0
     for state, st in states.items():
         match, words, nmap, any_next = base.re._info[state]
-        assert (st.match, sorted(st.takes)) == (match, words), state
-        assert st.nmap.items() <= nmap.items(), state
+        assert (st.key, st.match, sorted(st.takes)) == (state, match, words), state
+        assert {word: nxt.key for word, nxt in st.nmap.items()}.items() <= nmap.items(), state
         if st.any_known:
-            assert st.any_next == any_next, state
+            assert (st.any_next and st.any_next.key) == any_next, state
         assert st.words in (None, words), state
         made += len(st.nmap)
     return made
