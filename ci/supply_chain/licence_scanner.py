@@ -34,7 +34,6 @@ import gc
 import gzip
 import itertools
 import marshal
-import operator
 import re
 import weakref
 from array import array
@@ -76,6 +75,8 @@ _IRREGULAR = re.compile(r"[^\x00-\x25\x27-\x3b\x3d-\x5c\x5e-\x7a\x7c-\x7f]")  # 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
 # The same, in a lowered segment (one without "(S)").
 _LOWER_WORD = re.compile(r"([a-z0-9]+(?:\(s\))?)")
+# The same in a lowered segment without "(s)": a letter/digit run.
+_LOWER_RUN = re.compile(r"([a-z0-9]+)")
 # ASCII letters and digits: for them the library's word-continue test is true and its fold
 # is str.lower, so a run is taken in one step.
 _ASCII_RUN = re.compile(r"[A-Za-z0-9]*")
@@ -172,8 +173,6 @@ def _table(words_dict: Dict) -> dict[str, int]:
 
 
 _TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
-# Every ASCII character that is not a letter or digit, as a space (for _plain_words).
-_GAPS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -235,23 +234,13 @@ def _plain(
 
 
 def _plain_words(lowered: str, pos: int) -> tuple[list[str], list[int], list[int]]:
-    """The words of a lowered plain segment that starts at ``pos``, their starts and ends.
-
-    Without ``(s)``: every character that is not a letter or digit becomes a space and the
-    segment is split at each space, so a word's start is the length of all before it plus
-    one per split; with ``(s)`` (part of the word before it) the regular expression splits
-    it into gaps and words."""
-    if "(s)" in lowered:
-        parts = _LOWER_WORD.split(lowered)  # [gap, word, gap, word, …, gap]
-        bounds = list(itertools.accumulate(map(len, parts), initial=pos))
-        return parts[1::2], bounds[1:-1:2], bounds[2::2]
-    pieces = lowered.translate(_GAPS).split(" ")
-    starts = map(
-        operator.add, itertools.accumulate(map(len, pieces), initial=0), itertools.count(pos)
-    )
-    hits = list(itertools.compress(pieces, pieces))  # the non-empty pieces: the words
-    los = list(itertools.compress(starts, pieces))
-    return hits, los, list(map(operator.add, los, map(len, hits)))
+    """The words of a lowered plain segment that starts at ``pos``, their starts and ends:
+    a regular expression splits it into gaps and words (a word's ``(s)`` is part of it),
+    and the bounds are the running sum of their lengths."""
+    split = _LOWER_WORD.split if "(s)" in lowered else _LOWER_RUN.split
+    parts = split(lowered)  # [gap, word, gap, word, …, gap]
+    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+    return parts[1::2], bounds[1:-1:2], bounds[2::2]
 
 
 def _indices(values: list[int | None], value: int | None) -> list[int]:
