@@ -372,15 +372,21 @@ class _Matcher(MultiRE):
         match = -1
         anys: list[int] = []
         takes: dict[int, list[int]] = {}
+        taking = takes.get
         for pc in state:
             op = ops[pc]
-            if op == INST_MATCH:
+            if op == INST_WORD:  # most of a state
+                word = args[pc]
+                pcs = taking(word)
+                if pcs is None:
+                    takes[word] = [pc]
+                else:
+                    pcs.append(pc)
+            elif op == INST_MATCH:
                 if match == -1 or args[pc] < match:
                     match = args[pc]
             elif op == INST_ANY:
                 anys.append(pc)
-            elif op == INST_WORD:
-                takes.setdefault(args[pc], []).append(pc)
         found = self._states[state] = _State(state, match, takes, anys)
         return found
 
