@@ -10,28 +10,24 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import shlex
-import shutil
 import sys
-import sysconfig
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ci.errors import GateError, run_command
-from ci.files import atomic_write
-from ci.gate import toolchain
 from ci.gate.requirements import Pin, read_lock
+from ci.gate.venvs import Environment, environment_from_venv
 from ci.supply_chain import DEFAULT_POLICY, licenses, sources
-from ci.supply_chain.advisories import audit
-from ci.supply_chain.advisories import online as online_audit
+from ci.supply_chain.advisories import DB_ENV, ONLINE_MODES, SERVICES
+
+if TYPE_CHECKING:
+    from ci.supply_chain.advisories import audit
 
 # _COMMAND_IMPORTS: a module only one command uses is imported by that command, so each
-# `python -m ci COMMAND` pays for its own imports only (coverage, debian, lock, source_scan
-# and sbom cost `licenses` ~10 ms of CPU, benchmarks/supply_chain/bench_peers.py). What the
-# parser needs (audit's and online's choices) stays above.
+# `python -m ci COMMAND` pays for its own imports only (coverage, debian, lock, source_scan,
+# sbom, the toolchain lock, the audit and the file writer cost `licenses` ~25 ms of CPU,
+# benchmarks/supply_chain/bench_peers.py). The parser's choices come from light modules.
 
 
 def _err(message: str) -> None:
@@ -52,6 +48,8 @@ def _today(value: str | None) -> dt.date:
 
 
 def _beside_python(tool: str) -> str:
+    import shutil  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     candidate = Path(sys.executable).parent / tool
     found = str(candidate) if candidate.exists() else shutil.which(tool)
     if found is None:
@@ -99,23 +97,26 @@ def cmd_lock(args: argparse.Namespace) -> int:
     return gate_lock.lock(args)
 
 
-def _parse_env(spec: str) -> toolchain.Environment:
+def _parse_env(spec: str) -> Environment:
     role, sep, path = spec.partition("=")
     if not sep or not role or not path:
         raise GateError(f"--venv expects ROLE=PATH (e.g. session=.nox/tests), got {spec!r}")
-    return toolchain.environment_from_venv(path, role, Path(path))
+    return environment_from_venv(path, role, Path(path))
 
 
 def cmd_toolchain(args: argparse.Namespace) -> int:
     """Check the interpreter, the lock files and each environment against toolchain.lock."""
-    from ci.gate import debian  # noqa: PLC0415 - see _COMMAND_IMPORTS
+    import platform  # noqa: PLC0415 - see _COMMAND_IMPORTS
+    import sysconfig  # noqa: PLC0415
+
+    from ci.gate import debian, toolchain  # noqa: PLC0415
 
     root = Path(args.root).resolve()
     envs = [_parse_env(spec) for spec in args.venv]
     if not args.no_self:
         envs.insert(
             0,
-            toolchain.Environment(
+            Environment(
                 f"this environment ({sys.prefix})",
                 args.role,
                 Path(sysconfig.get_paths()["purelib"]),
@@ -173,6 +174,8 @@ def _installers(
 ) -> list[audit.Installers]:
     """Each --venv's installer packages (reported), or the scope note saying they are not
     audited."""
+    from ci.supply_chain.advisories import audit  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
     if not venv_args:
         report.info.append(audit.SCOPE_NOTE)
         return []
@@ -194,7 +197,10 @@ def cmd_audit(args: argparse.Namespace) -> int:
     """Audit every locked pin: advisories (offline DB + strict pip-audit), yanked, status."""
     # Imported here: the DB loader (yaml, cvss) and the index client are the audit's alone,
     # and every other command would pay their import time.
+    import tempfile  # noqa: PLC0415
+
     from ci.supply_chain import index  # noqa: PLC0415
+    from ci.supply_chain.advisories import audit  # noqa: PLC0415
     from ci.supply_chain.advisories import database as advisories  # noqa: PLC0415
 
     root = Path(args.root).resolve()
@@ -262,7 +268,7 @@ def cmd_licenses(args: argparse.Namespace) -> int:
     policy_path = _policy(root, args.policy)
     pol = licenses.load_policy(policy_path)
     venv = root / args.venv if args.venv else Path(sys.prefix)
-    site = toolchain.environment_from_venv(str(venv), "session", venv).site_packages
+    site = environment_from_venv(str(venv), "session", venv).site_packages
     locks = _paths(root, args.lock)
     problems = sources.check_locks(locks)
     runtime: set[str] | None = None
@@ -301,7 +307,11 @@ def cmd_licenses(args: argparse.Namespace) -> int:
 
 def cmd_sbom(args: argparse.Namespace) -> int:
     """Write the CycloneDX SBOM of the locks; --check fails when the file is stale."""
-    from ci.supply_chain import sbom  # noqa: PLC0415 - see _COMMAND_IMPORTS
+    import shlex  # noqa: PLC0415 - see _COMMAND_IMPORTS
+
+    from ci.files import atomic_write  # noqa: PLC0415
+    from ci.gate import toolchain  # noqa: PLC0415
+    from ci.supply_chain import sbom  # noqa: PLC0415
 
     root = Path(args.root).resolve()
     if args.check and not args.output:
@@ -390,18 +400,14 @@ def _add_supply_chain(sub: Any) -> None:  # noqa: ANN401 - argparse's private su
         help="also audit the installer packages (pip, setuptools, wheel) found in this venv "
         "(repeatable)",
     )
-    p.add_argument(
-        "--db", help=f"OSV database dir or zip (default: ${audit.DB_ENV}, then the policy's)"
-    )
+    p.add_argument("--db", help=f"OSV database dir or zip (default: ${DB_ENV}, then the policy's)")
     p.add_argument(
         "--online",
-        choices=audit.ONLINE_MODES,
+        choices=ONLINE_MODES,
         default="auto",
         help="pip-audit: auto = when its service answers, require = always, never",
     )
-    p.add_argument(
-        "--service", choices=online_audit.SERVICES, default="pypi", help="pip-audit service"
-    )
+    p.add_argument("--service", choices=SERVICES, default="pypi", help="pip-audit service")
     p.add_argument("--pip-audit", help="pip-audit executable (default: beside this python)")
     p.add_argument(
         "--no-index-check",

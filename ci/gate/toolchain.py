@@ -28,10 +28,14 @@ from packaging.utils import canonicalize_name
 from ci.compat import tomllib
 from ci.errors import GateError
 from ci.files import atomic_write, sha256_file
-from ci.gate import toolkit_pyproject
+from ci.gate import toolkit_pyproject, venvs
 from ci.gate.preinstall import check_text as lock_problems
 from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.gate.requirements import Pin, applicable, read_lock
+
+# The venv reader lives in a module of its own (ci.gate.venvs), kept here by its old name.
+Environment = venvs.Environment
+environment_from_venv = venvs.environment_from_venv
 
 LOCK_FILE = "toolchain.lock"
 SCHEMA = 1
@@ -360,41 +364,6 @@ def compile_locks(
 
 
 # --- drift check ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Environment:
-    """An environment to check: a role (runner/session) and its site-packages."""
-
-    label: str
-    role: str
-    site_packages: Path
-    python_version: str
-
-
-def _site_packages(venv: Path) -> Path:
-    candidates = sorted(venv.glob("lib/python3*/site-packages"))
-    if not candidates:
-        raise GateError(f"{venv}: no lib/python3*/site-packages; is it a virtualenv?")
-    return candidates[0]
-
-
-def _venv_python_version(venv: Path) -> str:
-    cfg = venv / "pyvenv.cfg"
-    try:
-        text = cfg.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GateError(f"{venv}: no pyvenv.cfg; is it a virtualenv?") from None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() in {"version_info", "version"}:
-            return value.strip()
-    raise GateError(f"{cfg}: no version line")
-
-
-def environment_from_venv(label: str, role: str, venv: Path) -> Environment:
-    """Describe a virtualenv on disk for checking."""
-    return Environment(label, role, _site_packages(venv), _venv_python_version(venv))
 
 
 def installed(site_packages: Path) -> dict[str, str]:

@@ -34,7 +34,6 @@ import gc
 import gzip
 import itertools
 import marshal
-import operator
 import re
 import weakref
 from array import array
@@ -67,13 +66,17 @@ from licenseclassifier._engine.matcher import (
 from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
-# characters that open a skipped HTML/Markdown span, and any non-ASCII character.
-_IRREGULAR = re.compile(r"[<{&\]\x80-\U0010ffff]")  # one class: sre scans it fast
+# characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
+# class, so sre scans it fast, and written as "not the rest of ASCII": a range up to
+# U+10FFFF costs sre ~9 ms to compile, a sixth of what splitting the corpus costs.
+_IRREGULAR = re.compile(r"[^\x00-\x25\x27-\x3b\x3d-\x5c\x5e-\x7a\x7c-\x7f]")  # & < ] {
 # A word in plain ASCII text: a letter/digit run (the library's word start and continue
 # tests, for ASCII) and the ``(s)`` it folds into the word.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
 # The same, in a lowered segment (one without "(S)").
 _LOWER_WORD = re.compile(r"([a-z0-9]+(?:\(s\))?)")
+# The same in a lowered segment without "(s)": a letter/digit run.
+_LOWER_RUN = re.compile(r"([a-z0-9]+)")
 # ASCII letters and digits: for them the library's word-continue test is true and its fold
 # is str.lower, so a run is taken in one step.
 _ASCII_RUN = re.compile(r"[A-Za-z0-9]*")
@@ -170,8 +173,6 @@ def _table(words_dict: Dict) -> dict[str, int]:
 
 
 _TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
-# Every ASCII character that is not a letter or digit, as a space (for _plain_words).
-_GAPS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
 
@@ -233,23 +234,13 @@ def _plain(
 
 
 def _plain_words(lowered: str, pos: int) -> tuple[list[str], list[int], list[int]]:
-    """The words of a lowered plain segment that starts at ``pos``, their starts and ends.
-
-    Without ``(s)``: every character that is not a letter or digit becomes a space and the
-    segment is split at each space, so a word's start is the length of all before it plus
-    one per split; with ``(s)`` (part of the word before it) the regular expression splits
-    it into gaps and words."""
-    if "(s)" in lowered:
-        parts = _LOWER_WORD.split(lowered)  # [gap, word, gap, word, …, gap]
-        bounds = list(itertools.accumulate(map(len, parts), initial=pos))
-        return parts[1::2], bounds[1:-1:2], bounds[2::2]
-    pieces = lowered.translate(_GAPS).split(" ")
-    starts = map(
-        operator.add, itertools.accumulate(map(len, pieces), initial=0), itertools.count(pos)
-    )
-    hits = list(itertools.compress(pieces, pieces))  # the non-empty pieces: the words
-    los = list(itertools.compress(starts, pieces))
-    return hits, los, list(map(operator.add, los, map(len, hits)))
+    """The words of a lowered plain segment that starts at ``pos``, their starts and ends:
+    a regular expression splits it into gaps and words (a word's ``(s)`` is part of it),
+    and the bounds are the running sum of their lengths."""
+    split = _LOWER_WORD.split if "(s)" in lowered else _LOWER_RUN.split
+    parts = split(lowered)  # [gap, word, gap, word, …, gap]
+    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
+    return parts[1::2], bounds[1:-1:2], bounds[2::2]
 
 
 def _indices(values: list[int | None], value: int | None) -> list[int]:
@@ -316,57 +307,126 @@ _Info = tuple[int, list[int], dict[int, tuple[int, ...]], tuple[int, ...] | None
 _KEPT = (INST_WORD, INST_ANY, INST_MATCH)
 
 
+class _State:
+    """A DFA state whose transitions are made when first taken: the library makes every
+    transition of a state it reaches (the start state: 284), the walk takes a few. A
+    transition leads to the next state's object, so the walk never hashes a state's
+    instructions (the start state's: 1,420) to find it."""
+
+    __slots__ = (
+        "any_known",
+        "any_next",
+        "anys",
+        "key",
+        "match",
+        "nmap",
+        "single",
+        "takes",
+        "words",
+    )
+
+    def __init__(
+        self, key: tuple[int, ...], match: int, takes: dict[int, list[int]], anys: list[int]
+    ) -> None:
+        self.key = key  # the state's instructions (the library's name for the state)
+        self.single = key[0] if len(key) == 1 else -1  # its one instruction, if one
+        self.match = match  # the match the state reports, or -1
+        self.takes = takes  # word → the word instructions that take it, in state order
+        self.anys = anys  # the wildcard instructions (they take every word)
+        self.nmap: dict[int, _State] = {}  # word → next state, as made
+        self.any_next: _State | None = None  # the next state on any word …
+        self.any_known = not anys  # … once made (none without a wildcard)
+        self.words: list[int] | None = None  # sorted(takes), once the spell check needs it
+
+
 class _Matcher(MultiRE):
     """The library's matcher with its DFA states built and walked more cheaply.
 
     The library builds a state's transition on word *w* by walking the whole state for each
-    word it holds (the start state: 1,420 instructions × 284 words). The next state on *w* is
+    word it holds (the start state: 1,420 instructions × 284 words), for every word of
+    every state it reaches. Here a transition is made when the walk first takes it (a
+    :class:`_State` holds what is made), and made in one pass: the next state on *w* is
     ``_trim`` of the union of the ``_add`` closures of ``pc + 1`` for every instruction that
-    takes *w* (``WORD w`` or ``ANY``) — a set, so it can be gathered per word in one pass,
-    from each instruction's closure computed once by the library's own ``_add``; the
-    library's own ``_trim`` cuts it (without a ``CUT`` in the union, ``_trim`` only keeps
-    the kept instructions, sorted). A state that is one word instruction followed by a kept
-    one has the single transition ``(pc + 1,)``, written down directly; the walk passes a
-    stretch of such states in one comparison (:meth:`_walk`)."""
+    takes *w* (``WORD w`` or ``ANY``) — a set, gathered from each instruction's closure
+    computed once by the library's own ``_add``; the library's own ``_trim`` cuts it
+    (without a ``CUT`` in the union, ``_trim`` only keeps the kept instructions, sorted). A
+    state that is one word instruction followed by a kept one has the single transition
+    ``(pc + 1,)``; the walk passes a stretch of such states in one comparison
+    (:meth:`_walk`). :meth:`_state_info` gives a state's every transition, in the library's
+    form."""
 
     # Per instruction, made once in a process (nothing outside the process): its closure
     # (the kept instructions, whether a CUT is among them, all of them), and how many
-    # one-step states start there (:meth:`_run`).
+    # one-step states start there (:meth:`_run`); the states reached, by their instructions.
     _closures: dict[int, tuple[tuple[int, ...], bool, tuple[int, ...]]]
     _runs: dict[int, int]
+    _states: dict[tuple[int, ...], _State]
 
-    def _state_info(self, state: tuple[int, ...]) -> _Info:
-        info: _Info | None = self._info.get(state)
-        if info is not None:
-            return info
+    def _state(self, state: tuple[int, ...]) -> _State:
+        """The state's match and the words it takes (its transitions are made later)."""
+        found = self._states.get(state)
+        if found is not None:
+            return found
         ops = self.ops
         args = self.args
-        if len(state) == 1:
-            pc = state[0]
-            if ops[pc] == INST_WORD and pc + 1 < len(ops) and ops[pc + 1] in _KEPT:
-                word = args[pc]
-                info = (-1, [word], {word: (pc + 1,)}, None)
-                self._info[state] = info
-                return info
         match = -1
         anys: list[int] = []
         takes: dict[int, list[int]] = {}
+        taking = takes.get
         for pc in state:
             op = ops[pc]
-            if op == INST_MATCH:
+            if op == INST_WORD:  # most of a state
+                word = args[pc]
+                pcs = taking(word)
+                if pcs is None:
+                    takes[word] = [pc]
+                else:
+                    pcs.append(pc)
+            elif op == INST_MATCH:
                 if match == -1 or args[pc] < match:
                     match = args[pc]
             elif op == INST_ANY:
                 anys.append(pc)
-            elif op == INST_WORD:
-                takes.setdefault(args[pc], []).append(pc)
-        nmap = {word: self._next(pcs + anys) for word, pcs in takes.items()}
-        any_next = None
-        if anys:
-            any_next = self._next(takes.get(ANY_WORD, []) + anys)
-        info = (match, sorted(takes), nmap, any_next)
-        self._info[state] = info
-        return info
+        found = self._states[state] = _State(state, match, takes, anys)
+        return found
+
+    def _target(self, st: _State, word: int) -> _State | None:
+        """The next state on ``word`` (the library's ``nmap[word]``), or None when the state
+        takes no such word."""
+        nxt = st.nmap.get(word)
+        if nxt is None:
+            pcs = st.takes.get(word)
+            if pcs is None:
+                return None
+            nxt = st.nmap[word] = self._state(self._next(pcs + st.anys))
+        return nxt
+
+    def _any(self, st: _State) -> _State | None:
+        """The next state on any other word (the library's ``any_next``), or None."""
+        if not st.any_known:
+            st.any_next = self._state(self._next(st.takes.get(ANY_WORD, []) + st.anys))
+            st.any_known = True
+        return st.any_next
+
+    def _words(self, st: _State) -> list[int]:
+        """The words the state takes, sorted (the library's ``wl``: the spell check's order)."""
+        if st.words is None:
+            st.words = sorted(st.takes)
+        return st.words
+
+    def _state_info(self, state: tuple[int, ...]) -> _Info:
+        """The library's ``_state_info``: the match, the words, every transition."""
+        st = self._state(state)
+        nmap = {word: self._next_of(st, word).key for word in st.takes}
+        any_next = self._any(st)
+        return st.match, list(self._words(st)), nmap, None if any_next is None else any_next.key
+
+    def _next_of(self, st: _State, word: int) -> _State:
+        """The next state on a word the state takes."""
+        nxt = self._target(st, word)
+        if nxt is None:  # pragma: no cover - only called with a word of st.takes
+            raise KeyError(word)
+        return nxt
 
     def _closure(self, pc: int) -> tuple[tuple[int, ...], bool, tuple[int, ...]]:
         """``_add``'s closure of ``pc``: its kept instructions, whether it holds a CUT, all."""
@@ -475,78 +535,88 @@ class _Matcher(MultiRE):
         stretch of template words that follows is compared with the text's in one slice
         comparison: the states it passes report no match and have one transition each, so
         the library would only step through them."""
-        infos = self._info
-        state_info = self._state_info
         match = -1
         end = 0
-        state = self._start_state
+        state = self._state(self._start_state)
         n = len(words)
         i = start
         while i < n:
-            if len(state) == 1 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
-                k = self._skip(state[0], ids, i)
+            single = state.single
+            if single >= 0 and i >= 0:  # i == -1 (the library's quirk) reads words[-1]
+                k = self._skip(single, ids, i)
                 if k:
-                    state = (state[0] + k,)
+                    state = self._state((single + k,))
                     i += k
                     continue
-            info = infos.get(state)
-            m, wl, nmap, any_next = info if info is not None else state_info(state)
-            if m >= 0:
-                match = m
+            if state.match >= 0:
+                match = state.match
                 end = i - start
-            nxt = nmap.get(ids[i])
+            word = ids[i]
+            nxt = state.nmap.get(word)
+            if nxt is None and word in state.takes:
+                nxt = self._target(state, word)
             if nxt is not None:
                 state = nxt
                 i += 1
                 continue
-            step = self._misspelt(text, words, i, wl, nmap)
+            step = self._misspelt(text, words, i, state)
             if step is not None:
                 state, i, m2 = step
                 if m2 >= 0:  # the split-word case reports the state it passes
                     match = m2
                     end = i - 1 - start
                 continue
+            any_next = state.any_next if state.any_known else self._any(state)
             if any_next is None:
                 return match, end
             state = any_next
             i += 1
-        m = state_info(state)[0]
-        if m >= 0:
-            match = m
+        if state.match >= 0:
+            match = state.match
             end = n - start
         return match, end
 
     def _misspelt(
-        self,
-        text: str,
-        words: list[tuple[int, int, int]],
-        i: int,
-        wl: list[int],
-        nmap: dict[int, tuple[int, ...]],
-    ) -> tuple[tuple[int, ...], int, int] | None:
+        self, text: str, words: list[tuple[int, int, int]], i: int, st: _State
+    ) -> tuple[_State, int, int] | None:
         """The library's spell check at word ``i``, in its order: (next state, next word,
-        the match the split-word case passes or -1), or None when no word fits."""
+        the match the split-word case passes or -1), or None when no word fits. Its three
+        tests are tried only on words of a length each can accept (a join: the two words'
+        lengths together; a split: longer than the word; a misspelling: one letter more or
+        less, or ``c``/``copyright``)."""
         dwords = self.dict.list
         n = len(words)
         have = _fold(text[words[i][1] : words[i][2]])
         have2 = _fold(text[words[i + 1][1] : words[i + 1][2]]) if i + 1 < n else ""
-        for dw in wl:
+        size = len(have)
+        joined = size + len(have2)
+        for dw in st.words if st.words is not None else self._words(st):
             want = dwords[dw]
-            dnext = nmap[dw]
-            if _can_misspell_join(want, have, have2):
-                return dnext, i + 2, -1
-            if len(have) > len(want) and have[: len(want)] == want:
-                rest = have[len(want) :]
-                m2, wl2, nmap2, any2 = self._state_info(dnext)
-                next2 = any2
-                for dw2 in wl2:
+            length = len(want)
+            if length == joined and _can_misspell_join(want, have, have2):
+                return self._next_of(st, dw), i + 2, -1
+            if size > length and have[:length] == want:
+                rest = have[length:]
+                st2 = self._next_of(st, dw)
+                next2: _State | None = None
+                matched = False
+                for dw2 in self._words(st2):
                     if dwords[dw2] == rest:
-                        next2 = nmap2[dw2]
+                        next2 = self._next_of(st2, dw2)
+                        matched = True
+                if not matched:
+                    next2 = self._any(st2)
                 if next2 is not None:
-                    return next2, i + 1, m2
-            if _can_misspell(want, have):
-                return dnext, i + 1, -1
+                    return next2, i + 1, st2.match
+            if (length - 1 <= size <= length + 1 or want in _COPYRIGHT) and _can_misspell(
+                want, have
+            ):
+                return self._next_of(st, dw), i + 1, -1
         return None
+
+
+# The words the library's spell check lets stand for each other whatever their lengths.
+_COPYRIGHT = ("c", "copyright")
 
 
 def _fold(word: str) -> str:
@@ -579,9 +649,10 @@ def fast_scanner(base: Scanner) -> Scanner:
     matcher = cast("_Matcher", copy.copy(base.re))  # its class is set next
     matcher.__class__ = _Matcher
     matcher.dict = words
-    matcher._info = {}
+    matcher._info = {}  # the library's, unused: the states are in _states
     matcher._closures = {}
     matcher._runs = {}
+    matcher._states = {}
     scanner = copy.copy(base)
     scanner.dict = words
     scanner.re = matcher

@@ -23,7 +23,6 @@ being guessed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 
 from license_expression import ExpressionError, get_spdx_licensing
@@ -59,8 +58,10 @@ def _heading(text: str) -> str | None:
     return found if found is not None and found.lower() == candidate.lower() else None
 
 
-# Results by the text's sha256: the same texts recur (vendored copies, the own-file and
-# bundled passes) and the library is the slow part; keyed by digest so no text is kept.
+# Results by the text itself: the same texts recur (vendored copies, the own-file and
+# bundled passes) and the library is the slow part. The texts are kept for the run (an
+# environment's licence files, each at most licenses.MAX_FILE): a digest would cost
+# hashlib's import (OpenSSL) and a pass over every text, for memory nobody is short of.
 _FOUND: dict[str, tuple[tuple[str, ...], str]] = {}
 
 
@@ -69,10 +70,10 @@ def identify_how(text: str) -> tuple[tuple[str, ...], str]:
     found: ``"licence text"`` (the SPDX templates), ``"heading"`` or ``""`` (nothing)."""
     if not text.strip():
         return (), ""
-    key = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    if key not in _FOUND:
-        _FOUND[key] = _identify(text)
-    return _FOUND[key]
+    found = _FOUND.get(text)
+    if found is None:
+        found = _FOUND[text] = _identify(text)
+    return found
 
 
 @functools.cache

@@ -39,6 +39,7 @@ from ci import policy
 from ci.errors import GateError
 from ci.gate import toolchain
 from ci.gate.requirements import Pin, read_lock
+from ci.supply_chain import advisories
 from ci.supply_chain.advisories import online as online_audit
 
 if TYPE_CHECKING:  # types only: the DB loader (yaml, cvss) is imported when an audit runs
@@ -48,8 +49,8 @@ if TYPE_CHECKING:  # types only: the DB loader (yaml, cvss) is imported when an 
 
 # The PyPA advisory snapshot shipped in this package (ci/advisories/).
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "advisories" / "pypa-advisory-db.zip"
-DB_ENV = "BOT4_ADVISORY_DB"
-ONLINE_MODES = ("auto", "require", "never")
+DB_ENV = advisories.DB_ENV
+ONLINE_MODES = advisories.ONLINE_MODES
 SCOPE_NOTE = (
     "scope: the locked pins only; the installer packages of the environment that installs "
     "them (pip, setuptools) are not audited (pass --venv to add them), and advisories only "

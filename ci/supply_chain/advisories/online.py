@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.errors import GateError
+from ci.supply_chain import advisories
 
-SERVICES = ("pypi", "osv")
+SERVICES = advisories.SERVICES
 _NOT_AUDITED = re.compile(r"(?P<name>[A-Za-z0-9._-]+): (?P<reason>.*could not be audited.*)$")
 
 
