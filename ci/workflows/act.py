@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ci.gate import pythons
 from ci.workflows import vendored
 from ci.workflows.checks import LOCAL_ACTIONS, PIN_RE, WorkflowError
 
@@ -548,7 +549,7 @@ def seed_tool_cache(
     dest: Path,
     search: Sequence[Path] = RUNNER_PATH,
     wanted: Iterable[str] = (),
-    machine: Path | None = None,
+    pyenv_root: Path | None = None,
 ) -> list[str]:
     """``DEST/Python/<X.Y.Z>/x64`` for each ``python3.N`` on the runner's PATH, marked complete,
     and for each WANTED ``3.N`` not on it, a copy of the machine's pyenv install of it.
@@ -556,7 +557,9 @@ def seed_tool_cache(
     GitHub's images carry their interpreters in this layout; setup-python then resolves a
     version without downloading. The pyenv installs are copied, not linked: the runner user
     cannot reach root's home, and their libpython is found through the LD_LIBRARY_PATH that
-    setup-python exports for the copy. The versions seeded, e.g. ``["3.11.2"]``.
+    setup-python exports for the copy. Each directory is named by the version its
+    interpreter reports, never by a pyenv directory's name. The versions seeded, e.g.
+    ``["3.11.2"]``.
     """
     seeded = []
     for minor in range(8, 16):
@@ -571,22 +574,19 @@ def seed_tool_cache(
             (bin_dir / link).symlink_to(found)
         (dest / "Python" / version / "x64.complete").touch()
         seeded.append(version)
-    versions = machine if machine is not None else _pyenv_versions()
+    root = pyenv_root if pyenv_root is not None else _pyenv_root()
     for want in sorted(set(wanted)):
         if not re.fullmatch(r"3\.\d+", want) or any(v.startswith(f"{want}.") for v in seeded):
             continue
-        install = _newest_install(versions, want)
-        if install is None:
-            raise WorkflowError(
-                f"a job asks setup-python for Python {want}: not on the runner's PATH and "
-                f"not under {versions}; install it (pyenv install {want})"
-            )
-        prefix = dest / "Python" / install.name / "x64"
+        install, version = _pyenv_install(root, want)
+        prefix = dest / "Python" / version / "x64"
         shutil.copytree(install, prefix, symlinks=True)
         minor = int(want.split(".")[1])
-        _python_version(prefix / "bin" / f"python3.{minor}", minor, lib=prefix / "lib")
-        (dest / "Python" / install.name / "x64.complete").touch()
-        seeded.append(install.name)
+        copied = _python_version(prefix / "bin" / f"python{want}", minor, lib=prefix / "lib")
+        if copied != version:
+            raise WorkflowError(f"{prefix}: the copy reports Python {copied}, not {version}")
+        (dest / "Python" / version / "x64.complete").touch()
+        seeded.append(version)
     return seeded
 
 
@@ -600,20 +600,27 @@ def _python_version(python: Path, minor: int, lib: Path | None = None) -> str:
     return version
 
 
-def _pyenv_versions() -> Path:
-    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def _newest_install(versions: Path, want: str) -> Path | None:
-    """The newest ``X.Y.Z`` install of ``want`` (X.Y) under pyenv's versions directory."""
-    try:
-        names = [d.name for d in versions.iterdir() if d.is_dir()]
-    except OSError:
-        return None
-    patches = [
-        int(n.rsplit(".", 1)[1]) for n in names if re.fullmatch(rf"{re.escape(want)}\.\d+", n)
-    ]
-    return versions / f"{want}.{max(patches)}" if patches else None
+def _pyenv_install(root: Path, want: str) -> tuple[Path, str]:
+    """The newest pyenv install of WANT (``3.N``) that runs and reports a ``3.N.P`` version,
+    and that version: ``ci.gate.pythons``' search (as ``nox -s toolkit-pythons`` finds it),
+    less the free-threaded ``3.N.Pt`` builds, which GitHub's tool cache keeps apart."""
+    minor = int(want.split(".")[1])
+    for python in pythons.candidates(want, "", root):
+        install = python.parents[1]
+        if not re.fullmatch(rf"{re.escape(want)}\.\d+", install.name):
+            continue
+        try:
+            return install, _python_version(python, minor, lib=install / "lib")
+        except WorkflowError:
+            continue  # as pythons.find: an install that does not run is passed over
+    raise WorkflowError(
+        f"a job asks setup-python for Python {want}: not on the runner's PATH and "
+        f"not under {root / 'versions'}; install it (pyenv install {want})"
+    )
 
 
 def prepare(
