@@ -373,3 +373,20 @@ def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
     assert "--reuse" not in host
     assert "--reuse" in container
     assert host[host.index("--cache-server-addr") + 1] == "localhost"
+
+
+def test_ci_and_dot_ci_run_run_the_same_container_jobs_under_act() -> None:
+    """ci.yml's act-container job and .ci/run's second act session select the same jobs,
+    each a container job of its workflow (a job added to one list only runs in one CI)."""
+    prefix = "scripts/gate -s act -- "
+    local = [
+        line.removeprefix(prefix).split()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.startswith(prefix)
+    ]
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    runs = [s["run"] for s in ci["jobs"]["act-container"]["steps"] if "run" in s]
+    github = [run.removeprefix(prefix).split() for run in runs if run.startswith(prefix)]
+    assert local == github and len(local) == 1
+    for workflow, ids in cli._selection(local[0]):
+        assert all(job.container for job in act.plan(ROOT, workflow, ids)), workflow
