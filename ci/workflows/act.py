@@ -414,8 +414,10 @@ def run_job(
     prefix: Sequence[str],
     environ: Mapping[str, str],
     extra: Sequence[str] = (),
+    workflows: Path | None = None,
 ) -> Result:
-    """One act run of one job; its log is streamed, its JSON read for the verdict."""
+    """One act run of one job (its workflow read from WORKFLOWS if given, else from the
+    checkout); its log is streamed, its JSON read for the verdict."""
     user = RUNNER_USER if prefix else pwd.getpwuid(os.geteuid()).pw_name
     home = pwd.getpwnam(user).pw_dir
     argv = [
@@ -426,7 +428,7 @@ def run_job(
         str(act),
         "push",
         "-W",
-        f".github/workflows/{job.workflow}",
+        str(workflows / job.workflow) if workflows else f".github/workflows/{job.workflow}",
         "-j",
         job.job_id,
         "-P",
@@ -766,10 +768,18 @@ def privileged_options(withheld: Sequence[str]) -> str:
 
 
 def use_local_image(
-    repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = (), artifacts: Path | None = None
+    repo: Path,
+    jobs: Sequence[Job],
+    withheld: Sequence[str] = (),
+    artifacts: Path | None = None,
+    dest: Path | None = None,
 ) -> None:
     """In the runner's copy only: the pinned image becomes LOCAL_IMAGE (and, in a sandbox
     that withholds capabilities, ``--privileged`` its nearest equivalent); both said.
+
+    With DEST, the changed workflows are written there (act reads them with ``-W``) and the
+    checkout keeps the real ones: the tests job lints .github/workflows, which must be the
+    pinned originals. Without it, they are changed in place.
 
     With ARTIFACTS, the container also mounts that host directory at the same path: the
     artifact stand-ins run inside the container, and a job's download must find what an
@@ -796,7 +806,11 @@ def use_local_image(
                 f" start --privileged containers; they run with {options}",
                 flush=True,
             )
-        path.write_text(text, encoding="utf-8")
+        target = path if dest is None else dest / workflow
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755)  # read by the runner user, whatever the umask
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o644)
 
 
 def run(
@@ -825,7 +839,8 @@ def run(
             raise WorkflowError("the container jobs start their own dockerd: run as root")
         _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
         status = Path("/proc/self/status").read_text(encoding="utf-8")
-        use_local_image(repo, jobs, withheld_capabilities(status), work / "artifacts")
+        changed = work / "workflows"  # act's copies; the checkout keeps the real ones
+        use_local_image(repo, jobs, withheld_capabilities(status), work / "artifacts", changed)
         try:
             with Dockerd(work / "dockerd") as daemon:
                 (work / "dockerd").chmod(0o755)
@@ -838,7 +853,9 @@ def run(
                 # the session's directory (waiting for dockerd to remove a finished job's
                 # container never ended: --reuse keeps it).
                 for job in _announce(jobs):
-                    results.append(run_job(job, work / "act", repo, work, prefix, env))
+                    results.append(
+                        run_job(job, work / "act", repo, work, prefix, env, workflows=changed)
+                    )
                 return results
         finally:
             unmount_below(work)
