@@ -610,9 +610,20 @@ def image_lock(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, tags=["image"])
 def image(session: nox.Session) -> None:
-    """Build in two clones (path/remote/umask/TZ/locale/host/user differ): one digest; smoke."""
+    """Build in two clones (path/remote/umask/TZ/locale/host/user differ): one digest; smoke.
+
+    ``-- --digest sha256:…`` (release.yml's `rebuild`): build once in a fresh clone and fail
+    unless it gives that digest (`reproduce --digest`); the first build smoke-ran it."""
+    if session.posargs and (len(session.posargs) != 2 or session.posargs[0] != "--digest"):
+        session.error(f"image takes no arguments or --digest sha256:…, not {session.posargs}")
     install_locked(session)
     refresh = ["--refresh-superseded"] if os.environ.get("CI") else []
+    if session.posargs:
+        session.run(
+            "python", "-m", "ci.image", "--pip", GATE_PIP, *refresh, "reproduce", *session.posargs
+        )
+        session.run("python", "-m", "ci.image", "sbom", "--check")
+        return
     session.run(
         "python", "-m", "ci.image", "--pip", GATE_PIP, *refresh, "reproduce", "--out", IMAGE_OUT
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,11 +138,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ci.image import output, reproduce  # noqa: PLC0415
 
     root = Path(args.root).resolve()
+    # An empty --digest (a release job's missing hand-off) must not fall back to the
+    # unchecked two-clone build; refused before anything is fetched.
+    if args.digest is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", args.digest):
+        raise GateError(f"--digest must look like sha256:<64 hex>, got {args.digest!r}")
     if args.from_ref:
         return _reproduce_from(args, root)
     prepare(args, root)
     with tempfile.TemporaryDirectory(prefix="bot4-reproduce-") as tmp:
-        if args.digest:
+        if args.digest is not None:
             digest = reproduce.confirm(
                 root, Path(tmp), _common(args), args.commit, args.digest, _say
             )

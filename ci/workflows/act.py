@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from ci.gate import pythons
 from ci.workflows import vendored
 from ci.workflows.checks import LOCAL_ACTIONS, PIN_RE, WorkflowError
 
@@ -413,8 +414,10 @@ def run_job(
     prefix: Sequence[str],
     environ: Mapping[str, str],
     extra: Sequence[str] = (),
+    workflows: Path | None = None,
 ) -> Result:
-    """One act run of one job; its log is streamed, its JSON read for the verdict."""
+    """One act run of one job (its workflow read from WORKFLOWS if given, else from the
+    checkout); its log is streamed, its JSON read for the verdict."""
     user = RUNNER_USER if prefix else pwd.getpwuid(os.geteuid()).pw_name
     home = pwd.getpwnam(user).pw_dir
     argv = [
@@ -425,7 +428,7 @@ def run_job(
         str(act),
         "push",
         "-W",
-        f".github/workflows/{job.workflow}",
+        str(workflows / job.workflow) if workflows else f".github/workflows/{job.workflow}",
         "-j",
         job.job_id,
         "-P",
@@ -548,7 +551,7 @@ def seed_tool_cache(
     dest: Path,
     search: Sequence[Path] = RUNNER_PATH,
     wanted: Iterable[str] = (),
-    machine: Path | None = None,
+    pyenv_root: Path | None = None,
 ) -> list[str]:
     """``DEST/Python/<X.Y.Z>/x64`` for each ``python3.N`` on the runner's PATH, marked complete,
     and for each WANTED ``3.N`` not on it, a copy of the machine's pyenv install of it.
@@ -556,7 +559,9 @@ def seed_tool_cache(
     GitHub's images carry their interpreters in this layout; setup-python then resolves a
     version without downloading. The pyenv installs are copied, not linked: the runner user
     cannot reach root's home, and their libpython is found through the LD_LIBRARY_PATH that
-    setup-python exports for the copy. The versions seeded, e.g. ``["3.11.2"]``.
+    setup-python exports for the copy. Each directory is named by the version its
+    interpreter reports, never by a pyenv directory's name. The versions seeded, e.g.
+    ``["3.11.2"]``.
     """
     seeded = []
     for minor in range(8, 16):
@@ -571,22 +576,19 @@ def seed_tool_cache(
             (bin_dir / link).symlink_to(found)
         (dest / "Python" / version / "x64.complete").touch()
         seeded.append(version)
-    versions = machine if machine is not None else _pyenv_versions()
+    root = pyenv_root if pyenv_root is not None else _pyenv_root()
     for want in sorted(set(wanted)):
         if not re.fullmatch(r"3\.\d+", want) or any(v.startswith(f"{want}.") for v in seeded):
             continue
-        install = _newest_install(versions, want)
-        if install is None:
-            raise WorkflowError(
-                f"a job asks setup-python for Python {want}: not on the runner's PATH and "
-                f"not under {versions}; install it (pyenv install {want})"
-            )
-        prefix = dest / "Python" / install.name / "x64"
+        install, version = _pyenv_install(root, want)
+        prefix = dest / "Python" / version / "x64"
         shutil.copytree(install, prefix, symlinks=True)
         minor = int(want.split(".")[1])
-        _python_version(prefix / "bin" / f"python3.{minor}", minor, lib=prefix / "lib")
-        (dest / "Python" / install.name / "x64.complete").touch()
-        seeded.append(install.name)
+        copied = _python_version(prefix / "bin" / f"python{want}", minor, lib=prefix / "lib")
+        if copied != version:
+            raise WorkflowError(f"{prefix}: the copy reports Python {copied}, not {version}")
+        (dest / "Python" / version / "x64.complete").touch()
+        seeded.append(version)
     return seeded
 
 
@@ -600,20 +602,27 @@ def _python_version(python: Path, minor: int, lib: Path | None = None) -> str:
     return version
 
 
-def _pyenv_versions() -> Path:
-    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 
 
-def _newest_install(versions: Path, want: str) -> Path | None:
-    """The newest ``X.Y.Z`` install of ``want`` (X.Y) under pyenv's versions directory."""
-    try:
-        names = [d.name for d in versions.iterdir() if d.is_dir()]
-    except OSError:
-        return None
-    patches = [
-        int(n.rsplit(".", 1)[1]) for n in names if re.fullmatch(rf"{re.escape(want)}\.\d+", n)
-    ]
-    return versions / f"{want}.{max(patches)}" if patches else None
+def _pyenv_install(root: Path, want: str) -> tuple[Path, str]:
+    """The newest pyenv install of WANT (``3.N``) that runs and reports a ``3.N.P`` version,
+    and that version: ``ci.gate.pythons``' search (as ``nox -s toolkit-pythons`` finds it),
+    less the free-threaded ``3.N.Pt`` builds, which GitHub's tool cache keeps apart."""
+    minor = int(want.split(".")[1])
+    for python in pythons.candidates(want, "", root):
+        install = python.parents[1]
+        if not re.fullmatch(rf"{re.escape(want)}\.\d+", install.name):
+            continue
+        try:
+            return install, _python_version(python, minor, lib=install / "lib")
+        except WorkflowError:
+            continue  # as pythons.find: an install that does not run is passed over
+    raise WorkflowError(
+        f"a job asks setup-python for Python {want}: not on the runner's PATH and "
+        f"not under {root / 'versions'}; install it (pyenv install {want})"
+    )
 
 
 def prepare(
@@ -759,10 +768,18 @@ def privileged_options(withheld: Sequence[str]) -> str:
 
 
 def use_local_image(
-    repo: Path, jobs: Sequence[Job], withheld: Sequence[str] = (), artifacts: Path | None = None
+    repo: Path,
+    jobs: Sequence[Job],
+    withheld: Sequence[str] = (),
+    artifacts: Path | None = None,
+    dest: Path | None = None,
 ) -> None:
     """In the runner's copy only: the pinned image becomes LOCAL_IMAGE (and, in a sandbox
     that withholds capabilities, ``--privileged`` its nearest equivalent); both said.
+
+    With DEST, the changed workflows are written there (act reads them with ``-W``) and the
+    checkout keeps the real ones: the tests job lints .github/workflows, which must be the
+    pinned originals. Without it, they are changed in place.
 
     With ARTIFACTS, the container also mounts that host directory at the same path: the
     artifact stand-ins run inside the container, and a job's download must find what an
@@ -789,7 +806,11 @@ def use_local_image(
                 f" start --privileged containers; they run with {options}",
                 flush=True,
             )
-        path.write_text(text, encoding="utf-8")
+        target = path if dest is None else dest / workflow
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.chmod(0o755)  # read by the runner user, whatever the umask
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o644)
 
 
 def run(
@@ -818,7 +839,8 @@ def run(
             raise WorkflowError("the container jobs start their own dockerd: run as root")
         _run(["usermod", "--append", "--groups", "docker", RUNNER_USER])
         status = Path("/proc/self/status").read_text(encoding="utf-8")
-        use_local_image(repo, jobs, withheld_capabilities(status), work / "artifacts")
+        changed = work / "workflows"  # act's copies; the checkout keeps the real ones
+        use_local_image(repo, jobs, withheld_capabilities(status), work / "artifacts", changed)
         try:
             with Dockerd(work / "dockerd") as daemon:
                 (work / "dockerd").chmod(0o755)
@@ -831,7 +853,9 @@ def run(
                 # the session's directory (waiting for dockerd to remove a finished job's
                 # container never ended: --reuse keeps it).
                 for job in _announce(jobs):
-                    results.append(run_job(job, work / "act", repo, work, prefix, env))
+                    results.append(
+                        run_job(job, work / "act", repo, work, prefix, env, workflows=changed)
+                    )
                 return results
         finally:
             unmount_below(work)

@@ -187,3 +187,17 @@ def test_module_entry_point() -> None:
         [sys.executable, "-m", "ci.image", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0 and "reproduce" in result.stdout
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:", "sha256:" + "A" * 64, "sha512:" + "0" * 64])
+def test_reproduce_refuses_a_malformed_digest_before_fetching(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], digest: str
+) -> None:
+    """release.yml's rebuild passes the build job's output: an empty one (a lost hand-off)
+    must fail, not fall back to the unchecked two-clone build."""
+    cache = tmp_path / "cache"
+    argv = ["--root", str(tmp_path), "--cache", str(cache), "reproduce", "--digest", digest]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err == f"ci.image: error: --digest must look like sha256:<64 hex>, got {digest!r}\n"
+    assert not cache.exists()

@@ -373,3 +373,60 @@ def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
     assert "--reuse" not in host
     assert "--reuse" in container
     assert host[host.index("--cache-server-addr") + 1] == "localhost"
+
+
+def test_ci_and_dot_ci_run_run_the_same_container_jobs_under_act() -> None:
+    """ci.yml's act-container job and .ci/run's second act session select the same jobs,
+    each a container job of its workflow (a job added to one list only runs in one CI)."""
+    prefix = "scripts/gate -s act -- "
+    local = [
+        line.removeprefix(prefix).split()
+        for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+        if line.startswith(prefix)
+    ]
+    ci = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8"))
+    runs = [s["run"] for s in ci["jobs"]["act-container"]["steps"] if "run" in s]
+    github = [run.removeprefix(prefix).split() for run in runs if run.startswith(prefix)]
+    assert local == github and len(local) == 1
+    for workflow, ids in cli._selection(local[0]):
+        assert all(job.container for job in act.plan(ROOT, workflow, ids)), workflow
+
+
+def test_the_changed_workflows_go_beside_the_checkout_not_into_it(tmp_path: Path) -> None:
+    # ci.yml's tests job lints .github/workflows: under act it found the local image
+    # (unpinned) where the pinned digest must be, and failed
+    workflows = tmp_path / "repo" / ".github" / "workflows"
+    workflows.mkdir(parents=True)
+    image = "debian:bookworm@sha256:" + "c" * 64
+    text = f"jobs:\n  a:\n    container:\n      image: {image}\n      options: --privileged\n"
+    (workflows / "w.yml").write_text(text, encoding="utf-8")
+    job = act.Job("w.yml", "a", ("0",), frozenset(), image)
+    dest = tmp_path / "changed"
+    act.use_local_image(tmp_path / "repo", [job], ["SYS_RESOURCE"], tmp_path / "art", dest)
+    assert (workflows / "w.yml").read_text(encoding="utf-8") == text  # the checkout: untouched
+    changed = yaml.safe_load((dest / "w.yml").read_text(encoding="utf-8"))["jobs"]["a"]
+    assert changed["container"]["image"] == act.LOCAL_IMAGE
+    assert (dest / "w.yml").stat().st_mode & 0o777 == 0o644
+    assert dest.stat().st_mode & 0o777 == 0o755
+
+
+def test_act_reads_the_workflow_from_the_changed_copy_when_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[list[str]] = []
+
+    def popen(argv: list[str], **_: object) -> None:
+        seen.append(argv)
+        raise OSError(2, "stop here")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    job = act.Job("ci.yml", "j", (), frozenset(), "debian:bookworm")
+    for workflows in (None, tmp_path / "changed"):
+        with pytest.raises(WorkflowError, match="cannot run act"):
+            act.run_job(
+                job, tmp_path / "act", tmp_path, tmp_path, [], {"USER": user}, (), workflows
+            )
+    checkout, changed = (argv[argv.index("-W") + 1] for argv in seen)
+    assert checkout == ".github/workflows/ci.yml"
+    assert changed == str(tmp_path / "changed" / "ci.yml")

@@ -170,11 +170,13 @@ def test_the_tool_cache_holds_the_runner_interpreters_in_githubs_layout(tmp_path
 
 
 def _pyenv(tmp_path: Path, *names: str) -> Path:
-    """A pyenv versions directory whose installs' python3.N is this real interpreter."""
+    """A pyenv versions directory whose installs' python3.N is this real interpreter; each
+    install's lib/ holds a file naming it, so a test can tell which one was copied."""
     versions = tmp_path / "pyenv" / "versions"
     for name in names:
         (versions / name / "bin").mkdir(parents=True)
         (versions / name / "lib").mkdir()
+        (versions / name / "lib" / "install").write_text(name, encoding="utf-8")
         (versions / name / "bin" / f"python3.{sys.version_info.minor}").symlink_to(sys.executable)
     return versions
 
@@ -183,13 +185,40 @@ def test_a_wanted_interpreter_not_on_the_path_is_copied_from_pyenv(tmp_path: Pat
     # toolkit-pythons asks setup-python for 3.10/3.12/3.13: not on the runner's PATH, so
     # setup-python went to the network for its manifest and the job failed under act
     want = f"3.{sys.version_info.minor}"
-    versions = _pyenv(tmp_path, f"{want}.0", f"{want}.12", f"{want}.3", f"{want}.5t")
-    seeded = act.seed_tool_cache(tmp_path / "tc", [], wanted=[want], machine=versions)
-    assert seeded == [f"{want}.12"]  # the newest patch; a free-threaded build is not it
-    x64 = tmp_path / "tc" / "Python" / f"{want}.12" / "x64"
+    versions = _pyenv(tmp_path, f"{want}.0", f"{want}.12", f"{want}.3", f"{want}.15t")
+    seeded = act.seed_tool_cache(tmp_path / "tc", [], wanted=[want], pyenv_root=versions.parent)
+    version = ".".join(map(str, sys.version_info[:3]))  # what the copied interpreter reports
+    assert seeded == [version]
+    x64 = tmp_path / "tc" / "Python" / version / "x64"
+    # the newest patch; a free-threaded build (3.X.Yt, here the highest number) is not it
+    assert (x64 / "lib" / "install").read_text(encoding="utf-8") == f"{want}.12"
     assert (x64.parent / "x64.complete").is_file()
     assert (x64 / "lib").is_dir()  # a copy of the install: setup-python's LD_LIBRARY_PATH
     assert not x64.is_symlink() and (x64 / "bin" / f"python3.{sys.version_info.minor}").exists()
+
+
+def test_the_tool_cache_names_a_pyenv_copy_by_the_version_it_reports(tmp_path: Path) -> None:
+    # setup-python resolves a version by the directory's name: a pyenv directory whose name
+    # is not its interpreter's version (renamed, or re-pointed) must not mislabel the copy
+    want = f"3.{sys.version_info.minor}"
+    reported = ".".join(map(str, sys.version_info[:3]))
+    versions = _pyenv(tmp_path, f"{want}.99")
+    seeded = act.seed_tool_cache(tmp_path / "tc", [], wanted=[want], pyenv_root=versions.parent)
+    assert seeded == [reported] and reported != f"{want}.99"
+    assert [p.name for p in (tmp_path / "tc" / "Python").iterdir()] == [reported]
+    assert (tmp_path / "tc" / "Python" / reported / "x64.complete").is_file()
+
+
+def test_a_pyenv_install_that_does_not_run_is_passed_over(tmp_path: Path) -> None:
+    want = f"3.{sys.version_info.minor}"
+    versions = _pyenv(tmp_path, f"{want}.1", f"{want}.2")
+    broken = versions / f"{want}.2" / "bin" / f"python{want}"
+    broken.unlink()
+    broken.write_text("#!/bin/sh\nexit 1\n", encoding="utf-8")
+    broken.chmod(0o755)
+    seeded = act.seed_tool_cache(tmp_path / "tc", [], wanted=[want], pyenv_root=versions.parent)
+    copied = tmp_path / "tc" / "Python" / seeded[0] / "x64" / "lib" / "install"
+    assert copied.read_text(encoding="utf-8") == f"{want}.1"
 
 
 def test_a_wanted_interpreter_already_on_the_path_is_not_copied(tmp_path: Path) -> None:
@@ -199,14 +228,16 @@ def test_a_wanted_interpreter_already_on_the_path_is_not_copied(tmp_path: Path) 
     (search / name).symlink_to(sys.executable)
     want = f"3.{sys.version_info.minor}"
     versions = _pyenv(tmp_path, f"{want}.99")
-    seeded = act.seed_tool_cache(tmp_path / "tc", [search], wanted=[want], machine=versions)
+    seeded = act.seed_tool_cache(
+        tmp_path / "tc", [search], wanted=[want], pyenv_root=versions.parent
+    )
     assert seeded == [".".join(map(str, sys.version_info[:3]))]
 
 
 def test_a_wanted_interpreter_nowhere_is_refused_with_its_remedy(tmp_path: Path) -> None:
     versions = _pyenv(tmp_path)
     with pytest.raises(WorkflowError) as refused:
-        act.seed_tool_cache(tmp_path / "tc", [], wanted=["3.99"], machine=versions)
+        act.seed_tool_cache(tmp_path / "tc", [], wanted=["3.99"], pyenv_root=versions.parent)
     assert str(refused.value) == (
         f"a job asks setup-python for Python 3.99: not on the runner's PATH and not under "
         f"{versions}; install it (pyenv install 3.99)"
