@@ -33,10 +33,6 @@ from ci.gate.preinstall import check_text as lock_problems
 from ci.gate.preinstall import inputs_digest_of, pins_of
 from ci.gate.requirements import Pin, applicable, read_lock
 
-# The venv reader lives in a module of its own (ci.gate.venvs), kept here by its old name.
-Environment = venvs.Environment
-environment_from_venv = venvs.environment_from_venv
-
 LOCK_FILE = "toolchain.lock"
 SCHEMA = 1
 # Distributions that may sit in an environment without being locked: the project's own
@@ -431,7 +427,7 @@ def check_files(root: Path, tc: Toolchain) -> list[str]:
 
 
 def check_environment(
-    env: Environment,
+    env: venvs.Environment,
     pins: Mapping[str, Pin],
     lock_name: str,
     present: Mapping[str, str],
@@ -459,7 +455,7 @@ def check_environment(
     return problems
 
 
-def check(root: Path, environments: Iterable[Environment]) -> list[str]:
+def check(root: Path, environments: Iterable[venvs.Environment]) -> list[str]:
     """All drift problems: interpreter, lock files, and each environment."""
     tc = load_toolchain(root / LOCK_FILE)
     problems = check_interpreter(

@@ -1,8 +1,8 @@
 """A virtualenv on disk, read without running it: its site-packages and Python version.
 
 Its own module, standard library only, so that ``python -m ci licenses --venv`` reads the
-venv without importing the toolchain lock's machinery (``ci.gate.toolchain`` re-exports
-these for the drift check)."""
+venv without importing the toolchain lock's machinery (which uses it for the drift
+check)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from packaging.version import InvalidVersion, Version
 
 from ci import policy
 from ci.errors import GateError
-from ci.gate import toolchain
+from ci.gate import toolchain, venvs
 from ci.gate.requirements import Pin, read_lock
 from ci.supply_chain import advisories
 from ci.supply_chain.advisories import online as online_audit
@@ -228,7 +228,7 @@ class Installers:
 def installer_pins(venv: Path, shown: str, locked: Iterable[NormalizedName]) -> Installers:
     """pip, setuptools and wheel as installed in ``venv``, except those a lock pins (those
     are audited as pins): what installed the locks, which no lock holds."""
-    site = toolchain.environment_from_venv(shown, "audit", venv).site_packages
+    site = venvs.environment_from_venv(shown, "audit", venv).site_packages
     present = toolchain.installed(site)
     skip = set(locked)
     pins = []

@@ -726,12 +726,7 @@ class AuditLog:
             digest = self._write(kind, data if type(data) is dict else dict(data), at)
             if durable and self._unsynced:
                 self._sync()
-            self._since_checkpoint += 1
-            if self._signer is not None and (
-                self._since_checkpoint >= self._checkpoint_every
-                or at - self._checkpoint_at >= self._checkpoint_interval_ns
-            ):
-                self._checkpoint(at)
+            self._after_record(at)
             return digest
 
     def append_canonical(self, kind: str, body: str) -> str:
@@ -758,13 +753,17 @@ class AuditLog:
                 digest = self._commit(encoded)
             else:  # an odd clock or kind: the generic encoder decides what they become
                 digest = self._write(kind, json.loads(body), at)
-            self._since_checkpoint += 1
-            if self._signer is not None and (
-                self._since_checkpoint >= self._checkpoint_every
-                or at - self._checkpoint_at >= self._checkpoint_interval_ns
-            ):
-                self._checkpoint(at)
+            self._after_record(at)
             return digest
+
+    def _after_record(self, at: int) -> None:
+        """Count the record just written and sign a checkpoint when one is due."""
+        self._since_checkpoint += 1
+        if self._signer is not None and (
+            self._since_checkpoint >= self._checkpoint_every
+            or at - self._checkpoint_at >= self._checkpoint_interval_ns
+        ):
+            self._checkpoint(at)
 
     def _write(self, kind: str, data: dict[str, Any], at: int | None = None) -> str:
         if self._fd < 0:

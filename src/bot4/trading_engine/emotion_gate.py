@@ -415,16 +415,13 @@ class EmotionFreeGate:
 
     def record_signal_outcome(self, pnl_fraction: float) -> None:
         """The measured outcome of a signal (live or paper): the evidence of the edge."""
-        if not math.isfinite(pnl_fraction):
-            raise GateConfigError("record_signal_outcome needs a finite outcome")
-        with self._lock:
-            self._add_evidence(pnl_fraction)
+        self.record_signal_outcomes([pnl_fraction])
 
     def record_signal_outcomes(self, pnl_fractions: list[float]) -> None:
         """Several outcomes at once, in order, under one lock (the engine measures a step's
         worth together); none is recorded unless all are finite."""
         if not all(math.isfinite(x) for x in pnl_fractions):
-            raise GateConfigError("record_signal_outcome needs a finite outcome")
+            raise GateConfigError("a signal outcome must be finite")
         with self._lock:
             for x in pnl_fractions:
                 self._add_evidence(x)

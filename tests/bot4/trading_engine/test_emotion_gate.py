@@ -503,7 +503,7 @@ def test_a_batch_of_outcomes_is_the_outcomes_one_by_one() -> None:
     assert decision == single.decide(sig("o1", qty=0.01))
     assert decision.p_value is not None  # the evidence was read, not just counted
     assert list(batch._trades.outcomes) == outcomes
-    with pytest.raises(GateConfigError, match=r"^record_signal_outcome needs a finite outcome$"):
+    with pytest.raises(GateConfigError, match=r"^a signal outcome must be finite$"):
         batch.record_signal_outcomes([0.001, float("nan")])
     assert list(batch._trades.outcomes) == outcomes  # nothing half-recorded
 

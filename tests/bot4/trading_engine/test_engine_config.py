@@ -172,7 +172,7 @@ def test_mean_reversion_logic() -> None:
 
 def test_gate_state_inputs_are_validated() -> None:
     gate = EmotionFreeGate()
-    with pytest.raises(TradingEngineError, match="finite outcome"):
+    with pytest.raises(TradingEngineError, match="signal outcome must be finite"):
         gate.record_signal_outcome(float("nan"))
     with pytest.raises(TradingEngineError, match="equity must be finite"):
         gate.observe_equity(0.0, 0)

@@ -154,11 +154,18 @@ case "$1" in update) exit 0 ;; esac
 exit 100
 """
 DPKG_QUERY_SHIM = "#!/bin/sh\nexit 1\n"  # every pinned package reads as not installed
+# every pinned package reads as installed at an old build (as a machine image's own systemd)
+DPKG_QUERY_OLD_SHIM = """#!/bin/sh
+case "$*" in *Status*) printf 'install ok installed 1:0.1-1' ;; *) printf '1:0.1-1' ;; esac
+"""
 
 
-def _gate_with_apt_shims(tmp_path: Path, lock: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    """scripts/gate on a copy of the repo whose packages read as missing: the real apt-cache
-    decides pinned vs superseded against this machine's archive index; apt-get is recorded."""
+def _gate_with_apt_shims(
+    tmp_path: Path, lock: str, dpkg_query: str = DPKG_QUERY_SHIM, *, apt_stops: bool = True
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """scripts/gate on a copy of the repo whose packages read as missing (or as ``dpkg_query``
+    says): the real apt-cache decides pinned vs superseded against this machine's archive
+    index; apt-get is recorded (and its ``install`` stops the gate, when ``apt_stops``)."""
     if os.geteuid() != 0 or shutil.which("apt-cache") is None:
         pytest.fail("needs root and apt-cache (Debian): scripts/gate installs packages as root")
     repo = tmp_path / "repo"
@@ -170,7 +177,7 @@ def _gate_with_apt_shims(tmp_path: Path, lock: str) -> tuple[subprocess.Complete
     shims = tmp_path / "bin"
     shims.mkdir()
     log = tmp_path / "apt-get.log"
-    for name, text in (("apt-get", APT_GET_SHIM.format(log=log)), ("dpkg-query", DPKG_QUERY_SHIM)):
+    for name, text in (("apt-get", APT_GET_SHIM.format(log=log)), ("dpkg-query", dpkg_query)):
         (shims / name).write_text(text, encoding="utf-8")
         (shims / name).chmod(0o755)
     env = {**os.environ, "BOT4_SKIP_DEBS": "0", "PATH": f"{shims}:{os.environ['PATH']}"}
@@ -178,7 +185,8 @@ def _gate_with_apt_shims(tmp_path: Path, lock: str) -> tuple[subprocess.Complete
         ["scripts/gate", "-l"], cwd=repo, env=env, capture_output=True, text=True,
         check=False, timeout=300,
     )  # fmt: skip
-    assert not (repo / ".venv-gate").exists()  # stopped at apt: nothing bootstrapped
+    if apt_stops:
+        assert not (repo / ".venv-gate").exists()  # stopped at apt: nothing bootstrapped
     return run, log.read_text(encoding="utf-8") if log.exists() else ""
 
 
@@ -191,9 +199,40 @@ def test_scripts_gate_installs_the_pinned_version_when_the_archive_has_it(
     run, apt = _gate_with_apt_shims(tmp_path, f"git={current}\n")
     assert apt.splitlines() == [
         "update -qq",
-        f"install -y -qq --no-install-recommends git={current}",
+        f"install -y -qq --no-install-recommends --allow-downgrades git={current}",
     ], run.stderr
     assert "drift" not in run.stderr
+
+
+@pytest.mark.e2e
+def test_scripts_gate_brings_a_package_installed_at_another_version_to_its_pin(
+    tmp_path: Path,
+) -> None:
+    """A machine image's own older build (this machine's systemd was one) is not "missing":
+    the gate installs the pin over it, without refreshing apt's index, and says so."""
+    current = debian.candidate_version("git")
+    assert current is not None, "apt has no index for git here (apt-get update)"
+    run, apt = _gate_with_apt_shims(tmp_path, f"git={current}\n", DPKG_QUERY_OLD_SHIM)
+    assert apt.splitlines() == [
+        f"install -y -qq --no-install-recommends --allow-downgrades git={current}",
+    ], run.stderr
+    assert f"gate: installing git {current} (debian-tools.lock) over the installed 1:0.1-1" in (
+        run.stderr.splitlines()
+    )
+
+
+@pytest.mark.e2e
+def test_scripts_gate_leaves_a_package_at_another_version_when_its_pin_is_gone(
+    tmp_path: Path,
+) -> None:
+    """A pin the archive no longer holds cannot be installed: nothing is asked of apt (the
+    toolchain session warns and names the re-lock)."""
+    run, apt = _gate_with_apt_shims(
+        tmp_path, "git=1:2.0.0-1\n", DPKG_QUERY_OLD_SHIM, apt_stops=False
+    )
+    assert apt == "", run.stderr
+    assert "gate: bootstrapping nox and uv" in run.stderr  # went on past apt
+    assert "gate: installing git" not in run.stderr
 
 
 @pytest.mark.e2e
@@ -209,4 +248,7 @@ def test_scripts_gate_on_a_superseded_pin_warns_in_one_line_and_installs_the_new
         f"gate: warning: drift: git {gone} (debian-tools.lock) is no longer in the archive; "
         f"installing {current}; re-lock with scripts/gate -s lock"
     ]
-    assert apt.splitlines() == ["update -qq", "install -y -qq --no-install-recommends git"]
+    assert apt.splitlines() == [
+        "update -qq",
+        "install -y -qq --no-install-recommends --allow-downgrades git",
+    ]

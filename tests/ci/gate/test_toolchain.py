@@ -9,7 +9,7 @@ import pytest
 
 from ci import cli
 from ci.errors import GateError
-from ci.gate import toolchain
+from ci.gate import toolchain, venvs
 
 REPO = Path(__file__).resolve().parents[3]
 MakeVenv = Callable[..., Path]
@@ -120,7 +120,7 @@ def test_drifted_tool_version_fails_with_actionable_line(
     venv_factory: MakeVenv, repo: Path, tmp_path: Path
 ) -> None:
     venv = venv_factory(tmp_path / "venv", {"ruff": "0.17.4", "numpy": "2.4.6", "bot4": "0.1.0"})
-    env = toolchain.environment_from_venv(".nox/lint", "session", venv)
+    env = venvs.environment_from_venv(".nox/lint", "session", venv)
     problems = toolchain.check(repo, [env])
     assert problems == [
         "ruff 0.17.4 installed in .nox/lint, toolchain.lock pins 0.17.5 (locks/toolchain.txt)"
@@ -132,7 +132,7 @@ def test_missing_and_unlocked_packages_are_reported(
     venv_factory: MakeVenv, repo: Path, tmp_path: Path
 ) -> None:
     venv = venv_factory(tmp_path / "venv", {"numpy": "2.4.6", "requests": "2.0"})
-    env = toolchain.environment_from_venv("v", "session", venv)
+    env = venvs.environment_from_venv("v", "session", venv)
     problems = toolchain.check(repo, [env])
     assert any(p.startswith("ruff not installed in v") for p in problems)
     assert any(p.startswith("requests 2.0 installed in v but not in any lock") for p in problems)
@@ -142,7 +142,7 @@ def test_runner_role_uses_bootstrap_lock(
     venv_factory: MakeVenv, repo: Path, tmp_path: Path
 ) -> None:
     venv = venv_factory(tmp_path / "runner", {"nox": "2026.10.20", "uv": "0.13.9"})
-    assert toolchain.check(repo, [toolchain.environment_from_venv("r", "runner", venv)]) == []
+    assert toolchain.check(repo, [venvs.environment_from_venv("r", "runner", venv)]) == []
 
 
 @pytest.mark.parametrize("role", ["runner", "session"])
@@ -170,7 +170,7 @@ def test_an_unlocked_pip_setuptools_or_wheel_is_reported(
 
 def test_wrong_interpreter_in_a_venv(venv_factory: MakeVenv, repo: Path, tmp_path: Path) -> None:
     venv = venv_factory(tmp_path / "venv", {"ruff": "0.17.5", "numpy": "2.4.6"}, version="3.12.1")
-    problems = toolchain.check(repo, [toolchain.environment_from_venv("v", "session", venv)])
+    problems = toolchain.check(repo, [venvs.environment_from_venv("v", "session", venv)])
     assert problems == [
         "v: Python 3.12.1 in use, toolchain.lock pins 3.11.x — install Python 3.11 "
         "(Debian 12: apt-get install python3.11-venv)"
@@ -242,24 +242,13 @@ def test_malformed_toolchain_lock(tmp_path: Path, text: str, message: str) -> No
         toolchain.load_toolchain(tmp_path / "missing.lock")
 
 
-def test_not_a_venv(tmp_path: Path) -> None:
-    with pytest.raises(GateError, match="no lib/python3"):
-        toolchain.environment_from_venv("x", "session", tmp_path)
-    (tmp_path / "lib" / "python3.11" / "site-packages").mkdir(parents=True)
-    with pytest.raises(GateError, match=r"no pyvenv\.cfg"):
-        toolchain.environment_from_venv("x", "session", tmp_path)
-    (tmp_path / "pyvenv.cfg").write_text("home = /usr\n", encoding="utf-8")
-    with pytest.raises(GateError, match="no version line"):
-        toolchain.environment_from_venv("x", "session", tmp_path)
-
-
 def test_unknown_lock_and_role(venv_factory: MakeVenv, repo: Path, tmp_path: Path) -> None:
     tc = toolchain.load_toolchain(repo / "toolchain.lock")
     with pytest.raises(GateError, match="no lock named 'nope'"):
         tc.lock("nope")
     venv = venv_factory(tmp_path / "v", {})
     with pytest.raises(GateError, match="no lock governing 'other'"):
-        toolchain.check(repo, [toolchain.environment_from_venv("v", "other", venv)])
+        toolchain.check(repo, [venvs.environment_from_venv("v", "other", venv)])
 
 
 def test_pyproject_settings_validation(tmp_path: Path) -> None:

@@ -202,18 +202,25 @@ class KmsSecrets(SecretsProvider):
             return {"Message": message, "MessageType": "RAW"}
         return {"Message": hashlib.sha256(message).digest(), "MessageType": "DIGEST"}
 
-    def sign(self, key_id: str, message: bytes) -> Signature:
+    def _sign(self, key_id: str, algorithm: str, message: Mapping[str, Any]) -> bytes:
+        """KMS ``Sign`` with ``algorithm`` over ``message`` (``Message`` and ``MessageType``)."""
         client = self._client
         out = self._call(
             "Sign",
             key_id,
-            lambda: client.sign(
-                KeyId=kms_key_ref(key_id),
-                SigningAlgorithm=SIGNING_ALGORITHM,
-                **self._message(message),
-            ),
+            lambda: client.sign(KeyId=kms_key_ref(key_id), SigningAlgorithm=algorithm, **message),
         )
-        return Signature(key_id, _answered(out, "Signature", "Sign", key_id))
+        return _answered(out, "Signature", "Sign", key_id)
+
+    def _get_public_key(self, key_id: str) -> Mapping[str, Any]:
+        client = self._client
+        out: Mapping[str, Any] = self._call(
+            "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
+        )
+        return out
+
+    def sign(self, key_id: str, message: bytes) -> Signature:
+        return Signature(key_id, self._sign(key_id, SIGNING_ALGORITHM, self._message(message)))
 
     def verify(self, key_id: str, message: bytes, signature: Signature) -> bool:
         if signature.algorithm != SIGNING_ALGORITHM:
@@ -238,10 +245,7 @@ class KmsSecrets(SecretsProvider):
         return _field(out, "SignatureValid", "Verify", key_id, bool)
 
     def public_key_pem(self, key_id: str) -> bytes:
-        client = self._client
-        out = self._call(
-            "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
-        )
+        out = self._get_public_key(key_id)
         der = _answered(out, "PublicKey", "GetPublicKey", key_id)
         try:
             key = serialization.load_der_public_key(der)
@@ -261,10 +265,7 @@ class KmsSecrets(SecretsProvider):
 
     def ed25519_public(self, key_id: str) -> Ed25519PublicKey:
         """The public half, after checking KMS says it is an Ed25519 signing key."""
-        client = self._client
-        out = self._call(
-            "GetPublicKey", key_id, lambda: client.get_public_key(KeyId=kms_key_ref(key_id))
-        )
+        out = self._get_public_key(key_id)
         spec, usage = out.get("KeySpec"), out.get("KeyUsage")
         algorithms = out.get("SigningAlgorithms", [])
         if spec != ED25519_SPEC or usage != "SIGN_VERIFY" or ED25519_ALGORITHM not in algorithms:
@@ -289,18 +290,7 @@ class KmsSecrets(SecretsProvider):
             raise SecretsError(
                 f"AWS KMS signs Ed25519 RAW messages of 1 to {RAW_LIMIT} bytes, not {len(message)}"
             )
-        client = self._client
-        out = self._call(
-            "Sign",
-            key_id,
-            lambda: client.sign(
-                KeyId=kms_key_ref(key_id),
-                Message=message,
-                MessageType="RAW",
-                SigningAlgorithm=ED25519_ALGORITHM,
-            ),
-        )
-        return _answered(out, "Signature", "Sign", key_id)
+        return self._sign(key_id, ED25519_ALGORITHM, {"Message": message, "MessageType": "RAW"})
 
 
 A = TypeVar("A", bytes, str, bool)
