@@ -44,6 +44,7 @@ from bot4.infrastructure.secrets.interface import (
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
+    from mypy_boto3_kms.literals import SigningAlgorithmSpecType
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,9 @@ class KmsSecrets(SecretsProvider):
             return {"Message": message, "MessageType": "RAW"}
         return {"Message": hashlib.sha256(message).digest(), "MessageType": "DIGEST"}
 
-    def _sign(self, key_id: str, algorithm: str, message: Mapping[str, Any]) -> bytes:
+    def _sign(
+        self, key_id: str, algorithm: SigningAlgorithmSpecType, message: Mapping[str, Any]
+    ) -> bytes:
         """KMS ``Sign`` with ``algorithm`` over ``message`` (``Message`` and ``MessageType``)."""
         client = self._client
         out = self._call(
