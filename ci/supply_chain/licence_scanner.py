@@ -37,7 +37,8 @@ import marshal
 import re
 import weakref
 from array import array
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from licenseclassifier._engine.dictionary import (
     _CANON,
@@ -63,7 +64,13 @@ from licenseclassifier._engine.matcher import (
     _can_misspell_join,
     _trim,
 )
-from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
+from licenseclassifier._engine.scan import (
+    _ARTIFACT_PATH,
+    FORMAT_VERSION,
+    Coverage,
+    Scanner,
+    builtin_scanner,
+)
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
 # characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
@@ -462,17 +469,9 @@ class _Matcher(MultiRE):
         return tuple(sorted(kept))
 
     def match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        """The library's ``match``, with the cyclic garbage collector paused: what a scan
-        allocates — a tuple per word, the DFA's states — holds no reference cycle, yet every
-        ~700 allocations would start a collection over it (about a tenth of the CPU of
-        ``python -m ci licenses``). The collector's previous state is restored."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._match(text)
-        finally:
-            if enabled:
-                gc.enable()
+        """The library's ``match``, with the cyclic garbage collector paused
+        (:func:`without_gc`)."""
+        return without_gc(lambda: self._match(text))
 
     def _match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """The library's ``match`` (its loop, unchanged), with :meth:`_walk` for its
@@ -627,6 +626,33 @@ def _fold(word: str) -> str:
     return to_fold(word)
 
 
+_T = TypeVar("_T")
+
+
+def without_gc(make: Callable[[], _T]) -> _T:
+    """``make()`` with the cyclic garbage collector paused, its previous state restored
+    (also on error). What a scan allocates — a tuple per word, the DFA's states, the
+    results — and what building a library's tables allocates hold no reference cycle, yet
+    every ~700 allocations would start a collection traversing them all (about a tenth of
+    the CPU of ``python -m ci licenses``). A scan's words are freed before the collector is
+    back, so it never sees them; long-lived tables are seen once, not at every collection."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return make()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Scanner(Scanner):
+    """The library's scanner with the collector paused over a whole scan (:func:`without_gc`):
+    its words, made in the match, are freed when ``scan`` returns."""
+
+    def scan(self, text: str) -> Coverage:
+        return without_gc(lambda: Scanner.scan(self, text))
+
+
 def load() -> Scanner:
     """The library's prebuilt scanner, read in one piece; the library's own loader (and its
     fallback of compiling from source) if the artifact is absent or of another format."""
@@ -654,6 +680,7 @@ def fast_scanner(base: Scanner) -> Scanner:
     matcher._runs = {}
     matcher._states = {}
     scanner = copy.copy(base)
+    scanner.__class__ = _Scanner
     scanner.dict = words
     scanner.re = matcher
     return scanner

@@ -366,3 +366,44 @@ def test_licence_urls_between_matches_are_found_as_the_library() -> None:
         assert fast.scan(text) == expected, text
         seen_url += any(m.is_url for m in expected.match)
     assert seen_url > 20
+
+
+# Whitespace str.rstrip removes, ASCII and not (NEL, no-break space, line separator).
+TRAILING = [
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    "\x0b\x0c",
+    "\x1c\x1d\x1e\x1f",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u3000",
+]
+
+
+def test_trailing_whitespace_changes_no_word_and_no_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Results are kept by the text without its trailing whitespace (a ``License`` field is
+    often its LICENSE file without the last newline): the library's own splitter gives the
+    same words at the same offsets with it as without, on every corpus text and on seeded
+    generated ones ending in what the splitter looks ahead for, and a scan finds the same
+    licences (only a match that runs to the last word ends at the text's end, further)."""
+    base = _load_prebuilt()  # the library's own scanner, DFA and splitter
+    assert base is not None
+    rng = random.Random(20261208)
+    texts = corpus_texts(monkeypatch)
+    assert all(text == text.rstrip() for text in texts)  # what the classifier is handed
+    generated = [
+        "".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(0, 30))) for _ in range(2000)
+    ]
+    for text in [*texts, *generated]:
+        padded = text + "".join(rng.choice(TRAILING) for _ in range(rng.randint(1, 4)))
+        assert base.dict.split(padded) == base.dict.split(text), repr(text[-40:])
+    for text in texts[:40]:
+        padded = text + rng.choice(TRAILING)
+        assert base.re.match(padded) == base.re.match(text)
+        found = [(m.id, m.is_url) for m in base.scan(padded).match]
+        assert found == [(m.id, m.is_url) for m in base.scan(text).match]
