@@ -451,22 +451,25 @@ class _Matcher(MultiRE):
 
     def _next(self, pcs: list[int]) -> tuple[int, ...]:
         """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``):
-        ``_trim`` of the union of the closures of each ``pc + 1``."""
+        ``_trim`` of the union of the closures of each ``pc + 1``. Without a CUT in them
+        ``_trim`` keeps the kept instructions, sorted; the union of all (non-kept ones too)
+        is made only for the CUT case."""
         ops = self.ops
         kept: set[int] = set()
-        every: set[int] = set()
+        alone: list[int] = []  # kept instructions _add adds alone
+        closures: list[tuple[int, ...]] = []
         cut = False
         for pc in pcs:
-            if ops[pc + 1] in _KEPT:  # _add adds a kept instruction alone
-                kept.add(pc + 1)
-                every.add(pc + 1)
+            if ops[pc + 1] in _KEPT:
+                alone.append(pc + 1)
                 continue
             kept_here, cut_here, every_here = self._closure(pc + 1)
             kept.update(kept_here)
-            every.update(every_here)
+            closures.append(every_here)
             cut = cut or cut_here
+        kept.update(alone)
         if cut:
-            trimmed: tuple[int, ...] = _trim(ops, self.args, every)
+            trimmed: tuple[int, ...] = _trim(ops, self.args, kept.union(*closures))
             return trimmed
         return tuple(sorted(kept))
 
