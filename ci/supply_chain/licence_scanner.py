@@ -2,8 +2,9 @@
 is four things done in pure Python, each replaced here by an identical, quicker one:
 
 * loading its compiled program: ``marshal.load`` on a ``GzipFile`` reads it in ~40,000
-  small pieces; here the file is decompressed in one call and handed to the library's own
-  ``Scanner.from_compiled``, after the library's own format-version check;
+  small pieces; here the file is decompressed in one call (the output's CRC-32 not
+  computed: :func:`gunzip`) and handed to the library's own ``Scanner.from_compiled``,
+  after the library's own format-version check;
 * splitting a text into words, one character at a time (a 194 kB bundled
   ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
   whole (lowered once, split at the gaps in bulk, one table lookup per word); the rest goes
@@ -36,8 +37,10 @@ import itertools
 import marshal
 import re
 import weakref
+import zlib
 from array import array
-from typing import cast
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 from licenseclassifier._engine.dictionary import (
     _CANON,
@@ -63,7 +66,13 @@ from licenseclassifier._engine.matcher import (
     _can_misspell_join,
     _trim,
 )
-from licenseclassifier._engine.scan import _ARTIFACT_PATH, FORMAT_VERSION, Scanner, builtin_scanner
+from licenseclassifier._engine.scan import (
+    _ARTIFACT_PATH,
+    FORMAT_VERSION,
+    Coverage,
+    Scanner,
+    builtin_scanner,
+)
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
 # characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
@@ -442,37 +451,32 @@ class _Matcher(MultiRE):
 
     def _next(self, pcs: list[int]) -> tuple[int, ...]:
         """The state after the instructions ``pcs`` advance (the library's ``_nfa_next``):
-        ``_trim`` of the union of the closures of each ``pc + 1``."""
+        ``_trim`` of the union of the closures of each ``pc + 1``. Without a CUT in them
+        ``_trim`` keeps the kept instructions, sorted; the union of all (non-kept ones too)
+        is made only for the CUT case."""
         ops = self.ops
         kept: set[int] = set()
-        every: set[int] = set()
+        alone: list[int] = []  # kept instructions _add adds alone
+        closures: list[tuple[int, ...]] = []
         cut = False
         for pc in pcs:
-            if ops[pc + 1] in _KEPT:  # _add adds a kept instruction alone
-                kept.add(pc + 1)
-                every.add(pc + 1)
+            if ops[pc + 1] in _KEPT:
+                alone.append(pc + 1)
                 continue
             kept_here, cut_here, every_here = self._closure(pc + 1)
             kept.update(kept_here)
-            every.update(every_here)
+            closures.append(every_here)
             cut = cut or cut_here
+        kept.update(alone)
         if cut:
-            trimmed: tuple[int, ...] = _trim(ops, self.args, every)
+            trimmed: tuple[int, ...] = _trim(ops, self.args, kept.union(*closures))
             return trimmed
         return tuple(sorted(kept))
 
     def match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
-        """The library's ``match``, with the cyclic garbage collector paused: what a scan
-        allocates — a tuple per word, the DFA's states — holds no reference cycle, yet every
-        ~700 allocations would start a collection over it (about a tenth of the CPU of
-        ``python -m ci licenses``). The collector's previous state is restored."""
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._match(text)
-        finally:
-            if enabled:
-                gc.enable()
+        """The library's ``match``, with the cyclic garbage collector paused
+        (:func:`without_gc`)."""
+        return without_gc(lambda: self._match(text))
 
     def _match(self, text: str) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
         """The library's ``match`` (its loop, unchanged), with :meth:`_walk` for its
@@ -627,13 +631,61 @@ def _fold(word: str) -> str:
     return to_fold(word)
 
 
+_T = TypeVar("_T")
+
+
+def without_gc(make: Callable[[], _T]) -> _T:
+    """``make()`` with the cyclic garbage collector paused, its previous state restored
+    (also on error). What a scan allocates — a tuple per word, the DFA's states, the
+    results — and what building a library's tables allocates hold no reference cycle, yet
+    every ~700 allocations would start a collection traversing them all (about a tenth of
+    the CPU of ``python -m ci licenses``). A scan's words are freed before the collector is
+    back, so it never sees them; long-lived tables are seen once, not at every collection."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return make()
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Scanner(Scanner):
+    """The library's scanner with the collector paused over a whole scan (:func:`without_gc`):
+    its words, made in the match, are freed when ``scan`` returns."""
+
+    def scan(self, text: str) -> Coverage:
+        return without_gc(lambda: Scanner.scan(self, text))
+
+
+_GZIP_FNAME = 0x08  # the one header flag the library's artifact has (its file name)
+
+
+def gunzip(raw: bytes) -> bytes:
+    """``gzip.decompress(raw)`` without the CRC-32 of the output (5.8 MB for the library's
+    artifact: a quarter of loading it), for a one-member gzip file with at most a file name
+    in its header; anything else goes to ``gzip.decompress``. The deflate stream is still
+    checked by zlib, and the length the trailer records against the output. What the CRC
+    would add: the artifact is the library's package data, installed from a wheel whose
+    every file the installer checked against the hash in the wheel's RECORD."""
+    if len(raw) < 18 or raw[:3] != b"\x1f\x8b\x08" or raw[3] & ~_GZIP_FNAME:
+        return gzip.decompress(raw)
+    start = raw.index(b"\0", 10) + 1 if raw[3] & _GZIP_FNAME else 10
+    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
+    data = inflate.decompress(memoryview(raw)[start:])
+    trailer = inflate.unused_data
+    if not inflate.eof or len(trailer) != 8 or int.from_bytes(trailer[4:], "little") != len(data):
+        return gzip.decompress(raw)  # truncated, another member, a bad length: its verdict
+    return data
+
+
 def load() -> Scanner:
     """The library's prebuilt scanner, read in one piece; the library's own loader (and its
     fallback of compiling from source) if the artifact is absent or of another format."""
     try:
         # The library's own package data, which its loader reads with marshal too.
-        data = marshal.loads(gzip.decompress(_ARTIFACT_PATH.read_bytes()))  # noqa: S302  # nosec B302
-    except (OSError, ValueError, EOFError, gzip.BadGzipFile):
+        data = marshal.loads(gunzip(_ARTIFACT_PATH.read_bytes()))  # noqa: S302  # nosec B302
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile, zlib.error):
         return builtin_scanner()
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
         return builtin_scanner()
@@ -654,6 +706,7 @@ def fast_scanner(base: Scanner) -> Scanner:
     matcher._runs = {}
     matcher._states = {}
     scanner = copy.copy(base)
+    scanner.__class__ = _Scanner
     scanner.dict = words
     scanner.re = matcher
     return scanner

@@ -25,14 +25,14 @@ from __future__ import annotations
 import functools
 import re
 
-from license_expression import ExpressionError, get_spdx_licensing
+from license_expression import ExpressionError
 from licenseclassifier._engine.scan import Scanner
 
-from ci.supply_chain import licence_scanner
+from ci.supply_chain import licence_scanner, spdx_index
 
-# One SPDX licensing for the toolkit: building it reads the SPDX list (~30 ms a copy);
-# ci.supply_chain.licenses uses this one.
-LICENSING = get_spdx_licensing()
+# One SPDX licensing for the toolkit (ci.supply_chain.licenses uses this one): the
+# library's, built from its SPDX list as made ahead of time (ci.supply_chain.spdx_index).
+LICENSING = spdx_index.licensing()
 _TRAILING_LICENSE = re.compile(r"[\s(]*\blicen[cs]e\b.*$", re.IGNORECASE)
 
 
@@ -58,21 +58,26 @@ def _heading(text: str) -> str | None:
     return found if found is not None and found.lower() == candidate.lower() else None
 
 
-# Results by the text itself: the same texts recur (vendored copies, the own-file and
-# bundled passes) and the library is the slow part. The texts are kept for the run (an
-# environment's licence files, each at most licenses.MAX_FILE): a digest would cost
-# hashlib's import (OpenSSL) and a pass over every text, for memory nobody is short of.
+# Results by the text without its trailing whitespace: the same texts recur (vendored
+# copies, the own-file and bundled passes; a ``License`` field is often its LICENSE file
+# without the last newline) and the library is the slow part. Trailing whitespace changes
+# neither the words nor their offsets (nothing the splitter looks ahead for is whitespace)
+# nor the heading, so the result is the same (tests/ci/supply_chain/test_licence_texts.py).
+# The texts are kept for the run (an environment's licence files, each at most
+# licenses.MAX_FILE): a digest would cost hashlib's import (OpenSSL) and a pass over every
+# text, for memory nobody is short of. Nothing is kept across runs.
 _FOUND: dict[str, tuple[tuple[str, ...], str]] = {}
 
 
 def identify_how(text: str) -> tuple[tuple[str, ...], str]:
     """Every licence the text contains, in the order it first appears, and how it was
     found: ``"licence text"`` (the SPDX templates), ``"heading"`` or ``""`` (nothing)."""
-    if not text.strip():
+    key = text.rstrip()
+    if not key:
         return (), ""
-    found = _FOUND.get(text)
+    found = _FOUND.get(key)
     if found is None:
-        found = _FOUND[text] = _identify(text)
+        found = _FOUND[key] = _identify(key)
     return found
 
 
@@ -80,7 +85,7 @@ def identify_how(text: str) -> tuple[tuple[str, ...], str]:
 def _scanner() -> Scanner:
     """The library's scanner, made faster with identical results
     (:mod:`ci.supply_chain.licence_scanner`); loaded on the first text."""
-    return licence_scanner.fast_scanner(licence_scanner.load())
+    return licence_scanner.fast_scanner(licence_scanner.without_gc(licence_scanner.load))
 
 
 def _identify(text: str) -> tuple[tuple[str, ...], str]:

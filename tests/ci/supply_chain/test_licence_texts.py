@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ci.supply_chain import licence_texts
 from ci.supply_chain.licence_texts import identify, identify_how
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus"
@@ -144,3 +145,21 @@ def test_how_each_licence_was_found() -> None:
     assert identify_how(CERTIFI_NOTICE) == (("MPL-2.0",), "licence text")
     assert identify_how(BSD3_MODIFIED) == (("BSD-3-Clause",), "heading")
     assert identify_how("BSD License\n") == ((), "")
+
+
+def test_a_text_and_its_copy_with_a_trailing_newline_are_found_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    scanned: list[str] = []
+    real = licence_texts._identify
+
+    def record(text: str) -> tuple[tuple[str, ...], str]:
+        scanned.append(text)
+        return real(text)
+
+    monkeypatch.setattr(licence_texts, "_identify", record)
+    monkeypatch.setattr(licence_texts, "_FOUND", {})
+    first = identify_how(CERTIFI_NOTICE.rstrip())
+    assert identify_how(CERTIFI_NOTICE.rstrip() + "\n\n") == first == (("MPL-2.0",), "licence text")
+    assert identify_how(BSD3_MODIFIED + " \n") == (("BSD-3-Clause",), "heading")
+    assert scanned == [CERTIFI_NOTICE.rstrip(), BSD3_MODIFIED.rstrip()]
