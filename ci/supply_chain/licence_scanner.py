@@ -2,9 +2,8 @@
 is four things done in pure Python, each replaced here by an identical, quicker one:
 
 * loading its compiled program: ``marshal.load`` on a ``GzipFile`` reads it in ~40,000
-  small pieces; here the file is decompressed in one call (the output's CRC-32 not
-  computed: :func:`gunzip`) and handed to the library's own ``Scanner.from_compiled``,
-  after the library's own format-version check;
+  small pieces; here the file is decompressed in one call and handed to the library's own
+  ``Scanner.from_compiled``, after the library's own format-version check;
 * splitting a text into words, one character at a time (a 194 kB bundled
   ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
   whole (lowered once, split at the gaps in bulk, one table lookup per word); the rest goes
@@ -37,7 +36,6 @@ import itertools
 import marshal
 import re
 import weakref
-import zlib
 from array import array
 from collections.abc import Callable
 from typing import TypeVar, cast
@@ -658,34 +656,13 @@ class _Scanner(Scanner):
         return without_gc(lambda: Scanner.scan(self, text))
 
 
-_GZIP_FNAME = 0x08  # the one header flag the library's artifact has (its file name)
-
-
-def gunzip(raw: bytes) -> bytes:
-    """``gzip.decompress(raw)`` without the CRC-32 of the output (5.8 MB for the library's
-    artifact: a quarter of loading it), for a one-member gzip file with at most a file name
-    in its header; anything else goes to ``gzip.decompress``. The deflate stream is still
-    checked by zlib, and the length the trailer records against the output. What the CRC
-    would add: the artifact is the library's package data, installed from a wheel whose
-    every file the installer checked against the hash in the wheel's RECORD."""
-    if len(raw) < 18 or raw[:3] != b"\x1f\x8b\x08" or raw[3] & ~_GZIP_FNAME:
-        return gzip.decompress(raw)
-    start = raw.index(b"\0", 10) + 1 if raw[3] & _GZIP_FNAME else 10
-    inflate = zlib.decompressobj(-zlib.MAX_WBITS)
-    data = inflate.decompress(memoryview(raw)[start:])
-    trailer = inflate.unused_data
-    if not inflate.eof or len(trailer) != 8 or int.from_bytes(trailer[4:], "little") != len(data):
-        return gzip.decompress(raw)  # truncated, another member, a bad length: its verdict
-    return data
-
-
 def load() -> Scanner:
     """The library's prebuilt scanner, read in one piece; the library's own loader (and its
     fallback of compiling from source) if the artifact is absent or of another format."""
     try:
         # The library's own package data, which its loader reads with marshal too.
-        data = marshal.loads(gunzip(_ARTIFACT_PATH.read_bytes()))  # noqa: S302  # nosec B302
-    except (OSError, ValueError, EOFError, gzip.BadGzipFile, zlib.error):
+        data = marshal.loads(gzip.decompress(_ARTIFACT_PATH.read_bytes()))  # noqa: S302  # nosec B302
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile):
         return builtin_scanner()
     if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
         return builtin_scanner()

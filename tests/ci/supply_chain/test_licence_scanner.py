@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import gc
 import gzip
-import io
 import marshal
 import random
-import zlib
 from pathlib import Path
 from typing import cast
 
@@ -18,7 +16,6 @@ import pytest
 from licenseclassifier._engine.dictionary import Dict, _is_word_continue, fold_rune, to_fold
 from licenseclassifier._engine.matcher import INST_ANY, INST_MATCH, INST_WORD
 from licenseclassifier._engine.scan import (
-    _ARTIFACT_PATH,
     FORMAT_VERSION,
     Scanner,
     _load_prebuilt,
@@ -289,47 +286,6 @@ def test_load_reads_the_library_artifact_as_the_library_does() -> None:
     assert ours.dict.list == theirs.dict.list
     assert ours.re.ops == theirs.re.ops and ours.re.args == theirs.re.args
     assert ours.re.start == theirs.re.start and ours.re._start_state == theirs.re._start_state
-
-
-def gzipped(payload: bytes, name: str | None, mtime: int = 0) -> bytes:
-    """A gzip file as ``gzip.GzipFile`` writes one, with or without a file name."""
-    out = io.BytesIO()
-    with gzip.GzipFile(filename=name or "", mode="wb", fileobj=out, mtime=mtime) as f:
-        f.write(payload)
-    return out.getvalue()
-
-
-def test_gunzip_is_gzip_decompress() -> None:
-    """On the library's artifact, on seeded payloads with and without a file name, and on
-    what it hands to ``gzip.decompress``: other header flags, two members, a truncated
-    stream, a wrong recorded length, garbage (the same result or the same exception type)."""
-    artifact = _ARTIFACT_PATH.read_bytes()
-    assert licence_scanner.gunzip(artifact) == gzip.decompress(artifact)
-    rng = random.Random(11)
-    cases = [artifact, b"", b"\x1f\x8b\x08", b"not gzip at all, not even close"]
-    for _ in range(60):
-        payload = rng.randbytes(rng.randint(0, 5000)) * rng.randint(1, 3)
-        plain = gzipped(payload, rng.choice([None, "x", "scanner.bin"]), rng.randint(0, 2**31))
-        length_off = plain[:-4] + (len(payload) + 1).to_bytes(4, "little")
-        flagged = plain[:3] + bytes([plain[3] | 0x10]) + plain[4:]  # FCOMMENT claimed
-        cases += [plain, plain + plain, plain[: rng.randint(0, len(plain) - 1)], length_off]
-        cases += [flagged, plain[:-8] + rng.randbytes(8)]
-    for raw in cases:
-        try:
-            expected: bytes | str = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            expected = type(error).__name__
-        try:
-            got: bytes | str = licence_scanner.gunzip(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            got = type(error).__name__
-        assert got == expected, raw[:20]
-    # The one difference, by design: a wrong CRC-32 alone (the output is not summed).
-    plain = gzipped(b"licence", "x")
-    bad_crc = plain[:-8] + bytes(4) + plain[-4:]
-    with pytest.raises(gzip.BadGzipFile):
-        gzip.decompress(bad_crc)
-    assert licence_scanner.gunzip(bad_crc) == b"licence"
 
 
 @pytest.mark.parametrize("content", [b"", b"not gzip", "other format"])
