@@ -536,9 +536,14 @@ class Grouping:
         ws = ws or Scratch()
         n = keys.shape[0]
         bits = max(1, (n - 1).bit_length())
-        order = ws.array(tag + ".order", n, np.intp)
         composite = ws.array(tag + ".keys", n, np.int64)
-        if bound << bits <= 1 << 31:
+        if bound <= 1 << 16:  # a stable sort of 16-bit keys is numpy's radix sort: O(n)
+            small = ws.array(tag + ".small", n, np.uint16)
+            np.copyto(small, keys, casting="unsafe")
+            order: NDArray[np.intp] = np.argsort(small, kind="stable")
+            keys.take(order, out=composite, mode="wrap")
+        elif bound << bits <= 1 << 31:
+            order = ws.array(tag + ".order", n, np.intp)
             narrow = ws.array(tag + ".narrow", n, np.int32)
             narrow[...] = keys
             narrow <<= bits
@@ -548,6 +553,7 @@ class Grouping:
             narrow >>= bits
             composite[...] = narrow
         else:
+            order = ws.array(tag + ".order", n, np.intp)
             np.left_shift(keys, _SHIFT, out=composite)
             composite |= ws.ramp(n)
             composite.sort()
