@@ -9,8 +9,10 @@ included (positions are worst case: open buys and sells never net), so counting
 an order that ends up rejected can only make later checks stricter: an accepted
 order is within limits whatever happens to the others. Running sums per account
 or account×instrument are exclusive cumulative sums within groups, computed after
-one sort of ``(group << bits) | index`` keys — unique, so an unstable SIMD sort keeps
-arrival order inside each group (int32 keys when they fit: twice as fast).
+one sort: numpy's stable radix sort of the group as uint16 when there are at most
+2**16 groups (O(n), about 5x faster here than a comparison sort), otherwise a sort of
+``(group << bits) | index`` keys — unique, so an unstable SIMD sort keeps arrival
+order inside each group (int32 keys when they fit: twice as fast).
 
 Duplicate detection and the rate throttle count every submission (rejected ones
 too), including ``state.recent`` from earlier batches. Duplicates are found
@@ -511,8 +513,9 @@ def _dense(ids: I64, rows: I64, ws: Scratch | None = None, tag: str = "") -> I64
 class Grouping:
     """Entries sorted by (key, index): groups are contiguous and keep arrival order.
 
-    The index rides in the low bits of the sort keys, so keys are unique and any
-    (SIMD, unstable) sort gives the stable order. ``keys`` must be in 0..2**40.
+    Below 2**16 keys a stable (radix) sort keeps arrival order; above, the index rides
+    in the low bits of the sort keys, so keys are unique and any (SIMD, unstable) sort
+    gives the stable order. ``keys`` must be in 0..2**40.
     Callers work in sorted order: gather each column once with ``order``, compute
     with ``before`` / ``reaches``, scatter each result once.
     """
