@@ -11,7 +11,9 @@ whose values are all equal has no defined correlation; we report 0 against every
 other column and 1 on the diagonal (it carries no co-movement information, and a
 0 keeps downstream maths such as portfolio variance finite instead of spreading
 NaN). Constant columns are found by exact equality, not by a variance threshold,
-so both paths agree on which columns they are.
+so both paths agree on which columns they are. Columns whose squares would underflow
+(values below ~1e-150) or overflow (above ~1e150) are first scaled by a power of two,
+which is exact and leaves correlations unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ WORKSPACE_MAX = 1 << 22  # float64 entries (32 MiB): larger scratch arrays are f
 # The uncentred product is used when T·μ² ≤ MEAN_SPREAD_MAX · Σ(x − μ)² for every column:
 # its rounding error is then at most (1 + MEAN_SPREAD_MAX) times the centred product's.
 MEAN_SPREAD_MAX = 1.0 / 16.0
+# Centred sums of squares outside [T·SUM_SQ_MIN, SUM_SQ_MAX] mean products that underflowed
+# (subnormal, so inexact) or overflowed, or 1/σᵢσⱼ out of range: the columns are rescaled.
+SUM_SQ_MIN = 2.0**-900
+SUM_SQ_MAX = 2.0**900
 _HEAD_ROWS = 64  # rows that estimate the spread before choosing the uncentred product
 _LOCAL = threading.local()
 
@@ -145,6 +151,18 @@ def _uncentred_product(arr: F64, mean: F64) -> F64 | None:
     return product
 
 
+def _rescaled(arr: F64) -> F64:
+    """Each column times the power of two that brings its largest magnitude into [0.5, 1).
+
+    Exact (bar values 2**1022 times smaller than their column's largest, which do not
+    matter next to its spread), so the correlation is unchanged and no square under- or
+    overflows.
+    """
+    _, exponent = np.frexp(np.max(np.abs(arr), axis=0))
+    scaled: F64 = np.ldexp(arr, -exponent)
+    return scaled
+
+
 def correlation_vector(returns: object) -> F64:
     """Vector path: one ``Xᵀ X`` through BLAS, centred, scaled by ``1/σᵢ σⱼ``."""
     arr = validate_returns(returns, check_finite=False)
@@ -152,13 +170,13 @@ def correlation_vector(returns: object) -> F64:
         mean = arr.mean(axis=0)
     if not np.all(np.isfinite(mean)):  # NaN/inf anywhere in a column reaches its mean
         require_finite(arr)
-        raise RiskError("returns are too large: their column sums overflow float64")
-    corr = _uncentred_product(arr, mean)
-    if corr is None:
-        centred = np.subtract(arr, mean, out=_workspace(arr.shape))
-        corr = centred.T @ centred  # the only full-size result: returned, scaled in place
-    sum_sq = np.diag(corr).copy()
-    constant = _constant_columns(arr, sum_sq)
+        arr = _rescaled(arr)  # finite values whose column sums overflow
+        mean = arr.mean(axis=0)
+    corr, sum_sq, constant = _centred_product(arr, mean)
+    in_range = (sum_sq >= arr.shape[0] * SUM_SQ_MIN) & (sum_sq <= SUM_SQ_MAX)
+    if not np.all(in_range | constant):  # rare: tiny or huge values; one more product
+        arr = _rescaled(arr)
+        corr, sum_sq, constant = _centred_product(arr, arr.mean(axis=0))
     std = np.sqrt(sum_sq)
     std[constant] = 1.0  # avoid 0/0; the rows are overwritten below
     inv = 1.0 / std
@@ -171,6 +189,17 @@ def correlation_vector(returns: object) -> F64:
     return corr
 
 
+def _centred_product(arr: F64, mean: F64) -> tuple[F64, F64, NDArray[np.bool_]]:
+    """``(X − μ)ᵀ (X − μ)``, its diagonal and the constant columns, for finite ``arr``."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        corr = _uncentred_product(arr, mean)
+        if corr is None:
+            centred = np.subtract(arr, mean, out=_workspace(arr.shape))
+            corr = centred.T @ centred  # the only full-size result: returned, scaled in place
+        sum_sq = np.diag(corr).copy()
+        return corr, sum_sq, _constant_columns(arr, sum_sq)
+
+
 def correlation_scalar(returns: object) -> F64:
     """Scalar path: pure Python sums (``math.fsum``) over lists; the oracle and the fallback."""
     arr = validate_returns(returns)
@@ -178,7 +207,10 @@ def correlation_scalar(returns: object) -> F64:
     t = len(columns[0])
     centred = []
     constant = []  # exact comparison, as in the vector path
-    for col in columns:
+    for raw in columns:
+        # beyond 2**±256, scale by a power of two (exact): no product under- or overflows
+        shift = -math.frexp(max(map(abs, raw)))[1]
+        col = raw if abs(shift) <= 256 else [math.ldexp(x, shift) for x in raw]
         first = col[0]
         constant.append(all(x == first for x in col))
         mean = math.fsum(col) / t

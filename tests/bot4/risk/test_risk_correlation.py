@@ -165,9 +165,14 @@ def test_invalid_returns(returns: object, message: str) -> None:
             func(returns)
 
 
-def test_overflowing_returns_are_refused() -> None:
-    with pytest.raises(RiskError, match="too large"):
-        correlation_vector([[1e308, 1.0], [1e308, 2.0]])
+def test_returns_whose_column_sums_overflow_are_rescaled_not_refused() -> None:
+    """Finite values are valid input: a column sum above float64's range is no reason to refuse."""
+    returns = np.array([[1e308, 1.0, 1e308], [1.5e308, 2.0, 1e308], [1.7e308, 4.0, 1e308]])
+    want = np.corrcoef([[1.0, 1.0], [1.5, 2.0], [1.7, 4.0]], rowvar=False)
+    for path in ("vector", "scalar"):
+        corr = correlation_matrix(returns, path=path)
+        np.testing.assert_allclose(corr[:2, :2], want, rtol=1e-12)
+        assert np.array_equal(corr[2], [0.0, 0.0, 1.0])  # the constant column
 
 
 def test_near_constant_column_is_not_mistaken_for_constant() -> None:
@@ -212,3 +217,37 @@ def test_workspace_is_reused_and_large_inputs_get_a_fresh_one(
     fresh = correlation._workspace((60, 50))
     assert fresh.base is None and fresh.shape == (60, 50)
     np.testing.assert_allclose(correlation_vector(large), expected[1], rtol=1e-12, atol=1e-13)
+
+
+@given(
+    returns_arrays,
+    st.lists(st.integers(-1000, 1000), min_size=8, max_size=8),
+)
+def test_columns_scaled_by_powers_of_two_keep_their_correlation(
+    drawn: tuple[np.ndarray, list[bool], int], exponents: list[int]
+) -> None:
+    """Correlation is scale-free: columns of any magnitude float64 holds give the same matrix.
+
+    Scaling a column by 2**k is exact, so both paths must return what they return for
+    the unscaled columns. Why: squares of values below ~1e-154 underflow and above ~1e154
+    overflow, which once gave ±1 for independent columns, NaN, or a traceback.
+    """
+    values, _, _ = drawn
+    returns = values.astype(np.float64)
+    scaled = np.ldexp(returns, np.array(exponents[: returns.shape[1]]))
+    want = correlation_scalar(returns)
+    for func in (correlation_vector, correlation_scalar):
+        np.testing.assert_allclose(func(scaled), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-160, 1e-170, 1e-300, 1e-310, 1e153, 1e200, 1e300])
+def test_tiny_and_huge_returns_give_the_correlation_of_ordinary_ones(scale: float) -> None:
+    """Through the entry point, with a non-power-of-two scale and one ordinary column."""
+    rng = np.random.default_rng(21)
+    base = rng.normal(size=(200, 3))
+    returns = base.copy()
+    returns[:, :2] *= scale
+    want = np.corrcoef(base, rowvar=False)
+    for path in ("vector", "scalar"):
+        corr = correlation_matrix(returns, path=path)
+        np.testing.assert_allclose(corr, want, rtol=1e-9, atol=1e-12)
