@@ -68,7 +68,15 @@ def validate_returns(
     non-finite input from a column sum they compute anyway (see :func:`require_finite`).
     """
     try:
-        arr = np.asarray(returns, dtype=np.float64)
+        raw = np.asarray(returns)
+    except (TypeError, ValueError) as exc:
+        raise RiskError(f"{name} must be numeric: {exc}") from exc
+    if raw.dtype.kind == "c":  # float64 conversion would drop the imaginary part, warning only
+        raise RiskError(f"{name} must be real numbers, got {raw.dtype}")
+    if raw.dtype.kind not in "biufO":  # text, bytes, dates: float64 would parse or reinterpret
+        raise RiskError(f"{name} must be numeric: dtype {raw.dtype} is not a number")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise RiskError(f"{name} must be numeric: {exc}") from exc
     if arr.ndim != 2:

@@ -157,6 +157,9 @@ def test_dispatch(caplog: pytest.LogCaptureFixture) -> None:
         ([[1.0, np.inf], [1.0, 2.0]], "NaN or inf"),
         ([[1.0, np.inf], [1.0, -np.inf]], "NaN or inf"),
         ([["a"], ["b"]], "must be numeric"),
+        ([["1.5"], ["2.5"]], "must be numeric"),  # text is not a number, even when it parses
+        (np.array([[1 + 1j, 2.0], [3.0, 4j], [0.0, 1.0]]), "must be real"),  # imag not dropped
+        ([[1.0, 2j], [3.0, 4.0]], "must be real"),
     ],
 )
 def test_invalid_returns(returns: object, message: str) -> None:
