@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import event, given, settings
@@ -254,3 +256,17 @@ def test_tiny_and_huge_returns_give_the_correlation_of_ordinary_ones(scale: floa
     for path in ("vector", "scalar"):
         corr = correlation_matrix(returns, path=path)
         np.testing.assert_allclose(corr, want, rtol=1e-9, atol=1e-12)
+
+
+def test_successive_results_and_threads_do_not_share_the_workspace() -> None:
+    """Each result is its own array: a later call (other shape, other thread) leaves it intact."""
+    rng = np.random.default_rng(31)
+    inputs = [rng.normal(0.0, 0.01, size=(300, 40)), rng.normal(size=(50, 7)) + 100.0]
+    first = [correlation_vector(r) for r in inputs]
+    kept = [c.copy() for c in first]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        again = list(pool.map(correlation_vector, inputs * 6))
+    for result in (*first, *again):
+        assert not np.shares_memory(result, correlation._workspace((300, 40)))
+    for got, want in zip(first + again, kept + kept * 6, strict=True):
+        assert np.array_equal(got, want)
