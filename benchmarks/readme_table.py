@@ -38,12 +38,16 @@ def table(report: dict[str, Any]) -> str:
     ]
     for row in report["rows"]:
         met = {None: "–", True: "yes", False: "**no**"}[row["goal_met"]]
+        if row.get("rounds_met") is not None:
+            met += f" ({row['rounds_met']} of {len(row['round_ratios'])} rounds)"
         if row["ratio"] is None:
             peer, ratio = "–", "–"
         else:
             peer = f"{row['peer']}: {fmt(row['peer_value'], row['unit'])}"
             floor = "" if row["floor"] is None else f" ({row['floor']:g}×)"
             ratio = f"{row['ratio']:.2f}×{floor}"
+            if row.get("round_ratios"):
+                ratio = f"{row['ratio']:.2f}× worst of {len(row['round_ratios'])}{floor}"
         figure = fmt(row["value"], row["unit"])
         lines.append(
             f"| {row['title']} | {figure} | {row['goal_text']} | {met} | {peer} | {ratio} |"

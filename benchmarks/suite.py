@@ -82,6 +82,14 @@ class Row:
     ratio: float | None = None
     floor: float | None = None
     ratio_goal: float | None = None  # a goal stated against the peer rather than absolute
+    round_ratios: tuple[float, ...] = ()  # per alternated round; ``ratio`` is then the worst
+
+    @property
+    def rounds_met(self) -> int | None:
+        """How many rounds met ``ratio_goal`` (None for a row timed as one round)."""
+        if not self.round_ratios or self.ratio_goal is None:
+            return None
+        return sum(r >= self.ratio_goal for r in self.round_ratios)
 
     @property
     def goal_met(self) -> bool | None:
@@ -337,14 +345,28 @@ def limiter_rows(quick: bool) -> list[Row]:
     ]
 
 
+CORRELATION_ROUNDS = 5
+
+
 def correlation_rows(quick: bool) -> list[Row]:
+    """Ours vs np.corrcoef in ``CORRELATION_ROUNDS`` rounds, each best-of-N alternated.
+
+    The goal is "no slower in 5 of 5 runs", so the row's ratio is the worst round's and
+    every round's ratio is kept: one lucky round cannot carry the row.
+    """
     returns = np.random.default_rng(3).normal(0.0, 0.01, size=(2520, 500))
     if not np.allclose(correlation_vector(returns), np.corrcoef(returns, rowvar=False), atol=1e-12):
         raise SystemExit("correlation_vector disagrees with np.corrcoef: this is a bug")
-    repeat = 3 if quick else 9
-    ours, theirs = best_pair(
-        lambda: correlation_vector(returns), lambda: np.corrcoef(returns, rowvar=False), repeat
-    )
+    repeat = 3 if quick else 15  # per round and side: a burst of load must miss one call of 15
+    rounds = [
+        best_pair(
+            lambda: correlation_vector(returns), lambda: np.corrcoef(returns, rowvar=False), repeat
+        )
+        for _ in range(CORRELATION_ROUNDS)
+    ]
+    ratios = tuple(theirs / ours for ours, theirs in rounds)
+    worst = ratios.index(min(ratios))
+    ours, theirs = rounds[worst]
     return [
         Row(
             "correlation",
@@ -352,11 +374,13 @@ def correlation_rows(quick: bool) -> list[Row]:
             ours * 1e3,
             "ms",
             None,
-            "no slower than np.corrcoef (ratio ≥ 1.0)",
+            f"no slower than np.corrcoef (ratio ≥ 1.0) in {CORRELATION_ROUNDS} of "
+            f"{CORRELATION_ROUNDS} rounds",
             "np.corrcoef, same matrix",
             theirs * 1e3,
-            theirs / ours,
+            ratios[worst],
             ratio_goal=1.0,
+            round_ratios=ratios,
         )
     ]
 
@@ -402,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
             row = replace(measured, floor=floors.get(measured.key))
             rows.append(row)
             goal = {None: "-", True: "met", False: "NOT met"}[row.goal_met]
+            if row.rounds_met is not None:
+                each = " ".join(f"{r:.2f}" for r in row.round_ratios)
+                goal += f" ({row.rounds_met} of {len(row.round_ratios)} rounds; ratios {each})"
             peer = "" if row.ratio is None else f"  {row.ratio:5.2f}× vs peer"
             floor = "" if row.floor is None else f" (floor {row.floor:g}×)"
             status = "" if row.floor_ok else "  REGRESSION"
@@ -416,7 +443,15 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": len(__import__("os").sched_getaffinity(0)),
         },
         "quick": args.quick,
-        "rows": [{**asdict(r), "goal_met": r.goal_met, "floor_ok": r.floor_ok} for r in rows],
+        "rows": [
+            {
+                **asdict(r),
+                "goal_met": r.goal_met,
+                "floor_ok": r.floor_ok,
+                "rounds_met": r.rounds_met,
+            }
+            for r in rows
+        ],
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.json.with_suffix(".json.tmp")

@@ -49,6 +49,10 @@ def test_a_ratio_above_its_floor_passes_and_the_readme_table_is_generated(tmp_pa
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "bench.json").read_text())
     assert report["quick"] is True and report["rows"][0]["peer"] == "np.corrcoef, same matrix"
+    row = report["rows"][0]  # "no slower in 5 of 5": every round kept, the worst is the ratio
+    assert len(row["round_ratios"]) == 5 and row["ratio"] == min(row["round_ratios"])
+    assert row["rounds_met"] == sum(r >= 1.0 for r in row["round_ratios"])
+    assert row["goal_met"] is (row["rounds_met"] == 5)
     readme = tmp_path / "README.md"
     readme.write_text(
         "intro\n<!-- bench-table:begin -->\nstale\n<!-- bench-table:end -->\nrest\n",
@@ -60,6 +64,7 @@ def test_a_ratio_above_its_floor_passes_and_the_readme_table_is_generated(tmp_pa
     text = readme.read_text()
     assert "stale" not in text and text.startswith("intro\n") and text.endswith("rest\n")
     assert "| correlation matrix T=2520 × N=500 |" in text
+    assert f"({row['rounds_met']} of 5 rounds)" in text and "worst of 5" in text
 
 
 @pytest.mark.e2e

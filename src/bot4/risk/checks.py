@@ -9,8 +9,10 @@ included (positions are worst case: open buys and sells never net), so counting
 an order that ends up rejected can only make later checks stricter: an accepted
 order is within limits whatever happens to the others. Running sums per account
 or account×instrument are exclusive cumulative sums within groups, computed after
-one sort of ``(group << bits) | index`` keys — unique, so an unstable SIMD sort keeps
-arrival order inside each group (int32 keys when they fit: twice as fast).
+one sort: numpy's stable radix sort of the group as uint16 when there are at most
+2**16 groups (O(n), about 5x faster here than a comparison sort), otherwise a sort of
+``(group << bits) | index`` keys — unique, so an unstable SIMD sort keeps arrival
+order inside each group (int32 keys when they fit: twice as fast).
 
 Duplicate detection and the rate throttle count every submission (rejected ones
 too), including ``state.recent`` from earlier batches. Duplicates are found
@@ -511,8 +513,9 @@ def _dense(ids: I64, rows: I64, ws: Scratch | None = None, tag: str = "") -> I64
 class Grouping:
     """Entries sorted by (key, index): groups are contiguous and keep arrival order.
 
-    The index rides in the low bits of the sort keys, so keys are unique and any
-    (SIMD, unstable) sort gives the stable order. ``keys`` must be in 0..2**40.
+    Below 2**16 keys a stable (radix) sort keeps arrival order; above, the index rides
+    in the low bits of the sort keys, so keys are unique and any (SIMD, unstable) sort
+    gives the stable order. ``keys`` must be in 0..2**40.
     Callers work in sorted order: gather each column once with ``order``, compute
     with ``before`` / ``reaches``, scatter each result once.
     """
@@ -529,15 +532,28 @@ class Grouping:
     ) -> Grouping:
         """Group ``keys`` (one sort); every key is below ``bound``.
 
-        When the key and the index fit in 31 bits together the sort runs on int32,
-        which the SIMD sort handles about twice as fast as int64. With ``ws`` the
-        grouping lives in its ``tag`` arrays (valid until that tag is grouped again).
+        Keys below 2**16 are sorted as uint16 by numpy's stable (radix) sort, O(n), and
+        each group's start comes from a count per key. Otherwise the index rides in the
+        low bits (int32 when key and index fit in 31 bits: twice as fast as int64). With
+        ``ws`` the grouping lives in its ``tag`` arrays (valid until that tag is grouped
+        again).
         """
         ws = ws or Scratch()
         n = keys.shape[0]
         bits = max(1, (n - 1).bit_length())
-        order = ws.array(tag + ".order", n, np.intp)
         composite = ws.array(tag + ".keys", n, np.int64)
+        first = ws.array(tag + ".first", n, np.intp)
+        if bound <= 1 << 16:  # a stable sort of 16-bit keys is numpy's radix sort
+            small = ws.array(tag + ".small", n, np.uint16)
+            np.copyto(small, keys, casting="unsafe")
+            order: NDArray[np.intp] = np.argsort(small, kind="stable")
+            keys.take(order, out=composite, mode="wrap")
+            count = np.bincount(small, minlength=bound)
+            start = np.cumsum(count)
+            start -= count  # sorted position where each key's group starts
+            start.take(composite, out=first, mode="wrap")
+            return cls(order=order, keys=composite, first=first, ws=ws, tag=tag)
+        order = ws.array(tag + ".order", n, np.intp)
         if bound << bits <= 1 << 31:
             narrow = ws.array(tag + ".narrow", n, np.int32)
             narrow[...] = keys
@@ -553,8 +569,7 @@ class Grouping:
             composite.sort()
             np.bitwise_and(composite, _MASK, out=order)
             composite >>= _SHIFT
-        first = ws.array(tag + ".first", n, np.intp)  # ramp where a group starts, then carried
-        starts = np.not_equal(
+        starts = np.not_equal(  # ramp where a group starts, then carried
             composite[1:], composite[:-1], out=ws.array(tag + ".starts", n, np.bool_)[1:]
         )
         np.multiply(starts, ws.ramp(n)[1:], out=first[1:])

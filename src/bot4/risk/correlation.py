@@ -1,14 +1,19 @@
 """Correlation and covariance of returns, with a vector (BLAS) and a scalar twin.
 
-The vector path is one centred matrix product, as ``np.corrcoef`` does, but on a
-per-thread centring buffer (no fresh pages to fault in per call) and as ``Xᵀ X`` on
-one buffer, which numpy hands to BLAS ``syrk`` (half the multiplications of the
-``gemm`` that ``np.corrcoef`` runs on two buffers). A column
+The vector path is one ``Xᵀ X`` through BLAS ``syrk`` (numpy hands a matrix times its
+own transpose to ``syrk``; ``np.corrcoef`` gets the same call), with less around it
+than ``np.corrcoef``: when every column's mean is small next to its spread (returns),
+the product runs on the input itself and is centred afterwards by the rank-one
+correction ``Xᵀ X − T·μ μᵀ`` — no 10 MB copy to centre into, no second pass over
+it; otherwise the columns are centred first, into a per-thread buffer. Scaling by
+the outer product of ``1/σ`` keeps the result symmetric bit for bit. A column
 whose values are all equal has no defined correlation; we report 0 against every
 other column and 1 on the diagonal (it carries no co-movement information, and a
 0 keeps downstream maths such as portfolio variance finite instead of spreading
 NaN). Constant columns are found by exact equality, not by a variance threshold,
-so both paths agree on which columns they are.
+so both paths agree on which columns they are. Columns whose squares would underflow
+(values below ~1e-150) or overflow (above ~1e150) are first scaled by a power of two,
+which is exact and leaves correlations unchanged.
 """
 
 from __future__ import annotations
@@ -24,40 +29,34 @@ from bot4.risk.errors import RiskError
 
 F64 = NDArray[np.float64]
 
-WORKSPACE_MAX = 1 << 22  # float64 entries (32 MiB): larger inputs centre into a fresh array
-_MIRROR_BLOCK = 64  # rows per block when copying the upper triangle onto the lower one
+WORKSPACE_MAX = 1 << 22  # float64 entries (32 MiB): larger scratch arrays are fresh per call
+# The uncentred product is used when T·μ² ≤ MEAN_SPREAD_MAX · Σ(x − μ)² for every column:
+# its rounding error is then at most (1 + MEAN_SPREAD_MAX) times the centred product's.
+MEAN_SPREAD_MAX = 1.0 / 16.0
+# Centred sums of squares outside [T·SUM_SQ_MIN, SUM_SQ_MAX] mean products that underflowed
+# (subnormal, so inexact) or overflowed, or 1/σᵢσⱼ out of range: the columns are rescaled.
+SUM_SQ_MIN = 2.0**-900
+SUM_SQ_MAX = 2.0**900
+_HEAD_ROWS = 64  # rows that estimate the spread before choosing the uncentred product
 _LOCAL = threading.local()
 
 
-def _centring_buffer(shape: tuple[int, int]) -> F64:
-    """A per-thread T × N array to centre into (fresh when it would exceed ``WORKSPACE_MAX``).
+def _workspace(shape: tuple[int, int]) -> F64:
+    """A per-thread scratch array (fresh when it would exceed ``WORKSPACE_MAX``).
 
-    Why: a fresh 10 MB temporary per call is handed back to the kernel and faulted in
-    again next time; that cost about an eighth of a T=2520 × N=500 correlation.
+    It holds the T × N centred returns, then (once they are multiplied) the N × N
+    outer products. Why: a fresh 10 MB (or 2 MB) temporary per call is handed back to
+    the kernel and faulted in again next time; that cost about an eighth of a
+    T=2520 × N=500 correlation.
     """
     size = shape[0] * shape[1]
     if size > WORKSPACE_MAX:
         return np.empty(shape)
-    buf: F64 | None = getattr(_LOCAL, "centring", None)
+    buf: F64 | None = getattr(_LOCAL, "workspace", None)
     if buf is None or buf.shape[0] < size:
         buf = np.empty(max(size, 1024))
-        _LOCAL.centring = buf
+        _LOCAL.workspace = buf
     return buf[:size].reshape(shape)
-
-
-def _mirror_upper(square: F64) -> None:
-    """Copy the upper triangle onto the lower one (in blocks: no full-size temporary).
-
-    The result is symmetric bit for bit whatever order BLAS summed in, like the
-    scalar path; only copies, so the upper triangle's values are kept as computed.
-    """
-    n = square.shape[0]
-    for start in range(0, n, _MIRROR_BLOCK):
-        stop = min(start + _MIRROR_BLOCK, n)
-        square[stop:, start:stop] = square[start:stop, stop:].T
-        block = square[start:stop, start:stop]
-        lower = np.tril_indices(stop - start, -1)
-        block[lower] = block.T[lower]
 
 
 def validate_returns(
@@ -69,7 +68,15 @@ def validate_returns(
     non-finite input from a column sum they compute anyway (see :func:`require_finite`).
     """
     try:
-        arr = np.asarray(returns, dtype=np.float64)
+        raw = np.asarray(returns)
+    except (TypeError, ValueError) as exc:
+        raise RiskError(f"{name} must be numeric: {exc}") from exc
+    if raw.dtype.kind == "c":  # float64 conversion would drop the imaginary part, warning only
+        raise RiskError(f"{name} must be real numbers, got {raw.dtype}")
+    if raw.dtype.kind not in "biufO":  # text, bytes, dates: float64 would parse or reinterpret
+        raise RiskError(f"{name} must be numeric: dtype {raw.dtype} is not a number")
+    try:
+        arr = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise RiskError(f"{name} must be numeric: {exc}") from exc
     if arr.ndim != 2:
@@ -124,28 +131,81 @@ def _constant_columns(arr: F64, sum_sq: F64) -> NDArray[np.bool_]:
     return constant
 
 
+def _uncentred_product(arr: F64, mean: F64) -> F64 | None:
+    """``Xᵀ X − T·μ μᵀ`` (the centred product) without centring ``X``, or None.
+
+    None when some column's mean is not small next to its spread (prices rather than
+    returns, a constant column other than 0, overflow) or when ``arr`` is a strided view
+    (numpy would multiply it without BLAS): the caller then centres first.
+    The choice is made on the first rows (cheap) and confirmed on the exact diagonal,
+    so a head that misjudges the spread costs one extra product, never accuracy.
+    Rounding: with T·μ² ≤ θ·Σ(x − μ)², the product's error relative to ``σᵢ σⱼ`` is at
+    most (1 + θ) times the centred one's (Cauchy–Schwarz on Σ|xᵢ||xⱼ|).
+    """
+    if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+        return None
+    t = arr.shape[0]
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        scaled = mean * math.sqrt(t)  # scaled[i] · scaled[j] == scaled[j] · scaled[i]
+        mean_sq = scaled * scaled
+        head = arr[:_HEAD_ROWS]
+        spread = np.square(head - mean).sum(axis=0) * (t / head.shape[0])
+        if not np.all(mean_sq <= 0.25 * MEAN_SPREAD_MAX * spread):
+            return None
+        product: F64 = arr.T @ arr  # syrk on the caller's array: no copy
+        product -= np.multiply(scaled[:, None], scaled, out=_workspace(product.shape))
+        if not np.all(mean_sq <= MEAN_SPREAD_MAX * np.diag(product)):
+            return None
+    return product
+
+
+def _rescaled(arr: F64) -> F64:
+    """Each column times the power of two that brings its largest magnitude into [0.5, 1).
+
+    Exact (bar values 2**1022 times smaller than their column's largest, which do not
+    matter next to its spread), so the correlation is unchanged and no square under- or
+    overflows.
+    """
+    _, exponent = np.frexp(np.max(np.abs(arr), axis=0))
+    scaled: F64 = np.ldexp(arr, -exponent)
+    return scaled
+
+
 def correlation_vector(returns: object) -> F64:
-    """Vector path: centre, one ``Xᵀ X`` through BLAS, scale by the standard deviations."""
+    """Vector path: one ``Xᵀ X`` through BLAS, centred, scaled by ``1/σᵢ σⱼ``."""
     arr = validate_returns(returns, check_finite=False)
     with np.errstate(over="ignore", invalid="ignore"):
         mean = arr.mean(axis=0)
     if not np.all(np.isfinite(mean)):  # NaN/inf anywhere in a column reaches its mean
         require_finite(arr)
-        raise RiskError("returns are too large: their column sums overflow float64")
-    centred = np.subtract(arr, mean, out=_centring_buffer(arr.shape))
-    corr: F64 = centred.T @ centred  # the only full-size result: returned, scaled in place
-    sum_sq = np.diag(corr).copy()
-    constant = _constant_columns(arr, sum_sq)
+        arr = _rescaled(arr)  # finite values whose column sums overflow
+        mean = arr.mean(axis=0)
+    corr, sum_sq, constant = _centred_product(arr, mean)
+    in_range = (sum_sq >= arr.shape[0] * SUM_SQ_MIN) & (sum_sq <= SUM_SQ_MAX)
+    if not np.all(in_range | constant):  # rare: tiny or huge values; one more product
+        arr = _rescaled(arr)
+        corr, sum_sq, constant = _centred_product(arr, arr.mean(axis=0))
     std = np.sqrt(sum_sq)
     std[constant] = 1.0  # avoid 0/0; the rows are overwritten below
-    corr /= std[:, None]  # as np.corrcoef does; the two roundings may differ across the
-    corr /= std  # diagonal, so the upper triangle is mirrored afterwards
-    _mirror_upper(corr)
+    inv = 1.0 / std
+    # inv[i]·inv[j] == inv[j]·inv[i] and numpy mirrors syrk's triangle: symmetric bit for bit
+    corr *= np.multiply(inv[:, None], inv, out=_workspace(corr.shape))
     np.clip(corr, -1.0, 1.0, out=corr)
     corr[constant, :] = 0.0
     corr[:, constant] = 0.0
     np.fill_diagonal(corr, 1.0)
     return corr
+
+
+def _centred_product(arr: F64, mean: F64) -> tuple[F64, F64, NDArray[np.bool_]]:
+    """``(X − μ)ᵀ (X − μ)``, its diagonal and the constant columns, for finite ``arr``."""
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        corr = _uncentred_product(arr, mean)
+        if corr is None:
+            centred = np.subtract(arr, mean, out=_workspace(arr.shape))
+            corr = centred.T @ centred  # the only full-size result: returned, scaled in place
+        sum_sq = np.diag(corr).copy()
+        return corr, sum_sq, _constant_columns(arr, sum_sq)
 
 
 def correlation_scalar(returns: object) -> F64:
@@ -155,7 +215,10 @@ def correlation_scalar(returns: object) -> F64:
     t = len(columns[0])
     centred = []
     constant = []  # exact comparison, as in the vector path
-    for col in columns:
+    for raw in columns:
+        # beyond 2**±256, scale by a power of two (exact): no product under- or overflows
+        shift = -math.frexp(max(map(abs, raw)))[1]
+        col = raw if abs(shift) <= 256 else [math.ldexp(x, shift) for x in raw]
         first = col[0]
         constant.append(all(x == first for x in col))
         mean = math.fsum(col) / t

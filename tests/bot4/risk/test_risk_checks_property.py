@@ -218,9 +218,11 @@ def test_duplicate_scan_equals_sort_and_definition(
 @settings(max_examples=200)
 @given(
     st.lists(st.integers(0, 50), max_size=300),
-    st.sampled_from([51, 1 << 40]),  # the int32 sort and the int64 one
+    # the 16-bit radix sort (twice: small keys, keys up to 65 535), the int32 sort, the int64 one
+    st.sampled_from([51, 1 << 16, 1 << 20, 1 << 40]),
 )
-def test_grouping_running_sums_equal_the_definition(keys: list[int], bound: int) -> None:
+def test_grouping_running_sums_equal_the_definition(drawn: list[int], bound: int) -> None:
+    keys = [k * ((bound - 1) // 50) for k in drawn]  # spread over 0 … bound - 1
     arr = np.array(keys, dtype=np.int64)
     values = np.arange(1, len(keys) + 1, dtype=np.int64) ** 2
     grouping = Grouping.of(arr, bound)
