@@ -41,6 +41,22 @@ settings.load_profile(os.environ.get("BOT4_HYPOTHESIS_PROFILE", "gate"))
 # No silent skips, and session-owned tests deselected (see ci.testing.skips).
 pytest_plugins = ("ci.testing.skips",)
 
+# Variables that make tools colour their output even into a pipe. ci.yml sets FORCE_COLOR
+# for its logs; the tests read what nox, pytest and scripts/gate print through pipes, and
+# must read the same text on a runner as on a developer's terminal (under act, ci.yml's
+# tests job failed four tests on colour codes alone).
+COLOUR_FORCING = ("FORCE_COLOR", "PY_COLORS", "CLICOLOR_FORCE")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_forced_colour() -> Iterator[None]:
+    """The tests' processes and the subprocesses they start see no colour-forcing variable;
+    pytest's own report, set up before any fixture, keeps the caller's colours."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in COLOUR_FORCING:
+            patch.delenv(name, raising=False)
+        yield
+
 
 @pytest.fixture(scope="session")
 def kms_env() -> Iterator[dict[str, str]]:

@@ -25,6 +25,24 @@ needs_root_and_act = pytest.mark.skipif(
 )
 
 
+# run_job's environment when no runner prefix is given: the job runs as the caller.
+_OWN_USER = {"USER": pwd.getpwuid(os.geteuid()).pw_name}
+
+
+@pytest.fixture
+def act_argvs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The argv of each act run_job would start, in order: subprocess.Popen records it and
+    fails as a missing program would, so run_job raises "cannot run act" and nothing runs."""
+    seen: list[list[str]] = []
+
+    def popen(argv: list[str], **_: object) -> subprocess.Popen[str]:
+        seen.append(argv)
+        raise OSError(2, "stop here")
+
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    return seen
+
+
 def _git_repo(path: Path, workflow: str) -> Path:
     (path / ".github" / "workflows").mkdir(parents=True)
     (path / ".github" / "workflows" / "t.yml").write_text(workflow, encoding="utf-8")
@@ -355,21 +373,13 @@ def test_container_jobs_mount_the_sessions_artifacts_at_the_same_path(tmp_path: 
 
 
 def test_container_jobs_leave_their_container_to_the_sessions_dockerd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, act_argvs: list[list[str]]
 ) -> None:
-    seen: list[list[str]] = []
-
-    def popen(argv: list[str], **_: object) -> None:
-        seen.append(argv)
-        raise OSError(2, "stop here")
-
-    monkeypatch.setattr(subprocess, "Popen", popen)
-    user = pwd.getpwuid(os.geteuid()).pw_name
     for image in (None, "debian:bookworm"):
         job = act.Job("ci.yml", "j", (), frozenset(), image)
         with pytest.raises(WorkflowError, match="cannot run act"):
-            act.run_job(job, tmp_path / "act", tmp_path, tmp_path, [], {"USER": user})
-    host, container = seen
+            act.run_job(job, tmp_path / "act", tmp_path, tmp_path, [], _OWN_USER)
+    host, container = act_argvs
     assert "--reuse" not in host
     assert "--reuse" in container
     assert host[host.index("--cache-server-addr") + 1] == "localhost"
@@ -411,22 +421,12 @@ def test_the_changed_workflows_go_beside_the_checkout_not_into_it(tmp_path: Path
 
 
 def test_act_reads_the_workflow_from_the_changed_copy_when_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, act_argvs: list[list[str]]
 ) -> None:
-    seen: list[list[str]] = []
-
-    def popen(argv: list[str], **_: object) -> None:
-        seen.append(argv)
-        raise OSError(2, "stop here")
-
-    monkeypatch.setattr(subprocess, "Popen", popen)
-    user = pwd.getpwuid(os.geteuid()).pw_name
     job = act.Job("ci.yml", "j", (), frozenset(), "debian:bookworm")
     for workflows in (None, tmp_path / "changed"):
         with pytest.raises(WorkflowError, match="cannot run act"):
-            act.run_job(
-                job, tmp_path / "act", tmp_path, tmp_path, [], {"USER": user}, (), workflows
-            )
-    checkout, changed = (argv[argv.index("-W") + 1] for argv in seen)
+            act.run_job(job, tmp_path / "act", tmp_path, tmp_path, [], _OWN_USER, (), workflows)
+    checkout, changed = (argv[argv.index("-W") + 1] for argv in act_argvs)
     assert checkout == ".github/workflows/ci.yml"
     assert changed == str(tmp_path / "changed" / "ci.yml")
