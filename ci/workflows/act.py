@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ from ci.workflows.checks import LOCAL_ACTIONS, PIN_RE, WorkflowError
 STANDINS = Path(__file__).resolve().parent / "standins"
 RUNNER_USER = "bot4-runner"
 PLATFORM = "ubuntu-24.04=-self-hosted"
+# How many of a failed job's last lines (per failed step) the closing report repeats.
+TAIL_LINES = 40
 # act copies the work tree itself for the repository's own checkout (no code needed).
 SKIPPED_BY_ACT = frozenset({"actions/checkout"})
 # The machine's network settings a runner inherits (TLS bundle, package indexes, proxies);
@@ -78,6 +81,10 @@ class Result:
     seconds: float
     job_result: str = "missing"
     steps: dict[str, str] = field(default_factory=dict)
+    # The last lines of each Main step and of the job: a failed job's are printed again
+    # after the table, so the end of a long log (CI keeps only that) names the cause.
+    step_tails: dict[str, deque[str]] = field(default_factory=dict)
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
 
     @property
     def missing(self) -> list[str]:
@@ -88,6 +95,14 @@ class Result:
     def ok(self) -> bool:
         """Green only if act exited 0, said so, and every run: step succeeded."""
         return self.exit_code == 0 and self.job_result == "success" and not self.missing
+
+    def failure_tail(self) -> list[str]:
+        """The last lines of each step that did not succeed (the job's, if none is known)."""
+        lines = []
+        for step in self.missing:
+            if self.steps.get(step) is not None and self.step_tails.get(step):
+                lines += [f"step {step} ({self.steps[step]}):", *self.step_tails[step]]
+        return lines or list(self.tail)
 
 
 def _load(path: Path) -> dict[str, object]:
@@ -490,18 +505,34 @@ def _take(result: Result, line: str) -> None:
         entry = None
     text = str(entry.get("msg", "")) if isinstance(entry, dict) else line
     # Every line prefixed: a job's "::error::" must not become the outer runner's command.
-    for part in text.rstrip().splitlines() or [""]:
+    parts = text.rstrip().splitlines() or [""]
+    for part in parts:
         print(f"[{result.job.job_id}] {part}", flush=True)
     if not isinstance(entry, dict):
+        result.tail.extend(parts)
         return
     # act runs a job's needs first in the same invocation: only this job's lines count.
     if entry.get("jobID", result.job.job_id) != result.job.job_id:
         return
+    result.tail.extend(parts)
     step_id = entry.get("stepID")
+    if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" not in entry:
+        step = "/".join(map(str, step_id))
+        result.step_tails.setdefault(step, deque(maxlen=TAIL_LINES)).extend(parts)
     if entry.get("stage") == "Main" and isinstance(step_id, list) and "stepResult" in entry:
         result.steps["/".join(map(str, step_id))] = str(entry["stepResult"])
     if "jobResult" in entry:
         result.job_result = str(entry["jobResult"])
+
+
+def failure_report(results: Sequence[Result]) -> str:
+    """Each failed job's last lines, prefixed with its id: printed after the table."""
+    out = []
+    for r in results:
+        if not r.ok:
+            out.append(f"act: the last lines of {r.job.workflow} {r.job.job_id}:")
+            out += [f"  [{r.job.job_id}] {line}" for line in r.failure_tail()]
+    return "\n".join(out)
 
 
 def not_run(root: Path, selection: Sequence[tuple[str, Sequence[str]]]) -> list[Job]:

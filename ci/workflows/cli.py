@@ -105,6 +105,8 @@ def cmd_act(args: argparse.Namespace) -> int:
     else:
         selection = [(DEFAULT_ACT_WORKFLOW, act.host_jobs(root, DEFAULT_ACT_WORKFLOW))]
     results = act.run(root, selection, Path(args.act) if args.act else act.find_act())
+    if report := act.failure_report(results):
+        print(report)
     print(act.table(results, act.not_run(Path(args.root).resolve(), selection)))
     failed = [r.job.job_id for r in results if not r.ok]
     for r in results:

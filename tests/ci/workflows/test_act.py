@@ -170,6 +170,34 @@ def test_verdict_needs_every_run_step_and_the_job_result(
     assert "FAILED (act exit 1, failure)" in table[3]
 
 
+def test_a_failed_jobs_report_repeats_its_failed_steps_last_lines() -> None:
+    job = act.Job("ci.yml", "scan", ("0", "1"), frozenset())
+    result = act.Result(job, exit_code=1, seconds=1.0, job_result="failure")
+    for n in range(act.TAIL_LINES + 5):
+        act._take(result, json.dumps({"stage": "Main", "stepID": ["0"], "msg": f"ok {n}"}))
+    act._take(result, json.dumps({"stage": "Main", "stepID": ["0"], "stepResult": "success"}))
+    act._take(result, json.dumps({"stage": "Main", "stepID": ["1"], "msg": "a\nerror: why"}))
+    act._take(result, json.dumps({"stage": "Main", "stepID": ["1"], "stepResult": "failure"}))
+    act._take(result, json.dumps({"stage": "Post", "stepID": ["1"], "msg": "cleanup"}))
+    act._take(result, json.dumps({"jobID": "build", "stage": "Main", "msg": "another job"}))
+    assert act.failure_report([result]).splitlines() == [
+        "act: the last lines of ci.yml scan:",
+        "  [scan] step 1 (failure):",
+        "  [scan] a",
+        "  [scan] error: why",
+    ]
+    # No step result known (act died early): the job's own last lines, at most TAIL_LINES.
+    bare = act.Result(job, exit_code=1, seconds=1.0)
+    for n in range(act.TAIL_LINES + 5):
+        act._take(bare, f"line {n}\n")
+    lines = act.failure_report([bare]).splitlines()
+    assert len(lines) == 1 + act.TAIL_LINES
+    assert lines[-1] == f"  [scan] line {act.TAIL_LINES + 4}"
+    green = act.Result(job, exit_code=0, seconds=1.0, job_result="success")
+    green.steps = {"0": "success", "1": "success"}
+    assert act.failure_report([green]) == ""
+
+
 @pytest.mark.e2e
 def test_the_table_names_every_other_job_of_the_workflows_and_why_not_run() -> None:
     skipped = act.not_run(ROOT, [("ci.yml", ["lint"]), ("release.yml", ["build"])])
@@ -255,7 +283,7 @@ jobs:
   red:
     runs-on: ubuntu-24.04
     steps:
-      - run: exit 3
+      - run: echo "the red step's cause"; exit 3
       - run: echo never
 """
     repo = _git_repo(tmp_path / "repo", workflow)
@@ -268,6 +296,11 @@ jobs:
     assert red.exit_code != 0
     assert red.missing == ["0", "1"]
     assert "FAILED" in act.table([green, red])
+    report = act.failure_report([green, red]).splitlines()
+    assert report[0] == "act: the last lines of t.yml red:"
+    assert report[1] == "  [red] step 0 (failure):"  # from act's own JSON: the step's lines
+    assert "  [red] the red step's cause" in report
+    assert not any("[green]" in line for line in report)
 
 
 @pytest.mark.e2e
