@@ -14,6 +14,7 @@ table.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pwd
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,9 @@ RUNNER_USER = "bot4-runner"
 PLATFORM = "ubuntu-24.04=-self-hosted"
 # How many of a failed job's last lines (per failed step) the closing report repeats.
 TAIL_LINES = 40
+# A failed job runs once more (a container job in a fresh container) before it fails the
+# session; a job green only on its second attempt is named in the table and at the end.
+ATTEMPTS = 2
 # act copies the work tree itself for the repository's own checkout (no code needed).
 SKIPPED_BY_ACT = frozenset({"actions/checkout"})
 # The machine's network settings a runner inherits (TLS bundle, package indexes, proxies);
@@ -85,6 +89,8 @@ class Result:
     # after the table, so the end of a long log (CI keeps only that) names the cause.
     step_tails: dict[str, deque[str]] = field(default_factory=dict)
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    # The failed attempt before this one, if the job was run again.
+    earlier: Result | None = None
 
     @property
     def missing(self) -> list[str]:
@@ -526,13 +532,79 @@ def _take(result: Result, line: str) -> None:
 
 
 def failure_report(results: Sequence[Result]) -> str:
-    """Each failed job's last lines, prefixed with its id: printed after the table."""
+    """Each failed attempt's last lines, prefixed with its job id: printed before the table."""
     out = []
-    for r in results:
-        if not r.ok:
-            out.append(f"act: the last lines of {r.job.workflow} {r.job.job_id}:")
+    for last in results:
+        attempts = [r for r in (last.earlier, last) if r is not None]
+        for n, r in enumerate(attempts, start=1):
+            if r.ok:
+                continue
+            which = f" (attempt {n} of {len(attempts)})" if len(attempts) > 1 else ""
+            out.append(f"act: the last lines of {r.job.workflow} {r.job.job_id}{which}:")
             out += [f"  [{r.job.job_id}] {line}" for line in r.failure_tail()]
     return "\n".join(out)
+
+
+def verdict(r: Result) -> str:
+    """A job's result cell: a second attempt says so, and how the first one ended."""
+    own = "success" if r.ok else f"FAILED (act exit {r.exit_code}, {r.job_result})"
+    if r.earlier is None:
+        return own
+    first = r.earlier
+    return f"{own} on attempt 2 (attempt 1: act exit {first.exit_code}, {first.job_result})"
+
+
+def run_attempts(
+    job: Job, attempt: Callable[[], Result], fresh: Callable[[], None], attempts: int
+) -> Result:
+    """Run JOB; a failed run is followed by FRESH (a clean slate) and one more, up to
+    ATTEMPTS in all. The result is the last attempt's, carrying the ones before it."""
+    result = attempt()
+    for n in range(2, attempts + 1):
+        if result.ok:
+            break
+        print(
+            f"act: {job.workflow} {job.job_id} failed ({verdict(result)}); "
+            f"attempt {n} of {attempts}, from a clean slate",
+            flush=True,
+        )
+        fresh()
+        again = attempt()
+        again.earlier = result
+        result = again
+    return result
+
+
+def set_aside_containers(docker_env: Mapping[str, str], keep: set[str]) -> None:
+    """Rename the containers not in KEEP (a failed attempt's, which --reuse would take up
+    again) to NAME-failed-ID, so that the next attempt starts in a new one; they go with
+    the session's dockerd. Each is added to KEEP: set aside once."""
+    from ci.release.dockerfile_check import docker_binary  # noqa: PLC0415 - container jobs only
+
+    listed = _run(
+        [docker_binary(), "ps", "--all", "--no-trunc", "--format", "{{.ID}} {{.Names}}"],
+        env=docker_env,
+    )
+    if listed.returncode != 0:
+        raise WorkflowError(f"docker ps failed: {listed.stderr.strip()}")
+    for line in listed.stdout.splitlines():
+        cid, _, name = line.partition(" ")
+        if cid and cid not in keep:
+            aside = f"{name}-failed-{cid[:12]}"
+            renamed = _run([docker_binary(), "rename", cid, aside], env=docker_env)
+            if renamed.returncode != 0:
+                raise WorkflowError(f"docker rename {name} failed: {renamed.stderr.strip()}")
+            keep.add(cid)
+
+
+def container_ids(docker_env: Mapping[str, str]) -> set[str]:
+    """The ids of every container of the session's dockerd."""
+    from ci.release.dockerfile_check import docker_binary  # noqa: PLC0415 - container jobs only
+
+    listed = _run([docker_binary(), "ps", "--all", "--no-trunc", "--quiet"], env=docker_env)
+    if listed.returncode != 0:
+        raise WorkflowError(f"docker ps failed: {listed.stderr.strip()}")
+    return set(listed.stdout.split())
 
 
 def not_run(root: Path, selection: Sequence[tuple[str, Sequence[str]]]) -> list[Job]:
@@ -561,11 +633,9 @@ def table(results: Sequence[Result], skipped: Sequence[Job] = ()) -> str:
     rows = [("workflow", "job", "result", "run steps", "seconds")]
     for r in results:
         done = len(r.job.run_steps) - len(r.missing)
-        verdict = "success" if r.ok else f"FAILED (act exit {r.exit_code}, {r.job_result})"
         where = f"{r.job.job_id} [container]" if r.job.container else r.job.job_id
-        rows.append(
-            (r.job.workflow, where, verdict, f"{done}/{len(r.job.run_steps)}", f"{r.seconds:.0f}")
-        )
+        steps = f"{done}/{len(r.job.run_steps)}"
+        rows.append((r.job.workflow, where, verdict(r), steps, f"{r.seconds:.0f}"))
     for job in skipped:
         where = f"{job.job_id} [container]" if job.container else job.job_id
         rows.append((job.workflow, where, why_not_run(job), "-", "-"))
@@ -849,8 +919,10 @@ def run(
     selection: Sequence[tuple[str, Sequence[str]]],
     act: Path,
     environ: Mapping[str, str] | None = None,
+    attempts: int = ATTEMPTS,
 ) -> list[Result]:
-    """Run each (workflow, jobs) selection under act; the results in order."""
+    """Run each (workflow, jobs) selection under act; the results in order. A failed job
+    is run again, up to ATTEMPTS times in all (see run_attempts)."""
     jobs = [job for workflow, ids in selection for job in plan(root, workflow, ids)]
     for job in jobs:  # refuse an unknown pin before anything runs
         for pin in job.pins:
@@ -863,7 +935,15 @@ def run(
         pins = (pin for job in jobs for pin in job.pins)
         repo = prepare(root, work, act, prefix, pins, {v for job in jobs for v in job.pythons})
         if not any(job.container for job in jobs):
-            return [run_job(job, work / "act", repo, work, prefix, env) for job in _announce(jobs)]
+            return [
+                run_attempts(
+                    job,
+                    functools.partial(run_job, job, work / "act", repo, work, prefix, env),
+                    lambda: None,  # a host job leaves no container; act copies the repo anew
+                    attempts,
+                )
+                for job in _announce(jobs)
+            ]
         from ci.release.dockerfile_check import Dockerd  # noqa: PLC0415 - container jobs only
 
         if os.geteuid() != 0:
@@ -884,9 +964,12 @@ def run(
                 # the session's directory (waiting for dockerd to remove a finished job's
                 # container never ended: --reuse keeps it).
                 for job in _announce(jobs):
-                    results.append(
-                        run_job(job, work / "act", repo, work, prefix, env, workflows=changed)
+                    before = container_ids(docker_env)
+                    attempt = functools.partial(
+                        run_job, job, work / "act", repo, work, prefix, env, workflows=changed
                     )
+                    fresh = functools.partial(set_aside_containers, docker_env, before)
+                    results.append(run_attempts(job, attempt, fresh, attempts))
                 return results
         finally:
             unmount_below(work)

@@ -27,6 +27,13 @@ def _err(message: str) -> None:
     print(f"{PROG}: error: {message}", file=sys.stderr)
 
 
+def _attempts(text: str) -> int:
+    """--attempts: a whole number from 1 to 5."""
+    if not text.isdigit() or not 1 <= int(text) <= 5:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 5, got {text!r}")
+    return int(text)
+
+
 def read_python_version(lock: Path) -> str:
     """``[python] version`` from toolchain.lock, checked to be ``3.N`` (safe for YAML outputs)."""
     try:
@@ -104,7 +111,8 @@ def cmd_act(args: argparse.Namespace) -> int:
         selection = _selection(args.jobs)
     else:
         selection = [(DEFAULT_ACT_WORKFLOW, act.host_jobs(root, DEFAULT_ACT_WORKFLOW))]
-    results = act.run(root, selection, Path(args.act) if args.act else act.find_act())
+    found = Path(args.act) if args.act else act.find_act()
+    results = act.run(root, selection, found, attempts=args.attempts or act.ATTEMPTS)
     if report := act.failure_report(results):
         print(report)
     print(act.table(results, act.not_run(Path(args.root).resolve(), selection)))
@@ -113,6 +121,12 @@ def cmd_act(args: argparse.Namespace) -> int:
         if r.missing:
             steps = ", ".join(r.missing)
             _err(f"{r.job.workflow} {r.job.job_id}: run: steps not successful: {steps}")
+    if again := [r.job.job_id for r in results if r.ok and r.earlier is not None]:
+        print(
+            f"{PROG}: warning: green only on a second attempt: {', '.join(again)} "
+            "(the failed attempt's last lines are above the table)",
+            file=sys.stderr,
+        )
     if failed:
         _err(f"{len(failed)} job(s) failed under act: {', '.join(failed)}")
         return 1
@@ -155,6 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"jobs to run (default: every host job of {DEFAULT_ACT_WORKFLOW})",
     )
     p.add_argument("--act", help="act executable (default: beside this python)")
+    p.add_argument(
+        "--attempts",
+        type=_attempts,
+        help="runs of a failed job before it fails the session, a container job in a fresh "
+        "container each time (default: 2; 1: no second attempt)",
+    )
     p.set_defaults(func=cmd_act)
 
     p = sub.add_parser("vendor", help=cmd_vendor.__doc__)

@@ -287,7 +287,7 @@ jobs:
       - run: echo never
 """
     repo = _git_repo(tmp_path / "repo", workflow)
-    green, red = act.run(repo, [("t.yml", ["green", "red"])], ACT_BIN)
+    green, red = act.run(repo, [("t.yml", ["green", "red"])], ACT_BIN, attempts=1)
     out = capsys.readouterr().out
     assert green.ok, out
     assert green.steps["0"] == green.steps["1"] == "success"
@@ -301,6 +301,100 @@ jobs:
     assert report[1] == "  [red] step 0 (failure):"  # from act's own JSON: the step's lines
     assert "  [red] the red step's cause" in report
     assert not any("[green]" in line for line in report)
+
+
+@needs_root_and_act
+def test_a_failed_job_runs_once_more_and_a_second_attempt_is_declared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    workflow = """on: push
+jobs:
+  flaky:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: |
+          m="$BOT4_ACT_ARTIFACTS/tried"
+          [ -e "$m" ] || { echo "first attempt fails"; touch "$m"; exit 3; }
+  red:
+    runs-on: ubuntu-24.04
+    steps:
+      - run: echo "red, every time"; exit 4
+"""
+    repo = _git_repo(tmp_path / "repo", workflow)
+    status = cli.main(["--root", str(repo), "act", "t.yml:flaky,red", "--act", str(ACT_BIN)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    rows = {line.split()[1]: line for line in out.splitlines() if line.startswith("t.yml ")}
+    assert "success on attempt 2 (attempt 1: act exit 1, failure)" in rows["flaky"]
+    assert "FAILED (act exit 1, failure) on attempt 2 (attempt 1: act exit 1" in rows["red"]
+    report = out.splitlines()
+    assert "act: the last lines of t.yml flaky (attempt 1 of 2):" in report
+    assert "act: the last lines of t.yml flaky (attempt 2 of 2):" not in report  # green
+    assert "[flaky] first attempt fails" in report  # streamed as it ran
+    assert report.count("  [flaky] first attempt fails") == 1  # and repeated, once
+    assert "act: the last lines of t.yml red (attempt 2 of 2):" in report
+    assert "act: t.yml flaky failed (FAILED (act exit 1, failure)); attempt 2 of 2, from a " \
+        "clean slate" in report
+    assert err.splitlines()[-2:] == [
+        "python -m ci.workflows: warning: green only on a second attempt: flaky (the failed "
+        "attempt's last lines are above the table)",
+        "python -m ci.workflows: error: 1 job(s) failed under act: red",
+    ]
+    # --attempts 1: the first failure is final (the marker is per session, so it fails again).
+    once = cli.main(
+        ["--root", str(repo), "act", "t.yml:flaky", "--act", str(ACT_BIN), "--attempts", "1"]
+    )
+    out = capsys.readouterr().out
+    assert once == 1
+    assert "attempt 2" not in out
+
+
+@pytest.mark.parametrize("bad", ["0", "6", "two", "-1", ""])
+def test_attempts_must_be_a_small_whole_number(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["act", "--attempts", bad])
+    assert exit_info.value.code == 2
+    assert "expected a whole number from 1 to 5" in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (its own dockerd)")
+def test_a_failed_attempts_containers_are_set_aside_for_a_fresh_one(tmp_path: Path) -> None:
+    from ci.release.dockerfile_check import Dockerd, docker_binary
+
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "rootfs" / "x").write_text("x", encoding="utf-8")
+    tarball = tmp_path / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(tmp_path / "rootfs"), "-cf", str(tarball), "x"], check=True)
+    with Dockerd(tmp_path / "dockerd") as daemon:
+        env = daemon.env()
+
+        def docker(*args: str) -> str:
+            done = subprocess.run(
+                [docker_binary(), *args], env=env, capture_output=True, text=True, check=True
+            )
+            return done.stdout.strip()
+
+        docker("import", str(tarball), "bot4-test/x")
+        docker("create", "--name", "earlier-job", "bot4-test/x", "/x")
+        before = act.container_ids(env)
+        first = docker("create", "--name", "act-t-flaky", "bot4-test/x", "/x")
+        assert act.container_ids(env) == before | {first}
+        act.set_aside_containers(env, before)
+        names = set(docker("ps", "--all", "--format", "{{.Names}}").split())
+        assert names == {"earlier-job", f"act-t-flaky-failed-{first[:12]}"}
+        # The name is free again: --reuse finds nothing and act creates a new container;
+        # a third attempt sets the second aside too, and the first is left as it is.
+        second = docker("create", "--name", "act-t-flaky", "bot4-test/x", "/x")
+        act.set_aside_containers(env, before)
+        names = set(docker("ps", "--all", "--format", "{{.Names}}").split())
+        assert names == {
+            "earlier-job",
+            f"act-t-flaky-failed-{first[:12]}",
+            f"act-t-flaky-failed-{second[:12]}",
+        }
 
 
 @pytest.mark.e2e
