@@ -333,8 +333,10 @@ jobs:
     assert "[flaky] first attempt fails" in report  # streamed as it ran
     assert report.count("  [flaky] first attempt fails") == 1  # and repeated, once
     assert "act: the last lines of t.yml red (attempt 2 of 2):" in report
-    assert "act: t.yml flaky failed (FAILED (act exit 1, failure)); attempt 2 of 2, from a " \
+    assert (
+        "act: t.yml flaky failed (FAILED (act exit 1, failure)); attempt 2 of 2, from a "
         "clean slate" in report
+    )
     assert err.splitlines()[-2:] == [
         "python -m ci.workflows: warning: green only on a second attempt: flaky (the failed "
         "attempt's last lines are above the table)",
