@@ -105,10 +105,29 @@ def correlation_matrix(returns: object, *, path: Path_ | None = None) -> F64:
 
 
 def covariance_matrix(returns: object, *, ddof: int = 1) -> F64:
-    """Sample covariance of the columns (one centred BLAS product)."""
+    """Sample covariance of the columns (one centred BLAS product).
+
+    Finite values whose sums overflow are rescaled by powers of two (exact) and the
+    result scaled back; a covariance beyond float64's range is refused, never returned
+    as inf (np.cov's answer, with a warning only).
+    """
     arr = validate_returns(returns, min_rows=ddof + 1)
-    centred = arr - arr.mean(axis=0)
-    cov: F64 = (centred.T @ centred) / (arr.shape[0] - ddof)
+    with np.errstate(over="ignore", invalid="ignore"):
+        centred = arr - arr.mean(axis=0)
+        cov: F64 = (centred.T @ centred) / (arr.shape[0] - ddof)
+    if np.all(np.isfinite(cov)):
+        return cov
+    exponent = _column_exponents(arr)
+    scaled = np.ldexp(arr, -exponent)
+    centred = scaled - scaled.mean(axis=0)
+    cov = (centred.T @ centred) / (arr.shape[0] - ddof)
+    with np.errstate(over="ignore"):
+        cov = np.ldexp(np.ldexp(cov, exponent[:, None]), exponent[None, :])
+    if not np.all(np.isfinite(cov)):
+        raise RiskError(
+            "the covariance of these returns is beyond float64's range (about 1.8e308): "
+            "rescale the returns first"
+        )
     return cov
 
 
@@ -166,9 +185,14 @@ def _rescaled(arr: F64) -> F64:
     matter next to its spread), so the correlation is unchanged and no square under- or
     overflows.
     """
-    _, exponent = np.frexp(np.max(np.abs(arr), axis=0))
-    scaled: F64 = np.ldexp(arr, -exponent)
+    scaled: F64 = np.ldexp(arr, -_column_exponents(arr))
     return scaled
+
+
+def _column_exponents(arr: F64) -> NDArray[np.intc]:
+    """Per column, the power of two that brings its largest magnitude into [0.5, 1)."""
+    exponent: NDArray[np.intc] = np.frexp(np.max(np.abs(arr), axis=0))[1]
+    return exponent
 
 
 def correlation_vector(returns: object) -> F64:

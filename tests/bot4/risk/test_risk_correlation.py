@@ -170,6 +170,33 @@ def test_invalid_returns(returns: object, message: str) -> None:
             func(returns)
 
 
+def test_a_covariance_beyond_float64_is_refused_not_returned_as_inf() -> None:
+    returns = np.array([[1e160, 1.0], [-1e160, 2.0], [3e160, 4.0]])
+    with pytest.raises(RiskError, match="beyond float64's range") as caught:
+        covariance_matrix(returns)
+    assert "\n" not in str(caught.value)
+    with pytest.warns(RuntimeWarning, match="overflow"):  # the peer: inf, and a warning only
+        assert not np.all(np.isfinite(np.cov(returns, rowvar=False)))
+
+
+def test_a_covariance_in_range_from_sums_that_overflow_is_exact() -> None:
+    # Column sums overflow (np.cov: NaN); the covariance itself is small and exact.
+    returns = np.array([[1.5e308, 1.0, 1e150], [1.5e308, 2.0, -1e150], [1.5e308, 4.0, 1e150]])
+    got = covariance_matrix(returns)
+    ones = np.array([1.0, 2.0, 4.0])
+    var1 = float(np.var(ones, ddof=1))
+    assert got[0].tolist() == [0.0, 0.0, 0.0]
+    assert got[:, 0].tolist() == [0.0, 0.0, 0.0]
+    assert got[1, 1] == pytest.approx(var1, rel=1e-15)
+    assert got[2, 2] == pytest.approx(np.var([1.0, -1.0, 1.0], ddof=1) * 1e300, rel=1e-12)
+    assert got[1, 2] == got[2, 1]
+    assert got[1, 2] == pytest.approx(np.cov(ones, [1.0, -1.0, 1.0])[0, 1] * 1e150, rel=1e-12)
+    # Values in range take the plain product: bit for bit what it gave before.
+    plain = np.array([[1e150, 1.0], [-1e150, 2.0], [3e150, 4.0]])
+    centred = plain - plain.mean(axis=0)
+    assert np.array_equal(covariance_matrix(plain), (centred.T @ centred) / 2)
+
+
 def test_returns_whose_column_sums_overflow_are_rescaled_not_refused() -> None:
     """Finite values are valid input: a column sum above float64's range is no reason to refuse."""
     returns = np.array([[1e308, 1.0, 1e308], [1.5e308, 2.0, 1e308], [1.7e308, 4.0, 1e308]])
