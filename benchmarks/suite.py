@@ -35,8 +35,13 @@ from limits import RateLimitItemPerSecond  # noqa: E402
 from limits.storage import MemoryStorage  # noqa: E402
 from limits.strategies import FixedWindowRateLimiter  # noqa: E402
 
+from benchmarks.alternation import best_pair  # noqa: E402
 from benchmarks.risk.bench_risk import (  # noqa: E402
+    CORRELATION_ROUNDS,
+    CORRELATION_SHAPE,
     N_INSTRUMENTS,
+    correlation_returns,
+    correlation_rounds,
     make_batch,
     make_limits,
 )
@@ -46,7 +51,6 @@ from bot4.risk import (  # noqa: E402
     RiskState,
     check_batch_scalar,
     check_batch_vector,
-    correlation_vector,
 )
 from bot4.simulator import ExchangeSimulator, Order, Side, parse_scenario  # noqa: E402
 from bot4.simulator.book import OrderBook  # noqa: E402
@@ -105,33 +109,6 @@ class Row:
     def floor_ok(self) -> bool:
         """Whether the in-run ratio is at or above its recorded floor."""
         return self.floor is None or self.ratio is None or self.ratio >= self.floor
-
-
-def best_pair(
-    ours: Callable[[], object], peer: Callable[[], object], repeat: int, peer_repeat: int = 0
-) -> tuple[float, float]:
-    """Least disturbed wall times of ours and the peer, timed in alternation.
-
-    Alternating (ours, peer, ours, peer, …) rather than all of ours then all of the peer
-    keeps a change in the machine's load from landing on one side of the ratio only.
-    """
-    t_ours, t_peer = float("inf"), float("inf")
-    for k in range(max(repeat, peer_repeat or repeat)):
-        if k < repeat:
-            t_ours = min(t_ours, best(ours, 1))
-        if k < (peer_repeat or repeat):
-            t_peer = min(t_peer, best(peer, 1))
-    return t_ours, t_peer
-
-
-def best(fn: Callable[[], object], repeat: int) -> float:
-    """Least disturbed wall time of one call (seconds)."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 # ---------------------------------------------------------------- venue and bare book
@@ -345,32 +322,19 @@ def limiter_rows(quick: bool) -> list[Row]:
     ]
 
 
-CORRELATION_ROUNDS = 5
-
-
 def correlation_rows(quick: bool) -> list[Row]:
-    """Ours vs np.corrcoef in ``CORRELATION_ROUNDS`` rounds, each best-of-N alternated.
-
-    The goal is "no slower in 5 of 5 runs", so the row's ratio is the worst round's and
-    every round's ratio is kept: one lucky round cannot carry the row.
+    """Ours vs np.corrcoef in ``CORRELATION_ROUNDS`` alternated rounds (bench_risk's
+    measurement). The goal is "no slower in 5 of 5 runs", so the row's ratio is the worst
+    round's and every round's ratio is kept: one lucky round cannot carry the row.
     """
-    returns = np.random.default_rng(3).normal(0.0, 0.01, size=(2520, 500))
-    if not np.allclose(correlation_vector(returns), np.corrcoef(returns, rowvar=False), atol=1e-12):
-        raise SystemExit("correlation_vector disagrees with np.corrcoef: this is a bug")
-    repeat = 3 if quick else 15  # per round and side: a burst of load must miss one call of 15
-    rounds = [
-        best_pair(
-            lambda: correlation_vector(returns), lambda: np.corrcoef(returns, rowvar=False), repeat
-        )
-        for _ in range(CORRELATION_ROUNDS)
-    ]
-    ratios = tuple(theirs / ours for ours, theirs in rounds)
-    worst = ratios.index(min(ratios))
-    ours, theirs = rounds[worst]
+    measured = correlation_rounds(correlation_returns(), quick)
+    ours, theirs = measured.worst
+    ratios = measured.ratios
+    t, n = CORRELATION_SHAPE
     return [
         Row(
             "correlation",
-            "correlation matrix T=2520 × N=500",
+            f"correlation matrix T={t} × N={n}",
             ours * 1e3,
             "ms",
             None,
@@ -378,7 +342,7 @@ def correlation_rows(quick: bool) -> list[Row]:
             f"{CORRELATION_ROUNDS} rounds",
             "np.corrcoef, same matrix",
             theirs * 1e3,
-            ratios[worst],
+            min(ratios),
             ratio_goal=1.0,
             round_ratios=ratios,
         )

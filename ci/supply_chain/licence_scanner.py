@@ -30,15 +30,13 @@ those tests rather than changing a verdict silently. Nothing is cached across ru
 from __future__ import annotations
 
 import copy
-import gc
 import gzip
 import itertools
 import marshal
 import re
 import weakref
 from array import array
-from collections.abc import Callable
-from typing import TypeVar, cast
+from typing import cast
 
 from licenseclassifier._engine.dictionary import (
     _CANON,
@@ -71,6 +69,8 @@ from licenseclassifier._engine.scan import (
     Scanner,
     builtin_scanner,
 )
+
+from ci.gcpause import without_gc
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
 # characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
@@ -627,25 +627,6 @@ def _fold(word: str) -> str:
     if word.isascii():
         return word.lower().replace("(", "").replace(")", "")
     return to_fold(word)
-
-
-_T = TypeVar("_T")
-
-
-def without_gc(make: Callable[[], _T]) -> _T:
-    """``make()`` with the cyclic garbage collector paused, its previous state restored
-    (also on error). What a scan allocates — a tuple per word, the DFA's states, the
-    results — and what building a library's tables allocates hold no reference cycle, yet
-    every ~700 allocations would start a collection traversing them all (about a tenth of
-    the CPU of ``python -m ci licenses``). A scan's words are freed before the collector is
-    back, so it never sees them; long-lived tables are seen once, not at every collection."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return make()
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Scanner(Scanner):

@@ -28,6 +28,7 @@ import re
 from license_expression import ExpressionError
 from licenseclassifier._engine.scan import Scanner
 
+from ci.gcpause import without_gc
 from ci.supply_chain import licence_scanner, spdx_index
 
 # One SPDX licensing for the toolkit (ci.supply_chain.licenses uses this one): the
@@ -85,7 +86,7 @@ def identify_how(text: str) -> tuple[tuple[str, ...], str]:
 def _scanner() -> Scanner:
     """The library's scanner, made faster with identical results
     (:mod:`ci.supply_chain.licence_scanner`); loaded on the first text."""
-    return licence_scanner.fast_scanner(licence_scanner.without_gc(licence_scanner.load))
+    return licence_scanner.fast_scanner(without_gc(licence_scanner.load))
 
 
 def _identify(text: str) -> tuple[tuple[str, ...], str]:

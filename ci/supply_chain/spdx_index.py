@@ -32,7 +32,7 @@ from license_expression import (
     vendored_scancode_licensedb_index_location,
 )
 
-from ci.supply_chain.licence_scanner import without_gc
+from ci.gcpause import without_gc
 
 DATA = Path(__file__).resolve().with_name("spdx-licences.json")
 INDEX = Path(vendored_scancode_licensedb_index_location)

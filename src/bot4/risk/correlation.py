@@ -150,8 +150,10 @@ def _constant_columns(arr: F64, sum_sq: F64) -> NDArray[np.bool_]:
     return constant
 
 
-def _uncentred_product(arr: F64, mean: F64) -> F64 | None:
-    """``Xᵀ X − T·μ μᵀ`` (the centred product) without centring ``X``, or None.
+def _uncentred_product(arr: F64, mean: F64) -> tuple[F64, F64] | None:
+    """``Xᵀ X − T·μ μᵀ`` (the centred product) without centring ``X``, and a copy of its
+    diagonal (the centred sums of squares, read once: the check below and the caller's
+    scaling both use it), or None.
 
     None when some column's mean is not small next to its spread (prices rather than
     returns, a constant column other than 0, overflow) or when ``arr`` is a strided view
@@ -173,9 +175,10 @@ def _uncentred_product(arr: F64, mean: F64) -> F64 | None:
             return None
         product: F64 = arr.T @ arr  # syrk on the caller's array: no copy
         product -= np.multiply(scaled[:, None], scaled, out=_workspace(product.shape))
-        if not np.all(mean_sq <= MEAN_SPREAD_MAX * np.diag(product)):
+        sum_sq = np.diag(product).copy()
+        if not np.all(mean_sq <= MEAN_SPREAD_MAX * sum_sq):
             return None
-    return product
+    return product, sum_sq
 
 
 def _rescaled(arr: F64) -> F64:
@@ -224,11 +227,13 @@ def correlation_vector(returns: object) -> F64:
 def _centred_product(arr: F64, mean: F64) -> tuple[F64, F64, NDArray[np.bool_]]:
     """``(X − μ)ᵀ (X − μ)``, its diagonal and the constant columns, for finite ``arr``."""
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        corr = _uncentred_product(arr, mean)
-        if corr is None:
+        uncentred = _uncentred_product(arr, mean)
+        if uncentred is None:
             centred = np.subtract(arr, mean, out=_workspace(arr.shape))
             corr = centred.T @ centred  # the only full-size result: returned, scaled in place
-        sum_sq = np.diag(corr).copy()
+            sum_sq = np.diag(corr).copy()
+        else:
+            corr, sum_sq = uncentred
         return corr, sum_sq, _constant_columns(arr, sum_sq)
 
 

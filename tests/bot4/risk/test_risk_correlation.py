@@ -90,10 +90,13 @@ def test_returns_take_the_uncentred_product_and_prices_the_centred_one() -> None
     rng = np.random.default_rng(4)
     returns = rng.normal(0.0, 0.01, size=(400, 20))
     mean = returns.mean(axis=0)
-    product = correlation._uncentred_product(returns, mean)
-    assert product is not None
+    uncentred = correlation._uncentred_product(returns, mean)
+    assert uncentred is not None
+    product, sum_sq = uncentred
     centred = returns - mean
     np.testing.assert_allclose(product, centred.T @ centred, rtol=1e-12, atol=1e-15)
+    assert np.array_equal(sum_sq, np.diag(product))  # its diagonal, a copy
+    assert not np.shares_memory(sum_sq, product)
     for refused in (
         returns + 100.0,  # prices: the mean dwarfs the spread
         np.hstack([returns, np.full((400, 1), 0.5)]),  # a constant column other than 0

@@ -154,8 +154,10 @@ case "$1" in update) exit 0 ;; esac
 exit 100
 """
 DPKG_QUERY_SHIM = "#!/bin/sh\nexit 1\n"  # every pinned package reads as not installed
-# every pinned package reads as installed at an old build (as a machine image's own systemd)
+# every pinned package reads as installed at an old build (as a machine image's own systemd);
+# each query is recorded beside the shim (bin/dpkg-query.log)
 DPKG_QUERY_OLD_SHIM = """#!/bin/sh
+echo "$*" >> "$0.log"
 case "$*" in *Status*) printf 'install ok installed 1:0.1-1' ;; *) printf '1:0.1-1' ;; esac
 """
 
@@ -219,6 +221,9 @@ def test_scripts_gate_brings_a_package_installed_at_another_version_to_its_pin(
     assert f"gate: installing git {current} (debian-tools.lock) over the installed 1:0.1-1" in (
         run.stderr.splitlines()
     )
+    # one read of the installed version per package: the message reuses the status query's
+    queries = (tmp_path / "bin" / "dpkg-query.log").read_text(encoding="utf-8").splitlines()
+    assert queries == ["-W -f=${Status} ${Version} git"]
 
 
 @pytest.mark.e2e
