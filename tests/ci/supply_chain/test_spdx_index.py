@@ -89,7 +89,10 @@ def test_the_data_file_passes_the_check_licensing_skips() -> None:
     assert symbols(ours) == symbols(library)
     assert ours.known_symbols_lowercase.keys() == library.known_symbols_lowercase.keys()
     for key, symbol in library.known_symbols_lowercase.items():
-        assert vars(ours.known_symbols_lowercase[key]) == vars(symbol), key
+        made = ours.known_symbols_lowercase[key]
+        assert type(made) is type(symbol), key
+        assert list(vars(made).items()) == list(vars(symbol).items()), key  # order too
+        assert made == symbol and hash(made) == hash(symbol), key
     assert ours.advanced_tokenizer is None
     twice = [*rows[:3], rows[0]]
     with pytest.raises(ValueError, match="Invalid duplicated license key"):
