@@ -5,11 +5,12 @@ is four things done in pure Python, each replaced here by an identical, quicker 
   small pieces; here the file is decompressed in one call and handed to the library's own
   ``Scanner.from_compiled``, after the library's own format-version check;
 * splitting a text into words, one character at a time (a 194 kB bundled
-  ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``) are taken
-  whole (lowered once, split at the gaps in bulk, one table lookup per word); the rest goes
+  ``yarn.js.LICENSE.txt`` ≈ 0.3 s): here plain-ASCII stretches (no ``<{&]``, found with
+  ``bytes.find``) are taken whole, in bytes (lowered and split at the gaps by one
+  translation and ``bytes.split``, one table lookup per word); the rest goes
   — non-ASCII word characters, HTML tags and entities, Markdown anchors and links, ``©`` —
-  through the library's own functions in its order, and the words the table leaves out
-  (unknown, ``copyright``, ``c``, ``…(s)``) through the library's rules one by one;
+  through the library's own functions in its order, and the words the table leaves to
+  them (``copyright``, ``c``, ``…(s)``) through the library's rules one by one;
 * building its DFA lazily, each state's transitions by walking the whole state once per
   word it holds: here they are gathered in one pass from each instruction's closure
   (computed once, by the library's ``_add``; cut by its ``_trim``), and a state that is
@@ -29,6 +30,7 @@ those tests rather than changing a verdict silently. Nothing is cached across ru
 
 from __future__ import annotations
 
+import bisect
 import copy
 import gzip
 import itertools
@@ -73,17 +75,31 @@ from licenseclassifier._engine.scan import (
 from ci.gcpause import without_gc
 
 # Where the plain ASCII path stops and the library's own step takes over: the four
-# characters that open a skipped HTML/Markdown span, and any non-ASCII character. One
-# class, so sre scans it fast, and written as "not the rest of ASCII": a range up to
-# U+10FFFF costs sre ~9 ms to compile, a sixth of what splitting the corpus costs.
-_IRREGULAR = re.compile(r"[^\x00-\x25\x27-\x3b\x3d-\x5c\x5e-\x7a\x7c-\x7f]")  # & < ] {
+# characters that open a skipped HTML/Markdown span, and any non-ASCII character. The text
+# is encoded to ASCII with every other code point (surrogates too) a "?", and translated
+# so that those four and "?" are NUL (a NUL of the text is made 0x01): bytes.find then
+# finds the next stop at memchr speed (a character class costs sre ~70 instructions a
+# character), and a NUL that is a "?" of the text is passed over (:func:`_next_stop`).
+_MARKS = bytes(0 if chr(c) in "&<]{?" else 1 if c == 0 else c for c in range(256))
+
+
+def _marks(text: str) -> bytes:
+    """The text's stop marks (see :data:`_MARKS`), one byte a code point."""
+    return text.encode("ascii", "replace").translate(_MARKS)
+
+
+def _next_stop(text: str, marks: bytes, i: int) -> int:
+    """The first stop at or after ``i`` (a ``<{&]`` or a non-ASCII character), or the
+    text's length."""
+    at = marks.find(0, i)
+    while at >= 0 and text[at] == "?":
+        at = marks.find(0, at + 1)
+    return at if at >= 0 else len(text)
+
+
 # A word in plain ASCII text: a letter/digit run (the library's word start and continue
 # tests, for ASCII) and the ``(s)`` it folds into the word.
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9]+(?:\(s\))?")
-# The same, in a lowered segment (one without "(S)").
-_LOWER_WORD = re.compile(r"([a-z0-9]+(?:\(s\))?)")
-# The same in a lowered segment without "(s)": a letter/digit run.
-_LOWER_RUN = re.compile(r"([a-z0-9]+)")
 # ASCII letters and digits: for them the library's word-continue test is true and its fold
 # is str.lower, so a run is taken in one step.
 _ASCII_RUN = re.compile(r"[A-Za-z0-9]*")
@@ -181,6 +197,7 @@ def _table(words_dict: Dict) -> dict[str, int]:
 
 _TABLES: weakref.WeakKeyDictionary[Dict, tuple[int, dict[str, int]]] = weakref.WeakKeyDictionary()
 _ASCII_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ASCII_WORD_BYTES = frozenset(map(ord, _ASCII_WORD_CHARS))
 
 
 def _plain(
@@ -191,10 +208,10 @@ def _plain(
     :func:`_step` must take over: the start of a letter/digit run that reaches ``end`` (the
     character there, non-ASCII, may continue the word), else ``end``.
 
-    The segment is lowered, its words found and looked up in the table in bulk; only the
-    words the table leaves out (unknown, ``copyright``, ``c``, ``…(s)``) are looked at one
-    by one. A segment holding ``(S)`` (which lowering would turn into the ``(s)`` the
-    library folds case-sensitively) is done word by word."""
+    The words are found and looked up in bulk, in bytes (:func:`_plain_bytes`); only the
+    words the table leaves out (``copyright``, ``c``, ``…(s)``) are looked at one by one. A
+    segment holding ``(S)`` (which lowering would turn into the ``(s)`` the library folds
+    case-sensitively) is done word by word."""
     n = len(text)
     stop = end
     if end < n:
@@ -204,27 +221,98 @@ def _plain(
     if "(S)" in segment:
         _plain_each(words_dict, text, pos, stop, words)
         return stop
-    lowered = segment.lower()
-    hits, los, his = _plain_words(lowered, pos)
+    _plain_bytes(words_dict, text, pos, segment, words)
+    return stop
+
+
+# A plain segment's bytes with each letter or digit lowered and anything else a space
+# (bytes.split's gap), and with each letter or digit a space and anything else an "x".
+_LOWERED = bytes(ord(chr(c).lower()) if chr(c) in _ASCII_WORD_CHARS else 0x20 for c in range(256))
+_GAPS = bytes(0x20 if chr(c) in _ASCII_WORD_CHARS else 0x78 for c in range(256))
+# The id :func:`_plain_bytes` gives a word to be looked at in full: ``c`` (which ``(c)``
+# makes ``copyright``) and a word with its ``(s)``. Neither a word's id nor BAD_WORD nor
+# ANY_WORD.
+_ODD = -3
+
+
+def _plain_bytes(
+    words_dict: Dict, text: str, pos: int, segment: str, words: list[tuple[int, int, int]]
+) -> None:
+    """:func:`_plain`'s words of a segment without ``(S)``: a word is a letter/digit run
+    (and the ``(s)`` right after it), so one table translates the bytes (lowered, gaps made
+    spaces) and ``bytes.split`` yields the runs; the ids come from the table keyed by bytes
+    (a word it lacks, other than ``c``, is one the library cannot find either), the bounds
+    from the runs' and the gaps' lengths (the gaps split out of a second translation).
+    Each ``(s)`` right after a run (which the translation split into that run and ``s``)
+    then joins its run."""
+    raw = segment.encode("ascii")
+    lowered = raw.translate(_LOWERED)
+    hits = lowered.split()
+    count = len(hits)
+    if not count:
+        return
+    ids = list(map(_bytes_table(words_dict).get, hits, itertools.repeat(BAD_WORD)))
+    gaps = list(map(len, raw.translate(_GAPS).split()))
+    if lowered[0] != 0x20:  # the segment starts with a word: no gap before it
+        gaps.insert(0, 0)
+    lengths = [0] * (2 * count)
+    lengths[0::2] = gaps[:count]
+    lengths[1::2] = map(len, hits)
+    bounds = list(itertools.accumulate(lengths, initial=pos))
+    los = bounds[1::2]
+    his = bounds[2::2]
+    at = raw.find(b"(s)")
+    while at >= 0:
+        if at and raw[at - 1] in _ASCII_WORD_BYTES:  # "(s)" after a run: one word
+            k = bisect.bisect_left(his, pos + at)  # the run ending there; "s" is k + 1
+            hits[k : k + 2] = [hits[k] + b"(s)"]
+            ids[k : k + 2] = [_ODD]
+            his[k : k + 2] = [his[k + 1] + 1]
+            del los[k + 1]
+        at = raw.find(b"(s)", at + 3)
+    _resolve(words_dict, text, hits, ids, los, his, words)
+
+
+def _bytes_table(words_dict: Dict) -> dict[bytes, int]:
+    """:func:`_table` keyed by the words' ASCII bytes, with ``c`` → :data:`_ODD`."""
     table = _table(words_dict)
-    # Without a "c" or an "(s)", a word the table lacks is one the library cannot find
-    # either (the table holds every dictionary word and the rewrites that reach one).
-    bare = "(s)" not in lowered and "c" not in hits
-    ids: list[int | None]
-    if bare:
-        ids = list(map(table.get, hits, itertools.repeat(BAD_WORD)))
-    else:
-        ids = list(map(table.get, hits))
+    known = _BYTES_TABLES.get(words_dict)
+    if known is not None and known[0] is table:
+        return known[1]
+    keyed = {w.encode("ascii"): i for w, i in table.items() if w.isascii()}
+    keyed[b"c"] = _ODD
+    _BYTES_TABLES[words_dict] = (table, keyed)
+    return keyed
+
+
+_BYTES_TABLES: weakref.WeakKeyDictionary[Dict, tuple[dict[str, int], dict[bytes, int]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _resolve(
+    words_dict: Dict,
+    text: str,
+    hits: list[bytes],
+    ids: list[int],
+    los: list[int],
+    his: list[int],
+    words: list[tuple[int, int, int]],
+) -> None:
+    """Append a plain segment's words, given their folded spellings (``hits``), the ids the
+    table gave (:data:`_ODD` for a word to be looked at in full) and their bounds. The odd
+    words and the copyrights (two in a row collapse) are looked at one by one, in the
+    library's way."""
     spans = list(zip(ids, los, his, strict=True))
     copyright_id = words_dict._map["copyright"]
-    if copyright_id not in ids and (bare or None not in ids):
-        words.extend(cast("list[tuple[int, int, int]]", spans))  # no None id: just checked
-        return stop
-    found = cast("list[tuple[int, int, int] | None]", spans)  # None ids replaced below
+    if copyright_id not in ids and _ODD not in ids:
+        words.extend(spans)
+        return
+    found = cast("list[tuple[int, int, int] | None]", spans)  # None: a dropped copyright
     get = words_dict._map.get
-    for k in sorted(_indices(ids, None) + _indices(ids, copyright_id)):
-        # A word the dictionary lacks, "copyright" (collapsed), "c", "…(s)": in full.
-        w, lo, hi = _canonical(text, hits[k], los[k], his[k])
+    for k in sorted(_indices(ids, _ODD) + _indices(ids, copyright_id)):
+        # "copyright" (collapsed), "c", "…(s)": in full.
+        w, lo, hi = _canonical(text, hits[k].decode("ascii"), los[k], his[k])
         word_id = get(w)
         if word_id is None:
             found[k] = (BAD_WORD, lo, hi)
@@ -237,20 +325,9 @@ def _plain(
         else:
             found[k] = (word_id, lo, hi)
     words.extend(filter(None, found))  # a dropped copyright is None, a word a tuple
-    return stop
 
 
-def _plain_words(lowered: str, pos: int) -> tuple[list[str], list[int], list[int]]:
-    """The words of a lowered plain segment that starts at ``pos``, their starts and ends:
-    a regular expression splits it into gaps and words (a word's ``(s)`` is part of it),
-    and the bounds are the running sum of their lengths."""
-    split = _LOWER_WORD.split if "(s)" in lowered else _LOWER_RUN.split
-    parts = split(lowered)  # [gap, word, gap, word, …, gap]
-    bounds = list(itertools.accumulate(map(len, parts), initial=pos))
-    return parts[1::2], bounds[1:-1:2], bounds[2::2]
-
-
-def _indices(values: list[int | None], value: int | None) -> list[int]:
+def _indices(values: list[int], value: int) -> list[int]:
     """Where ``value`` is in ``values`` (list.index: the scan runs in C)."""
     found: list[int] = []
     k = -1
@@ -288,11 +365,10 @@ def split(words_dict: Dict, text: str) -> list[tuple[int, int, int]]:
     """``words_dict.split(text)``: (word id, start, end) for each word, as the library."""
     words: list[tuple[int, int, int]] = []
     n = len(text)
-    search = _IRREGULAR.search
+    marks = _marks(text)
     i = 0
     while i < n:
-        hit = search(text, i)
-        end = hit.start() if hit is not None else n
+        end = _next_stop(text, marks, i)
         i = _plain(words_dict, text, i, end, words)
         if i < n:
             i = _step(words_dict, text, i, words)

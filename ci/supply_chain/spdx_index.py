@@ -4,9 +4,10 @@
 (~1 MB of JSON, 2,579 entries) and keeps, for the 2,447 with an SPDX id, four fields.
 Parsing the whole file is a third of what building the licensing costs (~50 M
 instructions a run). ``spdx-licences.json`` beside this module holds exactly those four
-fields in the library's order, and :func:`licensing` hands them to the library's own
-``load_licensing_from_license_index``, so the licensing is the library's, made from the
-same data.
+fields in the library's order, and :func:`licensing` makes the library's licensing from them
+as its ``load_licensing_from_license_index`` does (less the check of the data, made by the
+tests instead: :func:`from_entries`), so the licensing is the library's, made from the same
+data.
 
 The file names the index it was made from (its size and CRC-32); when the installed
 license-expression's index is another, the library's own loader is used. Regenerate
@@ -25,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from license_expression import (
+    LicenseSymbol,
     Licensing,
+    as_symbols,
     get_license_index,
     get_spdx_licensing,
-    load_licensing_from_license_index,
     vendored_scancode_licensedb_index_location,
 )
 
@@ -93,7 +95,42 @@ def _licensing() -> Any:  # noqa: ANN401 - license-expression ships no types
         return get_spdx_licensing()
     if data.get("index") != _fingerprint(raw):
         return get_spdx_licensing()
-    return load_licensing_from_license_index(data["licences"])
+    return from_entries(data["licences"])
+
+
+def _symbol(row: dict[str, Any]) -> Any:  # noqa: ANN401 - the library's LicenseSymbol
+    """``LicenseSymbol(**row)``: the attributes its ``__init__`` (and boolean.py's
+    ``Symbol`` and ``Expression`` under it) sets, in their order, without its checks of the
+    key (not empty, its characters, no keyword, spaces normalised), which the data file
+    passes (the tests build every symbol both ways and compare them)."""
+    symbol = object.__new__(LicenseSymbol)
+    vars(symbol).update(
+        key=row["key"],
+        aliases=tuple(row["aliases"]),
+        is_deprecated=row["is_deprecated"],
+        is_exception=row["is_exception"],
+        sort_order=5,
+        args=(),
+        isliteral=True,
+        iscanonical=True,
+        obj=row["key"],
+    )
+    return symbol
+
+
+def from_entries(rows: list[dict[str, Any]]) -> Any:  # noqa: ANN401 - the library's Licensing
+    """The library's ``load_licensing_from_license_index(rows)``, its ``Licensing.__init__``
+    without the ``validate_symbols`` pass and each symbol made by :func:`_symbol`: those
+    checks only raise on bad data (a key twice, an alias of two keys, a keyword as a key,
+    a bad key) and keep nothing, and the rows are the library's own index's, checked by the
+    tests rather than at every start (tests/ci/supply_chain/test_spdx_index.py: no error,
+    the same symbols; ~60 M instructions a run). Another index than the one the data file
+    was made from never gets here (:func:`licensing` uses the library's loader)."""
+    symbols = tuple(as_symbols([_symbol(row) for row in rows]))
+    made = Licensing()
+    made.known_symbols = {symbol.key: symbol for symbol in symbols}
+    made.known_symbols_lowercase = {symbol.key.lower(): symbol for symbol in symbols}
+    return made
 
 
 def main() -> int:

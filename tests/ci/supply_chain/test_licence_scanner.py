@@ -240,15 +240,49 @@ def test_the_ascii_shortcuts_are_the_library_rules() -> None:
             assert fold_rune(c) == c.lower()
         plain_start = licence_scanner._PLAIN_WORD.match(c) is not None
         assert plain_start == word
-        assert (licence_scanner._IRREGULAR.match(c) is not None) == (c in "<{&]")
-        assert (licence_scanner._LOWER_RUN.fullmatch(c.lower()) is not None) == word
+        stop = licence_scanner._next_stop(f"a{c}b", licence_scanner._marks(f"a{c}b"), 0)
+        assert (stop == 1) == (c in "<{&]")
+        assert stop in (1, 3)
+        lowered = c.encode("ascii").translate(licence_scanner._LOWERED)
+        assert lowered == (c.lower().encode("ascii") if word else b" ")
+        gap = c.encode("ascii").translate(licence_scanner._GAPS)
+        assert gap == (b" " if word else b"x")
+        assert (code in licence_scanner._ASCII_WORD_BYTES) == word
         assert licence_scanner._fold(f"A{c}b") == to_fold(f"A{c}b")
 
 
 def test_the_irregular_class_is_every_non_ascii_character() -> None:
     """Where the plain path stops: ``<{&]`` and every code point past ASCII (surrogates too)."""
     beyond = "".join(map(chr, range(0x80, 0x110000)))
-    assert "".join(licence_scanner._IRREGULAR.findall(beyond)) == beyond
+    marks = licence_scanner._marks(beyond)
+    assert marks == bytes(len(beyond))  # every one a stop mark, none a "?" of the text
+    assert "?" not in beyond
+    assert [licence_scanner._next_stop(beyond, marks, i) for i in (0, 5_000, 1_000_000)] == [
+        0,
+        5_000,
+        1_000_000,
+    ]
+    # A "?" or a NUL of the text is no stop; the end of the text is where none is left.
+    text = "a?b\x00c? d"
+    assert licence_scanner._next_stop(text, licence_scanner._marks(text), 0) == len(text)
+    text = "x?é?<"
+    marks = licence_scanner._marks(text)
+    assert [licence_scanner._next_stop(text, marks, i) for i in range(5)] == [2, 2, 2, 4, 4]
+
+
+def test_s_in_parentheses_joins_the_word_before_it_as_in_the_library() -> None:
+    """``(s)`` right after a run is part of that word (its end past the ``)``); anywhere
+    else it is the word ``s``; the run after it is a word of its own."""
+    words = builtin_scanner().dict
+    for text in (
+        "Contribution(s) x",
+        "(s) the(s)(s) a(s)b (s)",
+        "Work(s), Licensor(s).",
+        "copyright(s) copyright (c) (s)",
+        "c(s) http(s)://x.org",
+        "x (s)(s)(s)word(s)",
+    ):
+        assert licence_scanner.split(words, text) == words.split(text), text
 
 
 def test_a_scan_leaves_the_garbage_collector_as_it_found_it() -> None:

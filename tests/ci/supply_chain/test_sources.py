@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from ci.cli import main
 from ci.supply_chain import sources
 
 H = "--hash=sha256:" + "a" * 64
@@ -55,3 +58,37 @@ def test_cross_line_problems_and_missing_lock(tmp_path: Path) -> None:
 def test_repository_locks_are_clean() -> None:
     repo = Path(__file__).resolve().parents[3]
     assert sources.check_locks(sorted((repo / "locks").glob("*.txt"))) == []
+
+
+def test_a_lock_the_fast_check_cannot_vouch_for_is_still_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through `python -m ci sources`: pins the plain-form check (clean_lock) leaves to
+    packaging — one name under markers that differ only by quotes or parentheses, or by a
+    --hash hidden in a marker value — are refused, exit 1 (a cross-line problem: the first
+    is reported, as before); a plain lock with one name under two different markers
+    passes."""
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(
+        f"x==1 ; os_name == 'nt' {H}\n"
+        f'x==1 ; (os_name=="nt") {H}\n'
+        f"y==2 ; os_name == '--hash=sha256:aa' {H}\n"
+        f"y==2 ; os_name == '--hash=sha256:bb' {H}\n",
+        encoding="utf-8",
+    )
+    assert main(["sources", "--lock", str(lock)]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"ci: error: source: {lock}:2: x is pinned twice (first at line 1)",
+    ]
+    lock.write_text(
+        f"y==2 ; os_name == '--hash=sha256:aa' {H}\ny==2 ; os_name == '--hash=sha256:bb' {H}\n",
+        encoding="utf-8",
+    )
+    assert main(["sources", "--lock", str(lock)]) == 1
+    assert capsys.readouterr().err == (
+        f"ci: error: source: {lock}:2: y is pinned twice (first at line 1)\n"
+    )
+    lock.write_text(f"x==1 ; os_name == 'nt' {H}\nx==1 ; os_name != 'nt' {H}\n", encoding="utf-8")
+    assert main(["sources", "--lock", str(lock)]) == 0
+    assert capsys.readouterr().out == "sources: 1 locks clean\n"

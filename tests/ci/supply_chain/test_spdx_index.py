@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from license_expression import get_spdx_licensing
+from license_expression import (
+    LicenseSymbol,
+    get_spdx_licensing,
+    load_licensing_from_license_index,
+    validate_symbols,
+)
 
 from ci.supply_chain import licence_texts, spdx_index
 
@@ -70,6 +75,29 @@ def test_the_licensing_is_the_library_s() -> None:
         assert validated(ours, expression) == validated(library, expression), expression
     assert str(ours.parse(EXPRESSIONS[9])) == str(library.parse(EXPRESSIONS[9]))
     assert licence_texts.LICENSING.known_symbols.keys() == library.known_symbols.keys()
+
+
+def test_the_data_file_passes_the_check_licensing_skips() -> None:
+    """from_entries leaves out the library's validate_symbols (it keeps nothing, only
+    raises on bad data): the data file passes it, and what from_entries makes is what the
+    library's loader makes from the same rows; bad rows are what the check is for."""
+    rows = json.loads(spdx_index.DATA.read_bytes())["licences"]
+    _warnings, errors = validate_symbols([LicenseSymbol(**row) for row in rows])
+    assert errors == []
+    ours = spdx_index.from_entries(rows)
+    library = load_licensing_from_license_index(rows)
+    assert symbols(ours) == symbols(library)
+    assert ours.known_symbols_lowercase.keys() == library.known_symbols_lowercase.keys()
+    for key, symbol in library.known_symbols_lowercase.items():
+        made = ours.known_symbols_lowercase[key]
+        assert type(made) is type(symbol), key
+        assert list(vars(made).items()) == list(vars(symbol).items()), key  # order too
+        assert made == symbol and hash(made) == hash(symbol), key
+    assert ours.advanced_tokenizer is None
+    twice = [*rows[:3], rows[0]]
+    with pytest.raises(ValueError, match="Invalid duplicated license key"):
+        load_licensing_from_license_index(twice)
+    assert validate_symbols([LicenseSymbol(**row) for row in twice])[1]
 
 
 @pytest.mark.parametrize("damage", ["stale", "missing", "garbled"])
